@@ -1,0 +1,30 @@
+"""Classifier architectures of the OE reference, with its state-dict key layout."""
+from __future__ import annotations
+
+from typing import Callable
+
+from torch import nn
+
+from oe_core.errors import ConfigError
+
+from .allconv import AllConvNet
+from .wrn import NORMS, WideResNet
+
+ARCHS: dict[str, Callable[..., nn.Module]] = {
+    "wrn": lambda num_classes, depth, widen_factor, dropout, norm: WideResNet(
+        depth=depth, num_classes=num_classes, widen_factor=widen_factor, drop_rate=dropout, norm=norm),
+    "allconv": lambda num_classes, depth, widen_factor, dropout, norm: AllConvNet(num_classes),
+}
+
+
+def build_model(arch: str, num_classes: int, depth: int = 40, widen_factor: int = 2,
+                dropout: float = 0.3, norm: str = "batch") -> nn.Module:
+    """Build ``arch`` ("wrn" or "allconv"); depth/width/dropout/norm apply to the WRN only."""
+    if arch not in ARCHS:
+        raise ConfigError(f"unknown architecture {arch!r}; known: {', '.join(ARCHS)}")
+    if num_classes < 2:
+        raise ConfigError(f"a classifier needs at least 2 classes, got {num_classes}")
+    return ARCHS[arch](num_classes, depth, widen_factor, dropout, norm)
+
+
+__all__ = ["ARCHS", "NORMS", "AllConvNet", "WideResNet", "build_model"]

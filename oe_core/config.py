@@ -1,0 +1,129 @@
+"""Configs are dataclasses with the paper's defaults; the CLI is generated from them.
+
+Each field documents itself through ``field(metadata={"help": ...})``; choices
+go in ``metadata["choices"]``.  :func:`parse_config` builds an ``argparse``
+parser from the dataclass (``--field-name value``, booleans as
+``--flag/--no-flag``), validates the result through the dataclass's
+``validate()`` method and returns the instance.  :func:`save_config` writes
+the resolved config beside a run's results.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import typing
+from pathlib import Path
+from typing import Any, Sequence, Type, TypeVar
+
+from .errors import ConfigError
+
+C = TypeVar("C")
+
+
+def help_field(default: Any, help: str, choices: Sequence[Any] | None = None, **kw) -> Any:
+    """``dataclasses.field`` with a help string (and optional choices) for the generated CLI."""
+    meta = {"help": help}
+    if choices is not None:
+        meta["choices"] = tuple(choices)
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
+    return dataclasses.field(default=default, metadata=meta, **kw)
+
+
+def _base_type(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return _base_type(args[0])
+    return tp
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises :class:`ConfigError` (one line, exit 2 via ``cli_main``) instead of printing usage."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise ConfigError(f"{message} (see --help)")
+
+
+def build_parser(cls: Type[C], prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=prog, description=description or (cls.__doc__ or "").strip(),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        tp = _base_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else (
+            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+        flag = "--" + f.name.replace("_", "-")
+        h = f.metadata.get("help", "")
+        if tp is bool:
+            parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=h)
+            continue
+        kw: dict[str, Any] = dict(dest=f.name, default=default, help=h)
+        if "choices" in f.metadata:
+            kw["choices"] = f.metadata["choices"]
+        origin = typing.get_origin(tp)
+        if origin in (list, tuple):
+            inner = typing.get_args(tp)[0] if typing.get_args(tp) else str
+            kw.update(nargs="+", type=inner)
+        else:
+            kw["type"] = tp if tp in (int, float, str) else str
+        parser.add_argument(flag, **kw)
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    return parser
+
+
+def parse_config(cls: Type[C], argv: Sequence[str] | None = None, prog: str | None = None,
+                 description: str | None = None) -> C:
+    """Parse ``argv`` into a validated ``cls`` instance."""
+    parser = build_parser(cls, prog=prog, description=description)
+    ns = vars(parser.parse_args(argv))
+    ns.pop("debug", None)
+    hints = typing.get_type_hints(cls)
+    for k, v in list(ns.items()):
+        if isinstance(v, list) and typing.get_origin(_base_type(hints[k])) is tuple:
+            ns[k] = tuple(v)
+    cfg = cls(**ns)
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Any) -> None:
+    """Check ``choices`` metadata and call ``cfg.validate()`` if defined; raise :class:`ConfigError`."""
+    for f in dataclasses.fields(cfg):
+        ch = f.metadata.get("choices")
+        if ch is not None and getattr(cfg, f.name) not in ch:
+            raise ConfigError(f"--{f.name.replace('_', '-')}={getattr(cfg, f.name)!r} is not one of {list(ch)}")
+    check = getattr(cfg, "validate", None)
+    if callable(check):
+        check()
+
+
+def require(cond: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``cond``."""
+    if not cond:
+        raise ConfigError(message)
+
+
+def config_to_dict(cfg: Any) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def config_from_dict(cls: Type[C], d: dict) -> C:
+    names = {f.name for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    kw = {}
+    for k, v in d.items():
+        if k in names:
+            if isinstance(v, list) and typing.get_origin(_base_type(hints[k])) is tuple:
+                v = tuple(v)
+            kw[k] = v
+    return cls(**kw)
+
+
+def save_config(cfg: Any, path: str | Path) -> None:
+    from .run.atomic import atomic_write_text
+    atomic_write_text(Path(path), json.dumps(config_to_dict(cfg), indent=2, sort_keys=True) + "\n")

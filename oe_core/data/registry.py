@@ -1,0 +1,103 @@
+"""The dataset registry: one entry per dataset name, with where its files go.
+
+Every dataset returned by :func:`get_dataset` yields ``(image, target)`` pairs.
+Without a ``transform`` the image is a ``torch.uint8`` tensor of shape
+``(3, H, W)`` (values 0..255); with one, the transform receives a
+``PIL.Image`` in RGB mode (as torchvision datasets do).  ``target`` is the
+class index for labelled in-distribution sets and ``-1`` for OOD/outlier sets.
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from ..errors import DataError, OEError
+from ..registry import Registry
+
+
+@dataclass(frozen=True)
+class DatasetEntry:
+    name: str
+    builder: Callable  # builder(root: Path|None, split: str, transform, download: bool, **kwargs) -> Dataset
+    splits: tuple[str, ...]
+    description: str
+    files: str = ""          # what must exist under --data-root ("" for generated sets)
+    url: str = ""            # where to get the files
+    role: str = "ood"        # "id" (has labels), "ood" (test OOD set), "outlier" (OE auxiliary), "noise"
+    num_classes: Optional[int] = None
+    normalize: bool = True   # False: the reference feeds these raw (scaled to [-1, 1]), not mean/std-normalised
+    needs_root: bool = True
+    can_download: bool = False
+    default_split: str = "test"
+    tags: tuple[str, ...] = field(default_factory=tuple)
+
+
+DATASETS: Registry[DatasetEntry] = Registry("dataset")
+
+
+def register_dataset(name: str, *, splits, description, **meta) -> Callable:
+    """Decorator: ``@register_dataset("cifar10", splits=("train", "test"), ...)`` on a builder."""
+
+    def wrap(builder: Callable) -> Callable:
+        DATASETS.add(name, DatasetEntry(name=name, builder=builder, splits=tuple(splits),
+                                        description=description, **meta))
+        return builder
+
+    return wrap
+
+
+def data_error(name: str, path: str | Path, problem: str) -> DataError:
+    """The one clear error for missing/corrupt data of dataset ``name``: what is wrong, where
+    it looked, what it expects under the data root, where to get it and whether
+    ``download=True`` / ``--download`` can fetch it."""
+    entry = DATASETS.get(name)
+    how = ("pass download=True / --download to fetch it" if entry.can_download
+           else "it cannot be downloaded automatically")
+    return DataError(f"dataset {name!r}: {problem} [looked in {str(path)!r}; expected {entry.files} "
+                     f"under the data root; get it from {entry.url}; {how}]")
+
+
+def _check_options(entry: DatasetEntry, kwargs: dict) -> None:
+    params = inspect.signature(entry.builder).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    fixed = {"root", "split", "transform", "download"}
+    unknown = sorted(k for k in kwargs if k not in params or k in fixed)
+    if unknown:
+        allowed = ", ".join(k for k in params if k not in fixed) or "none"
+        raise OEError(f"dataset {entry.name!r} does not take option(s) {', '.join(unknown)}; options: {allowed}")
+
+
+def dataset_info(name: str) -> DatasetEntry:
+    return DATASETS.get(name)
+
+
+def list_datasets(pattern: str = "*") -> list[str]:
+    return DATASETS.names(pattern)
+
+
+def get_dataset(name: str, split: Optional[str] = None, root: str | Path | None = None,
+                transform: Optional[Callable] = None, download: bool = False, **kwargs):
+    """Build a registered dataset.  Raises :class:`DataError` with the path looked in,
+    the file expected and where to get it when the data is missing or corrupt, and
+    :class:`OEError` for an unknown split or an option the dataset does not take.
+    With ``download=True`` a downloadable dataset's root is created if needed."""
+    entry = DATASETS.get(name)
+    split = split or entry.default_split
+    if split not in entry.splits:
+        raise OEError(f"dataset {name!r} has no split {split!r}; splits: {', '.join(entry.splits)}")
+    _check_options(entry, kwargs)
+    if entry.needs_root:
+        if root is None:
+            raise DataError(f"dataset {name!r} needs --data-root (expected {entry.files} under it; get it from {entry.url})")
+        root = Path(root).expanduser()
+        if download and entry.can_download:
+            root.mkdir(parents=True, exist_ok=True)
+        if not root.is_dir():
+            raise DataError(f"dataset {name!r}: data root {str(root)!r} does not exist "
+                            f"(expected {entry.files} under it; get it from {entry.url})")
+    elif root is not None:
+        root = Path(root).expanduser()
+    return entry.builder(root=root, split=split, transform=transform, download=download, **kwargs)

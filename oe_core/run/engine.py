@@ -1,0 +1,348 @@
+"""The one run engine both trainers share: devices, DDP, checkpoints, logging, resume, preemption.
+
+A trainer is a :class:`Task` (what a model, an optimizer, a batch and a loss are); :class:`Engine` runs it:
+
+* run folder ``cfg.out`` with ``config.json`` (the resolved config), ``metrics.csv``/``metrics.json`` (one row
+  per epoch) and ``checkpoint.pt`` (+ ``checkpoint.prev.pt``), written atomically;
+* resume: rerunning the same command on the same folder continues from the checkpoint, exactly: model,
+  optimizer, scheduler, task state (EMA, ...), data position (epoch, step) and RNG states are restored, and the
+  randomness of every step is derived from ``(seed, epoch, step, rank)`` so data order, augmentation and dropout
+  do not depend on where a run was interrupted;
+* preemption: SIGTERM/SIGINT finish the current step, write a checkpoint and raise :class:`Preempted`
+  (exit code 75 through :func:`oe_core.errors.cli_main`);
+* non-finite losses stop the run naming the step (or skip the batch, ``--on-nonfinite skip``); non-finite
+  weights are never written;
+* DDP under ``torchrun`` (one process per device), bf16 autocast, channels_last, optional ``torch.compile``.
+"""
+from __future__ import annotations
+
+import abc
+import dataclasses
+import math
+import os
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Iterable, Optional
+
+import torch
+from torch import nn
+
+from ..config import config_to_dict, save_config
+from ..errors import ConfigError, NonFiniteLossError, OEError, Preempted
+from .checkpoint import assert_finite_state, has_checkpoint, load_checkpoint, save_checkpoint
+from .config import RunConfig
+from .device import autocast, resolve_device
+from .distributed import DistInfo, any_rank, barrier, dist_info_from_env, init_distributed, shutdown_distributed
+from .history import write_history
+from .seed import derive_seed, rng_state, seed_everything, set_rng_state
+from .signals import PreemptionGuard
+
+# Config fields that may change between a run and its resumption (they do not change the result).
+RUNTIME_FIELDS = {"out", "device", "resume", "progress", "num_workers", "data_root", "download", "compile",
+                  "ckpt_every"}
+
+
+@dataclasses.dataclass
+class StepContext:
+    """What a task sees of the run: device, distribution, precision and position."""
+
+    cfg: RunConfig
+    device: torch.device
+    dist: DistInfo
+    epoch: int = 0
+    step: int = 0          # step within the epoch
+    global_step: int = 0
+
+    def autocast(self):
+        return autocast(self.device, self.cfg.amp)
+
+    def generator(self, *keys: Any) -> torch.Generator:
+        """A CPU generator seeded from ``(seed, keys, epoch, step)``: identical on every rank and on resume."""
+        g = torch.Generator()
+        g.manual_seed(derive_seed(self.cfg.seed, *keys, self.epoch, self.step))
+        return g
+
+    def to_device(self, t: torch.Tensor) -> torch.Tensor:
+        return t.to(self.device, non_blocking=True)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.cfg.channels_last else torch.contiguous_format
+
+
+class Task(abc.ABC):
+    """What one kind of training is. Subclasses: the classifier and density trainers."""
+
+    kind: str = ""
+
+    def __init__(self, cfg: RunConfig):
+        self.cfg = cfg
+
+    def setup(self, ctx: StepContext) -> None:
+        """Build datasets and anything else that needs the device (called once, before the model)."""
+
+    @abc.abstractmethod
+    def build_model(self) -> nn.Module: ...
+
+    @abc.abstractmethod
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer: ...
+
+    def build_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int):
+        return None
+
+    @abc.abstractmethod
+    def steps_per_epoch(self) -> int: ...
+
+    @abc.abstractmethod
+    def batches(self, epoch: int, start_step: int) -> Iterable:
+        """This rank's batches of ``epoch``, starting at ``start_step`` (resume skips without loading data)."""
+
+    @abc.abstractmethod
+    def train_step(self, model: nn.Module, batch: Any, ctx: StepContext) -> tuple[torch.Tensor, dict]:
+        """Return ``(loss, logs)``; runs under autocast; the engine does backward and the optimizer step."""
+
+    def after_step(self, model: nn.Module, ctx: StepContext) -> None:
+        """Called after every optimizer step (e.g. the EMA update)."""
+
+    def evaluate(self, model: nn.Module, ctx: StepContext) -> dict:
+        """Per-epoch test metrics (CSV columns); called on rank 0 under ``torch.no_grad``."""
+        return {}
+
+    def eval_state_dict(self, model: nn.Module) -> Optional[dict]:
+        """The weights to evaluate/score with (e.g. EMA); ``None`` means the model's own."""
+        return None
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def summary(self, row: dict) -> str:
+        return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+
+
+def _check_writable(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OEError(f"output folder {str(folder)!r} is not writable ({e.strerror or e})") from None
+
+
+def _config_diff(saved: dict, now: dict) -> list[str]:
+    keys = (set(saved) | set(now)) - RUNTIME_FIELDS
+    return sorted(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in keys if saved.get(k) != now.get(k))
+
+
+class Engine:
+    """Runs a :class:`Task` to completion (or to preemption)."""
+
+    def __init__(self, task: Task):
+        self.task = task
+        self.cfg: RunConfig = task.cfg
+        self.out = Path(self.cfg.out)
+        self.history: list[dict] = []
+
+    # ------------------------------------------------------------------ state
+    def _state(self, model, optimizer, scheduler, epoch, step, global_step, partial) -> dict:
+        model_sd = model.state_dict()
+        assert_finite_state(model_sd)
+        eval_sd = self.task.eval_state_dict(model)
+        if eval_sd is not None:
+            assert_finite_state(eval_sd, "evaluation")
+        return {"kind": self.task.kind, "config": config_to_dict(self.cfg), "model": model_sd,
+                "eval_model": eval_sd, "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "task": self.task.state_dict(),
+                "position": {"epoch": epoch, "step": step, "global_step": global_step},
+                "partial": partial, "rng": rng_state(), "history": self.history}
+
+    def _save(self, *args) -> Path:
+        state = self._state(*args)
+        pos = state["position"]
+        return save_checkpoint(self.out, state, kind=self.task.kind, step=pos["global_step"], epoch=pos["epoch"])
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> dict:
+        cfg, task = self.cfg, self.task
+        dist = dist_info_from_env()
+        device = resolve_device(cfg.device, dist.local_rank)
+        if cfg.amp == "bf16" and device.type == "cpu":
+            warnings.warn("bf16 autocast on the CPU is slow; it is meant for GPUs", stacklevel=2)
+        init_distributed(dist, device)
+        try:
+            return self._run(dist, device)
+        finally:
+            shutdown_distributed()
+
+    def _run(self, dist: DistInfo, device: torch.device) -> dict:
+        cfg, task = self.cfg, self.task
+        if dist.is_main:
+            _check_writable(self.out)
+        resume_state = None
+        if cfg.resume and has_checkpoint(self.out):
+            resume_state = load_checkpoint(self.out, expect_kind=task.kind)
+            diff = _config_diff(resume_state["config"], config_to_dict(cfg))
+            if diff:
+                raise ConfigError(f"run folder {str(self.out)!r} holds a run with a different config "
+                                  f"({'; '.join(diff)}); use a new --out, or --no-resume to start over")
+        seed_everything(cfg.seed)
+        ctx = StepContext(cfg=cfg, device=device, dist=dist)
+        task.setup(ctx)
+        model = task.build_model().to(device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        if dist.enabled and getattr(cfg, "sync_bn", False):
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        optimizer = task.build_optimizer(model)
+        spe = task.steps_per_epoch()
+        if cfg.limit_steps:
+            spe = min(spe, cfg.limit_steps)
+        if spe <= 0:
+            raise ConfigError("the training set yields no batches (is it empty, or the batch larger than it "
+                              "with drop_last?)")
+        scheduler = task.build_scheduler(optimizer, cfg.epochs * spe)
+        epoch = step = global_step = 0
+        partial = {"loss_sum": 0.0, "count": 0, "skipped": 0, "logs": {}, "seconds": 0.0}
+        if resume_state is not None:
+            model.load_state_dict(resume_state["model"])
+            optimizer.load_state_dict(resume_state["optimizer"])
+            if scheduler is not None and resume_state["scheduler"] is not None:
+                scheduler.load_state_dict(resume_state["scheduler"])
+            task.load_state_dict(resume_state["task"])
+            set_rng_state(resume_state["rng"])
+            pos = resume_state["position"]
+            epoch, step, global_step = pos["epoch"], pos["step"], pos["global_step"]
+            partial = resume_state["partial"]
+            self.history = list(resume_state["history"])
+            if dist.is_main:
+                print(f"resuming {self.out} at epoch {epoch + 1}, step {step} (global step {global_step})",
+                      file=sys.stderr)
+        if dist.is_main:
+            save_config(cfg, self.out / "config.json")
+            if self.history:
+                write_history(self.out, self.history)
+        train_model: nn.Module = model
+        if dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if cfg.compile:
+            train_model = _try_compile(train_model)
+        if epoch >= cfg.epochs and dist.is_main:
+            print(f"{self.out}: already trained for {cfg.epochs} epochs", file=sys.stderr)
+
+        with PreemptionGuard() as guard:
+            while epoch < cfg.epochs:
+                t0 = time.time() - partial["seconds"]
+                model.train()
+                bar = _progress(dist.is_main and cfg.progress, spe, step, f"epoch {epoch + 1}/{cfg.epochs}")
+                for batch in task.batches(epoch, step):
+                    if step >= spe:
+                        break
+                    ctx.epoch, ctx.step, ctx.global_step = epoch, step, global_step
+                    torch.manual_seed(derive_seed(cfg.seed, "step", epoch, step, dist.rank))
+                    with ctx.autocast():
+                        loss, logs = task.train_step(train_model, batch, ctx)
+                    value = float(loss.detach())
+                    optimizer.zero_grad(set_to_none=True)
+                    if not math.isfinite(value):
+                        if cfg.on_nonfinite == "stop":
+                            raise NonFiniteLossError(
+                                f"non-finite loss ({value}) at epoch {epoch + 1}, step {step} (global step "
+                                f"{global_step}); the last checkpoint in {str(self.out)!r} is intact "
+                                "(try a lower lr, --on-nonfinite skip, or --amp none)")
+                        partial["skipped"] += 1
+                    else:
+                        loss.backward()
+                        optimizer.step()
+                        if scheduler is not None:
+                            scheduler.step()
+                        task.after_step(model, ctx)
+                        partial["loss_sum"] += value
+                        partial["count"] += 1
+                        for k, v in logs.items():
+                            partial["logs"][k] = partial["logs"].get(k, 0.0) + float(v)
+                    step += 1
+                    global_step += 1
+                    if bar is not None:
+                        bar.update(1)
+                        bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+                    stop = any_rank(guard.requested, device)
+                    periodic = cfg.ckpt_every and global_step % cfg.ckpt_every == 0 and step < spe
+                    if (stop or periodic) and step < spe:
+                        partial["seconds"] = time.time() - t0
+                        path = self.out / "checkpoint.pt"
+                        if dist.is_main:
+                            path = self._save(model, optimizer, scheduler, epoch, step, global_step, partial)
+                        barrier()
+                        if stop:
+                            if bar is not None:
+                                bar.close()
+                            raise Preempted(str(path))
+                if bar is not None:
+                    bar.close()
+                if step < spe:
+                    raise OEError(f"the training data ran out after {step} of {spe} steps in epoch {epoch + 1}")
+                row = self._epoch_row(epoch, partial, time.time() - t0, optimizer)
+                if dist.is_main:
+                    model.eval()
+                    with torch.no_grad():
+                        row.update(task.evaluate(model, ctx))
+                    self.history.append(row)
+                    print(task.summary(row), file=sys.stderr, flush=True)
+                epoch, step = epoch + 1, 0
+                partial = {"loss_sum": 0.0, "count": 0, "skipped": 0, "logs": {}, "seconds": 0.0}
+                if dist.is_main:
+                    self._save(model, optimizer, scheduler, epoch, step, global_step, partial)
+                    write_history(self.out, self.history)
+                barrier()
+                if any_rank(guard.requested, device) and epoch < cfg.epochs:
+                    raise Preempted(str(self.out / "checkpoint.pt"))
+        return self.history[-1] if self.history else {}
+
+    @staticmethod
+    def _epoch_row(epoch: int, partial: dict, seconds: float, optimizer) -> dict:
+        n = max(partial["count"], 1)
+        row = {"epoch": epoch + 1, "time_s": round(seconds, 3), "train_loss": partial["loss_sum"] / n}
+        row.update({k: v / n for k, v in partial["logs"].items()})
+        row["lr"] = optimizer.param_groups[0]["lr"]
+        if partial["skipped"]:
+            row["nonfinite_skipped"] = partial["skipped"]
+        return row
+
+
+def _progress(enabled: bool, total: int, initial: int, desc: str):
+    if not enabled:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, leave=False, file=sys.stderr)
+
+
+class _CompileFallback(nn.Module):
+    """Calls the compiled module; if compiling fails (at the first call, where torch.compile fails), warns once
+    and runs the eager module from then on."""
+
+    def __init__(self, module: nn.Module):
+        super().__init__()
+        self.module = module
+        self.compiled = torch.compile(module)
+        self.failed = False
+
+    def forward(self, *args, **kwargs):
+        if not self.failed:
+            try:
+                return self.compiled(*args, **kwargs)
+            except Exception as e:  # missing compiler toolchain, unsupported op, ...
+                self.failed = True
+                warnings.warn(f"torch.compile failed ({type(e).__name__}: {str(e)[:200]}); running eagerly",
+                              stacklevel=2)
+        return self.module(*args, **kwargs)
+
+
+def _try_compile(model: nn.Module) -> nn.Module:
+    return _CompileFallback(model)

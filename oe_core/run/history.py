@@ -1,0 +1,33 @@
+"""Per-epoch metric history, written as ``metrics.csv`` and ``metrics.json`` beside the checkpoint.
+
+The history lives in the checkpoint too, so a resumed run rewrites exactly the rows it had (no duplicates,
+no rows from epochs that were lost).
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+from .atomic import atomic_write_text
+
+
+def write_history(folder: Path, rows: list[dict]) -> None:
+    cols: list[str] = []
+    for r in rows:
+        for k in r:
+            if k not in cols:
+                cols.append(k)
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    atomic_write_text(folder / "metrics.csv", buf.getvalue())
+    atomic_write_text(folder / "metrics.json", json.dumps(rows, indent=1) + "\n")
+
+
+def read_history(folder: Path) -> list[dict]:
+    p = Path(folder) / "metrics.json"
+    return json.loads(p.read_text()) if p.exists() else []

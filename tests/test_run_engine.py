@@ -1,0 +1,142 @@
+"""The shared run engine: resume equality, preemption, non-finite losses, config checks, logs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from oe_core.config import parse_config
+from oe_core.errors import ConfigError, NonFiniteLossError, OEError, Preempted
+from oe_core.run import Engine, load_checkpoint
+from tests.engine_toy import ToyConfig, ToyTask
+
+TOY = str(Path(__file__).with_name("engine_toy.py"))
+
+
+def run(out, *args):
+    cfg = parse_config(ToyConfig, ["--out", str(out), "--no-progress", "--num-workers", "0", *args])
+    return Engine(ToyTask(cfg)).run()
+
+
+def weights(out):
+    return load_checkpoint(out)["model"]
+
+
+def assert_same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+
+
+def test_run_writes_config_metrics_and_checkpoint(tmp_path):
+    row = run(tmp_path / "r")
+    files = {p.name for p in (tmp_path / "r").iterdir()}
+    assert {"config.json", "metrics.csv", "metrics.json", "checkpoint.pt", "checkpoint.prev.pt"} <= files
+    cfg = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert cfg["epochs"] == 3 and cfg["lr"] == 0.1
+    rows = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1] == row and "test_error" in row and "train_loss" in row
+    assert rows[-1]["train_loss"] < rows[0]["train_loss"]
+    ck = load_checkpoint(tmp_path / "r")
+    assert ck["kind"] == "toy" and ck["position"] == {"epoch": 3, "step": 0, "global_step": 18}
+    assert ck["meta"]["versions"]["torch"] == torch.__version__
+
+
+
+
+
+def test_preempted_mid_epoch_resumes_bitwise(tmp_path):
+    run(tmp_path / "full")
+    with pytest.raises(Preempted):
+        run(tmp_path / "cut", "--signal-at", "8")
+    ck = load_checkpoint(tmp_path / "cut")
+    assert ck["position"] == {"epoch": 1, "step": 3, "global_step": 9}
+    run(tmp_path / "cut", "--signal-at", "8")  # same command again: resumes (signal step already past)
+    assert_same_weights(tmp_path / "full", tmp_path / "cut")
+    rows = json.loads((tmp_path / "cut" / "metrics.json").read_text())
+    full = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert [r["train_loss"] for r in rows] == pytest.approx([r["train_loss"] for r in full], rel=1e-12)
+
+
+def test_periodic_checkpoints_do_not_change_the_result(tmp_path):
+    run(tmp_path / "full")
+    run(tmp_path / "ck", "--ckpt-every", "4")
+    assert_same_weights(tmp_path / "full", tmp_path / "ck")
+
+
+def test_nonfinite_loss_stops_naming_the_step_and_keeps_checkpoint(tmp_path):
+    with pytest.raises(NonFiniteLossError, match=r"global step 7"):
+        run(tmp_path / "r", "--nan-at", "7")
+    ck = load_checkpoint(tmp_path / "r")  # end of epoch 1 (6 steps) is intact
+    assert ck["position"]["global_step"] == 6
+    assert all(torch.isfinite(v).all() for v in ck["model"].values())
+
+
+def test_nonfinite_loss_skip_counts_the_batch(tmp_path):
+    run(tmp_path / "r", "--nan-at", "7", "--on-nonfinite", "skip")
+    rows = json.loads((tmp_path / "r" / "metrics.json").read_text())
+    assert rows[1]["nonfinite_skipped"] == 1 and "nonfinite_skipped" not in rows[0]
+
+
+def test_resume_with_a_different_config_is_refused(tmp_path):
+    run(tmp_path / "r", "--epochs", "1")
+    with pytest.raises(ConfigError, match=r"lr: 0.1 -> 0.2"):
+        run(tmp_path / "r", "--epochs", "1", "--lr", "0.2")
+    run(tmp_path / "r", "--epochs", "1", "--lr", "0.2", "--no-resume")  # explicit start-over works
+
+
+def test_wrong_kind_checkpoint_is_refused(tmp_path):
+    from oe_core.errors import CheckpointError
+    run(tmp_path / "r", "--epochs", "1")
+    with pytest.raises(CheckpointError, match="holds a toy model, but a classifier model"):
+        load_checkpoint(tmp_path / "r" / "checkpoint.pt", expect_kind="classifier")
+
+
+def test_invalid_config_values(tmp_path):
+    with pytest.raises(ConfigError, match="--epochs must be positive"):
+        parse_config(ToyConfig, ["--epochs", "0"])
+    with pytest.raises(ConfigError, match="--amp"):
+        parse_config(ToyConfig, ["--amp", "fp16"])
+
+
+def test_unwritable_output_folder(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(OEError, match="not writable"):
+        run(blocker / "sub")
+
+
+def _toy_cmd(out, *args):
+    return [sys.executable, TOY, "--out", str(out), "--no-progress", "--num-workers", "0", *args]
+
+
+def test_cli_sigterm_exits_75_and_rerun_finishes_equal(tmp_path):
+    subprocess.run(_toy_cmd(tmp_path / "full"), check=True, capture_output=True)
+    p = subprocess.Popen(_toy_cmd(tmp_path / "cut", "--sleep", "0.05"), stderr=subprocess.PIPE, text=True)
+    ck = tmp_path / "cut" / "checkpoint.pt"
+    deadline = time.time() + 60
+    while not ck.exists() and time.time() < deadline:  # wait for the end of epoch 1
+        time.sleep(0.02)
+    p.send_signal(signal.SIGTERM)
+    _, err = p.communicate(timeout=60)
+    assert p.returncode == 75, err
+    assert "rerun the same command to resume" in err
+    r = subprocess.run(_toy_cmd(tmp_path / "cut", "--sleep", "0.05"), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert_same_weights(tmp_path / "full", tmp_path / "cut")
+
+
+def test_cli_bad_value_is_one_line_exit_2(tmp_path):
+    r = subprocess.run(_toy_cmd(tmp_path / "r", "--epochs", "-1"), capture_output=True, text=True)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: --epochs must be positive, got -1"
