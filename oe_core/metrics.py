@@ -31,7 +31,8 @@ Metrics:
       ``drop_intermediate=True``, which can very rarely skip a collinear point; this uses every
       point.)
   ``"interp"`` (ood-metrics): FPR linearly interpolated in TPR along the ROC curve (starting at
-      (0, 0)); where the curve sits exactly at TPR = ``tpr``, the smallest FPR there.
+      (0, 0)), as ``np.interp(tpr, TPR, FPR)`` reads it: where the curve runs flat exactly at
+      TPR = ``tpr``, the *largest* FPR of that flat stretch.
 
 * :func:`detection_error` -- min over thresholds of 0.5 (1 - TPR) + 0.5 FPR (at most 0.5).
 * :func:`ood_metrics` -- all of the above as one dict.
@@ -154,11 +155,11 @@ def _fpr_first_geq(curve: RocCurve, tpr: float) -> float:
 
 def _fpr_interp(curve: RocCurve, tpr: float) -> float:
     fprs, tprs = curve.with_origin()
-    j = int(np.argmax(tprs >= tpr))
-    if tprs[j] == tpr:
-        return float(fprs[j])
-    frac = (tpr - tprs[j - 1]) / (tprs[j] - tprs[j - 1])
-    return float(fprs[j - 1] + frac * (fprs[j] - fprs[j - 1]))
+    i = int(np.searchsorted(tprs, tpr, side="right")) - 1  # last point with TPR <= tpr
+    if tprs[i] == tpr:
+        return float(fprs[i])
+    frac = (tpr - tprs[i]) / (tprs[i + 1] - tprs[i])
+    return float(fprs[i] + frac * (fprs[i + 1] - fprs[i]))
 
 
 _FPR_RULES: dict[str, Callable[[RocCurve, float], float]] = {

@@ -15,6 +15,8 @@ ARCHS: dict[str, Callable[..., nn.Module]] = {
         depth=depth, num_classes=num_classes, widen_factor=widen_factor, drop_rate=dropout, norm=norm),
     "allconv": lambda num_classes, depth, widen_factor, dropout, norm: AllConvNet(num_classes),
 }
+# The final linear layer's weight [num_classes, features] in each architecture's state dict.
+HEAD_KEYS: dict[str, str] = {"wrn": "fc.weight", "allconv": "classifier.weight"}
 
 
 def build_model(arch: str, num_classes: int, depth: int = 40, widen_factor: int = 2,
@@ -27,4 +29,4 @@ def build_model(arch: str, num_classes: int, depth: int = 40, widen_factor: int 
     return ARCHS[arch](num_classes, depth, widen_factor, dropout, norm)
 
 
-__all__ = ["ARCHS", "NORMS", "AllConvNet", "WideResNet", "build_model"]
+__all__ = ["ARCHS", "HEAD_KEYS", "NORMS", "AllConvNet", "WideResNet", "build_model"]

@@ -86,6 +86,7 @@ def read_checkpoint(path: str | Path, expect_kind: Optional[str] = None, map_loc
         raise CheckpointError(f"checkpoint {str(path)!r} holds a {kind} model, but a {expect_kind} model is needed")
     state["meta"] = outer["meta"]
     state["sha256"] = outer["sha256"]
+    state["path"] = str(path)
     return state
 
 

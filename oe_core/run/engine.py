@@ -184,9 +184,15 @@ class Engine:
         cfg, task = self.cfg, self.task
         if dist.is_main:
             _check_writable(self.out)
+            for stale in self.out.glob(".checkpoint*.tmp"):  # left by a write that a kill -9 cut short
+                stale.unlink(missing_ok=True)
         resume_state = None
         if cfg.resume and has_checkpoint(self.out):
             resume_state = load_checkpoint(self.out, expect_kind=task.kind)
+            latest = self.out / "checkpoint.pt"
+            if dist.is_main and Path(resume_state["path"]).name != latest.name and latest.exists():
+                # never let the next save promote the corrupt file to checkpoint.prev.pt
+                os.replace(latest, self.out / "checkpoint.corrupt.pt")
             diff = _config_diff(resume_state["config"], config_to_dict(cfg))
             if diff:
                 raise ConfigError(f"run folder {str(self.out)!r} holds a run with a different config "

@@ -1,0 +1,27 @@
+"""Datasets, transforms and samplers of the OE study suite.
+
+``get_dataset(name, split=None, root=None, transform=None, download=False, **kwargs)``
+builds any registered dataset; every dataset yields ``(image, target)`` with a
+``torch.uint8`` (3, H, W) image (or ``transform(PIL RGB image)``) and the class
+index (labelled sets) or ``-1`` (OOD / outlier sets).  ``python -m oe_core.data``
+lists the datasets, where their files go and where to get them.
+
+Importing this package registers every dataset (the modules below register on
+import); the offline mini benchmark (``mini``) registers too when present.
+"""
+from importlib.util import find_spec
+
+from . import folders, noise, tinyimages, torchvision_sets  # noqa: F401  (registration)
+from .arrays import UInt8ImageArray
+from .registry import DATASETS, DatasetEntry, dataset_info, get_dataset, list_datasets, register_dataset
+from .samplers import InBatchSampler, OutlierBatchSampler
+from .transforms import CIFAR_MEAN, CIFAR_STD, normalize, random_crop_flip, to_uint8_tensor, to_unit_range
+
+if find_spec(f"{__name__}.mini") is not None:
+    from . import mini  # noqa: F401  (registration)
+
+__all__ = [
+    "CIFAR_MEAN", "CIFAR_STD", "DATASETS", "DatasetEntry", "InBatchSampler", "OutlierBatchSampler",
+    "UInt8ImageArray", "dataset_info", "get_dataset", "list_datasets", "normalize", "random_crop_flip",
+    "register_dataset", "to_uint8_tensor", "to_unit_range",
+]

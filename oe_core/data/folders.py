@@ -1,0 +1,118 @@
+"""Natural-image OOD test sets stored as image folders: Textures (DTD), Places365, LSUN, iSUN.
+
+Every image is converted to RGB, resized so its shorter side is ``size`` and
+center-cropped to ``size`` x ``size`` (the reference's ``Resize(32)`` +
+``CenterCrop(32)``); any user ``transform`` gets that cropped PIL image.
+Targets are ``-1``.
+
+Deliberate differences from the reference (documented):
+
+* Images are found by walking the folder recursively (sorted by relative path,
+  hidden files skipped) instead of ``torchvision.datasets.ImageFolder``; class
+  subfolders are allowed but not required, so flat exports work too (DTD's
+  ``images/<class>/`` and ODIN's tarballs both load).
+* LSUN: the reference reads the official LSUN ``test`` lmdb through its own
+  loader; we read an image folder exported from it (``lsun/``).  ODIN's
+  LSUN-crop tarball is a *different* set (pre-cropped 32x32 patches); it loads
+  too, but its numbers are not comparable with the paper's LSUN column.
+* iSUN is not used by the reference at all; it is provided for comparison with
+  the ODIN line of work.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torch.utils.data import Dataset
+from torchvision.datasets.folder import IMG_EXTENSIONS
+
+from ..errors import DataError, OEError
+from .registry import data_error, register_dataset
+from .transforms import to_uint8_tensor
+
+
+def find_images(name: str, folder: Path) -> list[Path]:
+    """All image files under ``folder`` (recursive, sorted, hidden names skipped)."""
+    if not folder.is_dir():
+        raise data_error(name, folder, "folder not found")
+    files = sorted((p for p in folder.rglob("*")
+                    if p.is_file() and p.suffix.lower() in IMG_EXTENSIONS
+                    and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
+                   key=lambda p: p.relative_to(folder).as_posix())
+    if not files:
+        raise data_error(name, folder, f"no images ({', '.join(IMG_EXTENSIONS)}) found in the folder")
+    return files
+
+
+class ImageFiles(Dataset):
+    """Image files resized (shorter side) and center-cropped to ``size``; target ``-1``."""
+
+    def __init__(self, files: list[Path], size: int = 32, transform: Optional[Callable] = None,
+                 name: str = "images"):
+        if size < 1:
+            raise OEError(f"dataset {name!r}: size must be >= 1, got {size}")
+        self.files = list(files)
+        self.size = size
+        self.transform = transform
+        self.name = name
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def load(self, index: int) -> Image.Image:
+        """The resized, center-cropped RGB image ``index``; :class:`DataError` names an unreadable file."""
+        path = self.files[index]
+        try:
+            with Image.open(path) as im:
+                img = im.convert("RGB")
+        except (OSError, ValueError, Image.DecompressionBombError) as e:
+            raise DataError(f"dataset {self.name!r}: cannot read image {str(path)!r}: {e}") from e
+        return TF.center_crop(TF.resize(img, self.size), self.size)
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        img = self.load(index)
+        return (to_uint8_tensor(img) if self.transform is None else self.transform(img)), -1
+
+
+@dataclass(frozen=True)
+class _FolderSet:
+    name: str
+    subdir: str
+    description: str
+    files: str
+    url: str
+    tags: tuple[str, ...] = ()
+
+
+_FOLDER_SETS = (
+    _FolderSet("textures", "dtd/images", "Describable Textures (DTD), 5,640 images of 47 texture classes",
+               "dtd/images/ (extract dtd-r1.0.1.tar.gz)", "https://www.robots.ox.ac.uk/~vgg/data/dtd/",
+               ("paper-ood",)),
+    _FolderSet("places365", "places365", "Places365 scenes (the reference's undocumented places365/test_subset)",
+               "places365/ (image folder; the reference's places365/test_subset)", "http://places2.csail.mit.edu/",
+               ("paper-ood",)),
+    _FolderSet("lsun", "lsun", "LSUN scenes, official test set exported from lmdb to images (the reference's LSUN)",
+               "lsun/ (images exported from the LSUN test lmdb)",
+               "http://dl.yf.io/lsun/scenes/test_lmdb.zip (export with github.com/fyu/lsun); "
+               "ODIN's crop: https://www.dropbox.com/s/fhtsw1m3qxlwj6h/LSUN.tar.gz", ("paper-ood",)),
+    _FolderSet("isun", "isun", "iSUN (as used by ODIN; not used by the reference)",
+               "isun/ (extract ODIN's iSUN.tar.gz and name the folder isun)",
+               "https://www.dropbox.com/s/ssz7qxfqae0cca5/iSUN.tar.gz"),
+)
+
+
+def _folder_builder(spec: _FolderSet) -> Callable:
+    def build(root: Path, split: str, transform: Optional[Callable], download: bool, *,
+              size: int = 32) -> ImageFiles:
+        return ImageFiles(find_images(spec.name, root / spec.subdir), size, transform, spec.name)
+
+    build.__doc__ = f"{spec.description}: images under ``{spec.subdir}/``, Resize(size) + CenterCrop(size)."
+    return build
+
+
+for _spec in _FOLDER_SETS:
+    register_dataset(_spec.name, splits=("test",), description=_spec.description, files=_spec.files,
+                     url=_spec.url, role="ood", tags=_spec.tags)(_folder_builder(_spec))

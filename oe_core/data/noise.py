@@ -1,0 +1,138 @@
+"""Synthetic OOD test sets: Gaussian, Rademacher, Blobs (the reference's) and Uniform.
+
+Constructions, in [-1, 1], per image of shape (size, size, 3):
+
+* ``gaussian``:   ``clip(N(0, 0.5^2), -1, 1)``
+* ``rademacher``: ``Bernoulli(0.5) * 2 - 1``
+* ``blobs``:      ``Bernoulli(0.7)``, Gaussian blur with sigma 1.5 over all three axes
+  (channel axis included: ``skimage.filters.gaussian(..., channel_axis=None)``, the
+  reference's ``multichannel=False``), values < 0.75 set to 0, then ``* 2 - 1``
+* ``uniform``:    ``U[-1, 1]`` (the reference's ``--validate`` set)
+
+Images are generated lazily and independently: image ``i`` comes from
+``numpy.random.default_rng([seed, crc32(kind), i])``, so a set is deterministic
+under ``seed``, any ``n`` is instant to build, and image ``i`` does not depend on
+``n``.  The default ``n = 20000`` is the reference's CIFAR noise pool
+(2,000 per trial x 10 trials).
+
+Deliberate differences from the reference (documented):
+
+* Values are stored as uint8, quantised from [-1, 1] by ``round((x + 1) * 127.5)``,
+  so every dataset follows one contract and density models can score noise; the
+  suite's :func:`~oe_core.data.transforms.to_unit_range` maps them back within
+  1/255 (exactly for Rademacher and for the Blobs background).  The reference
+  feeds float32 values.
+* The reference draws one array for the whole pool from the global NumPy RNG
+  without a seed; we draw per image from a seeded generator.
+
+The entries have ``normalize=False``: like the reference, feed these to
+classifiers as raw [-1, 1] values (``to_unit_range``), not mean/std-normalised.
+"""
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+import numpy as np
+from skimage.filters import gaussian as gaussian_blur
+from torch.utils.data import Dataset
+
+from ..errors import OEError
+from .arrays import image_item
+from .registry import register_dataset
+
+DEFAULT_POOL = 20_000
+
+
+def quantise(x: np.ndarray) -> np.ndarray:
+    """[-1, 1] floats -> uint8 ``round((x + 1) * 127.5)`` (clipped to 0..255)."""
+    return np.clip(np.rint((np.asarray(x, dtype=np.float64) + 1.0) * 127.5), 0, 255).astype(np.uint8)
+
+
+def gaussian_noise(rng: np.random.Generator, size: int) -> np.ndarray:
+    """``clip(N(0, 0.5^2), -1, 1)`` of shape (size, size, 3)."""
+    return np.clip(rng.normal(0.0, 0.5, (size, size, 3)), -1.0, 1.0)
+
+
+def rademacher_noise(rng: np.random.Generator, size: int) -> np.ndarray:
+    """``Bernoulli(0.5) * 2 - 1`` of shape (size, size, 3)."""
+    return rng.binomial(1, 0.5, (size, size, 3)).astype(np.float64) * 2 - 1
+
+
+def blobs_from_mask(mask: np.ndarray) -> np.ndarray:
+    """Blur a {0, 1} (H, W, 3) mask with sigma 1.5 over all three axes, zero values < 0.75,
+    map to [-1, 1] with ``* 2 - 1``."""
+    x = gaussian_blur(mask.astype(np.float64), sigma=1.5, channel_axis=None)
+    x[x < 0.75] = 0.0
+    return x * 2 - 1
+
+
+def blobs_noise(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Blobs: ``blobs_from_mask(Bernoulli(0.7))`` of shape (size, size, 3)."""
+    return blobs_from_mask(rng.binomial(1, 0.7, (size, size, 3)))
+
+
+def uniform_noise(rng: np.random.Generator, size: int) -> np.ndarray:
+    """``U[-1, 1]`` of shape (size, size, 3)."""
+    return rng.uniform(-1.0, 1.0, (size, size, 3))
+
+
+class NoiseImages(Dataset):
+    """``n`` lazily generated noise images of one ``kind``, as uint8; target ``-1``."""
+
+    def __init__(self, kind: str, make: Callable[[np.random.Generator, int], np.ndarray], n: int = DEFAULT_POOL,
+                 size: int = 32, seed: int = 0, transform: Optional[Callable] = None):
+        if n < 1 or size < 1 or seed < 0:
+            raise OEError(f"dataset {kind!r}: need n >= 1, size >= 1 and seed >= 0 (got n={n}, size={size}, "
+                          f"seed={seed})")
+        self.kind = kind
+        self.make = make
+        self.n = n
+        self.size = size
+        self.seed = seed
+        self.transform = transform
+        self._stream = zlib.crc32(kind.encode())
+
+    def __len__(self) -> int:
+        return self.n
+
+    def image(self, index: int) -> np.ndarray:
+        """Image ``index`` as uint8 (size, size, 3)."""
+        if not -self.n <= index < self.n:
+            raise IndexError(f"index {index} out of range for {self.n} images")
+        rng = np.random.default_rng([self.seed, self._stream, index % self.n])
+        return quantise(self.make(rng, self.size))
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        return image_item(self.image(index), self.transform), -1
+
+
+@dataclass(frozen=True)
+class _NoiseSet:
+    name: str
+    make: Callable[[np.random.Generator, int], np.ndarray]
+    description: str
+    tags: tuple[str, ...]
+
+
+_NOISE_SETS = (
+    _NoiseSet("gaussian", gaussian_noise, "Gaussian noise clip(N(0, 0.5^2), -1, 1)", ("paper-ood",)),
+    _NoiseSet("rademacher", rademacher_noise, "Rademacher noise, each value -1 or 1", ("paper-ood",)),
+    _NoiseSet("blobs", blobs_noise, "Blobs: blurred Bernoulli(0.7), thresholded at 0.75", ("paper-ood",)),
+    _NoiseSet("uniform", uniform_noise, "Uniform noise U[-1, 1] (the reference's validation set)", ("validation",)),
+)
+
+
+def _noise_builder(spec: _NoiseSet) -> Callable:
+    def build(root: Any, split: str, transform: Optional[Callable], download: bool, *,
+              n: int = DEFAULT_POOL, size: int = 32, seed: int = 0) -> NoiseImages:
+        return NoiseImages(spec.name, spec.make, n, size, seed, transform)
+
+    build.__doc__ = f"{spec.description}; ``n`` images of ``size`` x ``size``, deterministic under ``seed``."
+    return build
+
+
+for _spec in _NOISE_SETS:
+    register_dataset(_spec.name, splits=("test",), description=_spec.description, role="noise",
+                     normalize=False, needs_root=False, tags=_spec.tags)(_noise_builder(_spec))

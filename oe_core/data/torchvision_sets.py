@@ -1,0 +1,96 @@
+"""CIFAR-10, CIFAR-100 and SVHN through torchvision's own classes (integrity checks, download).
+
+torchvision reads and verifies the files (md5 of every file); the decoded arrays
+are then served through :class:`~oe_core.data.arrays.UInt8ImageArray`, so items
+follow the suite's contract (uint8 (3, 32, 32) tensors without a transform).
+Any failure inside torchvision (missing or corrupt file, checksum mismatch,
+truncated pickle/.mat, failed download) becomes one :class:`DataError` that names
+the dataset, the folder, the expected files and where to get them.
+
+On-disk layout under the data root: ``cifar-10-batches-py/``, ``cifar-100-python/``
+(torchvision's own folders) and ``svhn/{train,test,extra}_32x32.mat``.
+"""
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from scipy.io.matlab import MatReadError
+from torchvision.datasets import CIFAR10, CIFAR100, SVHN
+
+from ..errors import DataError
+from .arrays import UInt8ImageArray
+from .registry import data_error, register_dataset
+
+# What torchvision (and the pickle / .mat readers under it) raise on missing, corrupt or
+# undownloadable files.
+_LOAD_ERRORS = (RuntimeError, OSError, EOFError, pickle.UnpicklingError, ValueError, KeyError,
+                TypeError, IndexError, AttributeError, MatReadError, DataError)
+
+_PAPER_OOD = ("paper-ood",)
+
+
+def _load(name: str, folder: Path, expected: list[str], download: bool, make: Callable):
+    missing = [f for f in expected if not (folder / f).is_file()]
+    if missing and not download:
+        raise data_error(name, folder, f"missing {', '.join(missing)}")
+    try:
+        return make()
+    except _LOAD_ERRORS as e:
+        problem = ("download failed" if missing
+                   else "corrupt or incomplete files (checksum or format check failed)")
+        raise data_error(name, folder, f"{problem}: {type(e).__name__}: {e}") from e
+
+
+def _cifar(name: str, cls: type, root: Path, split: str, transform: Optional[Callable],
+           download: bool) -> UInt8ImageArray:
+    folder = root / cls.base_folder
+    expected = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+
+    def make() -> UInt8ImageArray:
+        ds = cls(str(root), train=(split == "train"), download=download)
+        return UInt8ImageArray(ds.data, np.asarray(ds.targets, dtype=np.int64), transform, classes=ds.classes)
+
+    return _load(name, folder, expected, download, make)
+
+
+@register_dataset("cifar10", splits=("train", "test"), description="CIFAR-10 (50k train / 10k test, 10 classes)",
+                  files="cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta)",
+                  url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", role="id", num_classes=10,
+                  can_download=True, tags=_PAPER_OOD)
+def build_cifar10(root: Path, split: str, transform: Optional[Callable], download: bool) -> UInt8ImageArray:
+    """CIFAR-10 via ``torchvision.datasets.CIFAR10``."""
+    return _cifar("cifar10", CIFAR10, root, split, transform, download)
+
+
+@register_dataset("cifar100", splits=("train", "test"),
+                  description="CIFAR-100 (50k train / 10k test, 100 fine classes)",
+                  files="cifar-100-python/ (train, test, meta)",
+                  url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", role="id", num_classes=100,
+                  can_download=True, tags=_PAPER_OOD)
+def build_cifar100(root: Path, split: str, transform: Optional[Callable], download: bool) -> UInt8ImageArray:
+    """CIFAR-100 (fine labels) via ``torchvision.datasets.CIFAR100``."""
+    return _cifar("cifar100", CIFAR100, root, split, transform, download)
+
+
+@register_dataset("svhn", splits=("train", "test", "extra"),
+                  description="SVHN cropped digits (73,257 train / 26,032 test / 531,131 extra; digit 0 = label 0)",
+                  files="svhn/{train,test,extra}_32x32.mat", url="http://ufldl.stanford.edu/housenumbers/",
+                  role="id", num_classes=10, can_download=True, tags=_PAPER_OOD)
+def build_svhn(root: Path, split: str, transform: Optional[Callable], download: bool) -> UInt8ImageArray:
+    """SVHN via ``torchvision.datasets.SVHN`` (which maps the .mat label 10 to digit 0).
+
+    The reference applies ``Resize(32)`` to SVHN test images, a no-op at 32x32.
+    """
+    folder = root / "svhn"
+    filename = SVHN.split_list[split][1]
+
+    def make() -> UInt8ImageArray:
+        ds = SVHN(str(folder), split=split, download=download)
+        # torchvision stores (N, 3, H, W); serve an (N, H, W, 3) view without copying.
+        return UInt8ImageArray(np.transpose(ds.data, (0, 2, 3, 1)), ds.labels, transform,
+                               classes=[str(d) for d in range(10)])
+
+    return _load("svhn", folder, [filename], download, make)
