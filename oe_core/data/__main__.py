@@ -25,10 +25,12 @@ class DataListConfig:
         require(not self.check or bool(self.data_root), "--check needs --data-root DIR")
 
 
-def split_status(entry: DatasetEntry, split: str, root: Optional[Path]) -> str:
-    """'ok (N images)' or the one-line reason the split cannot be built."""
+def split_status(entry: DatasetEntry, split: str, root: Path) -> str:
+    """'ok (N images)', 'generated' or 'MISSING: <the one-line reason the split cannot be built>'."""
+    if not entry.needs_root:
+        return "generated (no files needed)"
     try:
-        ds = get_dataset(entry.name, split=split, root=root if entry.needs_root else None)
+        ds = get_dataset(entry.name, split=split, root=root)
     except OEError as e:
         return f"MISSING: {e}"
     return f"ok ({len(ds)} images)"

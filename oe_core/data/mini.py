@@ -7,10 +7,12 @@ Registered sets (``get_dataset("mini-...")``; none needs ``--data-root``):
   per photograph: astronaut, chelsea (cat), coffee, rocket, motorcycle
   (scikit-image), china, flower (scikit-learn), grace_hopper (matplotlib).
   Square crops of side U(0.5, 1.0) x the shorter side of a half of the photo
-  (about 25-75% of the photo's shorter side), mirrored with probability 0.5,
-  downsampled with antialiasing.  Train crops come from the first half of
-  each photo along its longer axis (left or top), test crops from the second:
-  the two splits share no source pixel.  Classes are balanced.
+  (25-75% of the photo's shorter side), mirrored with probability 0.5,
+  downsampled with antialiasing.  Train crops come from the left half of each
+  photo, test crops from the right half: the two splits share no source
+  pixel, and test images show other parts of the scene (as CIFAR's test
+  images are other photographs of the class).  Classes are balanced.  (A
+  small CNN at 16 px reaches ~99% train / ~80% test accuracy.)
 * ``mini-outliers`` (train; the OE auxiliary set) -- thumbnails from pictures
   used by no other set: hubble_deep_field, immunohistochemistry, retina,
   colorwheel, logo, camera, coins, moon, cell, clock, microaneurysms
@@ -29,7 +31,7 @@ Registered sets (``get_dataset("mini-...")``; none needs ``--data-root``):
   near-grey paint (tints of HSV saturation <= 0.15 plus SVHN's slight blue
   cast, channel means 0.4377/0.4438/0.4728 minus their average), low contrast
   (digit/background luma difference U(0.15, 0.35)), background luma
-  U(0.15, 0.75), a smooth illumination gradient, Gaussian blur of sigma
+  U(0.12, 0.78), a smooth illumination gradient, Gaussian blur of sigma
   U(0.4, 1.0) px at 32 px, sensor noise sigma <= 2/255.
 * ``mini-svhn-saturated`` -- the same scenes (same seed: same digits, layout,
   blur and noise) in saturated random colours (saturation >= 0.7, luma
@@ -64,10 +66,10 @@ import numpy as np
 from ..errors import ConfigError
 from .arrays import UInt8ImageArray
 from .mini_cache import MiniArrays, cached_build, default_cache_dir
-from .mini_crops import as_rgb, random_square_boxes, render_crops, tint_colours, tint_grey
+from .mini_crops import Box, as_rgb, random_square_boxes, render_crops, tint_colours, tint_grey
 from .mini_digits import render_digits
 from .mini_sources import load_digit_glyphs, load_lfw_faces, load_photo
-from .registry import register_dataset
+from .registry import dataset_info, register_dataset
 
 BUILDER_VERSION = 1
 
@@ -90,11 +92,10 @@ def _rng(seed: int, *keys: str | int) -> np.random.Generator:
     return np.random.default_rng([seed] + [zlib.crc32(k.encode()) if isinstance(k, str) else k for k in keys])
 
 
-def train_test_regions(height: int, width: int) -> dict[str, tuple[float, float, float, float]]:
-    """The disjoint halves ``(x0, y0, x1, y1)`` of an image, split across its longer axis."""
-    if width >= height:
-        return {"train": (0.0, 0.0, width / 2, float(height)), "test": (width / 2, 0.0, float(width), float(height))}
-    return {"train": (0.0, 0.0, float(width), height / 2), "test": (0.0, height / 2, float(width), float(height))}
+def train_test_regions(height: int, width: int) -> dict[str, Box]:
+    """The image's left half (train) and right half (test) as boxes ``(x0, y0, x1, y1)``."""
+    h, w2, w = float(height), width / 2, float(width)
+    return {"train": (0.0, 0.0, w2, h), "test": (w2, 0.0, w, h)}
 
 
 def _build_id(split: str, size: int, seed: int, n: int) -> MiniArrays:
@@ -181,6 +182,9 @@ def build_mini(name: str, split: str, size: int = 32, seed: int = 0, n: Optional
     """The arrays of mini set ``name``/``split`` (with construction metadata), from the cache or built."""
     if name not in _BUILDS:
         raise ConfigError(f"unknown mini set {name!r}; known: {', '.join(sorted(_BUILDS))}")
+    splits = dataset_info(name).splits
+    if split not in splits:
+        raise ConfigError(f"dataset {name!r} has no split {split!r}; splits: {', '.join(splits)}")
     n = DEFAULT_N.get((name, split), DEFAULT_N_OOD) if n is None else n
     for opt, value, low in (("size", size, 8), ("seed", seed, 0), ("n", n, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:

@@ -3,7 +3,10 @@
 A crop is a box ``(x0, y0, x1, y1)`` in source pixels (floats; sub-pixel
 boxes are resampled exactly).  PIL's bicubic ``resize`` widens its filter by
 the downscale factor, so downsampling is antialiased (the area is averaged,
-as when CIFAR/Tiny Images were shrunk from photographs).
+as when CIFAR/Tiny Images were shrunk from photographs).  Large reductions first
+shrink by an integer factor while at least 3x the target remains
+(``reducing_gap=3``: PIL's fast path, results within a few grey levels of the
+one-step filter and about 6x faster).
 """
 from __future__ import annotations
 
@@ -40,7 +43,8 @@ def render_crops(img: np.ndarray, boxes: np.ndarray, flips: np.ndarray, size: in
     pil = Image.fromarray(img)
     out = np.empty((len(boxes), size, size) + img.shape[2:], dtype=np.uint8)
     for i, (box, flip) in enumerate(zip(boxes, flips)):
-        thumb = np.asarray(pil.resize((size, size), Image.Resampling.BICUBIC, box=tuple(float(v) for v in box)))
+        thumb = np.asarray(pil.resize((size, size), Image.Resampling.BICUBIC, box=tuple(float(v) for v in box),
+                                      reducing_gap=3.0))
         out[i] = thumb[:, ::-1] if flip else thumb
     return out
 

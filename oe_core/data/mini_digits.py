@@ -15,7 +15,7 @@ size), sensor noise of sigma U(0.5, 2) / 255, then quantisation to 256 levels.
 Palettes (:data:`PALETTES`):
 
 * ``"svhn"`` -- after SVHN's statistics: near-grey paint.  Background luma
-  U(0.15, 0.75), digit luma = background +- contrast U(0.15, 0.35) (lighter or
+  U(0.12, 0.78), digit luma = background +- contrast U(0.15, 0.35) (lighter or
   darker with equal odds; flipped when it would leave [0.02, 0.98]); each of
   the two colours carries a tint of HSV saturation U(0, 0.15) (the digit
   shares the background's hue half of the time), and every pixel gets SVHN's
@@ -53,7 +53,7 @@ def _tinted(rng: np.random.Generator, luma: np.ndarray, hue: np.ndarray) -> np.n
 
 def svhn_palette(rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Near-grey background/digit colours ``(n, 3)`` each, low contrast (see module docstring)."""
-    bg_l = rng.uniform(0.15, 0.75, size=n)
+    bg_l = rng.uniform(0.12, 0.78, size=n)
     contrast = rng.uniform(0.15, 0.35, size=n)
     sign = np.where(rng.uniform(size=n) < 0.5, -1.0, 1.0)
     fg_l = bg_l + sign * contrast

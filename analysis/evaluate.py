@@ -1,0 +1,249 @@
+"""``python -m analysis.evaluate``: score models on an OOD suite with the reference protocol and write tables.
+
+Models come from checkpoints (``--ckpt LABEL=PATH``; classifier or density model, recognised from the
+checkpoint) and/or straight from the score cache (``--cached LABEL``, no model needed).  For every model and
+detector: the in-distribution test set is scored once, every OOD set is scored (scores cached per checkpoint
+digest, dataset and detector), and the reference protocol (``len(ID) // ratio`` OOD scores per trial,
+``--num-to-avg`` seeded trials) gives FPR95 / AUROC / AUPR with mean and std.  A set whose data is missing is
+skipped with a note in the tables (``--strict``: the run fails instead).  Writes ``results.json`` (everything,
+per-trial values included), ``results.csv``, ``results.md`` and ``results.tex`` to ``--out``.
+
+``--from-results OUT/results.json`` re-renders those tables from the score cache with the settings of an
+earlier run (no checkpoints or data needed): what ``scripts/figures.sh`` does.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from oe_core.config import help_field, parse_config, require
+from oe_core.errors import ConfigError, DataError, OEError, cli_main
+from oe_core.metrics import FPR_RULES
+from oe_core.protocol import evaluate_protocol
+from oe_core.run import resolve_device
+
+from .cache import ScoreCache, ScoreKey
+from .datasets import DatasetSpec, ood_suite
+from .detectors import DETECTORS, Detector, detectors_for, get_detector
+from .models import DensityModel, ScoringModel, load_model
+from .results import Evaluation, SetResult, relative_to
+from .scoring import cached_scores
+from .tables import evaluation_tables, write_evaluation
+
+
+@dataclass
+class EvaluateConfig:
+    """Evaluate OOD detectors of trained models with the reference protocol; write CSV/JSON/Markdown/LaTeX."""
+
+    ckpt: list[str] = help_field([], "models to evaluate: LABEL=PATH (or PATH; the label is then the run "
+                                     "folder's name), PATH a checkpoint file or run folder")
+    cached: list[str] = help_field([], "model labels (shell-style patterns allowed) to evaluate from the score "
+                                       "cache alone, without checkpoints")
+    from_results: str = help_field("", "re-render the tables of an earlier results.json from its score cache "
+                                       "(takes its datasets, detectors, models and protocol settings)")
+    detectors: list[str] = help_field(["auto"], "detectors to run, each on the models of its kind (auto: the "
+                                                "paper's, msp for classifiers and bpd for density models); see "
+                                                "--list-detectors")
+    list_detectors: bool = help_field(False, "print the detectors with their metadata and exit")
+    id_dataset: str = help_field("cifar10", "in-distribution set as NAME[:SPLIT][,KEY=VALUE...] "
+                                            "(split default: test)")
+    ood: list[str] = help_field(["default"], "OOD sets as NAME[:SPLIT][,KEY=VALUE...] (default: the paper's "
+                                             "suite for the ID set)")
+    data_root: str = help_field("", "folder holding the datasets (see python -m oe_core.data)")
+    out: str = help_field("runs/evaluate", "output folder for results.{json,csv,md,tex}")
+    cache_dir: str = help_field("", "score cache folder (default: OUT/score_cache)")
+    background: str = help_field("", "density checkpoint of the background model for the likelihood_ratio "
+                                     "detector (trained on inputs perturbed by analysis.perturb.mutate)")
+    num_to_avg: int = help_field(10, "protocol trials per OOD set (the reference uses 10)")
+    ratio: int = help_field(5, "ID:OOD ratio: each trial uses len(ID test) // ratio OOD images")
+    seed: int = help_field(0, "seed of the per-trial OOD subsamples")
+    rule: str = help_field("closest", "FPR-at-TPR rule: closest (the reference), first_geq (OpenOOD, "
+                                      "pytorch-ood), interp (ood-metrics)", choices=FPR_RULES)
+    tpr: float = help_field(0.95, "TPR level of the FPR metric")
+    limit: int = help_field(0, "score at most this many images per set (0: all); for quick looks")
+    strict: bool = help_field(False, "fail when an OOD set's data is missing instead of skipping it")
+    device: str = help_field("auto", "cpu, cuda, cuda:N or auto")
+    batch_size: int = help_field(200, "images per scoring batch")
+
+    def validate(self) -> None:
+        require(self.num_to_avg >= 1, f"--num-to-avg must be >= 1, got {self.num_to_avg}")
+        require(self.ratio >= 1, f"--ratio must be >= 1, got {self.ratio}")
+        require(self.batch_size >= 1, f"--batch-size must be >= 1, got {self.batch_size}")
+        require(self.limit >= 0, f"--limit must be >= 0, got {self.limit}")
+        require(0 < self.tpr <= 1, f"--tpr must be in (0, 1], got {self.tpr}")
+        require(not (self.from_results and (self.ckpt or self.cached)),
+                "--from-results takes its models from the results file; drop --ckpt/--cached")
+
+
+def _label_and_path(text: str) -> tuple[str, Path]:
+    label, eq, path = text.partition("=")
+    if not eq:
+        p = Path(text)
+        return (p.parent.name if p.is_file() or p.suffix == ".pt" else p.name) or "model", p
+    if not label or not path:
+        raise ConfigError(f"--ckpt {text!r}: expected LABEL=PATH")
+    return label, Path(path)
+
+
+@dataclass
+class _CachedModel:
+    """A model known only by its cached scores."""
+
+    label: str
+    kind: str
+
+
+def _cached_models(cache: ScoreCache, patterns: list[str], id_spec: DatasetSpec) -> list[_CachedModel]:
+    found = []
+    for pattern in patterns:
+        labels = [m for m in cache.models() if fnmatch.fnmatch(m, pattern)]
+        if not labels:
+            raise ConfigError(f"--cached {pattern!r}: no model in the score cache {str(cache.root)!r} matches "
+                              f"(models there: {', '.join(cache.models()) or 'none'})")
+        for label in labels:
+            kinds = {e.get("kind") for e in cache.entries(label) if e["dataset"]["name"] == id_spec.name}
+            if len(kinds) != 1:
+                raise OEError(f"cached model {label!r} has no single kind for {id_spec.text} "
+                              f"(found {sorted(map(str, kinds)) or 'no entries'})")
+            found.append(_CachedModel(label, kinds.pop()))
+    return found
+
+
+def _cached_detectors(cache: ScoreCache, model: _CachedModel, id_spec: DatasetSpec,
+                      names: list[str]) -> list[Detector]:
+    have = {e["detector"] for e in cache.entries(model.label) if e["dataset"]["text"] == id_spec.text}
+    if names != ["auto"]:
+        return [d for d in detectors_for(model.kind, names) if d.name in have]
+    return [get_detector(n) for n in sorted(have) if n in DETECTORS]
+
+
+class _Evaluator:
+    def __init__(self, cfg: EvaluateConfig, id_spec: DatasetSpec, oods: list[DatasetSpec], cache: ScoreCache):
+        self.cfg, self.id_spec, self.oods, self.cache = cfg, id_spec, oods, cache
+
+    def scores(self, model, detector: Detector, spec: DatasetSpec,
+               background: Optional[DensityModel]) -> tuple[np.ndarray, str]:
+        cfg = self.cfg
+        if isinstance(model, _CachedModel):
+            key = ScoreKey(model.label, detector.name, spec, cfg.limit)
+            entry = self.cache.read(key)
+            if entry.meta.get("fingerprint") != key.fingerprint:
+                raise OEError(f"cached scores of {spec.text} are stale: dataset fingerprint "
+                              f"{entry.meta.get('fingerprint')} != {key.fingerprint}")
+            return entry.scores, entry.meta.get("digest", "")
+        scores, status = cached_scores(self.cache, model, detector, spec, data_root=cfg.data_root, limit=cfg.limit,
+                                       batch_size=cfg.batch_size, background=background)
+        print(f"  {model.label} / {detector.name} / {spec.text}: {len(scores)} scores ({status})", flush=True)
+        return scores, model.digest
+
+    def rows(self, model, detector: Detector, background: Optional[DensityModel]) -> list[SetResult]:
+        cfg = self.cfg
+        id_scores, _ = self.scores(model, detector, self.id_spec, background)
+        out = []
+        for spec in self.oods:
+            row = SetResult(model.label, detector.name, spec.to_dict(), spec.display)
+            try:
+                ood_scores, row.digest = self.scores(model, detector, spec, background)
+            except OEError as e:  # missing data, or (cache-only models) missing/stale cached scores
+                if cfg.strict or not (isinstance(e, DataError) or isinstance(model, _CachedModel)):
+                    raise
+                row.status, row.note = "missing", str(e)
+                print(f"  {model.label} / {detector.name} / {spec.text}: skipped ({e})", flush=True)
+                out.append(row)
+                continue
+            row.protocol = evaluate_protocol(id_scores, ood_scores, num_to_avg=cfg.num_to_avg, ratio=cfg.ratio,
+                                             seed=cfg.seed, rule=cfg.rule, tpr=cfg.tpr).to_dict()
+            out.append(row)
+        return out
+
+
+def _from_results(cfg: EvaluateConfig) -> EvaluateConfig:
+    prev = Evaluation.load(cfg.from_results)
+    s = prev.settings
+    return EvaluateConfig(
+        cached=[m["label"] for m in prev.models], detectors=sorted({r.detector for r in prev.rows}),
+        id_dataset=s["id_dataset"]["text"], ood=[o["text"] for o in s["ood"]], out=cfg.out,
+        cache_dir=cfg.cache_dir or str(prev.cache_dir(cfg.from_results)), num_to_avg=s["num_to_avg"],
+        ratio=s["ratio"], seed=s["seed"], rule=s["rule"], tpr=s["tpr"], limit=s["limit"], strict=cfg.strict)
+
+
+def run_evaluation(cfg: EvaluateConfig) -> Evaluation:
+    """Evaluate every model and detector of ``cfg``; returns the results (not yet written)."""
+    if cfg.from_results:
+        cfg = _from_results(cfg)
+    if not cfg.ckpt and not cfg.cached:
+        raise ConfigError("nothing to evaluate: give --ckpt LABEL=PATH, --cached LABEL or --from-results FILE")
+    for name in cfg.detectors:
+        if name != "auto":
+            get_detector(name)  # unknown names fail here, before any work
+    id_spec = DatasetSpec.parse(cfg.id_dataset, default_split="test")
+    oods = ood_suite(id_spec, cfg.ood)
+    out = Path(cfg.out)
+    cache = ScoreCache(cfg.cache_dir or out / "score_cache")
+
+    models: list = []
+    labels: set[str] = set()
+    device = resolve_device(cfg.device) if cfg.ckpt or cfg.background else None
+    for text in cfg.ckpt:
+        label, path = _label_and_path(text)
+        models.append(load_model(path, label, device))
+    models += _cached_models(cache, cfg.cached, id_spec)
+    for m in models:
+        if m.label in labels:
+            raise ConfigError(f"model label {m.label!r} is used twice; name models with LABEL=PATH")
+        labels.add(m.label)
+    background: Optional[ScoringModel] = None
+    if cfg.background:
+        background = load_model(cfg.background, "background", device)
+        if background.kind != "density":
+            raise ConfigError(f"--background {cfg.background!r} is a {background.kind}, not a density model")
+
+    plan = []
+    for m in models:
+        dets = (_cached_detectors(cache, m, id_spec, cfg.detectors) if isinstance(m, _CachedModel)
+                else detectors_for(m.kind, cfg.detectors))
+        plan += [(m, d) for d in dets]
+    kinds = {m.kind for m in models}
+    for name in cfg.detectors:
+        if name != "auto" and get_detector(name).kind not in kinds:
+            raise ConfigError(f"detector {name!r} scores {get_detector(name).kind} models, but none was given")
+    if not plan:
+        raise ConfigError("no (model, detector) pair to evaluate: the detectors do not fit the models' kinds "
+                          "or the cache holds no scores for them")
+    if any(d.needs_background and not isinstance(m, _CachedModel) for m, d in plan) and background is None:
+        raise ConfigError("the likelihood_ratio detector needs --background (a density checkpoint)")
+
+    ev = Evaluation(
+        settings={"id_dataset": id_spec.to_dict(), "ood": [s.to_dict() for s in oods], "num_to_avg": cfg.num_to_avg,
+                  "ratio": cfg.ratio, "seed": cfg.seed, "rule": cfg.rule, "tpr": cfg.tpr, "limit": cfg.limit,
+                  "cache_dir": relative_to(cache.root, out),
+                  "background": getattr(background, "digest", "")},
+        models=[{"label": m.label, "kind": m.kind, "digest": getattr(m, "digest", ""),
+                 "source": "cache" if isinstance(m, _CachedModel) else "checkpoint"} for m in models])
+    evaluator = _Evaluator(cfg, id_spec, oods, cache)
+    for m, d in plan:
+        ev.rows += evaluator.rows(m, d, background)
+    return ev
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    cfg = parse_config(EvaluateConfig, argv, prog="python -m analysis.evaluate", description=__doc__)
+    if cfg.list_detectors:
+        for name in DETECTORS.names():
+            d = get_detector(name)
+            extra = ", needs --background" if d.needs_background else ""
+            print(f"{name:18s} [{d.kind}{', paper' if d.in_paper else ''}{extra}] {d.description}; units: {d.units}")
+        return 0
+    ev = run_evaluation(cfg)
+    paths = write_evaluation(ev, cfg.out)
+    print("\n".join(t.markdown() for t in evaluation_tables(ev)))
+    print("wrote " + ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli_main(main))

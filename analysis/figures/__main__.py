@@ -1,0 +1,99 @@
+"""``python -m analysis.figures``: every figure of an evaluation, rendered from its score cache.
+
+For each (model, detector) of ``--results``: ID-vs-OOD score histograms (``hist_<model>_<detector>``) and ROC
+curves (``roc_<model>_<detector>``); one per-set AUROC bar chart over all of them or the ``--bars`` series
+(``auroc_bars``); training curves of ``--runs`` (``training_curves``).  PNG and PDF each, plus
+``figures.md`` listing them with captions.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+from oe_core.config import help_field, parse_config
+from oe_core.errors import ConfigError, cli_main
+from oe_core.run.atomic import atomic_write_text
+
+from ..detectors import DETECTORS, get_detector
+from ..results import Evaluation
+from ..scoring import stored_scores
+from . import auroc_bars, read_metrics_csv, roc_figure, save_figure, score_histograms, training_curves
+
+
+@dataclass
+class FiguresConfig:
+    """Render score histograms, ROC curves, AUROC bars and training curves from the score cache."""
+
+    results: str = help_field("runs/evaluate/results.json", "results.json of analysis.evaluate")
+    out: str = help_field("", "output folder (default: figures/ beside the results file)")
+    cache_dir: str = help_field("", "score cache (default: the one the results file names)")
+    bars: list[str] = help_field([], "series of the AUROC bar chart as NAME=LABEL:DETECTOR, e.g. "
+                                     "'likelihood=dens:bpd' 'MSP=clf:msp' (default: every model/detector)")
+    runs: list[str] = help_field([], "training runs for the curves as LABEL=RUN_FOLDER (reads metrics.csv)")
+    bins: int = help_field(40, "histogram bins")
+
+
+def _pairs(specs: list[str], what: str) -> list[tuple[str, str]]:
+    out = []
+    for spec in specs:
+        name, eq, value = spec.partition("=")
+        if not eq or not name or not value:
+            raise ConfigError(f"--{what} {spec!r}: expected NAME=VALUE")
+        out.append((name, value))
+    return out
+
+
+def render_figures(cfg: FiguresConfig) -> list[tuple[Path, str]]:
+    """Write every figure; returns (PNG path, caption) per figure."""
+    ev = Evaluation.load(cfg.results)
+    out = Path(cfg.out) if cfg.out else Path(cfg.results).parent / "figures"
+    id_name = ev.settings["id_dataset"]["name"]
+    made: list[tuple[Path, str]] = []
+
+    def save(fig, stem: str, caption: str) -> None:
+        made.append((save_figure(fig, out / stem)[0], caption))
+
+    for model, detector in ev.groups():
+        g = stored_scores(ev, cfg.results, model, detector, cfg.cache_dir or None)
+        if not g.ood:
+            continue
+        units = get_detector(detector).units if detector in DETECTORS else "score"
+        title = f"{model} / {detector}"
+        save(score_histograms(g.id_scores, g.ood, id_name=id_name, units=units, title=title, bins=cfg.bins),
+             f"hist_{model}_{detector}", f"{title}: {id_name} vs OOD score histograms")
+        save(roc_figure(g.id_scores, g.ood, title=title), f"roc_{model}_{detector}", f"{title}: ROC curves")
+
+    groups = ev.groups()
+    series_specs = _pairs(cfg.bars, "bars") or [(f"{m} / {d}", f"{m}:{d}") for m, d in groups]
+    series, sets = {}, []
+    for name, ref in series_specs:
+        label, _, det = ref.partition(":")
+        rows = ev.group(label, det)
+        series[name] = {r.display: (r.mean("auroc"), r.std("auroc")) for r in rows if r.ok}
+        sets += [r.display for r in rows if r.display not in sets]
+    if any(series.values()):
+        save(auroc_bars(series, sets), "auroc_bars", "AUROC per OOD set (mean ± std over trials)")
+
+    runs = {label: read_metrics_csv(folder) for label, folder in _pairs(cfg.runs, "runs")}
+    if runs:
+        save(training_curves(runs), "training_curves", "training curves: " + ", ".join(runs))
+
+    lines = ["# Figures", ""] + [f"![{cap}]({p.name})\n\n{cap} ([PDF]({p.with_suffix('.pdf').name}))\n"
+                                 for p, cap in made]
+    atomic_write_text(out / "figures.md", "\n".join(lines))
+    return made
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    cfg = parse_config(FiguresConfig, argv, prog="python -m analysis.figures", description=__doc__)
+    if cfg.bins < 2:
+        raise ConfigError(f"--bins must be >= 2, got {cfg.bins}")
+    made = render_figures(cfg)
+    for path, caption in made:
+        print(f"{path} (+ .pdf): {caption}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli_main(main))

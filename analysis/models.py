@@ -1,0 +1,110 @@
+"""The models detectors score with, and the one place that loads them from checkpoints.
+
+A detector sees either a :class:`ClassifierModel` (``logits(x)``) or a :class:`DensityModel`
+(``log_prob(x)`` in nats per image); both take uint8 batches (B, 3, H, W) and do their own input scaling on
+their device.  :func:`load_model` recognises the kind from the checkpoint (run engine format: ``kind``,
+``config``, ``model``, ``eval_model``, ``meta``) and identifies the weights by the checkpoint's sha256.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, ClassVar, Union
+
+import torch
+from torch import nn
+
+from classifiers_oe.inputs import model_input
+from classifiers_oe.weights import load_classifier
+from density_oe.dmol import log_prob as dmol_log_prob
+from density_oe.model import ModelConfig, PixelCNNpp
+from oe_core.config import config_from_dict
+from oe_core.data.transforms import to_unit_range
+from oe_core.errors import CheckpointError
+from oe_core.run import load_checkpoint
+
+
+@dataclass
+class ClassifierModel:
+    """A classifier in eval mode.  ``normalized=False`` feeds ``x/127.5 - 1`` instead of the mean/std
+    normalisation (the reference feeds its noise sets raw; see :meth:`for_dataset`)."""
+
+    net: nn.Module
+    label: str = "classifier"
+    digest: str = ""
+    normalized: bool = True
+    kind: ClassVar[str] = "classifier"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def for_dataset(self, fed_raw: bool) -> "ClassifierModel":
+        return dataclasses.replace(self, normalized=not fed_raw)
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(model_input(x.to(self.device), self.normalized))
+
+
+@dataclass
+class DensityModel:
+    """A density model in eval mode: ``net`` maps images in [-1, 1] to whatever ``log_prob_fn(output, x)``
+    turns into per-image log-likelihoods in nats (for PixelCNN++: DMOL parameters and ``dmol.log_prob``)."""
+
+    net: nn.Module
+    label: str = "density"
+    digest: str = ""
+    log_prob_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = dmol_log_prob
+    kind: ClassVar[str] = "density"
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
+    def for_dataset(self, fed_raw: bool) -> "DensityModel":
+        return self  # density models always see [-1, 1]
+
+    @torch.no_grad()
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-image log-likelihood in nats, shape [B]."""
+        v = to_unit_range(x.to(self.device))
+        return self.log_prob_fn(self.net(v), v)
+
+
+ScoringModel = Union[ClassifierModel, DensityModel]
+
+
+def _load_classifier(path: Path, state: dict, device: torch.device) -> nn.Module:
+    return load_classifier(path, device)[0]
+
+
+def _load_density(path: Path, state: dict, device: torch.device) -> nn.Module:
+    """PixelCNN++ from the checkpoint's config; the evaluation weights (EMA) when the run kept them."""
+    net = PixelCNNpp(config_from_dict(ModelConfig, state["config"]))
+    weights = state.get("eval_model") or state["model"]
+    try:
+        net.load_state_dict(weights, strict=True)
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[0]
+        raise CheckpointError(f"weights in {str(path)!r} do not fit the PixelCNN++ of its config ({first})") from None
+    return net.to(device).eval()
+
+
+_LOADERS: dict[str, tuple[type, Callable[[Path, dict, torch.device], nn.Module]]] = {
+    "classifier": (ClassifierModel, _load_classifier),
+    "density": (DensityModel, _load_density),
+}
+
+
+def load_model(path: str | Path, label: str, device: torch.device) -> ScoringModel:
+    """Load a checkpoint file or run folder as a scoring model (kind read from the checkpoint)."""
+    path = Path(path).expanduser()
+    state = load_checkpoint(path)
+    kind = state.get("kind")
+    if kind not in _LOADERS:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds a model of kind {kind!r}; "
+                              f"evaluable kinds: {', '.join(_LOADERS)}")
+    cls, loader = _LOADERS[kind]
+    return cls(net=loader(path, state, device), label=label, digest=state["sha256"])

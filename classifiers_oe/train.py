@@ -1,0 +1,188 @@
+"""``python -m classifiers_oe.train``: baseline, OE fine-tuning and OE-from-scratch classifiers.
+
+A thin :class:`~oe_core.run.Task` on the shared run engine (run folder, resume,
+checkpoints, DDP through ``torchrun``, bf16, channels_last, compile).  Each step
+puts the in-distribution batch and (OE modes) the outlier batch through **one**
+forward pass, so BatchNorm statistics cover both, as in the reference.
+
+Deliberate differences from the reference code:
+
+* data order, augmentation and dropout come from seeded generators per
+  (seed, epoch, step) (see :mod:`oe_core.data.samplers` and the engine), so a run
+  resumes bit-exactly; augmentation runs on uint8 batches on the device;
+* outliers are drawn by :class:`~oe_core.data.samplers.OutlierBatchSampler` (block
+  mode = the reference's contiguous block from a random offset per epoch) and
+  every step gets a full outlier batch, as in the reference's ``zip``;
+* the test loss is the mean over test images (the reference averages per-batch
+  means; identical for CIFAR's 50 batches of 200);
+* with augmentation on, a W-process run draws its crops/flips per rank, so it is
+  statistically but not bitwise equal to a one-process run (without
+  augmentation, dropout and BatchNorm -- or with SyncBatchNorm on GPUs -- it is
+  equal up to float rounding).
+"""
+from __future__ import annotations
+
+import inspect
+import sys
+from functools import partial
+from typing import Callable, Iterable, Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from oe_core.config import parse_config
+from oe_core.data import InBatchSampler, OutlierBatchSampler, dataset_info, get_dataset
+from oe_core.data.transforms import random_crop_flip
+from oe_core.errors import CheckpointError, ConfigError, DataError, cli_main
+from oe_core.run import Engine, StepContext, Task
+
+from . import toy_data  # noqa: F401  (registers toy-shapes)
+from .config import ClassifierConfig
+from .inputs import model_input
+from .losses import energy_oe_loss, oe_loss
+from .models import build_model
+from .schedule import reference_cosine_scheduler
+from .weights import KIND, load_into, read_weights
+
+Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+OE_CRITERIA: dict[str, Callable[[ClassifierConfig], Criterion]] = {
+    "oe": lambda cfg: partial(oe_loss, lam=cfg.oe_lambda),
+    "energy": lambda cfg: partial(energy_oe_loss, m_in=cfg.m_in, m_out=cfg.m_out, weight=cfg.energy_weight),
+}
+# Architecture fields a fine-tuned run must share with its baseline.
+ARCH_FIELDS = ("dataset", "arch", "depth", "widen_factor", "norm", "image_size")
+
+
+def open_dataset(cfg: ClassifierConfig, name: str, split: Optional[str]) -> Dataset:
+    """A registered dataset, with ``--image-size`` passed on as ``size=`` when set."""
+    kwargs = {}
+    if cfg.image_size:
+        params = inspect.signature(dataset_info(name).builder).parameters
+        if "size" not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
+            raise ConfigError(f"--image-size: dataset {name!r} has a fixed image size (no size option)")
+        kwargs["size"] = cfg.image_size
+    return get_dataset(name, split, root=cfg.data_root or None, download=cfg.download, **kwargs)
+
+
+class ClassifierTask(Task):
+    """Cross-entropy (baseline) or OE training of a WRN/AllConv classifier."""
+
+    kind = KIND
+
+    def setup(self, ctx: StepContext) -> None:
+        cfg = self.cfg
+        if cfg.sync_bn and ctx.dist.enabled and ctx.device.type == "cpu":
+            raise ConfigError("--sync-bn needs GPUs (PyTorch's SyncBatchNorm has no CPU support); "
+                              "use --no-sync-bn or --norm none on CPU")
+        entry = dataset_info(cfg.dataset)
+        if entry.role != "id" or not entry.num_classes:
+            raise ConfigError(f"--dataset {cfg.dataset!r} is not a labelled in-distribution set (role "
+                              f"{entry.role!r}); pick one of role 'id' (see `python -m oe_core.data`)")
+        self.num_classes = entry.num_classes
+        self.in_normalized = entry.normalize
+        self.train_set = open_dataset(cfg, cfg.dataset, "train")
+        self.test_set = open_dataset(cfg, cfg.dataset, "test")
+        image_shape = tuple(self.train_set[0][0].shape)
+        if cfg.arch == "allconv" and image_shape[-2:] != (32, 32):
+            raise ConfigError(f"--arch allconv needs 32x32 images; {cfg.dataset!r} has {image_shape[-2:]}")
+        rank, world = ctx.dist.rank, ctx.dist.world_size
+        self.in_sampler = InBatchSampler(len(self.train_set), cfg.batch_size, seed=cfg.seed, shuffle=True,
+                                         rank=rank, world_size=world)
+        workers = dict(num_workers=cfg.num_workers, pin_memory=ctx.device.type == "cuda",
+                       persistent_workers=cfg.num_workers > 0)
+        self.in_loader = DataLoader(self.train_set, batch_sampler=self.in_sampler, **workers)
+        self.test_loader = DataLoader(self.test_set, batch_size=cfg.test_batch_size, shuffle=False, **workers)
+        self.out_loader: Optional[DataLoader] = None
+        if cfg.uses_outliers:
+            self.criterion = OE_CRITERIA[cfg.oe_loss](cfg)
+            self.out_normalized = dataset_info(cfg.outliers).normalize
+            out_set = open_dataset(cfg, cfg.outliers, None)
+            if tuple(out_set[0][0].shape) != image_shape:
+                raise DataError(f"outlier images of {cfg.outliers!r} have shape {tuple(out_set[0][0].shape)}, "
+                                f"the in-distribution images of {cfg.dataset!r} {image_shape}")
+            self.out_sampler = OutlierBatchSampler(len(out_set), cfg.oe_batch_size, len(self.in_sampler),
+                                                   mode=cfg.outlier_sampling, seed=cfg.seed, rank=rank,
+                                                   world_size=world)
+            self.out_loader = DataLoader(out_set, batch_sampler=self.out_sampler, **workers)
+
+    def build_model(self) -> nn.Module:
+        cfg = self.cfg
+        model = build_model(cfg.arch, self.num_classes, cfg.depth, cfg.widen_factor, cfg.dropout, cfg.norm)
+        if cfg.mode == "oe_tune":
+            state_dict, base_cfg = read_weights(cfg.baseline)
+            if base_cfg is not None:
+                diff = [f"{f}: {getattr(base_cfg, f)!r} vs {getattr(cfg, f)!r}" for f in ARCH_FIELDS
+                        if getattr(base_cfg, f) != getattr(cfg, f)]
+                if diff:
+                    raise CheckpointError(f"--baseline {cfg.baseline!r} was trained with other settings "
+                                          f"({'; '.join(diff)})")
+            load_into(model, state_dict, cfg.baseline)
+        return model
+
+    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
+        cfg = self.cfg
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay)
+
+    def build_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int):
+        return reference_cosine_scheduler(optimizer, total_steps, self.cfg.lr, self.cfg.lr_min)
+
+    def steps_per_epoch(self) -> int:
+        return len(self.in_sampler)
+
+    def batches(self, epoch: int, start_step: int) -> Iterable:
+        self.in_sampler.set_epoch(epoch)
+        self.in_sampler.set_start(start_step)
+        if self.out_loader is None:
+            return ((batch, None) for batch in self.in_loader)
+        self.out_sampler.set_epoch(epoch)
+        self.out_sampler.set_start(start_step)
+        return zip(self.in_loader, self.out_loader)
+
+    def train_step(self, model: nn.Module, batch, ctx: StepContext) -> tuple[torch.Tensor, dict]:
+        (x_in, y), outliers = batch
+        x_in, y = ctx.to_device(x_in), ctx.to_device(y)
+        gen = ctx.generator("augment", ctx.dist.rank)
+        if self.cfg.augment:
+            x_in = random_crop_flip(x_in, padding=4, generator=gen)
+        inputs = model_input(x_in, self.in_normalized)
+        if outliers is not None:
+            x_out = ctx.to_device(outliers[0])
+            if self.cfg.augment:
+                x_out = random_crop_flip(x_out, padding=4, generator=gen)
+            inputs = torch.cat([inputs, model_input(x_out, self.out_normalized)])
+        logits = model(inputs.contiguous(memory_format=ctx.memory_format))
+        n = len(y)
+        if outliers is None:
+            return F.cross_entropy(logits.float(), y), {}
+        return self.criterion(logits[:n], y, logits[n:]), {}
+
+    def evaluate(self, model: nn.Module, ctx: StepContext) -> dict:
+        loss_sum, wrong, count = 0.0, 0, 0
+        for x, y in self.test_loader:
+            x, y = ctx.to_device(x), ctx.to_device(y)
+            with ctx.autocast():
+                logits = model(model_input(x, self.in_normalized).contiguous(memory_format=ctx.memory_format))
+            loss_sum += float(F.cross_entropy(logits.float(), y, reduction="sum"))
+            wrong += int((logits.argmax(1) != y).sum())
+            count += len(y)
+        return {"test_loss": loss_sum / count, "test_error": 100.0 * wrong / count}
+
+    def summary(self, row: dict) -> str:
+        return (f"epoch {row['epoch']:3d} | {row['time_s']:7.1f}s | train loss {row['train_loss']:.4f} | "
+                f"test loss {row['test_loss']:.4f} | test error {row['test_error']:.2f}%")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_config(ClassifierConfig, argv, prog="python -m classifiers_oe.train")
+    row = Engine(ClassifierTask(cfg)).run()
+    if "test_error" in row:
+        print(f"final test accuracy: {100.0 - row['test_error']:.2f}% ({cfg.dataset}, {cfg.out})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main(main))
