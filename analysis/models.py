@@ -8,6 +8,7 @@ their device.  :func:`load_model` recognises the kind from the checkpoint (run e
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, ClassVar, Union
@@ -25,6 +26,12 @@ from oe_core.errors import CheckpointError
 from oe_core.run import load_checkpoint
 
 
+def module_device(net: nn.Module) -> torch.device:
+    """The device of ``net``'s first parameter or buffer (CPU for a module holding neither)."""
+    first = next(itertools.chain(net.parameters(), net.buffers()), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
 @dataclass
 class ClassifierModel:
     """A classifier in eval mode.  ``normalized=False`` feeds ``x/127.5 - 1`` instead of the mean/std
@@ -38,7 +45,7 @@ class ClassifierModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.net.parameters()).device
+        return module_device(self.net)
 
     def for_dataset(self, fed_raw: bool) -> "ClassifierModel":
         return dataclasses.replace(self, normalized=not fed_raw)
@@ -61,7 +68,7 @@ class DensityModel:
 
     @property
     def device(self) -> torch.device:
-        return next(self.net.parameters()).device
+        return module_device(self.net)
 
     def for_dataset(self, fed_raw: bool) -> "DensityModel":
         return self  # density models always see [-1, 1]

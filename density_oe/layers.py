@@ -11,7 +11,7 @@ Everything here is weight-normalised (:class:`~density_oe.weight_norm.WeightNorm
 equal to the port's layers): 1x1 layers are 1x1 convolutions, not permute + Linear; the shifted transposed
 convolutions crop through ``padding``/``output_padding`` so they return contiguous tensors; zero padding is applied
 to the F-channel input of ``concat_elu`` rather than to its 2F-channel output (``concat_elu`` maps 0 to 0);
-``concat_elu`` writes ``[x, -x]`` once and applies ELU in place.
+``concat_elu`` is fused with the element-wise dropout (:mod:`density_oe.activations`).
 """
 from __future__ import annotations
 
@@ -19,12 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .activations import concat_elu
 from .weight_norm import WeightNormLayer
-
-
-def concat_elu(x: torch.Tensor) -> torch.Tensor:
-    """``elu(cat([x, -x], channel dim))``: doubles the channels (one allocation, ELU in place)."""
-    return F.elu(torch.cat([x, -x], dim=1), inplace=True)
 
 
 def down_shift(x: torch.Tensor) -> torch.Tensor:
@@ -129,6 +125,6 @@ class GatedResnet(nn.Module):
         c = self.conv_input(concat_elu(F.pad(x, pad)))
         if self.nin_skip is not None:
             c = c + self.nin_skip(concat_elu(a))
-        h = F.dropout(concat_elu(F.pad(c, pad)), self.dropout, self.training)
+        h = concat_elu(F.pad(c, pad), self.dropout, self.training)
         gate_a, gate_b = self.conv_out(h).chunk(2, dim=1)
         return torch.addcmul(x, gate_a, torch.sigmoid(gate_b))

@@ -14,7 +14,7 @@ from PIL import Image
 
 import oe_core.data.mini as mini
 from oe_core.data import dataset_info, get_dataset
-from oe_core.data.mini import (ID_CLASSES, OUTLIER_SOURCES, TEXTURE_SOURCES, build_mini)
+from oe_core.data.mini import ID_CLASSES, OUTLIER_SOURCES, TEXTURE_SOURCES, build_mini
 from oe_core.data.mini_cache import cache_path, default_cache_dir
 from oe_core.data.mini_sources import PHOTOS, load_lfw_faces, load_photo
 from oe_core.errors import OEError
@@ -60,7 +60,8 @@ def test_registered_with_metadata_and_no_root():
         assert e.files and e.url.startswith("https://") and e.description
     assert dataset_info("mini-id").role == "id" and dataset_info("mini-id").num_classes == len(ID_CLASSES)
     assert dataset_info("mini-outliers").role == "outlier" and dataset_info("mini-outliers").default_split == "train"
-    assert {dataset_info(n).role for n in ("mini-textures", "mini-faces", "mini-svhn", "mini-svhn-saturated")} == {"ood"}
+    ood = ("mini-textures", "mini-faces", "mini-svhn", "mini-svhn-saturated")
+    assert {dataset_info(n).role for n in ood} == {"ood"}
 
 
 def test_items_follow_the_data_contract(cache):

@@ -15,6 +15,7 @@ from oe_core.config import help_field, parse_config
 from oe_core.errors import ConfigError, cli_main
 from oe_core.run.atomic import atomic_write_text
 
+from ..datasets import DatasetSpec
 from ..detectors import DETECTORS, get_detector
 from ..results import Evaluation
 from ..scoring import stored_scores
@@ -48,7 +49,7 @@ def render_figures(cfg: FiguresConfig) -> list[tuple[Path, str]]:
     """Write every figure; returns (PNG path, caption) per figure."""
     ev = Evaluation.load(cfg.results)
     out = Path(cfg.out) if cfg.out else Path(cfg.results).parent / "figures"
-    id_name = ev.settings["id_dataset"]["name"]
+    id_name = DatasetSpec.from_dict(ev.settings["id_dataset"]).display
     made: list[tuple[Path, str]] = []
 
     def save(fig, stem: str, caption: str) -> None:
@@ -71,7 +72,7 @@ def render_figures(cfg: FiguresConfig) -> list[tuple[Path, str]]:
         label, _, det = ref.partition(":")
         rows = ev.group(label, det)
         series[name] = {r.display: (r.mean("auroc"), r.std("auroc")) for r in rows if r.ok}
-        sets += [r.display for r in rows if r.display not in sets]
+        sets += [r.display for r in rows if r.ok and r.display not in sets]
     if any(series.values()):
         save(auroc_bars(series, sets), "auroc_bars", "AUROC per OOD set (mean ± std over trials)")
 

@@ -26,6 +26,7 @@ def bpd_histograms(panels: dict[str, dict[str, np.ndarray]], *, bins: int = 50,
             ax.set_title(model)
             ax.set_xlabel("bits per dimension")
             ax.set_ylabel("density")
-            ax.legend(loc="upper right")
+            ax.set_ylim(0, ax.get_ylim()[1] * 1.45)  # headroom for the legend
+            ax.legend(loc="upper left")
         fig.suptitle(title)
     return fig

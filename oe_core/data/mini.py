@@ -40,6 +40,14 @@ Registered sets (``get_dataset("mini-...")``; none needs ``--data-root``):
   grey digits *lower* bits/dim than the in-distribution thumbnails and the
   saturated ones higher (the complexity argument of Serra et al., 2020).
 
+Measured at 32 px, seed 0, default sizes: ``mini-svhn`` channel means
+0.43/0.43/0.46 and std 0.19 (SVHN: 0.44/0.44/0.47, 0.20), mean HSV saturation
+0.12 (``mini-id`` 0.51, saturated variant 0.80), median luma spread (95th - 5th
+percentile) 0.24 (``mini-id`` 0.63, saturated 0.36), PNG size 4.2 bits/dim
+(``mini-id`` 5.7, saturated 4.6).  A small PixelCNN++ (1 resnet block per
+stage, 32 filters, 16 px, 4 CPU-minutes on ``mini-id``) scored AUROC(bpd) 0.25
+on ``mini-svhn`` and 1.00 on ``mini-svhn-saturated``.
+
 The noise OOD sets (``gaussian``, ``rademacher``, ``blobs``) come from the main
 registry with its ``size=`` option.  All images are uint8 (256 levels).
 

@@ -9,8 +9,9 @@ left and a right neighbour one digit-width (x U(0.8, 1.0)) away: 1-3 digits.
 Glyphs are upsampled with cubic splines and shaped into strokes
 (smoothstep of the glyph value between 0.2 and 0.7).  Scene: a linear
 illumination gradient (gain ``1 + a * t``, ``t`` the position along a random
-direction with the image spanning [-0.5, 0.5], ``a`` U(0, 0.25)), a Gaussian blur of sigma U(0.4, 1.0) px at 32 px (scaled with the
-size), sensor noise of sigma U(0.5, 2) / 255, then quantisation to 256 levels.
+direction with the image spanning [-0.5, 0.5], ``a`` U(0, 0.25)), a Gaussian
+blur of sigma U(0.4, 1.0) px at 32 px (scaled with the size), sensor noise of
+sigma U(0.5, 2) / 255, then quantisation to 256 levels.
 
 Palettes (:data:`PALETTES`):
 

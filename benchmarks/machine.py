@@ -1,0 +1,37 @@
+"""A description of the machine a result came from."""
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+import torch
+
+
+def cpu_model() -> str:
+    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else ``platform.processor()``."""
+    info = Path("/proc/cpuinfo")
+    if info.exists():
+        for line in info.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def load_average() -> list[float] | None:
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except OSError:
+        return None
+
+
+def describe(device: torch.device) -> dict:
+    """CPU model and cores, torch version, threads, accelerator name, OS and the load average now."""
+    info = {"cpu": cpu_model(), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version(), "os": platform.platform(),
+            "device": str(device), "load_average_1_5_15min": load_average()}
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        info.update(accelerator=props.name, accelerator_memory_gb=round(props.total_memory / 2 ** 30, 1),
+                    cuda=torch.version.cuda)
+    return info

@@ -1,0 +1,205 @@
+"""PixelCNN++ cases: training steps (small and paper config), the OE fine-tuning step, the DMOL loss alone and
+bpd scoring, each done by the suite (:mod:`density_oe`) and the plain way (:mod:`benchmarks.plain_pixelcnn`).
+
+Both variants do the same work with the same settings: the TF recipe's Adam (lr 1e-3, betas 0.95/0.9995),
+element-wise dropout 0.5, the same seeded weights initialisation scheme and the same random 8-bit images.  A
+training step is ``zero_grad``, forward, loss, backward, ``optimizer.step()``; the EMA update and data loading are
+left out of both.  Under ``--amp bf16`` both run the network under autocast and the likelihood in float32 (the
+plain loss gets ``params.float()``).
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+
+from density_oe.dmol import log_prob, nll_bpd
+from density_oe.model import ModelConfig, PixelCNNpp
+from density_oe.weight_norm import frozen_weights
+
+from . import plain_pixelcnn as plain
+from .flops import model_flops
+from .sizes import PixelCNNShape
+from .workload import FAST, PLAIN, BenchContext, Workload, register_case
+
+ADAM = dict(lr=1e-3, betas=(0.95, 0.9995))
+DROPOUT = 0.5
+NR_MIX = 10
+
+
+def fast_model(ctx: BenchContext, shape: PixelCNNShape) -> PixelCNNpp:
+    torch.manual_seed(ctx.seed)
+    cfg = ModelConfig(nr_resnet=shape.nr_resnet, nr_filters=shape.nr_filters, nr_logistic_mix=NR_MIX,
+                      dropout=DROPOUT)
+    return PixelCNNpp(cfg).to(ctx.device, memory_format=ctx.memory_format)
+
+
+def plain_model(ctx: BenchContext, shape: PixelCNNShape) -> plain.PlainPixelCNN:
+    torch.manual_seed(ctx.seed)
+    return plain.PlainPixelCNN(shape.nr_resnet, shape.nr_filters, NR_MIX, DROPOUT).to(ctx.device)
+
+
+def pixelcnn_flops(ctx: BenchContext, shape: PixelCNNShape, batch: int, train: bool) -> dict[str, int]:
+    """Counted FLOPs of both models (forward, or forward + backward) at ``batch`` images."""
+    size = (batch, 3, ctx.sizes.image, ctx.sizes.image)
+    cfg = ModelConfig(nr_resnet=shape.nr_resnet, nr_filters=shape.nr_filters, nr_logistic_mix=NR_MIX)
+    return {FAST: model_flops(lambda: PixelCNNpp(cfg), size, train),
+            PLAIN: model_flops(lambda: plain.PlainPixelCNN(shape.nr_resnet, shape.nr_filters, NR_MIX), size, train)}
+
+
+def fast_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
+    """One training step of the suite's model on the mean bits/dim."""
+    model = fast_model(ctx, shape).train()
+    opt = torch.optim.Adam(model.parameters(), **ADAM)
+    x = ctx.images(batch).contiguous(memory_format=ctx.memory_format)
+
+    def step() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        with ctx.autocast():
+            params = model(x)
+        loss = nll_bpd(params, x).mean()
+        loss.backward()
+        opt.step()
+        return loss.detach()
+    return step
+
+
+def plain_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
+    """One training step as the port writes it (loss summed over the batch in nats)."""
+    model = plain_model(ctx, shape).train()
+    opt = torch.optim.Adam(model.parameters(), **ADAM)
+    x = ctx.images(batch)
+
+    def step() -> torch.Tensor:
+        opt.zero_grad()
+        with ctx.autocast():
+            output = model(x)
+        loss = plain.discretized_mix_logistic_loss(x, output.float())
+        loss.backward()
+        opt.step()
+        return loss.detach()
+    return step
+
+
+def _train_case(ctx: BenchContext, which: str, batch: int) -> Workload:
+    shape = ctx.sizes.shape(which)
+    return Workload(images=batch,
+                    calls={FAST: fast_train_step(ctx, shape, batch), PLAIN: plain_train_step(ctx, shape, batch)},
+                    flops=pixelcnn_flops(ctx, shape, batch, train=True),
+                    detail=f"{shape.label()}, K={NR_MIX}, batch {batch}, {ctx.sizes.image}x{ctx.sizes.image}")
+
+
+@register_case("train_small", "PixelCNN++ train step, small config", order=10)
+def train_small(ctx: BenchContext) -> Workload:
+    return _train_case(ctx, "small", ctx.sizes.small_batch)
+
+
+@register_case("train_paper", "PixelCNN++ train step, paper config", order=20)
+def train_paper(ctx: BenchContext) -> Workload:
+    return _train_case(ctx, "paper", ctx.sizes.paper_batch)
+
+
+def margin_loss(ll_in: torch.Tensor, ll_out: torch.Tensor, margin: float) -> torch.Tensor:
+    return torch.relu(margin - ll_in + ll_out).mean()
+
+
+@register_case("oe_step", "PixelCNN++ OE fine-tuning step (in + outliers)", order=30)
+def oe_step(ctx: BenchContext) -> Workload:
+    shape = ctx.sizes.shape(ctx.sizes.oe_shape)
+    n = ctx.sizes.oe_batch
+    x_in, x_out = ctx.images(n, stream=0), ctx.images(n, stream=1)
+    both = torch.cat([x_in, x_out])
+    margin = float(both[0].numel())
+    fast = fast_model(ctx, shape).train()
+    fast_opt = torch.optim.Adam(fast.parameters(), **ADAM)
+    fast_both = both.contiguous(memory_format=ctx.memory_format)
+    ref = plain_model(ctx, shape).train()
+    ref_opt = torch.optim.Adam(ref.parameters(), **ADAM)
+
+    def fast_call() -> torch.Tensor:
+        fast_opt.zero_grad(set_to_none=True)
+        with ctx.autocast():
+            params = fast(fast_both)
+        ll = log_prob(params, fast_both)
+        loss = margin_loss(ll[:n], ll[n:], margin)
+        loss.backward()
+        fast_opt.step()
+        return loss.detach()
+
+    def plain_call() -> torch.Tensor:
+        ref_opt.zero_grad()
+        with ctx.autocast():
+            output = ref(both)
+        ll = plain.discretized_mix_logistic_log_prob(both, output.float())
+        loss = margin_loss(ll[:n], ll[n:], margin)
+        loss.backward()
+        ref_opt.step()
+        return loss.detach()
+
+    return Workload(images=2 * n, calls={FAST: fast_call, PLAIN: plain_call},
+                    flops=pixelcnn_flops(ctx, shape, 2 * n, train=True),
+                    detail=f"{shape.label()}, {n} in + {n} outliers, margin loss on log-likelihoods")
+
+
+def random_dmol_params(ctx: BenchContext, batch: int) -> torch.Tensor:
+    """DMOL parameters ``(batch, 10K, S, S)`` of a plausible scale: unit-normal logits, means and coefficients,
+    log-scales around -3 (so all four branches of the likelihood occur)."""
+    s = ctx.sizes.image
+    params = torch.randn(batch, 10 * NR_MIX, s, s, generator=ctx.generator(2))
+    params[:, NR_MIX:].view(batch, 3, 3, NR_MIX, s, s)[:, :, 1] -= 3.0
+    return params.to(ctx.device)
+
+
+@register_case("dmol_loss", "DMOL likelihood alone, forward + backward", order=40)
+def dmol_loss(ctx: BenchContext) -> Workload:
+    batch = ctx.sizes.loss_batch
+    x = ctx.images(batch)
+    base = random_dmol_params(ctx, batch)
+    fast_params = base.clone().requires_grad_(True)
+    plain_params = base.clone().requires_grad_(True)
+
+    def fast_call() -> torch.Tensor:
+        fast_params.grad = None
+        loss = -log_prob(fast_params, x).sum()
+        loss.backward()
+        return loss.detach()
+
+    def plain_call() -> torch.Tensor:
+        plain_params.grad = None
+        loss = plain.discretized_mix_logistic_loss(x, plain_params)
+        loss.backward()
+        return loss.detach()
+
+    return Workload(images=batch, calls={FAST: fast_call, PLAIN: plain_call}, flops={FAST: 0, PLAIN: 0},
+                    detail=f"K={NR_MIX}, batch {batch}, {ctx.sizes.image}x{ctx.sizes.image}, float32")
+
+
+def fast_scorer(ctx: BenchContext, shape: PixelCNNShape) -> Callable[[torch.Tensor], torch.Tensor]:
+    """Per-image bits/dim of a batch, the suite's way (eval mode, inference mode, weights normalised once)."""
+    model = fast_model(ctx, shape).eval()
+
+    def score(x: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode(), frozen_weights(model), ctx.autocast():
+            return nll_bpd(model(x), x)
+    return score
+
+
+@register_case("score", "PixelCNN++ bpd scoring, paper config", order=50)
+def score(ctx: BenchContext) -> Workload:
+    shape, batch = ctx.sizes.paper, ctx.sizes.paper_batch
+    x = ctx.images(batch)
+    x_fast = x.contiguous(memory_format=ctx.memory_format)
+    fast = fast_scorer(ctx, shape)
+    ref = plain_model(ctx, shape).eval()
+    dims = x[0].numel()
+
+    def plain_call() -> torch.Tensor:
+        with torch.no_grad():
+            with ctx.autocast():
+                output = ref(x)
+            return -plain.discretized_mix_logistic_log_prob(x, output.float()) / (dims * math.log(2.0))
+
+    return Workload(images=batch, calls={FAST: lambda: fast(x_fast), PLAIN: plain_call},
+                    flops=pixelcnn_flops(ctx, shape, batch, train=False),
+                    detail=f"{shape.label()}, batch {batch}, eval mode, no gradients")

@@ -1,0 +1,91 @@
+"""The results as a text table (stdout) and as a markdown section (``--markdown-append``)."""
+from __future__ import annotations
+
+from typing import Optional
+
+from .workload import FAST, PLAIN
+
+
+def _num(value: Optional[float], fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def case_rows(results: dict) -> list[list[str]]:
+    rows = []
+    for name, case in results["cases"].items():
+        for variant in (FAST, PLAIN):
+            v = case[variant]
+            is_fast = variant == FAST
+            rows.append([
+                name if is_fast else "", variant, _num(v["images_per_s"], ".2f"), _num(1e3 * v["median_s"], ".1f"),
+                _num(v["peak_mem_mb"], ".1f"), _num(v["gflops_per_s"], ".1f"),
+                _num(None if v["peak_fraction"] is None else 100 * v["peak_fraction"], ".0f"),
+                _num(case["speedup"], ".2f") + "x" if is_fast else "",
+                _num(case["memory_ratio"], ".2f") if is_fast else ""])
+    return rows
+
+
+CASE_HEADER = ["case", "variant", "images/s", "ms/call", "peak MB", "GFLOP/s", "% peak", "speed f/p", "mem f/p"]
+TARGET_HEADER = ["target", "value", "need", "met"]
+LINEAR_HEADER = ["series", "n", "seconds", "ms/image", "slope ms/image", "overhead ms", "R^2"]
+
+
+def target_rows(results: dict) -> list[list[str]]:
+    met = {True: "yes", False: "NO", None: "not run"}
+    return [[t["text"], _num(t["value"], ".3f"), f"{t['op']} {t['threshold']:g}", met[t["met"]]]
+            for t in results["targets"]]
+
+
+def linearity_rows(results: dict) -> list[list[str]]:
+    rows = []
+    for name, s in results.get("linearity", {}).items():
+        rows.append([f"{name}: {s['what']}", " ".join(map(str, s["n"])), " ".join(f"{t:.3f}" for t in s["seconds"]),
+                     " ".join(f"{1e3 * t:.1f}" for t in s["per_image_s"]), f"{1e3 * s['slope_s_per_image']:.2f}",
+                     f"{1e3 * s['intercept_s']:.1f}", f"{s['r2']:.4f}"])
+    return rows
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in [header] + rows) for i in range(len(header))]
+    line = lambda r: "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    line = lambda r: "| " + " | ".join(c.replace("|", "/") for c in r) + " |"  # noqa: E731
+    return "\n".join([line(header), "|" + "---|" * len(header)] + [line(r) for r in rows])
+
+
+def summary_lines(results: dict) -> list[str]:
+    m, cfg, peak = results["machine"], results["config"], results["matmul_peak"]
+    where = m.get("accelerator") or m["cpu"]
+    lines = [f"machine: {where}; {m['cpu']}, {m['cpu_cores']} cores, torch {m['torch']} ({m['torch_threads']} "
+             f"threads), {m['os']}",
+             f"run: device {m['device']}, amp {cfg['amp']}, profile {results['profile']}, channels_last "
+             f"{cfg['channels_last']}, up to {cfg['repeats']} timed repeats per variant after 1 warm-up, "
+             f"{results['wall_s']:.0f} s in all, {results['date_utc']}",
+             f"load average (1/5/15 min): at start {results['load_start']}, at end {m['load_average_1_5_15min']}",
+             f"{peak['dtype']} matmul peak: {peak['gflops']:.1f} GFLOP/s (best of sizes "
+             + ", ".join(f"{n}: {g:.1f}" for n, g in peak["by_size"].items()) + ")"]
+    return lines
+
+
+def text_report(results: dict) -> str:
+    parts = summary_lines(results) + ["", text_table(CASE_HEADER, case_rows(results))]
+    if results.get("linearity"):
+        parts += ["", text_table(LINEAR_HEADER, linearity_rows(results))]
+    parts += ["", text_table(TARGET_HEADER, target_rows(results))]
+    return "\n".join(parts)
+
+
+def markdown_section(results: dict) -> str:
+    m, cfg = results["machine"], results["config"]
+    title = f"## {m.get('accelerator') or m['cpu']} -- {m['device']}, amp {cfg['amp']}, {results['date_utc']}"
+    details = "\n".join(f"| {c} | {results['cases'][c]['detail']} |" for c in results["cases"])
+    parts = [title, "", "\n".join(f"- {line}" for line in summary_lines(results)), "",
+             markdown_table(CASE_HEADER, case_rows(results)), "",
+             "| case | work per call |\n|---|---|\n" + details]
+    if results.get("linearity"):
+        parts += ["", markdown_table(LINEAR_HEADER, linearity_rows(results))]
+    parts += ["", markdown_table(TARGET_HEADER, target_rows(results))]
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,123 @@
+"""``python -m benchmarks.run``: the suite's PixelCNN++, DMOL and WRN code against the plain way, side by side.
+
+For every case: build both variants, run each once as a warm-up (measuring its peak memory), then time them
+alternately, call by call, for up to ``--repeats`` rounds; report the median.  Prints a table, writes a JSON file
+and optionally appends a markdown section to ``docs/performance.md``.
+"""
+from __future__ import annotations
+
+import datetime
+import gc
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from oe_core.config import parse_config
+from oe_core.errors import OEError, cli_main
+from oe_core.run import resolve_device
+from oe_core.run.atomic import atomic_write_text
+
+from .cases import CASES, ordered
+from .config import BenchConfig
+from .flops import matmul_peak
+from .linearity import batch_linearity, dataset_linearity
+from .machine import describe, load_average
+from .memory import MemoryTracker, memory_tracker
+from .report import markdown_section, text_report
+from .sizes import sizes_for
+from .targets import check_targets
+from .timing import alternate, median, repeats_within, synchronizer, timed
+from .workload import BenchContext, CaseSpec
+
+MB = 2.0 ** 20
+
+
+def measure_case(spec: CaseSpec, ctx: BenchContext, tracker: MemoryTracker, cfg: BenchConfig,
+                 peak_gflops: float) -> dict:
+    """Warm-up (with peak memory) and alternating timed repeats of both variants of one case."""
+    sync = synchronizer(ctx.device)
+    with tracker.session():
+        work = spec.build(ctx)
+        warmup = {}
+        for variant, call in work.calls.items():
+            with tracker.measure(variant):
+                warmup[variant] = timed(call, sync)
+    peaks = {v: tracker.peaks[v] for v in work.calls}
+    repeats = repeats_within(cfg.case_seconds, sum(warmup.values()), cfg.repeats)
+    times = alternate(work.calls, repeats, sync)
+    out: dict = {"title": spec.title, "detail": work.detail, "images_per_call": work.images, "repeats": repeats}
+    for variant, ts in times.items():
+        med = median(ts)
+        gflops = work.flops[variant] / med / 1e9 if work.flops[variant] else None
+        out[variant] = {"times_s": ts, "median_s": med, "warmup_s": warmup[variant],
+                        "images_per_s": work.images / med, "peak_mem_mb": peaks[variant] / MB,
+                        "flops_per_call": work.flops[variant], "gflops_per_s": gflops,
+                        "peak_fraction": None if gflops is None else gflops / peak_gflops}
+    fast, plain = out["fast"], out["plain"]
+    out["speedup"] = fast["images_per_s"] / plain["images_per_s"]
+    out["memory_ratio"] = fast["peak_mem_mb"] / plain["peak_mem_mb"] if plain["peak_mem_mb"] > 0 else None
+    del work
+    gc.collect()
+    return out
+
+
+def default_json_path(device: torch.device, cfg: BenchConfig) -> Path:
+    suffix = ("-bf16" if cfg.amp == "bf16" else "") + ("-quick" if cfg.quick else "")
+    return Path("benchmarks") / "results" / f"{device.type}{suffix}.json"
+
+
+def run(cfg: BenchConfig) -> dict:
+    """Run the selected cases and the linearity series; return the results dict (also what the JSON holds)."""
+    device = resolve_device(cfg.device)
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    profile, sizes = sizes_for(device, cfg.quick)
+    ctx = BenchContext(device=device, amp=cfg.amp, sizes=sizes, channels_last=cfg.channels_last, seed=cfg.seed)
+    tracker = memory_tracker(device)
+    start, load_start = time.perf_counter(), load_average()
+    log = lambda msg: print(f"[bench {time.perf_counter() - start:6.1f}s] {msg}", file=sys.stderr, flush=True)  # noqa
+
+    log(f"matmul peak ({', '.join(map(str, sizes.matmul_sizes))})")
+    peak = matmul_peak(device, torch.bfloat16 if cfg.amp == "bf16" else torch.float32, sizes.matmul_sizes)
+    results: dict = {"profile": profile, "config": asdict(cfg), "load_start": load_start, "matmul_peak": peak,
+                     "cases": {}, "linearity": {}}
+    for name in ordered(cfg.selected_cases()):
+        log(f"{name}: {CASES.get(name).title}")
+        results["cases"][name] = measure_case(CASES.get(name), ctx, tracker, cfg, peak["gflops"])
+    if cfg.linearity:
+        sync = synchronizer(device)
+        log("linearity in batch size")
+        results["linearity"]["batch"] = batch_linearity(ctx, sync, cfg.case_seconds, cfg.repeats)
+        log("linearity in data-set size")
+        results["linearity"]["dataset"] = dataset_linearity(ctx, sync, cfg.case_seconds, cfg.repeats)
+    results["targets"] = check_targets(results)
+    results["machine"] = describe(device)
+    results["wall_s"] = time.perf_counter() - start
+    results["date_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_config(BenchConfig, argv, prog="python -m benchmarks.run")
+    md_path = Path(cfg.markdown_append) if cfg.markdown_append else None
+    if md_path is not None and not md_path.parent.is_dir():
+        raise OEError(f"--markdown-append {str(md_path)!r}: folder {str(md_path.parent)!r} does not exist")
+    results = run(cfg)
+    print(text_report(results))
+    path = Path(cfg.json) if cfg.json else default_json_path(torch.device(results["machine"]["device"]), cfg)
+    atomic_write_text(path, json.dumps(results, indent=1) + "\n")
+    print(f"\nresults written to {path}")
+    if md_path is not None:
+        with md_path.open("a") as f:
+            f.write("\n" + markdown_section(results))
+        print(f"markdown section appended to {md_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main(main))

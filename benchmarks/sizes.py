@@ -1,0 +1,68 @@
+"""Problem sizes per device: the paper's shapes where the machine allows, scaled batches where it does not.
+
+The CPU profile keeps the whole run within about five minutes on two cores: the paper config at batch 4 and the
+WRN-40-2 OE step at the reference's 128 + 256.  The GPU profile uses larger batches; ``quick`` shrinks everything
+to a smoke test of the harness.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class PixelCNNShape:
+    """A PixelCNN++ configuration: ``nr_filters``, ``nr_resnet`` (``nr_logistic_mix`` is always the paper's 10)."""
+
+    nr_filters: int
+    nr_resnet: int
+
+    def label(self) -> str:
+        return f"F={self.nr_filters}, R={self.nr_resnet}"
+
+
+PAPER = PixelCNNShape(160, 5)
+SMALL = PixelCNNShape(32, 2)
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """Every size the cases use."""
+
+    image: int                       # image side (32 = CIFAR)
+    small: PixelCNNShape
+    paper: PixelCNNShape
+    small_batch: int                 # train step at the small config
+    paper_batch: int                 # train step and scoring at the paper config
+    oe_shape: str                    # "small" or "paper": the config of the OE fine-tuning step
+    oe_batch: int                    # in-distribution images per OE step (as many outliers)
+    loss_batch: int                  # the DMOL loss alone
+    wrn_depth: int
+    wrn_batch: tuple[int, int]       # in-distribution, outlier images per WRN OE step
+    linear_batches: tuple[int, ...]  # train-step batch sizes for the linearity fit (small config)
+    linear_images: tuple[int, ...]   # data-set sizes scored for the linearity fit (small config)
+    linear_score_batch: int
+    matmul_sizes: tuple[int, ...]    # square matmul sizes for the peak
+
+    def shape(self, which: str) -> PixelCNNShape:
+        return {"small": self.small, "paper": self.paper}[which]
+
+
+PROFILES: dict[str, Sizes] = {
+    "cpu": Sizes(image=32, small=SMALL, paper=PAPER, small_batch=32, paper_batch=4, oe_shape="small", oe_batch=16,
+                 loss_batch=64, wrn_depth=40, wrn_batch=(128, 256), linear_batches=(1, 2, 4, 8),
+                 linear_images=(16, 32, 64), linear_score_batch=16, matmul_sizes=(1024, 2048)),
+    "gpu": Sizes(image=32, small=SMALL, paper=PAPER, small_batch=32, paper_batch=32, oe_shape="paper", oe_batch=16,
+                 loss_batch=64, wrn_depth=40, wrn_batch=(128, 256), linear_batches=(8, 16, 32, 64),
+                 linear_images=(512, 1024, 2048), linear_score_batch=128, matmul_sizes=(4096, 8192)),
+    "quick": Sizes(image=8, small=PixelCNNShape(8, 1), paper=PixelCNNShape(16, 1), small_batch=4, paper_batch=2,
+                   oe_shape="small", oe_batch=2, loss_batch=4, wrn_depth=10, wrn_batch=(4, 8),
+                   linear_batches=(1, 2, 4), linear_images=(4, 8, 16), linear_score_batch=4, matmul_sizes=(64, 128)),
+}
+
+
+def sizes_for(device: torch.device, quick: bool) -> tuple[str, Sizes]:
+    """The profile name and sizes for ``device`` (any accelerator gets the GPU profile)."""
+    name = "quick" if quick else ("cpu" if device.type == "cpu" else "gpu")
+    return name, PROFILES[name]

@@ -1,0 +1,82 @@
+"""What a benchmark case is: a builder that returns the fast and plain callables of one unit of work."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from oe_core.registry import Registry
+from oe_core.run import autocast
+
+from .sizes import Sizes
+
+FAST, PLAIN = "fast", "plain"
+
+
+@dataclass(frozen=True)
+class BenchContext:
+    """What case builders see: device, precision, sizes and options."""
+
+    device: torch.device
+    amp: str
+    sizes: Sizes
+    channels_last: bool = False
+    seed: int = 0
+
+    def autocast(self):
+        return autocast(self.device, self.amp)
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        """The fast variants' memory format (``--channels-last``); plain variants always use the default."""
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
+    def generator(self, stream: int) -> torch.Generator:
+        return torch.Generator().manual_seed(self.seed * 1000 + stream)
+
+    def images(self, n: int, stream: int = 0) -> torch.Tensor:
+        """``n`` random 8-bit images ``(n, 3, S, S)`` scaled to [-1, 1] (the PixelCNN++ input range), on the device."""
+        s = self.sizes.image
+        x = torch.randint(0, 256, (n, 3, s, s), generator=self.generator(stream)).float() / 127.5 - 1.0
+        return x.to(self.device)
+
+
+@dataclass
+class Workload:
+    """One unit of work (a training step, a scoring batch, ...) done two ways.
+
+    ``calls[variant]()`` does the work once; ``flops[variant]`` is its counted matmul/convolution FLOPs (0 when
+    the work has none, e.g. the loss alone); ``images`` is the number of images one call processes.
+    """
+
+    images: int
+    calls: dict[str, Callable[[], object]]
+    flops: dict[str, int]
+    detail: str
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CaseSpec:
+    name: str
+    title: str
+    order: int
+    build: Callable[[BenchContext], Workload]
+
+
+CASES: Registry[CaseSpec] = Registry("benchmark case")
+
+
+def register_case(name: str, title: str, order: int) -> Callable:
+    """Decorator: register ``build(ctx) -> Workload`` as case ``name``; ``order`` sets its place in the report."""
+
+    def wrap(build: Callable[[BenchContext], Workload]) -> Callable[[BenchContext], Workload]:
+        CASES.add(name, CaseSpec(name, title, order, build))
+        return build
+
+    return wrap
+
+
+def ordered(names: list[str]) -> list[str]:
+    return sorted(names, key=lambda n: CASES.get(n).order)

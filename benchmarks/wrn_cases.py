@@ -1,0 +1,66 @@
+"""The WRN-40-2 OE step (128 in-distribution + 256 outlier images in one forward pass), the suite's way
+(:mod:`classifiers_oe`: ``build_model``, ``oe_loss``, the trainer's SGD settings and ``zero_grad(set_to_none=True)``,
+optionally channels_last) and the plain way (the OE reference's ``oe_tune.py`` loop body, loss written inline).
+
+Both take the same normalised float batch; the trainer's on-device crop/flip augmentation and the reference's
+DataLoader augmentation are left out of both.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from classifiers_oe.losses import oe_loss
+from classifiers_oe.models import build_model
+
+from .flops import model_flops
+from .workload import FAST, PLAIN, BenchContext, Workload, register_case
+
+NUM_CLASSES = 10
+SGD = dict(lr=0.001, momentum=0.9, nesterov=True, weight_decay=5e-4)  # oe_tune's settings
+
+
+def _wrn(ctx: BenchContext) -> torch.nn.Module:
+    torch.manual_seed(ctx.seed)
+    return build_model("wrn", NUM_CLASSES, depth=ctx.sizes.wrn_depth, widen_factor=2, dropout=0.3).to(ctx.device)
+
+
+@register_case("wrn_oe_step", "WRN-40-2 OE step (in + outliers)", order=60)
+def wrn_oe_step(ctx: BenchContext) -> Workload:
+    n_in, n_out = ctx.sizes.wrn_batch
+    s = ctx.sizes.image
+    g = ctx.generator(3)
+    x_in = torch.randn(n_in, 3, s, s, generator=g).to(ctx.device)
+    x_out = torch.randn(n_out, 3, s, s, generator=g).to(ctx.device)
+    y = torch.randint(0, NUM_CLASSES, (n_in,), generator=g).to(ctx.device)
+
+    fast = _wrn(ctx).train().to(memory_format=ctx.memory_format)
+    fast_opt = torch.optim.SGD(fast.parameters(), **SGD)
+    ref = _wrn(ctx).train()
+    ref_opt = torch.optim.SGD(ref.parameters(), **SGD)
+
+    def fast_call() -> torch.Tensor:
+        with ctx.autocast():
+            logits = fast(torch.cat([x_in, x_out]).contiguous(memory_format=ctx.memory_format))
+        loss = oe_loss(logits[:n_in], y, logits[n_in:])
+        fast_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        fast_opt.step()
+        return loss.detach()
+
+    def plain_call() -> torch.Tensor:
+        data = torch.cat((x_in, x_out), 0)
+        with ctx.autocast():
+            x = ref(data).float()
+        ref_opt.zero_grad()
+        loss = F.cross_entropy(x[:len(x_in)], y)
+        loss += 0.5 * -(x[len(x_in):].mean(1) - torch.logsumexp(x[len(x_in):], dim=1)).mean()
+        loss.backward()
+        ref_opt.step()
+        return loss.detach()
+
+    depth = ctx.sizes.wrn_depth
+    flops = model_flops(lambda: build_model("wrn", NUM_CLASSES, depth=depth, widen_factor=2, dropout=0.3),
+                        (n_in + n_out, 3, s, s), train=True)
+    return Workload(images=n_in + n_out, calls={FAST: fast_call, PLAIN: plain_call}, flops={FAST: flops, PLAIN: flops},
+                    detail=f"WRN-{depth}-2, {n_in} in + {n_out} outliers, {s}x{s}, SGD (Nesterov)")
