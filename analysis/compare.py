@@ -126,11 +126,12 @@ def compare_tables(cols: list[Column], metrics: list[str]) -> tuple[list[Table],
                 records.append({"metric": metric, "ood_set": display, "dataset": name, "column": c.title,
                                 "mean": ours, "std": r.std(metric) if r else None, "paper": paper})
             body.append(row)
-        mean_row = ["Mean"]
+        mean_row, dagger = ["Mean"], False
         for c in cols:
             evaluated = [s for s, _ in sets if c.result(s)]
             ours = float(np.mean([c.result(s).mean(metric) for s in evaluated])) if evaluated else None
             paper, partial = _paper_mean(c, metric, evaluated)
+            dagger |= partial and paper is not None
             mean_row.append(_cell(ours, paper) + ("†" if partial and paper is not None else ""))
             records.append({"metric": metric, "ood_set": "Mean", "dataset": "", "column": c.title, "mean": ours,
                             "std": None, "paper": paper, "sets": len(evaluated)})
@@ -139,7 +140,8 @@ def compare_tables(cols: list[Column], metrics: list[str]) -> tuple[list[Table],
                 notes.append(f"{c.title}: not evaluated on {', '.join(missing)} (the mean is over the others).")
         body.append(mean_row)
         if any(c.paper for c in cols):
-            notes.append("ours (paper); † the paper's mean over the sets evaluated here, not its published mean.")
+            notes.append("ours (paper)" + ("; † the paper's mean over the sets evaluated here, not its published "
+                                           "mean." if dagger else "."))
         notes.append("Values in %; " + ("lower is better." if metric.startswith("fpr") or metric == "detection_error"
                                         else "higher is better."))
         tables.append(Table(f"{header(metric)} (%)", ["OOD set"] + [c.title for c in cols], body, notes))

@@ -14,6 +14,7 @@ earlier run (no checkpoints or data needed): what ``scripts/figures.sh`` does.
 from __future__ import annotations
 
 import fnmatch
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -31,7 +32,7 @@ from .datasets import DatasetSpec, ood_suite
 from .detectors import DETECTORS, Detector, detectors_for, get_detector
 from .models import DensityModel, ScoringModel, load_model
 from .results import Evaluation, SetResult, relative_to
-from .scoring import cached_scores
+from .scoring import cached_scores, weights_digest
 from .tables import evaluation_tables, write_evaluation
 
 
@@ -125,29 +126,34 @@ class _Evaluator:
     def __init__(self, cfg: EvaluateConfig, id_spec: DatasetSpec, oods: list[DatasetSpec], cache: ScoreCache):
         self.cfg, self.id_spec, self.oods, self.cache = cfg, id_spec, oods, cache
 
-    def scores(self, model, detector: Detector, spec: DatasetSpec,
-               background: Optional[DensityModel]) -> tuple[np.ndarray, str]:
+    def scores(self, model, detector: Detector, spec: DatasetSpec, background: Optional[DensityModel],
+               id_digest: Optional[str] = None) -> tuple[np.ndarray, str]:
+        """Scores and weights digest of ``spec``; cache-only models must match the ID scores' digest."""
         cfg = self.cfg
         if isinstance(model, _CachedModel):
             key = ScoreKey(model.label, detector.name, spec, cfg.limit)
             entry = self.cache.read(key)
+            digest = entry.meta.get("digest", "")
             if entry.meta.get("fingerprint") != key.fingerprint:
                 raise OEError(f"cached scores of {spec.text} are stale: dataset fingerprint "
                               f"{entry.meta.get('fingerprint')} != {key.fingerprint}")
-            return entry.scores, entry.meta.get("digest", "")
+            if id_digest is not None and digest != id_digest:
+                raise OEError(f"cached scores of {spec.text} come from other weights than the ID scores "
+                              f"({digest[:12]} vs {id_digest[:12]}); re-evaluate with --ckpt")
+            return entry.scores, digest
         scores, status = cached_scores(self.cache, model, detector, spec, data_root=cfg.data_root, limit=cfg.limit,
                                        batch_size=cfg.batch_size, background=background)
         print(f"  {model.label} / {detector.name} / {spec.text}: {len(scores)} scores ({status})", flush=True)
-        return scores, model.digest
+        return scores, weights_digest(model, detector, background)
 
     def rows(self, model, detector: Detector, background: Optional[DensityModel]) -> list[SetResult]:
         cfg = self.cfg
-        id_scores, _ = self.scores(model, detector, self.id_spec, background)
+        id_scores, id_digest = self.scores(model, detector, self.id_spec, background)
         out = []
         for spec in self.oods:
             row = SetResult(model.label, detector.name, spec.to_dict(), spec.display)
             try:
-                ood_scores, row.digest = self.scores(model, detector, spec, background)
+                ood_scores, row.digest = self.scores(model, detector, spec, background, id_digest)
             except OEError as e:  # missing data, or (cache-only models) missing/stale cached scores
                 if cfg.strict or not (isinstance(e, DataError) or isinstance(model, _CachedModel)):
                     raise
@@ -159,6 +165,16 @@ class _Evaluator:
                                              seed=cfg.seed, rule=cfg.rule, tpr=cfg.tpr).to_dict()
             out.append(row)
         return out
+
+
+def _check_writable(folder: Path, option: str) -> None:
+    """Create ``folder`` and make sure files can be written there, before any work."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise ConfigError(f"{option} {str(folder)!r} is not a writable folder ({e.strerror or e})") from None
 
 
 def _from_results(cfg: EvaluateConfig) -> EvaluateConfig:
@@ -184,6 +200,8 @@ def run_evaluation(cfg: EvaluateConfig) -> Evaluation:
     oods = ood_suite(id_spec, cfg.ood)
     out = Path(cfg.out)
     cache = ScoreCache(cfg.cache_dir or out / "score_cache")
+    _check_writable(out, "--out")
+    _check_writable(cache.root, "--cache-dir")
 
     models: list = []
     labels: set[str] = set()

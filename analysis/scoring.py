@@ -76,7 +76,8 @@ def stored_scores(ev: Evaluation, results_path: str | Path, model: str, detector
     def read(spec: DatasetSpec, expect: Optional[str]) -> np.ndarray:
         key = ScoreKey(model, detector, spec, limit)
         entry = cache.read(key)
-        if entry.meta.get("fingerprint") != key.fingerprint or (expect is not None and entry.meta.get("digest") != expect):
+        moved = expect is not None and entry.meta.get("digest") != expect
+        if moved or entry.meta.get("fingerprint") != key.fingerprint:
             raise OEError(f"cached scores {str(cache.path(key))!r} no longer match {str(results_path)!r} "
                           "(recomputed since); rerun analysis.evaluate --from-results to refresh the results")
         return entry.scores

@@ -113,15 +113,16 @@ def evaluation_tables(ev: Evaluation) -> list[Table]:
         label = "Mean" if n_ok == len(rows) else f"Mean ({n_ok} of {len(rows)} sets)"
         body.append([label] + [pct(set_mean(rows, m)) for m in metrics])
         notes.append("Values in %, mean ± std over trials; FPR: lower is better, AUROC/AUPR: higher is better.")
-        tables.append(Table(_group_title(ev, model, detector, rows), ["OOD set"] + [f"{header(m)} (%)" for m in metrics],
-                            body, notes))
+        columns = ["OOD set"] + [f"{header(m)} (%)" for m in metrics]
+        tables.append(Table(_group_title(ev, model, detector, rows), columns, body, notes))
     return tables
 
 
 def evaluation_csv(ev: Evaluation) -> str:
     """Long format: one line per (model, detector, set) plus a Mean line per group; values in percent."""
     metrics = list(table_metrics(ev)) + ["aupr_in", "detection_error"]
-    cols = (["model", "detector", "ood_set", "dataset", "status"] + [f"{m}_{k}" for m in metrics for k in ("mean", "std")]
+    cols = (["model", "detector", "ood_set", "dataset", "status"]
+            + [f"{m}_{k}" for m in metrics for k in ("mean", "std")]
             + ["n_in", "n_out", "n_out_per_trial", "num_to_avg", "note"])
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")

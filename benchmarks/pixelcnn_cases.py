@@ -19,7 +19,6 @@ from density_oe.model import ModelConfig, PixelCNNpp
 from density_oe.weight_norm import frozen_weights
 
 from . import plain_pixelcnn as plain
-from .flops import model_flops
 from .sizes import PixelCNNShape
 from .workload import FAST, PLAIN, BenchContext, Workload, register_case
 
@@ -38,14 +37,6 @@ def fast_model(ctx: BenchContext, shape: PixelCNNShape) -> PixelCNNpp:
 def plain_model(ctx: BenchContext, shape: PixelCNNShape) -> plain.PlainPixelCNN:
     torch.manual_seed(ctx.seed)
     return plain.PlainPixelCNN(shape.nr_resnet, shape.nr_filters, NR_MIX, DROPOUT).to(ctx.device)
-
-
-def pixelcnn_flops(ctx: BenchContext, shape: PixelCNNShape, batch: int, train: bool) -> dict[str, int]:
-    """Counted FLOPs of both models (forward, or forward + backward) at ``batch`` images."""
-    size = (batch, 3, ctx.sizes.image, ctx.sizes.image)
-    cfg = ModelConfig(nr_resnet=shape.nr_resnet, nr_filters=shape.nr_filters, nr_logistic_mix=NR_MIX)
-    return {FAST: model_flops(lambda: PixelCNNpp(cfg), size, train),
-            PLAIN: model_flops(lambda: plain.PlainPixelCNN(shape.nr_resnet, shape.nr_filters, NR_MIX), size, train)}
 
 
 def fast_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
@@ -84,9 +75,8 @@ def plain_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Cal
 
 def _train_case(ctx: BenchContext, which: str, batch: int) -> Workload:
     shape = ctx.sizes.shape(which)
-    return Workload(images=batch,
-                    calls={FAST: fast_train_step(ctx, shape, batch), PLAIN: plain_train_step(ctx, shape, batch)},
-                    flops=pixelcnn_flops(ctx, shape, batch, train=True),
+    return Workload(images=batch, variants={FAST: lambda: fast_train_step(ctx, shape, batch),
+                                            PLAIN: lambda: plain_train_step(ctx, shape, batch)},
                     detail=f"{shape.label()}, K={NR_MIX}, batch {batch}, {ctx.sizes.image}x{ctx.sizes.image}")
 
 
@@ -108,37 +98,41 @@ def margin_loss(ll_in: torch.Tensor, ll_out: torch.Tensor, margin: float) -> tor
 def oe_step(ctx: BenchContext) -> Workload:
     shape = ctx.sizes.shape(ctx.sizes.oe_shape)
     n = ctx.sizes.oe_batch
-    x_in, x_out = ctx.images(n, stream=0), ctx.images(n, stream=1)
-    both = torch.cat([x_in, x_out])
+    both = torch.cat([ctx.images(n, stream=0), ctx.images(n, stream=1)])
     margin = float(both[0].numel())
-    fast = fast_model(ctx, shape).train()
-    fast_opt = torch.optim.Adam(fast.parameters(), **ADAM)
-    fast_both = both.contiguous(memory_format=ctx.memory_format)
-    ref = plain_model(ctx, shape).train()
-    ref_opt = torch.optim.Adam(ref.parameters(), **ADAM)
 
-    def fast_call() -> torch.Tensor:
-        fast_opt.zero_grad(set_to_none=True)
-        with ctx.autocast():
-            params = fast(fast_both)
-        ll = log_prob(params, fast_both)
-        loss = margin_loss(ll[:n], ll[n:], margin)
-        loss.backward()
-        fast_opt.step()
-        return loss.detach()
+    def fast() -> Callable[[], torch.Tensor]:
+        model = fast_model(ctx, shape).train()
+        opt = torch.optim.Adam(model.parameters(), **ADAM)
+        x = both.contiguous(memory_format=ctx.memory_format)
 
-    def plain_call() -> torch.Tensor:
-        ref_opt.zero_grad()
-        with ctx.autocast():
-            output = ref(both)
-        ll = plain.discretized_mix_logistic_log_prob(both, output.float())
-        loss = margin_loss(ll[:n], ll[n:], margin)
-        loss.backward()
-        ref_opt.step()
-        return loss.detach()
+        def call() -> torch.Tensor:
+            opt.zero_grad(set_to_none=True)
+            with ctx.autocast():
+                params = model(x)
+            ll = log_prob(params, x)
+            loss = margin_loss(ll[:n], ll[n:], margin)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        return call
 
-    return Workload(images=2 * n, calls={FAST: fast_call, PLAIN: plain_call},
-                    flops=pixelcnn_flops(ctx, shape, 2 * n, train=True),
+    def plain_way() -> Callable[[], torch.Tensor]:
+        model = plain_model(ctx, shape).train()
+        opt = torch.optim.Adam(model.parameters(), **ADAM)
+
+        def call() -> torch.Tensor:
+            opt.zero_grad()
+            with ctx.autocast():
+                output = model(both)
+            ll = plain.discretized_mix_logistic_log_prob(both, output.float())
+            loss = margin_loss(ll[:n], ll[n:], margin)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        return call
+
+    return Workload(images=2 * n, variants={FAST: fast, PLAIN: plain_way},
                     detail=f"{shape.label()}, {n} in + {n} outliers, margin loss on log-likelihoods")
 
 
@@ -156,22 +150,28 @@ def dmol_loss(ctx: BenchContext) -> Workload:
     batch = ctx.sizes.loss_batch
     x = ctx.images(batch)
     base = random_dmol_params(ctx, batch)
-    fast_params = base.clone().requires_grad_(True)
-    plain_params = base.clone().requires_grad_(True)
 
-    def fast_call() -> torch.Tensor:
-        fast_params.grad = None
-        loss = -log_prob(fast_params, x).sum()
-        loss.backward()
-        return loss.detach()
+    def fast() -> Callable[[], torch.Tensor]:
+        params = base.clone().requires_grad_(True)
 
-    def plain_call() -> torch.Tensor:
-        plain_params.grad = None
-        loss = plain.discretized_mix_logistic_loss(x, plain_params)
-        loss.backward()
-        return loss.detach()
+        def call() -> torch.Tensor:
+            params.grad = None
+            loss = -log_prob(params, x).sum()
+            loss.backward()
+            return loss.detach()
+        return call
 
-    return Workload(images=batch, calls={FAST: fast_call, PLAIN: plain_call}, flops={FAST: 0, PLAIN: 0},
+    def plain_way() -> Callable[[], torch.Tensor]:
+        params = base.clone().requires_grad_(True)
+
+        def call() -> torch.Tensor:
+            params.grad = None
+            loss = plain.discretized_mix_logistic_loss(x, params)
+            loss.backward()
+            return loss.detach()
+        return call
+
+    return Workload(images=batch, variants={FAST: fast, PLAIN: plain_way},
                     detail=f"K={NR_MIX}, batch {batch}, {ctx.sizes.image}x{ctx.sizes.image}, float32")
 
 
@@ -189,17 +189,21 @@ def fast_scorer(ctx: BenchContext, shape: PixelCNNShape) -> Callable[[torch.Tens
 def score(ctx: BenchContext) -> Workload:
     shape, batch = ctx.sizes.paper, ctx.sizes.paper_batch
     x = ctx.images(batch)
-    x_fast = x.contiguous(memory_format=ctx.memory_format)
-    fast = fast_scorer(ctx, shape)
-    ref = plain_model(ctx, shape).eval()
     dims = x[0].numel()
 
-    def plain_call() -> torch.Tensor:
-        with torch.no_grad():
-            with ctx.autocast():
-                output = ref(x)
-            return -plain.discretized_mix_logistic_log_prob(x, output.float()) / (dims * math.log(2.0))
+    def fast() -> Callable[[], torch.Tensor]:
+        scorer, x_fast = fast_scorer(ctx, shape), x.contiguous(memory_format=ctx.memory_format)
+        return lambda: scorer(x_fast)
 
-    return Workload(images=batch, calls={FAST: lambda: fast(x_fast), PLAIN: plain_call},
-                    flops=pixelcnn_flops(ctx, shape, batch, train=False),
+    def plain_way() -> Callable[[], torch.Tensor]:
+        model = plain_model(ctx, shape).eval()
+
+        def call() -> torch.Tensor:
+            with torch.no_grad():
+                with ctx.autocast():
+                    output = model(x)
+                return -plain.discretized_mix_logistic_log_prob(x, output.float()) / (dims * math.log(2.0))
+        return call
+
+    return Workload(images=batch, variants={FAST: fast, PLAIN: plain_way},
                     detail=f"{shape.label()}, batch {batch}, eval mode, no gradients")

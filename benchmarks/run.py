@@ -25,7 +25,7 @@ from oe_core.run.atomic import atomic_write_text
 
 from .cases import CASES, ordered
 from .config import BenchConfig
-from .flops import matmul_peak
+from .flops import flop_counter, matmul_peak
 from .linearity import batch_linearity, dataset_linearity
 from .machine import describe, load_average
 from .memory import MemoryTracker, memory_tracker
@@ -40,29 +40,32 @@ MB = 2.0 ** 20
 
 def measure_case(spec: CaseSpec, ctx: BenchContext, tracker: MemoryTracker, cfg: BenchConfig,
                  peak_gflops: float) -> dict:
-    """Warm-up (with peak memory) and alternating timed repeats of both variants of one case."""
+    """Warm-up (with peak memory and FLOP count) and alternating timed repeats of both variants of one case."""
     sync = synchronizer(ctx.device)
     with tracker.session():
         work = spec.build(ctx)
-        warmup = {}
-        for variant, call in work.calls.items():
+        calls, warmup, flops = {}, {}, {}
+        for variant, build in work.variants.items():
             with tracker.measure(variant):
-                warmup[variant] = timed(call, sync)
-    peaks = {v: tracker.peaks[v] for v in work.calls}
+                calls[variant] = build()
+                with flop_counter() as counter:
+                    warmup[variant] = timed(calls[variant], sync)
+            flops[variant] = counter.get_total_flops()
+    peaks = {v: tracker.peaks[v] for v in calls}
     repeats = repeats_within(cfg.case_seconds, sum(warmup.values()), cfg.repeats)
-    times = alternate(work.calls, repeats, sync)
+    times = alternate(calls, repeats, sync)
     out: dict = {"title": spec.title, "detail": work.detail, "images_per_call": work.images, "repeats": repeats}
     for variant, ts in times.items():
         med = median(ts)
-        gflops = work.flops[variant] / med / 1e9 if work.flops[variant] else None
+        gflops = flops[variant] / med / 1e9 if flops[variant] else None
         out[variant] = {"times_s": ts, "median_s": med, "warmup_s": warmup[variant],
                         "images_per_s": work.images / med, "peak_mem_mb": peaks[variant] / MB,
-                        "flops_per_call": work.flops[variant], "gflops_per_s": gflops,
+                        "flops_per_call": flops[variant], "gflops_per_s": gflops,
                         "peak_fraction": None if gflops is None else gflops / peak_gflops}
     fast, plain = out["fast"], out["plain"]
     out["speedup"] = fast["images_per_s"] / plain["images_per_s"]
     out["memory_ratio"] = fast["peak_mem_mb"] / plain["peak_mem_mb"] if plain["peak_mem_mb"] > 0 else None
-    del work
+    del work, calls
     gc.collect()
     return out
 

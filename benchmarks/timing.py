@@ -42,10 +42,14 @@ def alternate(fns: Mapping[str, Callable[[], object]], repeats: int,
     that neither variant always runs first (machine noise then hits both alike)."""
     names = list(fns)
     times: dict[str, list[float]] = {n: [] for n in names}
-    for r in range(repeats):
-        for name in names if r % 2 == 0 else names[::-1]:
-            gc.collect()
-            times[name].append(timed(fns[name], sync))
+    gc.collect()
+    gc.disable()  # no collector pauses inside the timed calls
+    try:
+        for r in range(repeats):
+            for name in names if r % 2 == 0 else names[::-1]:
+                times[name].append(timed(fns[name], sync))
+    finally:
+        gc.enable()
     return times
 
 

@@ -1,7 +1,7 @@
 """What a benchmark case is: a builder that returns the fast and plain callables of one unit of work."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -46,15 +46,14 @@ class BenchContext:
 class Workload:
     """One unit of work (a training step, a scoring batch, ...) done two ways.
 
-    ``calls[variant]()`` does the work once; ``flops[variant]`` is its counted matmul/convolution FLOPs (0 when
-    the work has none, e.g. the loss alone); ``images`` is the number of images one call processes.
+    ``variants[name]()`` builds that variant (its model, optimizer, ...) and returns a callable that does the work
+    once; ``images`` is the number of images one call processes.  Inputs shared by both variants are built by the
+    case itself, before the variants.
     """
 
     images: int
-    calls: dict[str, Callable[[], object]]
-    flops: dict[str, int]
+    variants: dict[str, Callable[[], Callable[[], object]]]
     detail: str
-    extra: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ DataLoader augmentation are left out of both.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
 from classifiers_oe.losses import oe_loss
 from classifiers_oe.models import build_model
 
-from .flops import model_flops
 from .workload import FAST, PLAIN, BenchContext, Workload, register_case
 
 NUM_CLASSES = 10
@@ -34,33 +35,35 @@ def wrn_oe_step(ctx: BenchContext) -> Workload:
     x_out = torch.randn(n_out, 3, s, s, generator=g).to(ctx.device)
     y = torch.randint(0, NUM_CLASSES, (n_in,), generator=g).to(ctx.device)
 
-    fast = _wrn(ctx).train().to(memory_format=ctx.memory_format)
-    fast_opt = torch.optim.SGD(fast.parameters(), **SGD)
-    ref = _wrn(ctx).train()
-    ref_opt = torch.optim.SGD(ref.parameters(), **SGD)
+    def fast() -> Callable[[], torch.Tensor]:
+        model = _wrn(ctx).train().to(memory_format=ctx.memory_format)
+        opt = torch.optim.SGD(model.parameters(), **SGD)
 
-    def fast_call() -> torch.Tensor:
-        with ctx.autocast():
-            logits = fast(torch.cat([x_in, x_out]).contiguous(memory_format=ctx.memory_format))
-        loss = oe_loss(logits[:n_in], y, logits[n_in:])
-        fast_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        fast_opt.step()
-        return loss.detach()
+        def call() -> torch.Tensor:
+            with ctx.autocast():
+                logits = model(torch.cat([x_in, x_out]).contiguous(memory_format=ctx.memory_format))
+            loss = oe_loss(logits[:n_in], y, logits[n_in:])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            return loss.detach()
+        return call
 
-    def plain_call() -> torch.Tensor:
-        data = torch.cat((x_in, x_out), 0)
-        with ctx.autocast():
-            x = ref(data).float()
-        ref_opt.zero_grad()
-        loss = F.cross_entropy(x[:len(x_in)], y)
-        loss += 0.5 * -(x[len(x_in):].mean(1) - torch.logsumexp(x[len(x_in):], dim=1)).mean()
-        loss.backward()
-        ref_opt.step()
-        return loss.detach()
+    def plain_way() -> Callable[[], torch.Tensor]:
+        model = _wrn(ctx).train()
+        optimizer = torch.optim.SGD(model.parameters(), **SGD)
 
-    depth = ctx.sizes.wrn_depth
-    flops = model_flops(lambda: build_model("wrn", NUM_CLASSES, depth=depth, widen_factor=2, dropout=0.3),
-                        (n_in + n_out, 3, s, s), train=True)
-    return Workload(images=n_in + n_out, calls={FAST: fast_call, PLAIN: plain_call}, flops={FAST: flops, PLAIN: flops},
-                    detail=f"WRN-{depth}-2, {n_in} in + {n_out} outliers, {s}x{s}, SGD (Nesterov)")
+        def call() -> torch.Tensor:
+            data = torch.cat((x_in, x_out), 0)
+            with ctx.autocast():
+                x = model(data).float()
+            optimizer.zero_grad()
+            loss = F.cross_entropy(x[:len(x_in)], y)
+            loss += 0.5 * -(x[len(x_in):].mean(1) - torch.logsumexp(x[len(x_in):], dim=1)).mean()
+            loss.backward()
+            optimizer.step()
+            return loss.detach()
+        return call
+
+    return Workload(images=n_in + n_out, variants={FAST: fast, PLAIN: plain_way},
+                    detail=f"WRN-{ctx.sizes.wrn_depth}-2, {n_in} in + {n_out} outliers, {s}x{s}, SGD (Nesterov)")

@@ -8,13 +8,16 @@ forward pass, so BatchNorm statistics cover both, as in the reference.
 Deliberate differences from the reference code:
 
 * data order, augmentation and dropout come from seeded generators per
-  (seed, epoch, step) (see :mod:`oe_core.data.samplers` and the engine), so a run
+  (seed, epoch, step[, rank]) (see :mod:`oe_core.data.samplers` and the engine), so a run
   resumes bit-exactly; augmentation runs on uint8 batches on the device;
 * outliers are drawn by :class:`~oe_core.data.samplers.OutlierBatchSampler` (block
   mode = the reference's contiguous block from a random offset per epoch) and
   every step gets a full outlier batch, as in the reference's ``zip``;
-* the test loss is the mean over test images (the reference averages per-batch
-  means; identical for CIFAR's 50 batches of 200);
+* the CSV's ``train_loss`` is the mean loss of the epoch's steps (the reference
+  logs an exponential moving average, ``0.8 * avg + 0.2 * loss``, of the step
+  losses); ``test_loss`` is the mean over test images (the reference averages
+  per-batch means, over batches of 200 in ``baseline.py`` and of 128 in
+  ``oe_tune.py``/``oe_scratch.py``, whose ``--test_bs`` is unused);
 * with augmentation on, a W-process run draws its crops/flips per rank, so it is
   statistically but not bitwise equal to a one-process run (without
   augmentation, dropout and BatchNorm -- or with SyncBatchNorm on GPUs -- it is
@@ -38,7 +41,6 @@ from oe_core.data.transforms import random_crop_flip
 from oe_core.errors import CheckpointError, ConfigError, DataError, cli_main
 from oe_core.run import Engine, StepContext, Task
 
-from . import toy_data  # noqa: F401  (registers toy-shapes)
 from .config import ClassifierConfig
 from .inputs import model_input
 from .losses import energy_oe_loss, oe_loss

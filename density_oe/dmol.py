@@ -31,7 +31,7 @@ import math
 from typing import Optional
 
 import torch
-import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from oe_core.errors import OEError
 
@@ -66,96 +66,112 @@ def _split(params: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return params[:, :k], params[:, k:].unflatten(1, (3, 3, k))
 
 
-def _channel_means(rest: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
+def _tanh(t: torch.Tensor) -> torch.Tensor:
+    """tanh as ``2 sigmoid(2t) - 1`` (several times faster than ``torch.tanh`` on CPUs; 1e-7 absolute error)."""
+    return torch.sigmoid(t * 2.0).mul_(2.0).sub_(1.0)
+
+
+def _channel_means(rest: torch.Tensor, coef: torch.Tensor, x: torch.Tensor) -> list[torch.Tensor]:
     """Coupled means ``mu_R, mu_G, mu_B`` (each ``(B, K, H, W)``), using the true previous channels."""
-    coef = torch.tanh(rest[:, :, 2])
     xr, xg = x[:, 0:1], x[:, 1:2]
-    mu_r = rest[:, 0, 0]
     mu_g = torch.addcmul(rest[:, 1, 0], coef[:, 0], xr)
     mu_b = torch.addcmul(torch.addcmul(rest[:, 2, 0], coef[:, 1], xr), coef[:, 2], xg)
-    return [mu_r, mu_g, mu_b]
+    return [rest[:, 0, 0], mu_g, mu_b]
 
 
-def _channel_terms(x_c: torch.Tensor, mu: torch.Tensor, raw_log_scale: torch.Tensor):
-    """Per-component quantities of one colour channel (all ``(B, K, H, W)`` but ``lo``/``hi`` ``(B, 1, H, W)``)."""
-    log_scale = raw_log_scale.clamp(min=MIN_LOG_SCALE)
-    inv_s = torch.exp(-log_scale)
+def _log_sigmoid(t: torch.Tensor) -> torch.Tensor:
+    """``log sigmoid(t) = min(t, 0) - log(1 + exp(-|t|))`` with exp/log only (``log1p`` and ``softplus`` are about
+    10x slower on CPUs without vectorised versions; the absolute difference is below 1.2e-7)."""
+    return t.clamp(max=0).sub_(t.abs().neg_().exp_().add_(1.0).log_())
+
+
+def _sel(cond: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a`` where ``cond`` (a 0./1. float tensor) is 1, else ``b``.  ``torch.lerp`` is exact at weights 0 and 1 for
+    finite inputs and, for full-size conditions, much faster than ``torch.where`` on CPUs."""
+    return torch.lerp(b, a, cond)
+
+
+def _channel(x_c: torch.Tensor, mu: torch.Tensor, raw_ls: torch.Tensor, grads: bool):
+    """Log-probabilities ``(B, K, H, W)`` of one colour channel under each component, and (if ``grads``) their
+    derivatives with respect to ``mu`` and the raw (unclamped) log-scale."""
+    ls = raw_ls.clamp(min=MIN_LOG_SCALE)
+    inv_s = torch.exp(-ls)
     centred = x_c - mu
-    plus = inv_s * (centred + HALF_BIN)
-    minus = inv_s * (centred - HALF_BIN)
-    sig_plus, sig_minus = torch.sigmoid(plus), torch.sigmoid(minus)
-    delta = sig_plus - sig_minus
-    mid = inv_s * centred
-    lo, hi = x_c < -EDGE, x_c > EDGE
-    return log_scale, inv_s, plus, minus, sig_plus, sig_minus, delta, mid, lo, hi
-
-
-def _channel_log_prob(terms) -> torch.Tensor:
-    log_scale, _, plus, minus, _, _, delta, mid, lo, hi = terms
-    inner = torch.where(delta > TINY_MASS, torch.log(delta.clamp(min=1e-12)),
-                        mid - log_scale - 2.0 * F.softplus(mid) - LOG_HALF_BINS)
-    return torch.where(lo, F.logsigmoid(plus), torch.where(hi, -F.softplus(minus), inner))
-
-
-def _channel_grads(terms) -> tuple[torch.Tensor, torch.Tensor]:
-    """d log p / d mu and d log p / d log_scale (after the clamp) of one channel."""
-    log_scale, inv_s, plus, minus, sp, sm, delta, mid, lo, hi = terms
-    ok = delta > TINY_MASS
-    safe = torch.where(ok, delta, torch.ones_like(delta))
-    d_plus = torch.where(lo, 1.0 - sp, torch.where(hi, torch.zeros_like(sp), sp * (1.0 - sp) / safe))
-    d_minus = torch.where(lo, torch.zeros_like(sm), torch.where(hi, -sm, -sm * (1.0 - sm) / safe))
-    d_mu = -inv_s * (d_plus + d_minus)
-    d_ls = -(plus * d_plus + minus * d_minus)
-    tiny = ~(lo | hi | ok)
-    d_mid = 1.0 - 2.0 * torch.sigmoid(mid)
-    d_mu = torch.where(tiny, -inv_s * d_mid, d_mu)
-    d_ls = torch.where(tiny, -mid * d_mid - 1.0, d_ls)
-    return d_mu, d_ls
+    plus = (centred + HALF_BIN).mul_(inv_s)
+    minus = (centred - HALF_BIN).mul_(inv_s)
+    mid = centred.mul_(inv_s)
+    sp, sm = torch.sigmoid(plus), torch.sigmoid(minus)
+    delta = sp - sm
+    ok = (delta > TINY_MASS).to(delta.dtype)
+    lo, hi = x_c < -EDGE, x_c > EDGE                                          # (B, 1, H, W)
+    edge = lo | hi
+    # interior bins: log(cdf difference), or the density at the bin centre times the bin width
+    log_pdf_mid = _log_sigmoid(mid).add_(_log_sigmoid(-mid)).sub_(ls).sub_(LOG_HALF_BINS)
+    value = _sel(ok, torch.log(delta.clamp(min=1e-12)), log_pdf_mid)
+    # edge bins: log sigmoid(plus) for value 0, log(1 - sigmoid(minus)) = log sigmoid(-minus) for value 255
+    value = torch.where(edge, _log_sigmoid(torch.where(lo, plus, -minus)), value)
+    if not grads:
+        return value, None, None
+    # d value / d plus and d value / d minus, per case; the centre-density case is written as dp = dm = d/dmid / 2
+    inv_delta = (delta + (1.0 - ok)).reciprocal_()        # 1/delta where used, finite elsewhere
+    d_mid = 0.5 - torch.sigmoid(mid)
+    dp = _sel(ok, (sp - sp * sp).mul_(inv_delta), d_mid)
+    dm = _sel(ok, (sm * sm - sm).mul_(inv_delta), d_mid)
+    zero = torch.zeros((), dtype=dp.dtype, device=dp.device)
+    dp = torch.where(lo, 1.0 - sp, torch.where(hi, zero, dp))
+    dm = torch.where(lo, zero, torch.where(hi, -sm, dm))
+    d_mu = (dp + dm).mul_(inv_s).neg_()
+    d_ls = (plus.mul_(dp)).add_(minus.mul_(dm)).neg_()
+    tiny = (1.0 - ok).mul_((~edge).to(ok.dtype))
+    d_ls.sub_(tiny).mul_((raw_ls >= MIN_LOG_SCALE).to(d_ls.dtype))          # the -log_scale term; the clamp
+    return value, d_mu, d_ls
 
 
 class _DMOLLogProb(torch.autograd.Function):
-    """Per-image log-likelihood with an analytic, memory-lean backward (see the module docstring)."""
+    """Per-image log-likelihood; the forward also stores the local derivatives, the backward only chains them."""
 
     @staticmethod
     def forward(ctx, params: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
+        grads = ctx.needs_input_grad[0] or ctx.needs_input_grad[1]
         logits, rest = _split(params, k)
+        coef = _tanh(rest[:, :, 2])
         comp = torch.log_softmax(logits, dim=1)
-        for c, mu in enumerate(_channel_means(rest, x)):
-            comp = comp + _channel_log_prob(_channel_terms(x[:, c:c + 1], mu, rest[:, c, 1]))
+        d_mu, d_ls = [], []
+        for c, mu in enumerate(_channel_means(rest, coef, x)):
+            value, dmu, dls = _channel(x[:, c:c + 1], mu, rest[:, c, 1], grads)
+            comp.add_(value)
+            d_mu.append(dmu)
+            d_ls.append(dls)
         ctx.k = k
-        ctx.save_for_backward(params, x, comp)
+        if grads:
+            ctx.save_for_backward(logits, coef, x, comp, *d_mu, *d_ls)
         return torch.logsumexp(comp, dim=1).sum(dim=(1, 2))
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
-        params, x, comp = ctx.saved_tensors
-        k = ctx.k
-        with torch.autocast(device_type=params.device.type, enabled=False):
-            logits, rest = _split(params, k)
-            go = grad_out.view(-1, 1, 1, 1)
-            resp = torch.softmax(comp, dim=1) * go                      # responsibilities x upstream grad
-            grad = torch.empty_like(params)
-            g_logits, g_rest = _split(grad, k)
-            g_logits.copy_(resp - torch.softmax(logits, dim=1) * go)
-            coef = torch.tanh(rest[:, :, 2])
-            g_mu = []
-            for c, mu in enumerate(_channel_means(rest, x)):
-                raw_ls = rest[:, c, 1]
-                d_mu, d_ls = _channel_grads(_channel_terms(x[:, c:c + 1], mu, raw_ls))
-                g_mu.append(resp * d_mu)
-                g_rest[:, c, 0].copy_(g_mu[c])
-                g_rest[:, c, 1].copy_(torch.where(raw_ls >= MIN_LOG_SCALE, resp * d_ls, torch.zeros_like(d_ls)))
-            xr, xg = x[:, 0:1], x[:, 1:2]
-            dtanh = 1.0 - coef * coef
-            g_rest[:, 0, 2].copy_(g_mu[1] * xr * dtanh[:, 0])
-            g_rest[:, 1, 2].copy_(g_mu[2] * xr * dtanh[:, 1])
-            g_rest[:, 2, 2].copy_(g_mu[2] * xg * dtanh[:, 2])
-            g_x = None
-            if ctx.needs_input_grad[1]:
-                g_x = torch.stack([
-                    (-g_mu[0] + coef[:, 0] * g_mu[1] + coef[:, 1] * g_mu[2]).sum(1),
-                    (-g_mu[1] + coef[:, 2] * g_mu[2]).sum(1),
-                    (-g_mu[2]).sum(1)], dim=1)
+        logits, coef, x, comp, *local = ctx.saved_tensors
+        d_mu, d_ls = local[:3], local[3:]
+        b, k = comp.shape[:2]
+        go = grad_out.view(-1, 1, 1, 1)
+        resp = torch.softmax(comp, dim=1).mul_(go)                 # responsibilities x upstream gradient
+        grad = torch.empty((b, PARAMS_PER_MIX * k, *comp.shape[2:]), dtype=comp.dtype, device=comp.device)
+        g_logits, g_rest = _split(grad, k)
+        torch.sub(resp, torch.softmax(logits, dim=1).mul_(go), out=g_logits)
+        g_mu = [torch.mul(resp, d_mu[c], out=g_rest[:, c, 0]) for c in range(3)]
+        for c in range(3):
+            torch.mul(resp, d_ls[c], out=g_rest[:, c, 1])
+        xr, xg = x[:, 0:1], x[:, 1:2]
+        dtanh = 1.0 - coef * coef
+        torch.mul(g_mu[1] * xr, dtanh[:, 0], out=g_rest[:, 0, 2])
+        torch.mul(g_mu[2] * xr, dtanh[:, 1], out=g_rest[:, 1, 2])
+        torch.mul(g_mu[2] * xg, dtanh[:, 2], out=g_rest[:, 2, 2])
+        g_x = None
+        if ctx.needs_input_grad[1]:
+            g_x = torch.stack([
+                (coef[:, 0] * g_mu[1] + coef[:, 1] * g_mu[2] - g_mu[0]).sum(1),
+                (coef[:, 2] * g_mu[2] - g_mu[1]).sum(1),
+                (-g_mu[2]).sum(1)], dim=1)
         return grad, g_x, None
 
 

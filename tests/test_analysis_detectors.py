@@ -76,6 +76,17 @@ def test_classifier_scores_match_float64_reference(raw):
         np.testing.assert_allclose(got.numpy(), ref, rtol=1e-5, atol=1e-5)
 
 
+def test_msp_of_confident_images_does_not_saturate():
+    """Logit gaps of 20 and 25: float32 softmax gives max prob 1.0 for both (a tie); float64 keeps them apart."""
+    class Fixed(nn.Module):
+        def forward(self, x):
+            return torch.tensor([[20.0, 0.0], [25.0, 0.0]])
+
+    s = get_detector("msp").score(ClassifierModel(Fixed()), _images(2))
+    assert torch.softmax(torch.tensor([[20.0, 0.0], [25.0, 0.0]]), 1).amax(1).tolist() == [1.0, 1.0]
+    assert s[0] > s[1] and s[1] > -1.0
+
+
 def test_kind_mismatch_and_missing_background_are_clear_errors():
     clf = ClassifierModel(TinyClassifier().eval(), label="c")
     dens = DensityModel(TinyDensity(1.0, 0.0), label="d", log_prob_fn=_identity)

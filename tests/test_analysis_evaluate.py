@@ -11,6 +11,8 @@ import classifiers_oe.toy_data  # noqa: F401  (registers toy-shapes)
 from analysis.cache import ScoreCache, ScoreKey
 from analysis.datasets import DatasetSpec
 from analysis.evaluate import main
+from analysis.results import Evaluation
+from analysis.scoring import stored_scores
 from classifiers_oe.config import ClassifierConfig
 from classifiers_oe.models import build_model
 from classifiers_oe.scores import msp_score
@@ -114,6 +116,9 @@ def test_likelihood_ratio_with_background_and_auto_detectors(tmp_path, capsys):
     meta = ScoreCache(tmp_path / "out" / "score_cache").read(
         ScoreKey("pcnn", "likelihood_ratio", DatasetSpec.parse(ID, "test"))).meta
     assert meta["digest"] == f"{doc['models'][0]['digest']}+{doc['settings']['background']}"
+    results = tmp_path / "out" / "results.json"
+    g = stored_scores(Evaluation.load(results), results, "pcnn", "likelihood_ratio")  # digests line up
+    assert len(g.id_scores) == 40 and set(g.ood) == {"Gaussian", "Blobs"}
     capsys.readouterr()
     assert cli_main(main, _args(tmp_path, "--ckpt", str(dens_path))) == 0  # auto: the paper's bpd; label = folder
     doc = json.loads((tmp_path / "out" / "results.json").read_text())

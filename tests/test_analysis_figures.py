@@ -35,8 +35,8 @@ def test_score_histograms_one_labelled_panel_per_set():
     assert [ax.get_title().split(":")[0] for ax in axes] == list(OOD)
     assert all(ax.get_xlabel().replace("\n", " ") == "negative max softmax probability" for ax in axes)
     assert all(ax.get_ylabel() == "density" for ax in axes)
-    assert all(len(ax.containers) == 2 for ax in axes)  # ID and OOD histograms
-    assert len(axes[0].containers[0].patches) == 40
+    for ax in axes:  # a filled ID histogram of 40 bars and one OOD outline
+        assert [type(p).__name__ for p in ax.patches] == ["Rectangle"] * 40 + ["Polygon"]
     assert "AUROC" in axes[0].get_title() and fig.legends and "clf / msp" in fig.get_suptitle()
 
 
@@ -56,8 +56,9 @@ def test_auroc_bars_groups_and_gaps():
               "MSP": {"SVHN": (0.92, 0.005), "Textures": (0.88, 0.01), "LSUN": (0.89, 0.01)}}
     fig = auroc_bars(series, ["SVHN", "Textures", "LSUN"])
     (ax,) = fig.axes
-    assert len(ax.containers) == 4  # two bar containers + two error bar containers
-    heights = [b.get_height() for b in ax.containers[0]]
+    bars = [c for c in ax.containers if type(c).__name__ == "BarContainer"]
+    assert len(bars) == 2
+    heights = [b.get_height() for b in bars[0]]
     assert heights[:2] == pytest.approx([16.0, 70.0]) and np.isnan(heights[2])
     assert [t.get_text() for t in ax.get_xticklabels()] == ["SVHN", "Textures", "LSUN"]
     assert ax.get_ylabel() == "AUROC (%)" and ax.get_ylim() == (0, 100)
@@ -116,11 +117,11 @@ def test_cli_renders_every_figure_from_the_cache(tmp_path, capsys):
     (tmp_path / "run").mkdir()
     (tmp_path / "run" / "metrics.csv").write_text("epoch,loss\n0,1.0\n1,0.5\n")
     assert cli_main(figures_main, ["--results", str(results), "--bars", "likelihood=pcnn:bpd", "MSP=clf:msp",
-                                   "--runs", f"clf={tmp_path / 'run'}"]) == 0
+                                   "--runs", f"clf={tmp_path / 'run'}", "--formats", "png", "--dpi", "40"]) == 0
     out = results.parent / "figures"
     stems = {"hist_clf_msp", "roc_clf_msp", "hist_pcnn_bpd", "roc_pcnn_bpd", "auroc_bars", "training_curves"}
-    assert {p.name for p in out.iterdir()} == {f"{s}.{e}" for s in stems for e in ("png", "pdf")} | {"figures.md"}
-    assert all((out / f"{s}.png").stat().st_size > 1000 for s in stems)
+    assert {p.name for p in out.iterdir()} == {f"{s}.png" for s in stems} | {"figures.md"}
+    assert all(imread(out / f"{s}.png").shape[1] > 100 for s in stems)
     assert "![AUROC per OOD set" in (out / "figures.md").read_text()
 
 

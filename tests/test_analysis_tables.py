@@ -96,6 +96,15 @@ def test_missing_sets_are_noted_or_fatal_with_strict(tmp_path, capsys):
         capsys.readouterr().err
 
 
+def test_cached_scores_from_other_weights_than_the_id_scores_are_not_mixed(tmp_path):
+    write_scores(tmp_path / "c", "m", "msp", {ID: np.arange(10.0), "svhn": [1.0, 2.0]}, digest="old")
+    write_scores(tmp_path / "c", "m", "msp", {"lsun": [3.0, 4.0]}, digest="new")
+    ev = run_evaluation(EvaluateConfig(cached=["m"], cache_dir=str(tmp_path / "c"), id_dataset=ID,
+                                       ood=["svhn", "lsun"], num_to_avg=1, out=str(tmp_path)))
+    assert [r.status for r in ev.rows] == ["ok", "missing"]
+    assert "other weights than the ID scores" in ev.rows[1].note
+
+
 def test_default_suite_and_display_names(tmp_path):
     write_scores(tmp_path / "c", "m", "msp", {ID: np.arange(10.0), "cifar100": [5.5, 20.0]})
     ev = run_evaluation(EvaluateConfig(cached=["m"], cache_dir=str(tmp_path / "c"), num_to_avg=1,
@@ -128,6 +137,9 @@ def test_cli_errors(tmp_path, capsys):
     assert "not KEY=VALUE" in capsys.readouterr().err
     assert cli_main(main, ["--cached", "m", "--num-to-avg", "0", "--out", str(tmp_path)]) == 2
     assert "--num-to-avg must be >= 1" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert cli_main(main, ["--cached", "m", "--out", str(tmp_path / "file" / "sub")]) == 2
+    assert "--out" in capsys.readouterr().err
 
 
 def test_latex_escape():

@@ -7,4 +7,4 @@ from .registry import register_detector
 @register_detector("energy", kind="classifier", units="free energy -logsumexp(z)", paper_name="Energy",
                    description="-T logsumexp(z / T), T = 1")
 def energy(model, x, background=None):
-    return energy_score(model.logits(x), T=1.0)
+    return energy_score(model.logits(x).double(), T=1.0)

@@ -7,6 +7,10 @@ A detector maps a model and a uint8 batch (B, 3, H, W) to per-image scores [B], 
 ``model`` is a :class:`analysis.models.ClassifierModel` or :class:`analysis.models.DensityModel` (the
 detector's ``kind``); ``background`` is a density model for detectors with ``needs_background`` and ``None``
 otherwise.
+
+Classifier scores are computed from the logits cast to float64 (deliberate difference from the reference,
+which takes the softmax in float32: there the MSP of confident images rounds to exactly 1.0 once the logit
+gap exceeds about 17, and those images tie).
 """
 from __future__ import annotations
 

@@ -2,8 +2,8 @@
 
 For each (model, detector) of ``--results``: ID-vs-OOD score histograms (``hist_<model>_<detector>``) and ROC
 curves (``roc_<model>_<detector>``); one per-set AUROC bar chart over all of them or the ``--bars`` series
-(``auroc_bars``); training curves of ``--runs`` (``training_curves``).  PNG and PDF each, plus
-``figures.md`` listing them with captions.
+(``auroc_bars``); training curves of ``--runs`` (``training_curves``).  PNG and PDF each (``--formats``),
+plus ``figures.md`` listing them with captions.
 """
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ from ..detectors import DETECTORS, get_detector
 from ..results import Evaluation
 from ..scoring import stored_scores
 from . import auroc_bars, read_metrics_csv, roc_figure, save_figure, score_histograms, training_curves
+from .style import DPI, FORMATS
+
+SUPPORTED_FORMATS = ("png", "pdf", "svg")
 
 
 @dataclass
@@ -33,6 +36,8 @@ class FiguresConfig:
                                      "'likelihood=dens:bpd' 'MSP=clf:msp' (default: every model/detector)")
     runs: list[str] = help_field([], "training runs for the curves as LABEL=RUN_FOLDER (reads metrics.csv)")
     bins: int = help_field(40, "histogram bins")
+    formats: list[str] = help_field(list(FORMATS), "file formats to write (png, pdf, svg)")
+    dpi: int = help_field(DPI, "resolution of raster formats (PNG)")
 
 
 def _pairs(specs: list[str], what: str) -> list[tuple[str, str]]:
@@ -53,7 +58,7 @@ def render_figures(cfg: FiguresConfig) -> list[tuple[Path, str]]:
     made: list[tuple[Path, str]] = []
 
     def save(fig, stem: str, caption: str) -> None:
-        made.append((save_figure(fig, out / stem)[0], caption))
+        made.append((save_figure(fig, out / stem, cfg.formats, cfg.dpi)[0], caption))
 
     for model, detector in ev.groups():
         g = stored_scores(ev, cfg.results, model, detector, cfg.cache_dir or None)
@@ -80,19 +85,21 @@ def render_figures(cfg: FiguresConfig) -> list[tuple[Path, str]]:
     if runs:
         save(training_curves(runs), "training_curves", "training curves: " + ", ".join(runs))
 
-    lines = ["# Figures", ""] + [f"![{cap}]({p.name})\n\n{cap} ([PDF]({p.with_suffix('.pdf').name}))\n"
-                                 for p, cap in made]
+    lines = ["# Figures", ""] + [f"![{cap}]({p.name})\n\n{cap}\n" for p, cap in made]
     atomic_write_text(out / "figures.md", "\n".join(lines))
     return made
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = parse_config(FiguresConfig, argv, prog="python -m analysis.figures", description=__doc__)
-    if cfg.bins < 2:
-        raise ConfigError(f"--bins must be >= 2, got {cfg.bins}")
+    if cfg.bins < 2 or cfg.dpi < 10:
+        raise ConfigError(f"--bins must be >= 2 and --dpi >= 10, got {cfg.bins} and {cfg.dpi}")
+    bad = [f for f in cfg.formats if f not in SUPPORTED_FORMATS]
+    if bad:
+        raise ConfigError(f"--formats: {bad} not supported; choose from {', '.join(SUPPORTED_FORMATS)}")
     made = render_figures(cfg)
     for path, caption in made:
-        print(f"{path} (+ .pdf): {caption}")
+        print(f"{path}: {caption}")
     return 0
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import matplotlib
 from matplotlib.axes import Axes
@@ -17,6 +17,7 @@ from matplotlib.figure import Figure
 TEXT_WIDTH_IN = 5.5      # a single-column conference page (ICLR)
 PANEL_HEIGHT_IN = 1.9
 DPI = 200
+FORMATS = ("png", "pdf")
 RC = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8, "legend.fontsize": 6.5, "xtick.labelsize": 7,
       "ytick.labelsize": 7, "figure.titlesize": 9, "axes.spines.top": False, "axes.spines.right": False,
       "legend.frameon": False, "savefig.bbox": "tight", "pdf.fonttype": 42}
@@ -41,12 +42,12 @@ def panel_grid(n: int, max_cols: int = 4, width: float = TEXT_WIDTH_IN,
     return fig, axes[:n]
 
 
-def save_figure(fig: Figure, stem: str | Path) -> list[Path]:
-    """Write ``stem.png`` and ``stem.pdf``; returns both paths."""
+def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = FORMATS, dpi: int = DPI) -> list[Path]:
+    """Write ``stem.<format>`` for each of ``formats`` (PNG at ``dpi``; PDF is vector); returns the paths."""
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_suffix(".png"), stem.with_suffix(".pdf")]
+    paths = [stem.with_suffix(f".{f}") for f in formats]
     with paper_style():
         for p in paths:
-            fig.savefig(p, dpi=DPI)
+            fig.savefig(p, dpi=dpi)
     return paths
