@@ -23,7 +23,7 @@ from oe_core.errors import OEError, cli_main
 from oe_core.run import resolve_device
 from oe_core.run.atomic import atomic_write_text
 
-from .cases import CASES, ordered
+from .cases import CASES
 from .config import BenchConfig
 from .flops import flop_counter, matmul_peak
 from .linearity import batch_linearity, dataset_linearity
@@ -70,26 +70,42 @@ def measure_case(spec: CaseSpec, ctx: BenchContext, tracker: MemoryTracker, cfg:
     return out
 
 
-def default_json_path(device: torch.device, cfg: BenchConfig) -> Path:
+def default_json_path(device_type: str, cfg: BenchConfig) -> Path:
     suffix = ("-bf16" if cfg.amp == "bf16" else "") + ("-quick" if cfg.quick else "")
-    return Path("benchmarks") / "results" / f"{device.type}{suffix}.json"
+    return Path("benchmarks") / "results" / f"{device_type}{suffix}.json"
+
+
+class _Log:
+    """Progress lines on stderr, stamped with the seconds since the start."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def __call__(self, message: str) -> None:
+        print(f"[bench {time.perf_counter() - self.start:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
 def run(cfg: BenchConfig) -> dict:
     """Run the selected cases and the linearity series; return the results dict (also what the JSON holds)."""
     device = resolve_device(cfg.device)
+    threads_before = torch.get_num_threads()
     torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    try:
+        return _run(cfg, device)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run(cfg: BenchConfig, device: torch.device) -> dict:
     profile, sizes = sizes_for(device, cfg.quick)
     ctx = BenchContext(device=device, amp=cfg.amp, sizes=sizes, channels_last=cfg.channels_last, seed=cfg.seed)
     tracker = memory_tracker(device)
-    start, load_start = time.perf_counter(), load_average()
-    log = lambda msg: print(f"[bench {time.perf_counter() - start:6.1f}s] {msg}", file=sys.stderr, flush=True)  # noqa
-
+    log, load_start = _Log(), load_average()
     log(f"matmul peak ({', '.join(map(str, sizes.matmul_sizes))})")
     peak = matmul_peak(device, torch.bfloat16 if cfg.amp == "bf16" else torch.float32, sizes.matmul_sizes)
-    results: dict = {"profile": profile, "config": asdict(cfg), "load_start": load_start, "matmul_peak": peak,
-                     "cases": {}, "linearity": {}}
-    for name in ordered(cfg.selected_cases()):
+    results: dict = {"profile": profile, "device_type": device.type, "config": asdict(cfg),
+                     "load_start": load_start, "matmul_peak": peak, "cases": {}, "linearity": {}}
+    for name in cfg.selected_cases():
         log(f"{name}: {CASES.get(name).title}")
         results["cases"][name] = measure_case(CASES.get(name), ctx, tracker, cfg, peak["gflops"])
     if cfg.linearity:
@@ -100,7 +116,7 @@ def run(cfg: BenchConfig) -> dict:
         results["linearity"]["dataset"] = dataset_linearity(ctx, sync, cfg.case_seconds, cfg.repeats)
     results["targets"] = check_targets(results)
     results["machine"] = describe(device)
-    results["wall_s"] = time.perf_counter() - start
+    results["wall_s"] = time.perf_counter() - log.start
     results["date_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return results
 
@@ -112,7 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise OEError(f"--markdown-append {str(md_path)!r}: folder {str(md_path.parent)!r} does not exist")
     results = run(cfg)
     print(text_report(results))
-    path = Path(cfg.json) if cfg.json else default_json_path(torch.device(results["machine"]["device"]), cfg)
+    path = Path(cfg.json) if cfg.json else default_json_path(results["device_type"], cfg)
     atomic_write_text(path, json.dumps(results, indent=1) + "\n")
     print(f"\nresults written to {path}")
     if md_path is not None:

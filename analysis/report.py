@@ -1,0 +1,131 @@
+"""The mini-study report: ``report.md`` with the tables and figures embedded and the findings stated from the
+measured numbers (never tuned to agree with the paper: a finding that does not show is reported as such)."""
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from oe_core.run.atomic import atomic_write_text
+
+from .results import Evaluation
+
+
+def mean_auroc(ev: Evaluation, model: str, detector: str) -> float:
+    rows = [r for r in ev.group(model, detector) if r.ok]
+    return float(np.mean([r.mean("auroc") for r in rows])) if rows else float("nan")
+
+
+def set_auroc(ev: Evaluation, model: str, detector: str, dataset: str) -> float:
+    for r in ev.group(model, detector):
+        if r.ok and r.ood.get("name") == dataset:
+            return r.mean("auroc")
+    return float("nan")
+
+
+def findings(ev: Evaluation, likelihood: dict) -> list[str]:
+    """Plain statements of what the run measured, for the report and the console."""
+    rows = {r["model"].split("(")[-1].rstrip(")"): r for r in likelihood["rows"]}
+    base, oe = rows.get("pcnn"), rows.get("pcnn_oe")
+    out = []
+    if base:
+        fails = base["ood_mean_bpd"] < base["id_mean_bpd"]
+        out.append(
+            f"**(a) Does the baseline density model find the SVHN-like digits more likely than its own test "
+            f"images?** {'Yes' if fails else 'No'}: mean {base['ood_mean_bpd']:.3f} bits/dim on mini-svhn vs "
+            f"{base['id_mean_bpd']:.3f} on mini-id test; {100 * base['ood_more_likely_than_median_id']:.1f}% of "
+            f"the digits are more likely than the median test image; AUROC of bpd as the OOD score "
+            f"{100 * base['auroc_bpd']:.1f}% ({'below' if base['auroc_bpd'] < 0.5 else 'above'} chance). "
+            + ("This is the paper's CIFAR-10 vs SVHN failure (SVHN 2.98 vs CIFAR-10 3.06 bpd)." if fails else
+               "The paper's failure does not show at this scale in this run."))
+    if base and oe:
+        fixed = oe["ood_mean_bpd"] > oe["id_mean_bpd"]
+        out.append(
+            f"**(a, after OE) Does OE fix it?** {'Yes' if fixed else 'No'}: after OE fine-tuning mean "
+            f"{oe['ood_mean_bpd']:.3f} bits/dim on mini-svhn vs {oe['id_mean_bpd']:.3f} on mini-id test; "
+            f"AUROC {100 * base['auroc_bpd']:.1f}% -> {100 * oe['auroc_bpd']:.1f}% "
+            f"(paper: SVHN AUROC 15.8% -> 75.8%, SVHN bpd 2.98 -> 3.43).")
+    for what, b, o, det in (("classifier (MSP)", "clf", "clf_oe", "msp"), ("density model (bpd)", "pcnn",
+                                                                            "pcnn_oe", "bpd")):
+        a0, a1 = mean_auroc(ev, b, det), mean_auroc(ev, o, det)
+        if np.isfinite(a0) and np.isfinite(a1):
+            out.append(f"**(b) Does OE raise the mean AUROC of the {what}?** {'Yes' if a1 > a0 else 'No'}: "
+                       f"{100 * a0:.1f}% -> {100 * a1:.1f}% over {len(ev.group(b, det))} OOD sets "
+                       f"(paper, CIFAR-10: MSP 89.3% -> 97.8%, BPP 65.8% -> 83.7%).")
+    sat = set_auroc(ev, "pcnn", "bpd", "mini-svhn-saturated")
+    grey = set_auroc(ev, "pcnn", "bpd", "mini-svhn")
+    if np.isfinite(sat) and np.isfinite(grey):
+        out.append(f"**What drives the failure:** the same digit scenes in saturated colours get bpd-AUROC "
+                   f"{100 * sat:.1f}% against {100 * grey:.1f}% for the SVHN-like (grey, low-contrast, blurred) "
+                   "rendering: the likelihood tracks image complexity more than semantics (Serra et al. 2020).")
+    return out
+
+
+def _embed(folder: Path, root: Path) -> list[str]:
+    """Markdown image lines for the PNGs listed in a figures.md (or all PNGs of the folder)."""
+    lines = []
+    for png in sorted(folder.glob("*.png")):
+        lines.append(f"![{png.stem}]({png.relative_to(root).as_posix()})")
+    return lines
+
+
+def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float) -> Path:
+    ev_dir = root / "eval"
+    ev = Evaluation.load(ev_dir / "results.json")
+    likelihood = json.loads((ev_dir / "likelihood" / "likelihood.json").read_text())
+    found = findings(ev, likelihood)
+    peak = max(s.peak_rss_mb for s in steps)
+    md = [
+        "# OE mini-study report",
+        "",
+        f"Preset **{cfg.preset}** ({preset.size}x{preset.size} images), seed {cfg.seed}; total wall time "
+        f"**{total_seconds / 60:.1f} min**, peak memory **{peak / 1024:.2f} GB** "
+        f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
+        f"{torch.__version__}).",
+        "",
+        "Everything here is built offline from images that ship inside installed packages (see "
+        "`python -m oe_core.data`): in-distribution `mini-id` = colour photo thumbnails, one class per source "
+        "photo; OE outliers `mini-outliers` = thumbnails of other pictures; OOD sets = SVHN-like house numbers "
+        "(`mini-svhn`, rendered after SVHN's statistics: near-grey colours with small tints, low contrast "
+        "0.15-0.35, slight blur), the same scenes in saturated colours (`mini-svhn-saturated`), textures, faces "
+        "and the paper's Gaussian / Rademacher / Blobs noise. Metrics follow the reference protocol: OOD is the "
+        f"positive class, {ev.settings.get('num_to_avg')} trials of 1:{ev.settings.get('ratio')} OOD subsamples.",
+        "",
+        "## Findings",
+        "",
+        *[f"- {f}" for f in found],
+        "",
+        "## Detectors side by side (likelihood vs MSP, before and after OE)",
+        "",
+        (ev_dir / "compare" / "compare.md").read_text().strip(),
+        "",
+        "## Likelihood of the SVHN-like digits vs the in-distribution photos (the paper's Figure 2)",
+        "",
+        (ev_dir / "likelihood" / "likelihood.md").read_text().strip(),
+        "",
+        *_embed(ev_dir / "likelihood", root),
+        "",
+        "## Figures",
+        "",
+        *_embed(ev_dir / "figures", root),
+        "",
+        "## Steps, wall time and memory",
+        "",
+        "| step | command | wall time (s) | peak RSS so far (MB) |",
+        "|---|---|---|---|",
+        *[f"| {s.name} | `{s.command}` | {s.seconds:.1f} | {s.peak_rss_mb:.0f} |" for s in steps],
+        "",
+        "Full per-set results (mean and std over trials, every metric): `eval/results.{md,csv,json,tex}`. "
+        "Regenerate every table and figure from the score cache: `scripts/figures.sh " + str(ev_dir) + "`.",
+        "",
+        "Preset: `" + json.dumps(asdict(preset)) + "`",
+        "",
+    ]
+    path = root / "report.md"
+    atomic_write_text(path, "\n".join(md))
+    return path
