@@ -68,7 +68,8 @@ def build_parser(cls: Type[C], prog: str | None = None, description: str | None 
         origin = typing.get_origin(tp)
         if origin in (list, tuple):
             inner = typing.get_args(tp)[0] if typing.get_args(tp) else str
-            kw.update(nargs="+", type=inner)
+            kw.update(nargs="+", type=inner, action="extend")
+            kw["default"] = None  # "extend" appends to the default; filled in after parsing
         else:
             kw["type"] = tp if tp in (int, float, str) else str
         parser.add_argument(flag, **kw)
@@ -83,6 +84,9 @@ def parse_config(cls: Type[C], argv: Sequence[str] | None = None, prog: str | No
     ns = vars(parser.parse_args(argv))
     ns.pop("debug", None)
     hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):  # list options left unset keep the dataclass default
+        if f.name in ns and ns[f.name] is None and f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            ns[f.name] = f.default_factory()  # type: ignore[misc]
     for k, v in list(ns.items()):
         if isinstance(v, list) and typing.get_origin(_base_type(hints[k])) is tuple:
             ns[k] = tuple(v)

@@ -294,7 +294,7 @@ class Engine:
                     bar.close()
                 if step < spe:
                     raise OEError(f"the training data ran out after {step} of {spe} steps in epoch {epoch + 1}")
-                row = self._epoch_row(epoch, partial, time.time() - t0, optimizer)
+                row = self._epoch_row(epoch, _sum_over_ranks(partial, device), time.time() - t0, optimizer)
                 if dist.is_main:
                     model.eval()
                     with torch.no_grad():
@@ -320,6 +320,20 @@ class Engine:
         if partial["skipped"]:
             row["nonfinite_skipped"] = partial["skipped"]
         return row
+
+
+def _sum_over_ranks(partial: dict, device: torch.device) -> dict:
+    """The epoch's loss/log sums over all ranks (so the CSV reports the global mean, not rank 0's)."""
+    import torch.distributed as tdist
+    if not (tdist.is_available() and tdist.is_initialized()):
+        return partial
+    keys = sorted(partial["logs"])
+    t = torch.tensor([partial["loss_sum"], partial["count"], partial["skipped"]] +
+                     [partial["logs"][k] for k in keys], dtype=torch.float64, device=device)
+    tdist.all_reduce(t)
+    v = t.tolist()
+    return {**partial, "loss_sum": v[0], "count": int(v[1]), "skipped": int(v[2]),
+            "logs": dict(zip(keys, v[3:]))}
 
 
 def _progress(enabled: bool, total: int, initial: int, desc: str):
