@@ -131,7 +131,8 @@ def run_study(cfg: StudyConfig) -> Path:
     from classifiers_oe import train as cls_train
     from density_oe import train as pcnn_train
 
-    from . import compare, evaluate, figures, svhn_likelihood
+    from . import compare, evaluate, svhn_likelihood
+    from .figures import __main__ as figures
     from .report import write_report
 
     if cfg.threads:

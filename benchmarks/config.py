@@ -16,10 +16,10 @@ class BenchConfig:
     amp: str = help_field("none", "bf16: run the networks under bf16 autocast (likelihoods stay float32); the FLOP "
                                   "rate is then compared with the bf16 matmul peak", choices=("none", "bf16"))
     quick: bool = help_field(False, "tiny models and images (a smoke test of the harness, not a measurement)")
-    cases: tuple[str, ...] = help_field((), f"cases to run (default: all): {', '.join(ordered(CASES.names()))}")
-    repeats: int = help_field(5, "timed repeats per variant after the warm-up (fewer, but at least 3, when a case "
-                                 "would exceed --case-seconds)")
-    case_seconds: float = help_field(45.0, "time budget per case for the timed repeats (fast + plain)")
+    cases: list[str] = help_field([], f"cases to run (default: all): {', '.join(ordered(CASES.names()))}")
+    repeats: int = help_field(5, "timed calls per variant after the warm-up (fewer, but at least 3, when more would "
+                                 "take a case past --case-seconds)")
+    case_seconds: float = help_field(45.0, "time budget per case for the timed calls of both variants")
     threads: int = help_field(0, "CPU threads for torch (0: all cores)")
     channels_last: bool = help_field(False, "fast variants use the channels_last memory format (the run engine's "
                                             "--channels-last option)")

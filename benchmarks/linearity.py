@@ -8,13 +8,11 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-import torch
 
-from density_oe.dmol import nll_bpd
-from density_oe.weight_norm import frozen_weights
+from density_oe.score import score_dataset
 
-from .pixelcnn_cases import fast_model, fast_train_step
-from .timing import alternate, median, repeats_within, timed
+from .pixelcnn_cases import fast_model, fast_train_step, uint8_loader
+from .timing import alternate, median
 from .workload import BenchContext
 
 
@@ -32,8 +30,9 @@ def linear_fit(n: list[int], seconds: list[float]) -> dict:
 
 def _series(calls: dict[str, Callable[[], object]], sync: Callable[[], None], budget_s: float,
             max_repeats: int) -> dict[str, float]:
-    warm = sum(timed(fn, sync) for fn in calls.values())
-    times = alternate(calls, repeats_within(budget_s, warm, max_repeats), sync)
+    for fn in calls.values():
+        fn()  # warm-up
+    times = alternate(calls, sync, max_repeats, budget_s)
     return {k: median(v) for k, v in times.items()}
 
 
@@ -47,16 +46,15 @@ def batch_linearity(ctx: BenchContext, sync: Callable[[], None], budget_s: float
 
 
 def dataset_linearity(ctx: BenchContext, sync: Callable[[], None], budget_s: float, max_repeats: int) -> dict:
-    """Fast bpd scoring of data sets of ``sizes.linear_images`` images, batch ``sizes.linear_score_batch``."""
+    """``density_oe.score.score_dataset`` over data sets of ``sizes.linear_images`` images, batch
+    ``sizes.linear_score_batch``."""
     shape, bs = ctx.sizes.small, ctx.sizes.linear_score_batch
     model = fast_model(ctx, shape).eval()
-    data = ctx.images(max(ctx.sizes.linear_images), stream=4).contiguous(memory_format=ctx.memory_format)
+    images = ctx.uint8_images(max(ctx.sizes.linear_images), stream=4)
 
-    def scorer(n: int) -> Callable[[], torch.Tensor]:
-        def score_all() -> torch.Tensor:
-            with torch.inference_mode(), frozen_weights(model), ctx.autocast():
-                return torch.cat([nll_bpd(model(data[i:i + bs]), data[i:i + bs]) for i in range(0, n, bs)])
-        return score_all
+    def scorer(n: int) -> Callable[[], np.ndarray]:
+        loader = uint8_loader(images[:n], bs)
+        return lambda: score_dataset(model, loader, ctx.device, ctx.amp, ctx.memory_format)
 
     calls = {str(n): scorer(n) for n in ctx.sizes.linear_images}
     med = _series(calls, sync, budget_s, max_repeats)

@@ -26,12 +26,14 @@ def load_average() -> list[float] | None:
 
 
 def describe(device: torch.device) -> dict:
-    """CPU model and cores, torch version, threads, accelerator name, OS and the load average now."""
+    """CPU model and cores, torch version, threads, accelerator name (and its TF32 settings), OS and the load
+    average now."""
     info = {"cpu": cpu_model(), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "os": platform.platform(),
             "device": str(device), "load_average_1_5_15min": load_average()}
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)
         info.update(accelerator=props.name, accelerator_memory_gb=round(props.total_memory / 2 ** 30, 1),
-                    cuda=torch.version.cuda)
+                    cuda=torch.version.cuda, tf32_convolutions=torch.backends.cudnn.allow_tf32,
+                    tf32_matmul=torch.backends.cuda.matmul.allow_tf32)
     return info

@@ -2,21 +2,25 @@
 bpd scoring, each done by the suite (:mod:`density_oe`) and the plain way (:mod:`benchmarks.plain_pixelcnn`).
 
 Both variants do the same work with the same settings: the TF recipe's Adam (lr 1e-3, betas 0.95/0.9995),
-element-wise dropout 0.5, the same seeded weights initialisation scheme and the same random 8-bit images.  A
-training step is ``zero_grad``, forward, loss, backward, ``optimizer.step()``; the EMA update and data loading are
-left out of both.  Under ``--amp bf16`` both run the network under autocast and the likelihood in float32 (the
-plain loss gets ``params.float()``).
+element-wise dropout 0.5, weights initialised as the port does (PyTorch defaults, ``g = ||v||``) from the same
+seed, and the same random 8-bit images.  A training step is ``zero_grad``, forward, loss, backward,
+``optimizer.step()``; the EMA update and data loading are left out of both.  Under ``--amp bf16`` both run the
+network under autocast and the likelihood in float32 (the plain loss gets ``params.float()``).
 """
 from __future__ import annotations
 
 import math
 from typing import Callable
 
+import numpy as np
 import torch
+from torch.utils.data import DataLoader, TensorDataset
 
 from density_oe.dmol import log_prob, nll_bpd
+from density_oe.losses import oe_density_loss
 from density_oe.model import ModelConfig, PixelCNNpp
-from density_oe.weight_norm import frozen_weights
+from density_oe.score import score_dataset
+from oe_core.data.transforms import to_unit_range
 
 from . import plain_pixelcnn as plain
 from .sizes import PixelCNNShape
@@ -25,6 +29,7 @@ from .workload import FAST, PLAIN, BenchContext, Workload, register_case
 ADAM = dict(lr=1e-3, betas=(0.95, 0.9995))
 DROPOUT = 0.5
 NR_MIX = 10
+OE_MARGIN, OE_LAMBDA = 1.0, 1.0  # density_oe's defaults: margin 1 bit/dim, weight 1
 
 
 def fast_model(ctx: BenchContext, shape: PixelCNNShape) -> PixelCNNpp:
@@ -90,16 +95,14 @@ def train_paper(ctx: BenchContext) -> Workload:
     return _train_case(ctx, "paper", ctx.sizes.paper_batch)
 
 
-def margin_loss(ll_in: torch.Tensor, ll_out: torch.Tensor, margin: float) -> torch.Tensor:
-    return torch.relu(margin - ll_in + ll_out).mean()
-
-
 @register_case("oe_step", "PixelCNN++ OE fine-tuning step (in + outliers)", order=30)
 def oe_step(ctx: BenchContext) -> Workload:
+    """In-distribution and outlier images through one forward pass; ``density_oe.losses.oe_density_loss`` (mean
+    in-distribution bpd + margin ranking over all in/outlier pairs) on each variant's per-image bpd."""
     shape = ctx.sizes.shape(ctx.sizes.oe_shape)
     n = ctx.sizes.oe_batch
     both = torch.cat([ctx.images(n, stream=0), ctx.images(n, stream=1)])
-    margin = float(both[0].numel())
+    dims = both[0].numel()
 
     def fast() -> Callable[[], torch.Tensor]:
         model = fast_model(ctx, shape).train()
@@ -110,8 +113,8 @@ def oe_step(ctx: BenchContext) -> Workload:
             opt.zero_grad(set_to_none=True)
             with ctx.autocast():
                 params = model(x)
-            ll = log_prob(params, x)
-            loss = margin_loss(ll[:n], ll[n:], margin)
+            bpd = nll_bpd(params, x)
+            loss = oe_density_loss(bpd[:n], bpd[n:], OE_MARGIN, OE_LAMBDA)
             loss.backward()
             opt.step()
             return loss.detach()
@@ -125,15 +128,15 @@ def oe_step(ctx: BenchContext) -> Workload:
             opt.zero_grad()
             with ctx.autocast():
                 output = model(both)
-            ll = plain.discretized_mix_logistic_log_prob(both, output.float())
-            loss = margin_loss(ll[:n], ll[n:], margin)
+            bpd = -plain.discretized_mix_logistic_log_prob(both, output.float()) / (dims * math.log(2.0))
+            loss = oe_density_loss(bpd[:n], bpd[n:], OE_MARGIN, OE_LAMBDA)
             loss.backward()
             opt.step()
             return loss.detach()
         return call
 
     return Workload(images=2 * n, variants={FAST: fast, PLAIN: plain_way},
-                    detail=f"{shape.label()}, {n} in + {n} outliers, margin loss on log-likelihoods")
+                    detail=f"{shape.label()}, {n} in + {n} outliers, NLL + margin ranking loss (bits/dim)")
 
 
 def random_dmol_params(ctx: BenchContext, batch: int) -> torch.Tensor:
@@ -175,25 +178,23 @@ def dmol_loss(ctx: BenchContext) -> Workload:
                     detail=f"K={NR_MIX}, batch {batch}, {ctx.sizes.image}x{ctx.sizes.image}, float32")
 
 
-def fast_scorer(ctx: BenchContext, shape: PixelCNNShape) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Per-image bits/dim of a batch, the suite's way (eval mode, inference mode, weights normalised once)."""
-    model = fast_model(ctx, shape).eval()
-
-    def score(x: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), frozen_weights(model), ctx.autocast():
-            return nll_bpd(model(x), x)
-    return score
+def uint8_loader(images: torch.Tensor, batch_size: int) -> DataLoader:
+    """A loader of ``(uint8 images, 0)`` batches, in order, in the main process (what a dataset's loader yields)."""
+    return DataLoader(TensorDataset(images, torch.zeros(len(images), dtype=torch.long)), batch_size=batch_size)
 
 
 @register_case("score", "PixelCNN++ bpd scoring, paper config", order=50)
 def score(ctx: BenchContext) -> Workload:
+    """One batch: the suite's ``density_oe.score.score_dataset`` (uint8 batch in, float64 bpd out) against the
+    port's evaluation (``no_grad``, per-image log-likelihood of a [-1, 1] batch)."""
     shape, batch = ctx.sizes.paper, ctx.sizes.paper_batch
-    x = ctx.images(batch)
+    images = ctx.uint8_images(batch)
+    x = to_unit_range(images.to(ctx.device))
     dims = x[0].numel()
 
-    def fast() -> Callable[[], torch.Tensor]:
-        scorer, x_fast = fast_scorer(ctx, shape), x.contiguous(memory_format=ctx.memory_format)
-        return lambda: scorer(x_fast)
+    def fast() -> Callable[[], np.ndarray]:
+        model, loader = fast_model(ctx, shape).eval(), uint8_loader(images, batch)
+        return lambda: score_dataset(model, loader, ctx.device, ctx.amp, ctx.memory_format)
 
     def plain_way() -> Callable[[], torch.Tensor]:
         model = plain_model(ctx, shape).eval()

@@ -6,6 +6,10 @@ from typing import Optional
 from .workload import FAST, PLAIN
 
 
+def _gflops(run: dict) -> str:
+    return "/".join(f"{g:.1f}" for g in run["by_size"].values())
+
+
 def _num(value: Optional[float], fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 
@@ -18,6 +22,7 @@ def case_rows(results: dict) -> list[list[str]]:
             is_fast = variant == FAST
             rows.append([
                 name if is_fast else "", variant, _num(v["images_per_s"], ".2f"), _num(1e3 * v["median_s"], ".1f"),
+                _num(v["spread"], ".2f"),
                 _num(v["peak_mem_mb"], ".1f"), _num(v["gflops_per_s"], ".1f"),
                 _num(None if v["peak_fraction"] is None else 100 * v["peak_fraction"], ".0f"),
                 _num(case["speedup"], ".2f") + "x" if is_fast else "",
@@ -25,7 +30,8 @@ def case_rows(results: dict) -> list[list[str]]:
     return rows
 
 
-CASE_HEADER = ["case", "variant", "images/s", "ms/call", "peak MB", "GFLOP/s", "% peak", "speed f/p", "mem f/p"]
+CASE_HEADER = ["case", "variant", "images/s", "ms/call", "max/min", "peak MB", "GFLOP/s", "% peak", "speed f/p",
+               "mem f/p"]
 TARGET_HEADER = ["target", "value", "need", "met"]
 LINEAR_HEADER = ["series", "n", "seconds", "ms/image", "slope ms/image", "overhead ms", "R^2"]
 
@@ -58,15 +64,16 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
 
 def summary_lines(results: dict) -> list[str]:
     m, cfg, peak = results["machine"], results["config"], results["matmul_peak"]
-    where = m.get("accelerator") or m["cpu"]
-    lines = [f"machine: {where}; {m['cpu']}, {m['cpu_cores']} cores, torch {m['torch']} ({m['torch_threads']} "
+    accelerator = (f"{m['accelerator']} ({m['accelerator_memory_gb']} GB, CUDA {m['cuda']}); "
+                   if "accelerator" in m else "")
+    lines = [f"machine: {accelerator}{m['cpu']}, {m['cpu_cores']} cores, torch {m['torch']} ({m['torch_threads']} "
              f"threads), {m['os']}",
              f"run: device {m['device']}, amp {cfg['amp']}, profile {results['profile']}, channels_last "
-             f"{cfg['channels_last']}, up to {cfg['repeats']} timed repeats per variant after 1 warm-up, "
+             f"{cfg['channels_last']}, up to {cfg['repeats']} timed calls per variant after 1 warm-up, "
              f"{results['wall_s']:.0f} s in all, {results['date_utc']}",
              f"load average (1/5/15 min): at start {results['load_start']}, at end {m['load_average_1_5_15min']}",
-             f"{peak['dtype']} matmul peak: {peak['gflops']:.1f} GFLOP/s (best of sizes "
-             + ", ".join(f"{n}: {g:.1f}" for n, g in peak["by_size"].items()) + ")"]
+             f"{peak['dtype']} matmul peak: {peak['gflops']:.1f} GFLOP/s (the better of the start and the end of the "
+             f"run; sizes {', '.join(map(str, peak['sizes']))}: {' and '.join(map(_gflops, peak['runs']))})"]
     return lines
 
 

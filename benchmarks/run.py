@@ -6,6 +6,7 @@ and optionally appends a markdown section to ``docs/performance.md``.
 """
 from __future__ import annotations
 
+import contextlib
 import datetime
 import gc
 import json
@@ -14,7 +15,7 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
@@ -32,14 +33,13 @@ from .memory import MemoryTracker, memory_tracker
 from .report import markdown_section, text_report
 from .sizes import sizes_for
 from .targets import check_targets
-from .timing import alternate, median, repeats_within, synchronizer, timed
-from .workload import BenchContext, CaseSpec
+from .timing import alternate, median, synchronizer, timed
+from .workload import FAST, PLAIN, BenchContext, CaseSpec
 
 MB = 2.0 ** 20
 
 
-def measure_case(spec: CaseSpec, ctx: BenchContext, tracker: MemoryTracker, cfg: BenchConfig,
-                 peak_gflops: float) -> dict:
+def measure_case(spec: CaseSpec, ctx: BenchContext, tracker: MemoryTracker, cfg: BenchConfig) -> dict:
     """Warm-up (with peak memory and FLOP count) and alternating timed repeats of both variants of one case."""
     sync = synchronizer(ctx.device)
     with tracker.session():
@@ -52,22 +52,28 @@ def measure_case(spec: CaseSpec, ctx: BenchContext, tracker: MemoryTracker, cfg:
                     warmup[variant] = timed(calls[variant], sync)
             flops[variant] = counter.get_total_flops()
     peaks = {v: tracker.peaks[v] for v in calls}
-    repeats = repeats_within(cfg.case_seconds, sum(warmup.values()), cfg.repeats)
-    times = alternate(calls, repeats, sync)
-    out: dict = {"title": spec.title, "detail": work.detail, "images_per_call": work.images, "repeats": repeats}
+    times = alternate(calls, sync, cfg.repeats, cfg.case_seconds)
+    out: dict = {"title": spec.title, "detail": work.detail, "images_per_call": work.images,
+                 "repeats": len(times[FAST])}
     for variant, ts in times.items():
         med = median(ts)
         gflops = flops[variant] / med / 1e9 if flops[variant] else None
-        out[variant] = {"times_s": ts, "median_s": med, "warmup_s": warmup[variant],
+        out[variant] = {"times_s": ts, "median_s": med, "spread": max(ts) / min(ts), "warmup_s": warmup[variant],
                         "images_per_s": work.images / med, "peak_mem_mb": peaks[variant] / MB,
-                        "flops_per_call": flops[variant], "gflops_per_s": gflops,
-                        "peak_fraction": None if gflops is None else gflops / peak_gflops}
-    fast, plain = out["fast"], out["plain"]
+                        "flops_per_call": flops[variant], "gflops_per_s": gflops}
+    fast, plain = out[FAST], out[PLAIN]
     out["speedup"] = fast["images_per_s"] / plain["images_per_s"]
     out["memory_ratio"] = fast["peak_mem_mb"] / plain["peak_mem_mb"] if plain["peak_mem_mb"] > 0 else None
     del work, calls
     gc.collect()
     return out
+
+
+def add_peak_fractions(case: dict, peak_gflops: float) -> None:
+    """Each variant's achieved FLOP rate as a fraction of the matmul peak (``None`` without counted FLOPs)."""
+    for variant in (FAST, PLAIN):
+        rate = case[variant]["gflops_per_s"]
+        case[variant]["peak_fraction"] = None if rate is None else rate / peak_gflops
 
 
 def default_json_path(device_type: str, cfg: BenchConfig) -> Path:
@@ -85,15 +91,26 @@ class _Log:
         print(f"[bench {time.perf_counter() - self.start:6.1f}s] {message}", file=sys.stderr, flush=True)
 
 
+@contextlib.contextmanager
+def numerics(device: torch.device, amp: str, threads: int) -> Iterator[None]:
+    """Set the thread count, and on CUDA without amp turn TF32 off (cuDNN enables it for convolutions by default),
+    so that "float32" means float32 in convolutions and in the matmul peak alike; restore both afterwards."""
+    saved = (torch.get_num_threads(), torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32)
+    torch.set_num_threads(threads)
+    if device.type == "cuda" and amp == "none":
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved[0])
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved[1:]
+
+
 def run(cfg: BenchConfig) -> dict:
     """Run the selected cases and the linearity series; return the results dict (also what the JSON holds)."""
     device = resolve_device(cfg.device)
-    threads_before = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
-    try:
+    with numerics(device, cfg.amp, cfg.threads or os.cpu_count() or 1):
         return _run(cfg, device)
-    finally:
-        torch.set_num_threads(threads_before)
 
 
 def _run(cfg: BenchConfig, device: torch.device) -> dict:
@@ -101,19 +118,26 @@ def _run(cfg: BenchConfig, device: torch.device) -> dict:
     ctx = BenchContext(device=device, amp=cfg.amp, sizes=sizes, channels_last=cfg.channels_last, seed=cfg.seed)
     tracker = memory_tracker(device)
     log, load_start = _Log(), load_average()
+    dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float32
     log(f"matmul peak ({', '.join(map(str, sizes.matmul_sizes))})")
-    peak = matmul_peak(device, torch.bfloat16 if cfg.amp == "bf16" else torch.float32, sizes.matmul_sizes)
+    first_peak = matmul_peak(device, dtype, sizes.matmul_sizes)
     results: dict = {"profile": profile, "device_type": device.type, "config": asdict(cfg),
-                     "load_start": load_start, "matmul_peak": peak, "cases": {}, "linearity": {}}
+                     "load_start": load_start, "cases": {}, "linearity": {}}
     for name in cfg.selected_cases():
         log(f"{name}: {CASES.get(name).title}")
-        results["cases"][name] = measure_case(CASES.get(name), ctx, tracker, cfg, peak["gflops"])
+        results["cases"][name] = measure_case(CASES.get(name), ctx, tracker, cfg)
     if cfg.linearity:
         sync = synchronizer(device)
         log("linearity in batch size")
         results["linearity"]["batch"] = batch_linearity(ctx, sync, cfg.case_seconds, cfg.repeats)
         log("linearity in data-set size")
         results["linearity"]["dataset"] = dataset_linearity(ctx, sync, cfg.case_seconds, cfg.repeats)
+    log("matmul peak again")
+    runs = [first_peak, matmul_peak(device, dtype, sizes.matmul_sizes)]
+    results["matmul_peak"] = {"dtype": first_peak["dtype"], "sizes": list(sizes.matmul_sizes),
+                              "gflops": max(r["gflops"] for r in runs), "runs": runs}
+    for case in results["cases"].values():
+        add_peak_fractions(case, results["matmul_peak"]["gflops"])
     results["targets"] = check_targets(results)
     results["machine"] = describe(device)
     results["wall_s"] = time.perf_counter() - log.start

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import math
 import statistics
 import time
 from typing import Callable, Mapping
@@ -29,25 +30,31 @@ def timed(fn: Callable[[], object], sync: Callable[[], None]) -> float:
     return time.perf_counter() - start
 
 
-def repeats_within(budget_s: float, seconds_per_round: float, max_repeats: int) -> int:
-    """How many rounds (one call of every variant each) fit in ``budget_s``, between ``min(3, max_repeats)`` and
-    ``max_repeats``."""
-    fitting = int(budget_s // max(seconds_per_round, 1e-9))
-    return max(min(MIN_REPEATS, max_repeats), min(max_repeats, fitting))
+def alternate(fns: Mapping[str, Callable[[], object]], sync: Callable[[], None], max_repeats: int,
+              budget_s: float = math.inf) -> dict[str, list[float]]:
+    """Time rounds of calls; each round calls every function once, the order reversing from round to round so
+    that neither always runs first (machine noise then hits all alike).
 
-
-def alternate(fns: Mapping[str, Callable[[], object]], repeats: int,
-              sync: Callable[[], None]) -> dict[str, list[float]]:
-    """Time ``repeats`` rounds; each round calls every function once, the order reversing from round to round so
-    that neither variant always runs first (machine noise then hits both alike)."""
+    Runs ``max_repeats`` rounds, or stops earlier -- but never before ``min(3, max_repeats)`` rounds -- when one
+    more round, as fast as the fastest so far, would take the total past ``budget_s``.
+    """
     names = list(fns)
     times: dict[str, list[float]] = {n: [] for n in names}
+    least = min(MIN_REPEATS, max_repeats)
+    spent, fastest_round = 0.0, math.inf
     gc.collect()
     gc.disable()  # no collector pauses inside the timed calls
     try:
-        for r in range(repeats):
+        for r in range(max_repeats):
+            if r >= least and spent + fastest_round > budget_s:
+                break
+            round_s = 0.0
             for name in names if r % 2 == 0 else names[::-1]:
-                times[name].append(timed(fns[name], sync))
+                t = timed(fns[name], sync)
+                times[name].append(t)
+                round_s += t
+            spent += round_s
+            fastest_round = min(fastest_round, round_s)
     finally:
         gc.enable()
     return times

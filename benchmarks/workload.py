@@ -6,6 +6,7 @@ from typing import Callable
 
 import torch
 
+from oe_core.data.transforms import to_unit_range
 from oe_core.registry import Registry
 from oe_core.run import autocast
 
@@ -35,11 +36,14 @@ class BenchContext:
     def generator(self, stream: int) -> torch.Generator:
         return torch.Generator().manual_seed(self.seed * 1000 + stream)
 
-    def images(self, n: int, stream: int = 0) -> torch.Tensor:
-        """``n`` random 8-bit images ``(n, 3, S, S)`` scaled to [-1, 1] (the PixelCNN++ input range), on the device."""
+    def uint8_images(self, n: int, stream: int = 0) -> torch.Tensor:
+        """``n`` random 8-bit images ``(n, 3, S, S)``, uint8, on the CPU (as a dataset yields them)."""
         s = self.sizes.image
-        x = torch.randint(0, 256, (n, 3, s, s), generator=self.generator(stream)).float() / 127.5 - 1.0
-        return x.to(self.device)
+        return torch.randint(0, 256, (n, 3, s, s), generator=self.generator(stream), dtype=torch.uint8)
+
+    def images(self, n: int, stream: int = 0) -> torch.Tensor:
+        """:meth:`uint8_images` scaled to [-1, 1] (the PixelCNN++ input range), on the device."""
+        return to_unit_range(self.uint8_images(n, stream).to(self.device))
 
 
 @dataclass

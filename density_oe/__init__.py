@@ -1,0 +1,1 @@
+"""PixelCNN++ with the Outlier Exposure margin ranking loss on log-likelihoods (see README.md in this folder)."""

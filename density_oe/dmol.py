@@ -177,10 +177,13 @@ class _DMOLLogProb(torch.autograd.Function):
 
 def log_prob(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """Per-image log-likelihood in nats, shape ``[B]``, of images ``x`` ``(B, 3, H, W)`` in [-1, 1] under the DMOL
-    with parameters ``params`` ``(B, 10K, H, W)``.  Always computed in float32, also under autocast."""
+    with parameters ``params`` ``(B, 10K, H, W)``.  Always computed in float32, also under autocast.
+
+    The computation runs on NCHW-contiguous tensors (channels_last parameters are copied once: per-component
+    slices of a channels_last tensor are 10-element strided runs, slow for every element-wise pass)."""
     k = _check(params, x)
     with torch.autocast(device_type=params.device.type, enabled=False):
-        return _DMOLLogProb.apply(params.float(), x.float(), k)
+        return _DMOLLogProb.apply(params.float().contiguous(), x.float().contiguous(), k)
 
 
 def bits_per_dim(log_likelihood: torch.Tensor, num_dims: int) -> torch.Tensor:

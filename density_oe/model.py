@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from oe_core.config import help_field, require
 from oe_core.errors import OEError
 
+from .activations import elu
 from .layers import (DownRightShiftedConv2d, DownRightShiftedDeconv2d, DownShiftedConv2d, DownShiftedDeconv2d,
                      GatedResnet, Nin, down_shift, right_shift)
 
@@ -113,4 +113,4 @@ class PixelCNNpp(nn.Module):
             u, ul = block(u, ul, u_list, ul_list)
             if i < 2:
                 u, ul = self.upsize_u_stream[i](u), self.upsize_ul_stream[i](ul)
-        return self.nin_out(F.elu(ul))
+        return self.nin_out(elu(ul))

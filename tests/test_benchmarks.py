@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import fields
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -22,8 +21,9 @@ from benchmarks.memory import MARK, ProfilerMemoryTracker, peaks_from_events
 from benchmarks.run import main
 from benchmarks.sizes import PROFILES
 from benchmarks.targets import TARGETS, check_targets
-from benchmarks.timing import alternate, repeats_within
+from benchmarks.timing import alternate
 from benchmarks.workload import FAST, PLAIN, BenchContext
+from oe_core.config import parse_config
 from oe_core.errors import cli_main
 
 
@@ -84,15 +84,15 @@ def test_linear_fit_agrees_with_scipy():
 
 def test_alternate_reverses_the_order_every_round():
     calls: list[str] = []
-    times = alternate({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, 3, lambda: None)
+    times = alternate({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, lambda: None, 3)
     assert calls == ["a", "b", "b", "a", "a", "b"]
     assert [len(v) for v in times.values()] == [3, 3]
 
 
-@pytest.mark.parametrize("budget, per_round, most, expected",
-                         [(45, 10, 5, 4), (45, 100, 5, 3), (45, 1, 5, 5), (45, 100, 1, 1), (45, 20, 2, 2)])
-def test_repeats_within_budget(budget, per_round, most, expected):
-    assert repeats_within(budget, per_round, most) == expected
+@pytest.mark.parametrize("max_repeats, budget_s, expected", [(5, math.inf, 5), (5, 0.0, 3), (2, 0.0, 2), (1, 0.0, 1)])
+def test_alternate_stops_at_the_budget_but_not_before_three_rounds(max_repeats, budget_s, expected):
+    times = alternate({"a": lambda: None, "b": lambda: None}, lambda: None, max_repeats, budget_s)
+    assert [len(v) for v in times.values()] == [expected, expected]
 
 
 def test_targets_read_ratios_and_report_missing_cases():
@@ -118,6 +118,12 @@ def test_dmol_loss_variants_compute_the_same_likelihood():
     assert math.isfinite(fast) and fast == pytest.approx(plain, rel=1e-5)
 
 
+def test_cases_option_selects_in_report_order():
+    cfg = parse_config(BenchConfig, ["--cases", "score", "dmol_loss"])
+    assert cfg.selected_cases() == ["dmol_loss", "score"]
+    assert parse_config(BenchConfig, []).selected_cases() == sorted(CASES.names(), key=lambda n: CASES.get(n).order)
+
+
 def test_bad_options_are_one_line_errors(capsys):
     assert cli_main(main, ["--cases", "no_such_case"]) == 2
     err = capsys.readouterr().err
@@ -139,7 +145,7 @@ def test_help_lists_every_option(capsys):
 def test_quick_run_measures_every_case_both_ways(tmp_path, capsys):
     out, md = tmp_path / "bench.json", tmp_path / "perf.md"
     md.write_text("# Performance\n")
-    assert main(["--quick", "--threads", "1", "--repeats", "1", "--case-seconds", "1", "--json", str(out),
+    assert main(["--quick", "--threads", "1", "--repeats", "1", "--json", str(out),
                  "--markdown-append", str(md)]) == 0
     results = json.loads(out.read_text())
     assert set(results["cases"]) == set(CASES.names())
@@ -148,6 +154,7 @@ def test_quick_run_measures_every_case_both_ways(tmp_path, capsys):
             v = case[variant]
             assert len(v["times_s"]) == case["repeats"] == 1
             assert v["images_per_s"] == pytest.approx(case["images_per_call"] / v["median_s"])
+            assert v["spread"] == pytest.approx(1.0)  # one timed call: max == min
             assert v["peak_mem_mb"] > 0
             if name == "dmol_loss":
                 assert v["flops_per_call"] == 0 and v["gflops_per_s"] is None

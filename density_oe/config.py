@@ -1,0 +1,115 @@
+"""The density trainer's config: the TF PixelCNN++ recipe as defaults, per mode.
+
+| mode     | epochs | lr    | batch (in + outliers) | start                                   |
+|----------|--------|-------|-----------------------|-----------------------------------------|
+| baseline | 300    | 1e-3  | 128                   | fresh, data-dependent init              |
+| oe_tune  | 2      | 2e-4  | 64 + 64               | ``--init`` weights (a run or port file) |
+
+Common to both (TF ``train.py``): Adam with betas (0.95, 0.9995), the learning rate multiplied by 0.999995 after
+every step, Polyak EMA 0.9995 of the weights for evaluation, sampling and scoring, element-wise dropout 0.5, no
+augmentation, the last partial training batch dropped, seed 1.
+
+Choices where the sources are silent or do not fit one process, with reasons:
+
+* epochs (baseline): the TF code's ``max_epochs`` is 5000 (a stop-when-you-like bound); the Flax port reaches
+  2.92 bits/dim in 200 epochs at batch 320 and the port's released weights are from epoch 319-889.  300 is a
+  budget, not a convergence claim; resume with a larger ``--epochs`` to continue.
+* batch: 128 is the TF global batch (16 per GPU x 8); here it is global over all torchrun processes.  OE
+  fine-tuning feeds 64 in-distribution and 64 outlier images through one forward pass (the same 128 per step).
+* lr (oe_tune): the paper gives none; 2e-4 is the default of the port the authors used (their released baselines
+  were trained at 4e-4 with a per-epoch decay that leaves it there), lower than the from-scratch 1e-3 because the
+  fine-tune starts from a trained model with a fresh Adam state.
+* OE margin and weight: see :mod:`density_oe.losses` (1 bit/dim, ``lam = 1``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from oe_core.config import help_field, require
+from oe_core.run import RunConfig
+
+from .losses import MARGIN_UNITS
+from .model import ModelConfig
+
+MODES = ("baseline", "oe_tune")
+MODE_DEFAULTS: dict[str, dict[str, float]] = {
+    "baseline": {"epochs": 300, "lr": 1e-3, "batch_size": 128},
+    "oe_tune": {"epochs": 2, "lr": 2e-4, "batch_size": 64},
+}
+KIND = "density"
+
+
+@dataclass
+class TrainConfig(ModelConfig, RunConfig):
+    """Train PixelCNN++ by maximum likelihood (baseline) or fine-tune it with the OE margin ranking loss
+    (oe_tune)."""
+
+    mode: str = help_field("baseline", "baseline: maximum likelihood from scratch; oe_tune: fine-tune --init "
+                                       "with the OE margin ranking loss on outliers", choices=MODES)
+    epochs: Optional[int] = help_field(None, "number of epochs (unset: 300 for baseline, 2 for oe_tune)")
+    dataset: str = help_field("cifar10", "in-distribution dataset (registered name with train and test splits, "
+                                         "see `python -m oe_core.data`)")
+    image_size: int = help_field(0, "image side passed as size= to datasets generated at a chosen size "
+                                    "(mini-*, noise); 0 keeps each dataset's own size (a multiple of 4)")
+    outliers: str = help_field("tinyimages80m", "oe_tune: outlier dataset (any registered name; the paper uses "
+                                                "80 Million Tiny Images, tinyimages300k is the smaller subset)")
+    outlier_sampling: str = help_field("block", "block: each epoch reads a contiguous block of outliers from a "
+                                                "random offset (the OE reference code); shuffle: a fresh random "
+                                                "subset each epoch", choices=("block", "shuffle"))
+    init: str = help_field("", "oe_tune: the model to start from: a density run folder or checkpoint (its EMA "
+                               "weights), or a pclucas14/pixel-cnn-pp .pth file")
+    oe_margin: float = help_field(1.0, "OE hinge margin m in max(0, m + bpd_in - bpd_out)")
+    oe_margin_unit: str = help_field("bits_per_dim", "unit of --oe-margin (per_image units are divided by the "
+                                                     "number of dimensions 3*H*W)", choices=MARGIN_UNITS)
+    oe_lambda: float = help_field(1.0, "weight of the OE hinge term (both terms are in bits/dim)")
+    lr: Optional[float] = help_field(None, "initial Adam learning rate (unset: 1e-3 for baseline, 2e-4 for "
+                                           "oe_tune)")
+    lr_decay: float = help_field(0.999995, "learning rate multiplier applied after every optimizer step")
+    beta1: float = help_field(0.95, "Adam beta1")
+    beta2: float = help_field(0.9995, "Adam beta2")
+    ema_decay: float = help_field(0.9995, "Polyak averaging decay of the weights used for evaluation")
+    data_init: bool = help_field(True, "baseline: data-dependent initialisation of the weight-normalised layers "
+                                       "on one batch (as the TF code; --no-data-init keeps PyTorch's defaults)")
+    init_batch_size: int = help_field(16, "images in the data-dependent initialisation batch")
+    batch_size: Optional[int] = help_field(None, "in-distribution batch size, global over all processes (unset: "
+                                                 "128 for baseline, 64 for oe_tune)")
+    oe_batch_size: Optional[int] = help_field(None, "outlier batch size, global (unset: the in-distribution "
+                                                    "batch size)")
+    test_batch_size: int = help_field(64, "batch size of the per-epoch test pass")
+    eval_images: int = help_field(0, "score only the first N test images each epoch (0: all)")
+
+    def __post_init__(self) -> None:
+        defaults = MODE_DEFAULTS.get(self.mode, MODE_DEFAULTS["baseline"])
+        if self.epochs is None:
+            self.epochs = int(defaults["epochs"])
+        if self.lr is None:
+            self.lr = float(defaults["lr"])
+        if self.batch_size is None:
+            self.batch_size = int(defaults["batch_size"])
+        if self.oe_batch_size is None:
+            self.oe_batch_size = self.batch_size
+
+    @property
+    def model_config(self) -> ModelConfig:
+        return ModelConfig(nr_resnet=self.nr_resnet, nr_filters=self.nr_filters,
+                           nr_logistic_mix=self.nr_logistic_mix, dropout=self.dropout)
+
+    def validate(self) -> None:
+        RunConfig.validate(self)
+        ModelConfig.validate(self)
+        require(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        require(0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
+        require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
+        require(0 <= self.ema_decay < 1, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
+        for name in ("batch_size", "oe_batch_size", "test_batch_size", "init_batch_size"):
+            require(getattr(self, name) > 0, f"--{name.replace('_', '-')} must be positive")
+        require(self.eval_images >= 0, f"--eval-images must be >= 0, got {self.eval_images}")
+        require(self.image_size >= 0 and self.image_size % 4 == 0,
+                f"--image-size must be 0 or a multiple of 4 (PixelCNN++ halves the image twice), "
+                f"got {self.image_size}")
+        require(self.oe_lambda >= 0, f"--oe-lambda must be >= 0, got {self.oe_lambda}")
+        require(self.mode != "oe_tune" or bool(self.init),
+                "--mode oe_tune needs --init (the trained density run, checkpoint or port .pth to fine-tune)")
+        require(self.mode == "oe_tune" or not self.init,
+                f"--init is only used by --mode oe_tune (got --mode {self.mode})")

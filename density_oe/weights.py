@@ -1,0 +1,49 @@
+"""Loading density weights: this suite's checkpoints (kind ``density``) and the pclucas14 port's ``.pth`` files."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+
+from oe_core.config import config_from_dict
+from oe_core.errors import CheckpointError
+from oe_core.run import load_checkpoint
+
+from .config import KIND
+from .model import ModelConfig, PixelCNNpp
+from .port import load_port_checkpoint
+
+
+def _is_state_dict_file(path: Path) -> bool:
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a suite checkpoint (pickled metadata) or not a torch file: the checkpoint reader says
+        return False
+    return isinstance(obj, Mapping) and bool(obj) and all(torch.is_tensor(v) for v in obj.values())
+
+
+def load_density_model(path: str | Path, weights: str = "eval") -> tuple[PixelCNNpp, ModelConfig]:
+    """The PixelCNN++ in ``path`` (on the CPU, in eval mode) and its model config.
+
+    ``path`` is a run folder or checkpoint of this suite (kind ``density``), or a pclucas14/pixel-cnn-pp ``.pth``
+    state dict (see :mod:`density_oe.port`).  ``weights="eval"`` takes the evaluation (EMA) weights when the run
+    kept them, ``"train"`` the raw training weights.
+    """
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CheckpointError(f"density weights {str(path)!r} do not exist")
+    if path.is_file() and _is_state_dict_file(path):
+        model = load_port_checkpoint(path)
+        return model.eval(), model.cfg
+    state = load_checkpoint(path, expect_kind=KIND)
+    cfg = config_from_dict(ModelConfig, state["config"])
+    model = PixelCNNpp(cfg)
+    sd = state.get("eval_model") if weights == "eval" else None
+    try:
+        model.load_state_dict(sd or state["model"], strict=True)
+    except RuntimeError as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        raise CheckpointError(f"weights in {str(path)!r} do not fit the PixelCNN++ of its config "
+                              f"({'; '.join(lines[1:3]) or lines[0]})") from None
+    return model.eval(), cfg

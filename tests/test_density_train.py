@@ -1,0 +1,202 @@
+"""The density trainer (baseline and OE fine-tuning), the scoring and sampling CLIs, on tiny configs."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from density_oe import sample, score
+from density_oe.config import TrainConfig
+from density_oe.dmol import nll_bpd
+from density_oe.ema import EMA
+from density_oe.train import DensityTask, main
+from density_oe.weights import load_density_model
+from oe_core.config import parse_config
+from oe_core.data import get_dataset
+from oe_core.data.transforms import to_unit_range
+from oe_core.errors import Preempted, cli_main
+from oe_core.run import Engine, load_checkpoint
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ["--nr-resnet", "1", "--nr-filters", "8", "--nr-logistic-mix", "2"]
+COMMON = ["--dataset", "mini-id", "--image-size", "8", *MODEL, "--num-workers", "0", "--no-progress",
+          "--device", "cpu", "--eval-images", "48", "--test-batch-size", "48"]
+BASELINE = COMMON + ["--batch-size", "8", "--epochs", "3", "--limit-steps", "12", "--lr", "3e-3",
+                     "--ema-decay", "0.8"]
+
+
+def history(out: Path) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "time_s"} for row in json.loads((out / "metrics.json").read_text())]
+
+
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("baseline")
+    assert main(BASELINE + ["--out", str(out)]) == 0
+    return out
+
+
+def oe_args(init: Path) -> list[str]:
+    return COMMON + ["--mode", "oe_tune", "--init", str(init), "--outliers", "mini-outliers", "--batch-size", "3",
+                     "--oe-batch-size", "5", "--epochs", "2", "--limit-steps", "4"]
+
+
+def test_a_tiny_training_run_lowers_bits_per_dim(baseline):
+    rows = history(baseline)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["train_bpd"] < rows[0]["train_bpd"] - 0.3
+    assert rows[-1]["test_bpd"] < rows[0]["test_bpd"] - 0.3
+    assert rows[1]["lr"] == pytest.approx(3e-3 * 0.999995 ** 24)          # decayed every step
+    cfg = json.loads((baseline / "config.json").read_text())
+    assert cfg["mode"] == "baseline" and cfg["epochs"] == 3 and cfg["nr_filters"] == 8
+    state = load_checkpoint(baseline, expect_kind="density")
+    assert state["eval_model"].keys() == state["model"].keys()
+    assert any(not torch.equal(state["eval_model"][k], state["model"][k]) for k in state["model"])
+
+
+def test_test_bits_per_dim_is_the_ema_model_on_every_test_image(baseline):
+    model, _ = load_density_model(baseline)                          # the EMA weights
+    test = get_dataset("mini-id", "test", size=8)
+    x = to_unit_range(torch.stack([test[i][0] for i in range(48)]))
+    with torch.no_grad():
+        expected = float(nll_bpd(model(x), x).double().mean())
+    assert history(baseline)[-1]["test_bpd"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_ema_update_is_polyak_averaging():
+    net = torch.nn.Linear(2, 1)
+    ema = EMA(net, decay=0.9)
+    before = net.weight.detach().clone()
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    ema.update(net)
+    torch.testing.assert_close(ema.model.weight, 0.9 * before + 0.1 * net.weight.detach())
+
+
+class RecordingTask(DensityTask):
+    """Records the batch size of every forward pass of the training model."""
+
+    def build_model(self):
+        model = super().build_model()
+        self.seen: list[int] = []
+        model.register_forward_pre_hook(lambda m, inp: self.seen.append(inp[0].shape[0]))
+        return model
+
+
+def test_oe_step_takes_in_and_outlier_batches_of_different_sizes(baseline, tmp_path):
+    cfg = parse_config(TrainConfig, oe_args(baseline) + ["--out", str(tmp_path), "--eval-images", "6",
+                                                         "--test-batch-size", "6"])
+    task = RecordingTask(cfg)
+    row = Engine(task).run()
+    training = [n for n in task.seen if n != 6]                      # eval passes use the test batch of 6
+    assert training == [3 + 5] * 8
+    assert row["outlier_bpd"] > 0 and row["train_loss"] >= row["train_bpd"]
+
+
+class PreemptedAt(DensityTask):
+    """The trainer, sending itself SIGTERM during global step ``at``."""
+
+    def __init__(self, cfg: TrainConfig, at: int):
+        super().__init__(cfg)
+        self.at = at
+
+    def train_step(self, model, batch, ctx):
+        if ctx.global_step == self.at:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return super().train_step(model, batch, ctx)
+
+
+@pytest.mark.parametrize("mode", ["baseline", "oe_tune"])
+def test_resumed_run_equals_uninterrupted_run(baseline, tmp_path, mode):
+    args = (COMMON + ["--batch-size", "4", "--epochs", "2", "--limit-steps", "3"] if mode == "baseline"
+            else oe_args(baseline))
+    assert main(args + ["--out", str(tmp_path / "straight")]) == 0
+    cfg = parse_config(TrainConfig, args + ["--out", str(tmp_path / "resumed")])
+    with pytest.raises(Preempted):
+        Engine(PreemptedAt(cfg, at=4)).run()                         # in the middle of epoch 2
+    assert load_checkpoint(tmp_path / "resumed")["position"]["step"] in (1, 2)
+    assert main(args + ["--out", str(tmp_path / "resumed")]) == 0
+    got = load_checkpoint(tmp_path / "resumed", expect_kind="density")
+    expected = load_checkpoint(tmp_path / "straight", expect_kind="density")
+    for part in ("model", "eval_model"):
+        for k in expected[part]:
+            assert torch.equal(got[part][k], expected[part][k]), (part, k)
+    assert history(tmp_path / "resumed") == history(tmp_path / "straight")
+
+
+def test_bad_configs_are_one_clear_error(baseline, tmp_path, capsys):
+    assert cli_main(main, COMMON + ["--mode", "oe_tune", "--out", str(tmp_path)]) == 2
+    assert "--init" in capsys.readouterr().err
+    assert cli_main(main, oe_args(baseline)[:-2] + ["--nr-filters", "16", "--limit-steps", "1",
+                                                    "--out", str(tmp_path / "x")]) == 2
+    assert "--nr-filters" in capsys.readouterr().err
+    assert cli_main(main, COMMON + ["--image-size", "6", "--out", str(tmp_path / "y")]) == 2
+    assert "multiple of 4" in capsys.readouterr().err
+
+
+def test_score_cli_writes_per_image_bits_per_dim(baseline, tmp_path):
+    for suffix in (".npy", ".csv"):
+        out = tmp_path / f"svhn{suffix}"
+        assert cli_main(score.main, ["--ckpt", str(baseline), "--dataset", "mini-svhn", "--image-size", "8",
+                                     "--limit", "20", "--batch-size", "7", "--num-workers", "0", "--device",
+                                     "cpu", "--out", str(out)]) == 0
+    npy = np.load(tmp_path / "svhn.npy")
+    csv = np.loadtxt(tmp_path / "svhn.csv", delimiter=",", skiprows=1)
+    assert npy.shape == (20,) and csv[:, 0].tolist() == list(range(20))
+    np.testing.assert_allclose(csv[:, 1], npy, rtol=1e-7)
+    model, _ = load_density_model(baseline)
+    ds = get_dataset("mini-svhn", size=8)
+    x = to_unit_range(torch.stack([ds[i][0] for i in range(20)]))
+    with torch.no_grad():
+        np.testing.assert_allclose(npy, nll_bpd(model(x), x).double().numpy(), rtol=1e-5)
+
+
+def test_sample_cli_writes_a_reproducible_png_grid(baseline, tmp_path):
+    args = ["--ckpt", str(baseline), "--n", "4", "--nrow", "2", "--image-size", "8", "--device", "cpu"]
+    assert cli_main(sample.main, args + ["--out", str(tmp_path / "a.png")]) == 0
+    assert cli_main(sample.main, args + ["--out", str(tmp_path / "b.png")]) == 0
+    with Image.open(tmp_path / "a.png") as im:
+        assert im.size == (2 + 2 * (8 + 2), 2 + 2 * (8 + 2))            # torchvision grid, padding 2
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert cli_main(sample.main, args + ["--out", str(tmp_path / "c.jpg")]) == 2
+
+
+@pytest.mark.parametrize("module", ["train", "score", "sample", "port"])
+def test_every_cli_explains_its_options(module, capsys):
+    import importlib
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(f"density_oe.{module}").main(["--help"])
+    assert e.value.code == 0
+    text = capsys.readouterr().out
+    assert f"python -m density_oe.{module}" in text and "--out" in text and "show full tracebacks" in text
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_equals_one_process(tmp_path):
+    """No dropout: a 2-process gloo run differs from the 1-process run only in the gradient all-reduce's float
+    additions (data-dependent init and the EMA are identical on both ranks).  Adam divides each gradient element
+    by its RMS, so rounding noise in elements whose gradient is near zero becomes a difference of up to the order
+    of the learning rate (1e-3) per step: weights agree to 1e-4 and almost all of them to float rounding."""
+    args = ["-m", "density_oe.train", *COMMON, "--dropout", "0", "--batch-size", "8", "--epochs", "1",
+            "--limit-steps", "3"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args,
+           "--out", str(tmp_path / "ddp")]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert main(args[2:] + ["--out", str(tmp_path / "single")]) == 0
+    ddp = load_checkpoint(tmp_path / "ddp", expect_kind="density")
+    single = load_checkpoint(tmp_path / "single", expect_kind="density")
+    for part in ("model", "eval_model"):
+        diff = torch.cat([(ddp[part][k] - single[part][k]).abs().flatten() for k in single[part]])
+        assert float(diff.max()) < 1e-4 and float((diff > 1e-6).float().mean()) < 1e-3
+    for a, b in zip(history(tmp_path / "ddp"), history(tmp_path / "single")):
+        assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-4) for k in a)
