@@ -46,20 +46,21 @@ class Preset:
     pcnn_resnet: int
     pcnn_mix: int
     pcnn_batch: int
+    pcnn_ema: float           # EMA decay: the paper's 0.9995 averages over ~2000 steps, more than a mini run has
     limit_steps: int = 0      # cap on steps per epoch (0: full epochs)
     num_to_avg: int = 10
 
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(size=8, n_test=100, cls_epochs=1, cls_oe_epochs=1, cls_depth=10, cls_width=1,
-                   pcnn_epochs=1, pcnn_oe_epochs=1, pcnn_filters=8, pcnn_resnet=1, pcnn_mix=2, pcnn_batch=32,
+                   pcnn_epochs=1, pcnn_oe_epochs=1, pcnn_filters=8, pcnn_resnet=1, pcnn_mix=2, pcnn_batch=32, pcnn_ema=0.9,
                    limit_steps=4, num_to_avg=2),
-    "default": Preset(size=16, n_test=1000, cls_epochs=4, cls_oe_epochs=2, cls_depth=10,
-                      cls_width=2, pcnn_epochs=4, pcnn_oe_epochs=1, pcnn_filters=32, pcnn_resnet=1, pcnn_mix=5,
-                      pcnn_batch=32),
+    "default": Preset(size=16, n_test=1000, cls_epochs=10, cls_oe_epochs=3, cls_depth=16,
+                      cls_width=2, pcnn_epochs=8, pcnn_oe_epochs=1, pcnn_filters=32, pcnn_resnet=1, pcnn_mix=5,
+                      pcnn_batch=32, pcnn_ema=0.995),
     "full": Preset(size=16, n_test=1000, cls_epochs=20, cls_oe_epochs=5, cls_depth=16,
-                   cls_width=2, pcnn_epochs=30, pcnn_oe_epochs=2, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
-                   pcnn_batch=32),
+                   cls_width=2, pcnn_epochs=40, pcnn_oe_epochs=2, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
+                   pcnn_batch=32, pcnn_ema=0.999),
 }
 
 OOD_SETS = ("mini-svhn", "mini-svhn-saturated", "mini-textures", "mini-faces", "gaussian", "rademacher", "blobs")
@@ -154,7 +155,8 @@ def run_study(cfg: StudyConfig) -> Path:
         "--depth", str(p.cls_depth), "--widen-factor", str(p.cls_width), "--outliers", "mini-outliers",
         "--epochs", str(p.cls_oe_epochs), *_train_common(study, runs["clf_oe"])])
     pcnn_model = ["--nr-filters", str(p.pcnn_filters), "--nr-resnet", str(p.pcnn_resnet),
-                  "--nr-logistic-mix", str(p.pcnn_mix), "--batch-size", str(p.pcnn_batch)]
+                  "--nr-logistic-mix", str(p.pcnn_mix), "--batch-size", str(p.pcnn_batch),
+                  "--ema-decay", str(p.pcnn_ema)]
     study.run("PixelCNN++ baseline", "density_oe.train", pcnn_train.main, [
         "--mode", "baseline", "--dataset", "mini-id", "--epochs", str(p.pcnn_epochs), *pcnn_model,
         *_train_common(study, runs["pcnn"])])

@@ -1,14 +1,16 @@
-"""Peak memory of one call, above what was in use when the call started (activations, gradients, temporaries).
+"""Peak memory of a measured range (here: building one variant and its warm-up call), above what was in use when
+the range started: the variant's weights, optimizer state, activations, gradients and temporaries.
 
-* CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``.
+* CUDA: ``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``, minus ``memory_allocated`` at the
+  start.
 * CPU: the PyTorch profiler's allocator events (``profile_memory=True``): every tensor allocation and free of the
-  CPU allocator, with its size, on the profiler's clock; the peak of the running sum inside the call, minus the
-  sum at its start.  This counts tensor bytes exactly as the CUDA figure does, so fast and plain are compared on
-  what they allocate rather than on what glibc keeps resident.  The profiler only knows the size of blocks it saw
-  allocated, so the whole case -- building the models and inputs and the warm-up calls -- runs inside one profiled
-  session (:meth:`MemoryTracker.session`), and each warm-up call is marked with :meth:`MemoryTracker.measure`.
-  (A peak-RSS measure would need a fresh process per variant -- an extra paper-config step each -- and its
-  figure depends on the malloc arena.)
+  CPU allocator, with its size, on the profiler's clock; the peak of the running sum inside the range, minus the
+  sum at its start.  This counts tensor bytes as the CUDA figure does, so fast and plain are compared on what they
+  allocate rather than on what glibc keeps resident.  The profiler only knows the size of blocks it saw allocated
+  (frees of older blocks are not reported), so the whole case runs inside one profiled session
+  (:meth:`MemoryTracker.session`) and each range is marked with :meth:`MemoryTracker.measure`.  (A peak-RSS
+  measure would need a fresh process per variant -- an extra paper-config step each -- and its figure depends on
+  the malloc arena.)
 """
 from __future__ import annotations
 

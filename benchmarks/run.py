@@ -1,7 +1,9 @@
 """``python -m benchmarks.run``: the suite's PixelCNN++, DMOL and WRN code against the plain way, side by side.
 
-For every case: build both variants, run each once as a warm-up (measuring its peak memory), then time them
-alternately, call by call, for up to ``--repeats`` rounds; report the median.  Prints a table, writes a JSON file
+For every case: build each variant and call it once as a warm-up (peak memory from the start of the build to the
+end of the warm-up; FLOPs of the warm-up call), then time the variants alternately, call by call, for up to
+``--repeats`` rounds; report the median.  The matmul peak is measured at the start and at the end; the better of
+the two is the reference for the FLOP-rate fractions.  Prints a table, writes a JSON file
 and optionally appends a markdown section to ``docs/performance.md``.
 """
 from __future__ import annotations
@@ -40,7 +42,7 @@ MB = 2.0 ** 20
 
 
 def measure_case(spec: CaseSpec, ctx: BenchContext, tracker: MemoryTracker, cfg: BenchConfig) -> dict:
-    """Warm-up (with peak memory and FLOP count) and alternating timed repeats of both variants of one case."""
+    """Build and warm up each variant of one case (peak memory, FLOPs), then time them alternately."""
     sync = synchronizer(ctx.device)
     with tracker.session():
         work = spec.build(ctx)

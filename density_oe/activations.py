@@ -4,7 +4,9 @@
 ``elu(x) = max(x, e)`` and ``elu(-x) = max(-x, e)``: one ``exp`` per output pair and no ``expm1`` (unvectorised and
 about 7x slower than ``exp`` on some CPUs; ``exp(t) - 1`` differs from ``expm1(t)`` by at most 6e-8).  The two
 channel blocks are written through a 5-D view, ``(B, 2, C, H, W)`` for NCHW tensors and ``(B, H, W, 2, C)`` for
-channels_last ones, so every pass runs over contiguous memory with no ``-x``/``cat`` copies.
+channels_last ones (never channel halves of a channels_last tensor, which is several times slower on CPUs), with
+no ``-x``/``cat`` copies.  The zero padding of the convolution that reads the result is written here too (a zero
+border around the output: ``elu(0) = 0``), which saves a padded copy in the forward or backward pass.
 
 Dropout (training only) multiplies by a float mask ``keep / (1 - p)``.  The mask comes from 16 random bits per
 element (``keep`` iff the 16-bit integer is at or above ``p * 65536``), several times cheaper than ``bernoulli_`` on
@@ -27,38 +29,48 @@ from torch.autograd.function import once_differentiable
 
 def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     """Float mask shaped and laid out like the dense tensor ``like``: ``1/(1-p)`` with probability ``1 - p``
-    (``p`` rounded to a multiple of 1/65536), else 0."""
+    (``p`` rounded to a multiple of 1/65536), else 0.  Built with float arithmetic only (comparisons to bool and
+    bool-to-float conversions are several times slower on CPUs)."""
     n = like.numel()
     bits = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=like.device)
-    threshold = round(p * 65536) - 32768
-    keep = bits.view(torch.int16)[:n].as_strided(like.shape, like.stride()) >= threshold
-    return keep.to(like.dtype).mul_(1.0 / (1.0 - p))
+    threshold = round(p * 65536) - 32768                      # keep the 16-bit integers >= threshold
+    level = bits.view(torch.int16)[:n].as_strided(like.shape, like.stride()).to(torch.float32)
+    mask = level.sub_(threshold - 0.5).sign_().clamp_(min=0).mul_(1.0 / (1.0 - p))
+    return mask.to(like.dtype)
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
     return x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last)
 
 
-def _blocks(t: torch.Tensor, channels_last: bool) -> torch.Tensor:
-    """A dense ``(B, 2C, H, W)`` tensor as its block view ``(B, H, W, 2, C)`` (channels_last) or ``(B, 2, C, H, W)``."""
-    b, c2, h, w = t.shape
+def _halves(t: torch.Tensor, channels_last: bool, pad: tuple[int, int, int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``elu(x)`` and ``elu(-x)`` blocks of a dense ``(B, 2C, H', W')`` tensor, without the ``pad`` border
+    (``(left, right, top, bottom)``), as views ``(B, H, W, C)`` (channels_last) or ``(B, C, H, W)``."""
+    b, c2, hp, wp = t.shape
+    left, right, top, bottom = pad
+    rows, cols = slice(top, hp - bottom), slice(left, wp - right)
     if channels_last:
-        return t.permute(0, 2, 3, 1).view(b, h, w, 2, c2 // 2)
-    return t.view(b, 2, c2 // 2, h, w)
+        blocks = t.permute(0, 2, 3, 1).view(b, hp, wp, 2, c2 // 2)[:, rows, cols]
+        return blocks[..., 0, :], blocks[..., 1, :]
+    blocks = t.view(b, 2, c2 // 2, hp, wp)[..., rows, cols]
+    return blocks[:, 0], blocks[:, 1]
 
 
 class _ConcatEluDropout(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x: torch.Tensor, p: float, train: bool) -> torch.Tensor:
+    def forward(ctx, x: torch.Tensor, p: float, train: bool, pad: tuple[int, int, int, int]) -> torch.Tensor:
         cl = _is_channels_last(x)
-        x = x if cl else x.contiguous()
         b, c, h, w = x.shape
-        out = torch.empty((b, 2 * c, h, w), dtype=x.dtype, device=x.device,
-                          memory_format=torch.channels_last if cl else torch.contiguous_format)
+        shape = (b, 2 * c, h + pad[2] + pad[3], w + pad[0] + pad[1])
+        fmt = torch.channels_last if cl else torch.contiguous_format
+        out = torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=fmt)
+        left, right, top, bottom = pad
+        for border in (out[:, :, :top], out[:, :, shape[2] - bottom:], out[:, :, :, :left],
+                       out[:, :, :, shape[3] - right:]):
+            border.zero_()
         base = x.permute(0, 2, 3, 1) if cl else x
-        blocks = _blocks(out, cl)
-        pos, neg = (blocks[..., 0, :], blocks[..., 1, :]) if cl else (blocks[:, 0], blocks[:, 1])
-        e = base.abs().neg_().exp_().sub_(1.0)
+        pos, neg = _halves(out, cl, pad)
+        e = base.abs().clamp_(max=80.0).neg_().exp_().sub_(1.0)   # e^-80 - 1 = -1: no denormals
         torch.maximum(base, e, out=pos)
         torch.maximum(base.neg(), e, out=neg)
         mask = None
@@ -66,7 +78,7 @@ class _ConcatEluDropout(torch.autograd.Function):
             mask = dropout_mask(out, p)
             out.mul_(mask)
         ctx.scale = 1.0 / (1.0 - p) if mask is not None else 1.0
-        ctx.channels_last = cl
+        ctx.channels_last, ctx.pad = cl, pad
         ctx.save_for_backward(out, mask)
         return out
 
@@ -80,16 +92,15 @@ class _ConcatEluDropout(torch.autograd.Function):
         d.add_(1.0).mul_(grad)
         if mask is not None:
             d.mul_(mask)
-        blocks = _blocks(d, ctx.channels_last)
-        if ctx.channels_last:
-            return (blocks[..., 0, :] - blocks[..., 1, :]).permute(0, 3, 1, 2), None, None
-        return blocks[:, 0] - blocks[:, 1], None, None
+        pos, neg = _halves(d, ctx.channels_last, ctx.pad)
+        dx = pos - neg
+        return (dx.permute(0, 3, 1, 2) if ctx.channels_last else dx), None, None, None
 
 
 class _Elu(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
-        y = torch.maximum(x, x.abs().neg_().exp_().sub_(1.0))
+        y = torch.maximum(x, x.abs().clamp_(max=80.0).neg_().exp_().sub_(1.0))
         ctx.save_for_backward(y)
         return y
 
@@ -107,8 +118,10 @@ def elu(x: torch.Tensor) -> torch.Tensor:
     return _Elu.apply(x)
 
 
-def concat_elu(x: torch.Tensor, dropout: float = 0.0, training: bool = False) -> torch.Tensor:
-    """``dropout(elu(cat([x, -x], 1)))`` with dropout only when ``training`` and ``dropout > 0``."""
+def concat_elu(x: torch.Tensor, dropout: float = 0.0, training: bool = False,
+               pad: tuple[int, int, int, int] = (0, 0, 0, 0)) -> torch.Tensor:
+    """``dropout(elu(cat([x, -x], 1)))`` (dropout only when ``training`` and ``dropout > 0``), surrounded by a zero
+    border of ``pad = (left, right, top, bottom)`` pixels (the same as zero-padding ``x`` first: elu(0) = 0)."""
     if torch.compiler.is_compiling():
-        return F.dropout(F.elu(torch.cat([x, -x], dim=1)), dropout, training)
-    return _ConcatEluDropout.apply(x, dropout, training)
+        return F.dropout(F.elu(torch.cat([F.pad(x, pad), -F.pad(x, pad)], dim=1)), dropout, training)
+    return _ConcatEluDropout.apply(x, dropout, training, tuple(pad))

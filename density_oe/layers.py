@@ -9,9 +9,9 @@ Causality comes from shifts and one-sided padding instead of masks (as in the TF
 
 Everything here is weight-normalised (:class:`~density_oe.weight_norm.WeightNormLayer`).  Speed choices (outputs
 equal to the port's layers): 1x1 layers are 1x1 convolutions, not permute + Linear; the shifted transposed
-convolutions crop through ``padding``/``output_padding`` so they return contiguous tensors; zero padding is applied
-to the F-channel input of ``concat_elu`` rather than to its 2F-channel output (``concat_elu`` maps 0 to 0);
-``concat_elu`` is fused with the element-wise dropout (:mod:`density_oe.activations`).
+convolutions crop through ``padding``/``output_padding`` so they return contiguous tensors; ``concat_elu`` is fused
+with the element-wise dropout and writes the zero padding of the convolution that follows
+(:mod:`density_oe.activations`).
 """
 from __future__ import annotations
 
@@ -122,9 +122,9 @@ class GatedResnet(nn.Module):
 
     def forward(self, x: torch.Tensor, a: torch.Tensor | None = None) -> torch.Tensor:
         pad = self.conv_input.pad
-        c = self.conv_input(concat_elu(F.pad(x, pad)))
+        c = self.conv_input(concat_elu(x, pad=pad))
         if self.nin_skip is not None:
             c = c + self.nin_skip(concat_elu(a))
-        h = concat_elu(F.pad(c, pad), self.dropout, self.training)
+        h = concat_elu(c, self.dropout, self.training, pad=pad)
         gate_a, gate_b = self.conv_out(h).chunk(2, dim=1)
         return torch.addcmul(x, gate_a, torch.sigmoid(gate_b))

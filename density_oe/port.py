@@ -27,9 +27,11 @@ from typing import Mapping, Sequence
 
 import torch
 
-from oe_core.config import help_field, parse_config, require
+from oe_core.config import config_to_dict, help_field, parse_config, require
 from oe_core.errors import CheckpointError, cli_main
+from oe_core.run import save_checkpoint
 
+from .config import KIND, TrainConfig
 from .model import ModelConfig, PixelCNNpp
 
 _WRAPPED = re.compile(r"^(?P<layer>.+)\.(?P<wrap>conv|lin_a|deconv)\.(?P<param>weight_g|weight_v|bias)$")
@@ -127,19 +129,14 @@ class PortConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from oe_core.run import save_checkpoint
-
-    from .config import TrainConfig
-
     cfg = parse_config(PortConfig, argv, prog="python -m density_oe.port")
     model = load_port_checkpoint(cfg.src)
     train_cfg = TrainConfig(**asdict(model.cfg), out=cfg.out)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    from oe_core.config import config_to_dict
-    state = {"kind": "density", "config": config_to_dict(train_cfg), "model": model.state_dict(),
+    state = {"kind": KIND, "config": config_to_dict(train_cfg), "model": model.state_dict(),
              "eval_model": None, "source": str(Path(cfg.src).resolve())}
-    path = save_checkpoint(out, state, kind="density", step=0, epoch=0)
+    path = save_checkpoint(out, state, kind=KIND, step=0, epoch=0)
     print(f"wrote {path} (nr_resnet={model.cfg.nr_resnet}, nr_filters={model.cfg.nr_filters}, "
           f"nr_logistic_mix={model.cfg.nr_logistic_mix})", file=sys.stderr)
     return 0

@@ -59,7 +59,7 @@ def image_shape(ds: Dataset, name: str) -> tuple[int, int, int]:
     if len(shape) != 3 or shape[0] != 3 or shape[1] % 4 or shape[2] % 4:
         raise DataError(f"dataset {name!r} has images of shape {shape}; PixelCNN++ needs (3, H, W) with H and W "
                         "multiples of 4 (use --image-size for generated sets)")
-    return shape  # type: ignore[return-value]
+    return shape[0], shape[1], shape[2]
 
 
 class DensityTask(Task):
