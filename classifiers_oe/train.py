@@ -36,9 +36,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from oe_core.config import parse_config
-from oe_core.data import InBatchSampler, OutlierBatchSampler, dataset_info, get_dataset
+from oe_core.data import dataset_info, get_dataset
+from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
 from oe_core.data.transforms import random_crop_flip
-from oe_core.errors import CheckpointError, ConfigError, DataError, cli_main
+from oe_core.errors import CheckpointError, ConfigError, cli_main
 from oe_core.run import Engine, StepContext, Task
 
 from .config import ClassifierConfig
@@ -90,25 +91,18 @@ class ClassifierTask(Task):
         image_shape = tuple(self.train_set[0][0].shape)
         if cfg.arch == "allconv" and image_shape[-2:] != (32, 32):
             raise ConfigError(f"--arch allconv needs 32x32 images; {cfg.dataset!r} has {image_shape[-2:]}")
-        rank, world = ctx.dist.rank, ctx.dist.world_size
-        self.in_sampler = InBatchSampler(len(self.train_set), cfg.batch_size, seed=cfg.seed, shuffle=True,
-                                         rank=rank, world_size=world)
-        workers = dict(num_workers=cfg.num_workers, pin_memory=ctx.device.type == "cuda",
-                       persistent_workers=cfg.num_workers > 0)
-        self.in_loader = DataLoader(self.train_set, batch_sampler=self.in_sampler, **workers)
-        self.test_loader = DataLoader(self.test_set, batch_size=cfg.test_batch_size, shuffle=False, **workers)
-        self.out_loader: Optional[DataLoader] = None
+        out_set = None
         if cfg.uses_outliers:
             self.criterion = OE_CRITERIA[cfg.oe_loss](cfg)
             self.out_normalized = dataset_info(cfg.outliers).normalize
             out_set = open_dataset(cfg, cfg.outliers, None)
-            if tuple(out_set[0][0].shape) != image_shape:
-                raise DataError(f"outlier images of {cfg.outliers!r} have shape {tuple(out_set[0][0].shape)}, "
-                                f"the in-distribution images of {cfg.dataset!r} {image_shape}")
-            self.out_sampler = OutlierBatchSampler(len(out_set), cfg.oe_batch_size, len(self.in_sampler),
-                                                   mode=cfg.outlier_sampling, seed=cfg.seed, rank=rank,
-                                                   world_size=world)
-            self.out_loader = DataLoader(out_set, batch_sampler=self.out_sampler, **workers)
+            check_same_shape(out_set, cfg.outliers, image_shape, cfg.dataset)
+        self.stream = InOutBatches(self.train_set, cfg.batch_size, seed=cfg.seed, rank=ctx.dist.rank,
+                                   world_size=ctx.dist.world_size, device=ctx.device, num_workers=cfg.num_workers,
+                                   outliers=out_set, oe_batch_size=cfg.oe_batch_size,
+                                   outlier_sampling=cfg.outlier_sampling)
+        self.test_loader = DataLoader(self.test_set, batch_size=cfg.test_batch_size, shuffle=False,
+                                      **loader_options(cfg.num_workers, ctx.device))
 
     def build_model(self) -> nn.Module:
         cfg = self.cfg
@@ -133,16 +127,10 @@ class ClassifierTask(Task):
         return reference_cosine_scheduler(optimizer, total_steps, self.cfg.lr, self.cfg.lr_min)
 
     def steps_per_epoch(self) -> int:
-        return len(self.in_sampler)
+        return len(self.stream)
 
     def batches(self, epoch: int, start_step: int) -> Iterable:
-        self.in_sampler.set_epoch(epoch)
-        self.in_sampler.set_start(start_step)
-        if self.out_loader is None:
-            return ((batch, None) for batch in self.in_loader)
-        self.out_sampler.set_epoch(epoch)
-        self.out_sampler.set_start(start_step)
-        return zip(self.in_loader, self.out_loader)
+        return self.stream.epoch(epoch, start_step)
 
     def train_step(self, model: nn.Module, batch, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         (x_in, y), outliers = batch

@@ -6,7 +6,7 @@ The suite has exactly two registries built on this class: datasets
 from __future__ import annotations
 
 import fnmatch
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, TypeVar
 
 from .errors import OEError
 

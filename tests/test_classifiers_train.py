@@ -118,7 +118,7 @@ def test_train_step_is_one_joint_forward_pass_with_the_chosen_loss(loss_name, cr
 
 def test_baseline_step_is_cross_entropy_only():
     task, ctx = make_task("--dropout", "0", "--no-augment")
-    assert task.out_loader is None
+    assert task.stream.out_loader is None
     model = task.build_model().train()
     (x, y), outliers = batch = next(iter(task.batches(0, 0)))
     assert outliers is None

@@ -169,3 +169,41 @@ def test_bad_input_shapes_are_one_clear_error():
         model(torch.zeros(1, 3, 6, 8))
     with pytest.raises(OEError, match="\\(B, 3, H, W\\)"):
         model(torch.zeros(1, 1, 8, 8))
+
+
+@pytest.mark.parametrize("pad", [(0, 0, 0, 0), (1, 1, 1, 0), (1, 0, 1, 0)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_concat_elu_equals_the_composite_ops_torch_compile_traces(monkeypatch, pad, channels_last):
+    """The eager kernel (exp-only ELU, fused padding and dropout) against elu(cat([x, -x])) on a padded x, in
+    value and gradient; dropout masks keep or zero whole elements and scale by 1/(1-p)."""
+    from density_oe import activations
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(2, 5, 6, 4, generator=g) * 3).requires_grad_(True)
+    xin = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    up = torch.randn(2, 10, 6 + pad[2] + pad[3], 4 + pad[0] + pad[1], generator=g)
+    fast = activations.concat_elu(xin, pad=pad)
+    (gx_fast,) = torch.autograd.grad((fast * up).sum(), x)
+    monkeypatch.setattr(torch.compiler, "is_compiling", lambda: True)
+    ref = activations.concat_elu(x, pad=pad)
+    (gx_ref,) = torch.autograd.grad((ref * up).sum(), x)
+    torch.testing.assert_close(fast, ref, rtol=1e-6, atol=1e-7)
+    torch.testing.assert_close(gx_fast, gx_ref, rtol=1e-6, atol=1e-6)
+    monkeypatch.undo()
+    torch.manual_seed(3)
+    dropped = activations.concat_elu(xin, 0.5, True, pad)
+    kept = dropped != 0
+    torch.testing.assert_close(dropped[kept], 2 * fast.detach()[kept])
+    assert 0.3 < float(kept[fast != 0].float().mean()) < 0.7
+
+
+def test_bf16_autocast_runs_the_network_in_bf16_and_the_likelihood_in_fp32():
+    model, _ = tiny_pair()
+    x = images(2)
+    ref = model(x)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = model(x)
+        ll = dmol.log_prob(out, x)
+    assert out.dtype == torch.bfloat16 and ll.dtype == torch.float32
+    torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
+    ll.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())

@@ -200,3 +200,13 @@ def test_two_process_torchrun_equals_one_process(tmp_path):
         assert float(diff.max()) < 1e-4 and float((diff > 1e-6).float().mean()) < 1e-3
     for a, b in zip(history(tmp_path / "ddp"), history(tmp_path / "single")):
         assert a.keys() == b.keys() and all(a[k] == pytest.approx(b[k], rel=1e-4) for k in a)
+
+
+def test_channels_last_training_matches_the_default_layout(tmp_path):
+    args = COMMON + ["--batch-size", "4", "--epochs", "1", "--limit-steps", "2", "--dropout", "0"]
+    assert main(args + ["--out", str(tmp_path / "nchw")]) == 0
+    assert main(args + ["--channels-last", "--out", str(tmp_path / "cl")]) == 0
+    a = load_checkpoint(tmp_path / "nchw")["model"]
+    b = load_checkpoint(tmp_path / "cl")["model"]
+    for k in a:
+        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)

@@ -1,10 +1,8 @@
 """Fault injection on the run engine: kill -9, corrupt checkpoints, failing writes."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 

@@ -169,7 +169,7 @@ class Engine:
 
     # ------------------------------------------------------------------ run
     def run(self) -> dict:
-        cfg, task = self.cfg, self.task
+        cfg = self.cfg
         dist = dist_info_from_env()
         device = resolve_device(cfg.device, dist.local_rank)
         if cfg.amp == "bf16" and device.type == "cpu":
