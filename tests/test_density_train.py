@@ -203,10 +203,12 @@ def test_two_process_torchrun_equals_one_process(tmp_path):
 
 
 def test_channels_last_training_matches_the_default_layout(tmp_path):
-    args = COMMON + ["--batch-size", "4", "--epochs", "1", "--limit-steps", "2", "--dropout", "0"]
+    """Same likelihoods per epoch.  (Weights are not compared: Adam turns rounding noise in near-zero gradient
+    elements into steps of the order of the learning rate whatever the layout; the model tests compare
+    channels_last gradients directly.)"""
+    args = COMMON + ["--batch-size", "4", "--epochs", "2", "--limit-steps", "2", "--dropout", "0"]
     assert main(args + ["--out", str(tmp_path / "nchw")]) == 0
     assert main(args + ["--channels-last", "--out", str(tmp_path / "cl")]) == 0
-    a = load_checkpoint(tmp_path / "nchw")["model"]
-    b = load_checkpoint(tmp_path / "cl")["model"]
-    for k in a:
-        torch.testing.assert_close(b[k], a[k], rtol=1e-4, atol=1e-5, msg=k)
+    for a, b in zip(history(tmp_path / "nchw"), history(tmp_path / "cl")):
+        for key in ("train_bpd", "test_bpd"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4), key
