@@ -29,7 +29,6 @@ if [[ ! -x .venv/bin/python ]]; then
   "$PYTHON" -m venv .venv
 fi
 echo "installing the project and its dependencies into .venv (first time: a few minutes)" >&2
-.venv/bin/python -m pip install -q --upgrade pip >&2 || true
 # torch/torchvision first, pinned where this machine keeps them on disk (pip's constraints pick them).
 .venv/bin/python -m pip install -q "torch>=2.2" "torchvision>=0.17" >&2
 .venv/bin/python -m pip install -q -e ".[test]" >&2
