@@ -5,7 +5,7 @@
 #
 # usage: DATA_ROOT=/data OUT=runs scripts/eval_cifar10.sh [analysis.evaluate options, e.g. --device cuda]
 #   expects OUT/cifar10_wrn_baseline, OUT/cifar10_wrn_oe_tune (scripts/cifar10_wrn_*.sh) and
-#   OUT/cifar10_pixelcnn, OUT/cifar10_pixelcnn_oe (scripts/density_cifar10_*.sh); missing runs are left out.
+#   OUT/cifar10_pixelcnn_baseline, OUT/cifar10_pixelcnn_oe_tune (scripts/density_cifar10_*.sh); missing runs are left out.
 #   Results go to OUT/cifar10_eval (tables, figures/, compare/, likelihood/).
 set -euo pipefail
 : "${DATA_ROOT:?set DATA_ROOT to the folder holding the datasets}"
@@ -22,8 +22,8 @@ add() {  # label run detector column paper-key
 }
 add msp cifar10_wrn_baseline msp "MSP" c10-wrn-msp-baseline
 add msp_oe cifar10_wrn_oe_tune msp "MSP+OE" c10-wrn-msp-oe-tune
-add pcnn cifar10_pixelcnn bpd "BPP" c10-pixelcnn-bpp-baseline
-add pcnn_oe cifar10_pixelcnn_oe bpd "BPP+OE" c10-pixelcnn-bpp-oe
+add pcnn cifar10_pixelcnn_baseline bpd "BPP" c10-pixelcnn-bpp-baseline
+add pcnn_oe cifar10_pixelcnn_oe_tune bpd "BPP+OE" c10-pixelcnn-bpp-oe
 [[ ${#CKPTS[@]} -gt 0 ]] || { echo "error: no trained runs under $OUT" >&2; exit 2; }
 
 "$PY" -m analysis.evaluate --ckpt "${CKPTS[@]}" --detectors auto --id-dataset cifar10 --data-root "$DATA_ROOT" \
@@ -31,7 +31,7 @@ add pcnn_oe cifar10_pixelcnn_oe bpd "BPP+OE" c10-pixelcnn-bpp-oe
 "$PY" -m analysis.compare --results "$EV/results.json" --columns "${COLS[@]}" --paper "${PAPER[@]}" \
   --out "$EV/compare"
 "$PY" -m analysis.figures --results "$EV/results.json" --out "$EV/figures" --bars "${BARS[@]}"
-if [[ -e "$OUT/cifar10_pixelcnn" && -e "$OUT/cifar10_pixelcnn_oe" ]]; then
+if [[ -e "$OUT/cifar10_pixelcnn_baseline" && -e "$OUT/cifar10_pixelcnn_oe_tune" ]]; then
   "$PY" -m analysis.svhn_likelihood --results "$EV/results.json" --baseline pcnn --oe pcnn_oe --ood svhn \
     --out "$EV/likelihood"
 fi
