@@ -62,6 +62,31 @@ def markdown_table(header: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(header), "|" + "---|" * len(header)] + [line(r) for r in rows])
 
 
+SPREAD_NOISY = 1.5       # slowest / fastest timed call of one variant
+PEAK_DRIFT = 0.15        # relative difference of the matmul peak at the start and at the end
+BUSY_LOAD = 0.5          # 1-minute load average per core
+
+
+def noise_warnings(results: dict) -> list[str]:
+    """Signs that other work disturbed the run: load on the machine, a matmul peak that moved, scattered calls."""
+    warnings = []
+    m = results["machine"]
+    cores = m["cpu_cores"] or 1
+    own = m["torch_threads"] if results["device_type"] == "cpu" else 1   # the run's own share of the end load
+    for when, load, mine in (("start", results["load_start"], 0), ("end", m["load_average_1_5_15min"], own)):
+        if load and load[0] - mine > BUSY_LOAD * cores:
+            warnings.append(f"1-minute load average {load[0]} at the {when} on {cores} cores (this run's own "
+                            f"threads: {mine}): other processes were running")
+    rates = [r["gflops"] for r in results["matmul_peak"]["runs"]]
+    if max(rates) > (1 + PEAK_DRIFT) * min(rates):
+        warnings.append(f"the matmul peak moved from {rates[0]:.1f} to {rates[-1]:.1f} GFLOP/s during the run")
+    noisy = [f"{name}/{v}" for name, case in results["cases"].items() for v in (FAST, PLAIN)
+             if case[v]["spread"] > SPREAD_NOISY]
+    if noisy:
+        warnings.append(f"timed calls scattered by more than {SPREAD_NOISY}x (max/min): {', '.join(noisy)}")
+    return warnings
+
+
 def summary_lines(results: dict) -> list[str]:
     m, cfg, peak = results["machine"], results["config"], results["matmul_peak"]
     accelerator = (f"{m['accelerator']} ({m['accelerator_memory_gb']} GB, CUDA {m['cuda']}); "
@@ -78,7 +103,8 @@ def summary_lines(results: dict) -> list[str]:
 
 
 def text_report(results: dict) -> str:
-    parts = summary_lines(results) + ["", text_table(CASE_HEADER, case_rows(results))]
+    parts = summary_lines(results) + [f"WARNING: {w}" for w in results["warnings"]]
+    parts += ["", text_table(CASE_HEADER, case_rows(results))]
     if results.get("linearity"):
         parts += ["", text_table(LINEAR_HEADER, linearity_rows(results))]
     parts += ["", text_table(TARGET_HEADER, target_rows(results))]
@@ -87,9 +113,10 @@ def text_report(results: dict) -> str:
 
 def markdown_section(results: dict) -> str:
     m, cfg = results["machine"], results["config"]
-    title = f"## {m.get('accelerator') or m['cpu']} -- {m['device']}, amp {cfg['amp']}, {results['date_utc']}"
+    title = f"### {m.get('accelerator') or m['cpu']} -- {m['device']}, amp {cfg['amp']}, {results['date_utc']}"
     details = "\n".join(f"| {c} | {results['cases'][c]['detail']} |" for c in results["cases"])
-    parts = [title, "", "\n".join(f"- {line}" for line in summary_lines(results)), "",
+    lines = summary_lines(results) + [f"**warning: {w}**" for w in results["warnings"]]
+    parts = [title, "", "\n".join(f"- {line}" for line in lines), "",
              markdown_table(CASE_HEADER, case_rows(results)), "",
              "| case | work per call |\n|---|---|\n" + details]
     if results.get("linearity"):

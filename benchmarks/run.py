@@ -32,7 +32,7 @@ from .flops import flop_counter, matmul_peak
 from .linearity import batch_linearity, dataset_linearity
 from .machine import describe, load_average
 from .memory import MemoryTracker, memory_tracker
-from .report import markdown_section, text_report
+from .report import markdown_section, noise_warnings, text_report
 from .sizes import sizes_for
 from .targets import check_targets
 from .timing import alternate, median, synchronizer, timed
@@ -142,6 +142,7 @@ def _run(cfg: BenchConfig, device: torch.device) -> dict:
         add_peak_fractions(case, results["matmul_peak"]["gflops"])
     results["targets"] = check_targets(results)
     results["machine"] = describe(device)
+    results["warnings"] = noise_warnings(results)
     results["wall_s"] = time.perf_counter() - log.start
     results["date_utc"] = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     return results

@@ -84,9 +84,12 @@ def parse_config(cls: Type[C], argv: Sequence[str] | None = None, prog: str | No
     ns = vars(parser.parse_args(argv))
     ns.pop("debug", None)
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):  # list options left unset keep the dataclass default
-        if f.name in ns and ns[f.name] is None and f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-            ns[f.name] = f.default_factory()  # type: ignore[misc]
+    for f in dataclasses.fields(cls):  # list/tuple options left unset keep the dataclass default
+        if f.name in ns and ns[f.name] is None and typing.get_origin(_base_type(hints[f.name])) in (list, tuple):
+            if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                ns[f.name] = f.default_factory()  # type: ignore[misc]
+            elif f.default is not dataclasses.MISSING:
+                ns[f.name] = f.default
     for k, v in list(ns.items()):
         if isinstance(v, list) and typing.get_origin(_base_type(hints[k])) is tuple:
             ns[k] = tuple(v)

@@ -18,6 +18,7 @@ from benchmarks.config import BenchConfig
 from benchmarks.flops import flop_counter, matmul_peak
 from benchmarks.linearity import linear_fit
 from benchmarks.memory import MARK, ProfilerMemoryTracker, peaks_from_events
+from benchmarks.report import noise_warnings
 from benchmarks.run import main
 from benchmarks.sizes import PROFILES
 from benchmarks.targets import TARGETS, check_targets
@@ -111,6 +112,21 @@ def test_targets_read_ratios_and_report_missing_cases():
     assert by_name["dmol_loss.speedup"]["value"] is None and by_name["dmol_loss.speedup"]["met"] is None
 
 
+def _noise_results(load_start, load_end, peaks, spread) -> dict:
+    variant = {"spread": spread}
+    return {"device_type": "cpu", "load_start": load_start, "matmul_peak": {"runs": [{"gflops": g} for g in peaks]},
+            "machine": {"cpu_cores": 2, "torch_threads": 2, "load_average_1_5_15min": load_end},
+            "cases": {"score": {FAST: variant, PLAIN: {"spread": 1.0}}}}
+
+
+def test_noise_warnings_flag_load_peak_drift_and_scatter():
+    assert noise_warnings(_noise_results([0.3, 0.5, 0.5], [2.6, 1.5, 1.0], [180.0, 190.0], 1.1)) == []
+    warnings = noise_warnings(_noise_results([1.6, 0.5, 0.5], [3.5, 1.5, 1.0], [80.0, 190.0], 3.0))
+    assert len(warnings) == 4
+    assert "at the start" in warnings[0] and "at the end" in warnings[1]
+    assert "80.0 to 190.0" in warnings[2] and "score/fast" in warnings[3] and "score/plain" not in warnings[3]
+
+
 def test_dmol_loss_variants_compute_the_same_likelihood():
     ctx = BenchContext(device=torch.device("cpu"), amp="none", sizes=PROFILES["quick"])
     work = CASES.get("dmol_loss").build(ctx)
@@ -169,7 +185,8 @@ def test_quick_run_measures_every_case_both_ways(tmp_path, capsys):
     assert {s: len(results["linearity"][s]["n"]) for s in ("batch", "dataset")} == {"batch": 3, "dataset": 3}
     assert {t["name"] for t in results["targets"]} == {t.name for t in TARGETS}
     assert all(t["met"] is not None for t in results["targets"])
+    assert isinstance(results["warnings"], list)
     stdout, text = capsys.readouterr().out, md.read_text()
-    assert text.startswith("# Performance\n\n## ")
+    assert text.startswith("# Performance\n\n### ")
     for name in CASES.names():
         assert name in stdout and f"| {name} |" in text
