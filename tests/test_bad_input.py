@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from classifiers_oe import train as cls_train
 from density_oe import train as pcnn_train
