@@ -59,7 +59,7 @@ PRESETS: dict[str, Preset] = {
                       cls_width=2, pcnn_epochs=8, pcnn_oe_epochs=1, pcnn_filters=32, pcnn_resnet=1, pcnn_mix=5,
                       pcnn_batch=32, pcnn_ema=0.995),
     "full": Preset(size=16, n_test=1000, cls_epochs=20, cls_oe_epochs=5, cls_depth=16,
-                   cls_width=2, pcnn_epochs=40, pcnn_oe_epochs=2, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
+                   cls_width=2, pcnn_epochs=35, pcnn_oe_epochs=2, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
                    pcnn_batch=32, pcnn_ema=0.999),
 }
 

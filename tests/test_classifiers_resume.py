@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 from pathlib import Path
 
 import pytest
@@ -15,6 +13,7 @@ from classifiers_oe.weights import read_weights
 from oe_core.config import parse_config
 from oe_core.errors import Preempted
 from oe_core.run import Engine, load_checkpoint
+from tests.faults import preempting
 
 # OE from scratch with dropout and augmentation on: every source of randomness is exercised.
 ARGS = ["--dataset", "toy-shapes", "--image-size", "8", "--depth", "10", "--widen-factor", "1",
@@ -24,17 +23,7 @@ ARGS = ["--dataset", "toy-shapes", "--image-size", "8", "--depth", "10", "--wide
 STEPS_PER_EPOCH = 4
 
 
-class PreemptedAt(ClassifierTask):
-    """The trainer, sending itself SIGTERM during global step ``at`` (as a cluster scheduler would)."""
-
-    def __init__(self, cfg: ClassifierConfig, at: int):
-        super().__init__(cfg)
-        self.at = at
-
-    def train_step(self, model, batch, ctx):
-        if ctx.global_step == self.at:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return super().train_step(model, batch, ctx)
+PreemptedAt = preempting(ClassifierTask)
 
 
 def history(out: Path) -> list[dict]:

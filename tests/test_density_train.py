@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from oe_core.data import get_dataset
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import Preempted, cli_main
 from oe_core.run import Engine, load_checkpoint
+from tests.faults import preempting
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = ["--nr-resnet", "1", "--nr-filters", "8", "--nr-logistic-mix", "2"]
@@ -101,17 +101,7 @@ def test_oe_step_takes_in_and_outlier_batches_of_different_sizes(baseline, tmp_p
     assert row["outlier_bpd"] > 0 and row["train_loss"] >= row["train_bpd"]
 
 
-class PreemptedAt(DensityTask):
-    """The trainer, sending itself SIGTERM during global step ``at``."""
-
-    def __init__(self, cfg: TrainConfig, at: int):
-        super().__init__(cfg)
-        self.at = at
-
-    def train_step(self, model, batch, ctx):
-        if ctx.global_step == self.at:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return super().train_step(model, batch, ctx)
+PreemptedAt = preempting(DensityTask)
 
 
 @pytest.mark.parametrize("mode", ["baseline", "oe_tune"])
