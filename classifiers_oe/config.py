@@ -19,13 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from oe_core.config import help_field, require
+from oe_core.config import fill_unset, help_field, require
 from oe_core.run import RunConfig
 
 from .models import ARCHS, NORMS
 
 MODES = ("baseline", "oe_tune", "oe_scratch")
-MODE_DEFAULTS: dict[str, dict[str, float]] = {
+MODE_DEFAULTS: dict[str, dict[str, int | float]] = {
     "baseline": {"epochs": 100, "lr": 0.1},
     "oe_tune": {"epochs": 10, "lr": 0.001},
     "oe_scratch": {"epochs": 100, "lr": 0.1},
@@ -78,11 +78,7 @@ class ClassifierConfig(RunConfig):
                                      "images")
 
     def __post_init__(self) -> None:
-        defaults = MODE_DEFAULTS.get(self.mode, MODE_DEFAULTS["baseline"])
-        if self.epochs is None:
-            self.epochs = int(defaults["epochs"])
-        if self.lr is None:
-            self.lr = float(defaults["lr"])
+        fill_unset(self, MODE_DEFAULTS.get(self.mode, MODE_DEFAULTS["baseline"]))
 
     @property
     def uses_outliers(self) -> bool:

@@ -26,14 +26,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from oe_core.config import help_field, require
+from oe_core.config import fill_unset, help_field, require
 from oe_core.run import RunConfig
 
 from .losses import MARGIN_UNITS
 from .model import ModelConfig
 
 MODES = ("baseline", "oe_tune")
-MODE_DEFAULTS: dict[str, dict[str, float]] = {
+MODE_DEFAULTS: dict[str, dict[str, int | float]] = {
     "baseline": {"epochs": 300, "lr": 1e-3, "batch_size": 128},
     "oe_tune": {"epochs": 2, "lr": 2e-4, "batch_size": 64},
 }
@@ -80,13 +80,7 @@ class TrainConfig(ModelConfig, RunConfig):
     eval_images: int = help_field(0, "score only the first N test images each epoch (0: all)")
 
     def __post_init__(self) -> None:
-        defaults = MODE_DEFAULTS.get(self.mode, MODE_DEFAULTS["baseline"])
-        if self.epochs is None:
-            self.epochs = int(defaults["epochs"])
-        if self.lr is None:
-            self.lr = float(defaults["lr"])
-        if self.batch_size is None:
-            self.batch_size = int(defaults["batch_size"])
+        fill_unset(self, MODE_DEFAULTS.get(self.mode, MODE_DEFAULTS["baseline"]))
         if self.oe_batch_size is None:
             self.oe_batch_size = self.batch_size
 

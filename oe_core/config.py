@@ -109,6 +109,14 @@ def validate(cfg: Any) -> None:
         check()
 
 
+def fill_unset(cfg: Any, defaults: dict) -> None:
+    """Set every field named in ``defaults`` that is still ``None`` (mode-dependent defaults, e.g. the
+    fine-tuning lr), so the resolved value is what ``config.json`` records."""
+    for name, value in defaults.items():
+        if getattr(cfg, name) is None:
+            setattr(cfg, name, value)
+
+
 def require(cond: bool, message: str) -> None:
     """Raise :class:`ConfigError` with ``message`` unless ``cond``."""
     if not cond:
