@@ -87,7 +87,7 @@ def model_rows(root: Path) -> list[str]:
 
 
 def _embed(folder: Path, root: Path) -> list[str]:
-    """Markdown image lines for the PNGs listed in a figures.md (or all PNGs of the folder)."""
+    """Markdown image lines for every PNG of ``folder`` (paths relative to the report)."""
     lines = []
     for png in sorted(folder.glob("*.png")):
         lines.append(f"![{png.stem}]({png.relative_to(root).as_posix()})")

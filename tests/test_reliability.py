@@ -88,18 +88,19 @@ def test_not_a_checkpoint_is_named(tmp_path):
 
 
 def test_failing_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
-    run(tmp_path / "r", "--epochs", "1")
+    run(tmp_path / "r", "--epochs", "2")  # two saves: latest and previous
     good = (tmp_path / "r" / "checkpoint.pt").read_bytes()
+    prev = (tmp_path / "r" / "checkpoint.prev.pt").read_bytes()
 
     def full_disk(fd, *a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(ckmod.os, "replace", lambda *a, **k: None)  # keep 'latest' where it is for this check
     monkeypatch.setattr("oe_core.run.atomic.os.fsync", full_disk)
     with pytest.raises(OSError, match="No space left"):
         ckmod.save_checkpoint(tmp_path / "r", {"kind": "toy"}, kind="toy", step=1, epoch=1)
-    assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == good
-    assert not list((tmp_path / "r").glob(".checkpoint.pt.*.tmp"))  # the temporary file was removed
+    assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == good  # neither file was rotated or touched
+    assert (tmp_path / "r" / "checkpoint.prev.pt").read_bytes() == prev
+    assert not list((tmp_path / "r").glob(".*.tmp"))  # the temporary file was removed
 
 
 def test_nan_weights_are_never_written(tmp_path):

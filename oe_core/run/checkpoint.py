@@ -6,8 +6,8 @@ File layout (``torch.save`` of a small dict)::
 
 ``blob`` is ``torch.save`` of the full state (kind, config, model, optimizer, scheduler, task state, position,
 RNG states, history).  The checksum detects truncated or corrupt files; ``meta`` (kind, step, epoch, library
-versions, time) can be read without unpacking the state.  Saving writes ``checkpoint.pt`` atomically after
-moving the previous one to ``checkpoint.prev.pt``; loading falls back to the previous file when the latest one
+versions, time) can be read without unpacking the state.  Saving writes the new file completely before moving the
+previous one to ``checkpoint.prev.pt``; loading falls back to the previous file when the latest one
 is corrupt.
 """
 from __future__ import annotations
@@ -30,6 +30,7 @@ from .atomic import atomic_write_bytes
 FORMAT = "oe-suite-checkpoint/1"
 LATEST = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
+NEXT = ".checkpoint.next.tmp"  # complete but not yet rotated in; removed at the start of a run
 
 
 def library_versions() -> dict:
@@ -47,9 +48,12 @@ def assert_finite_state(state_dict: dict, what: str = "model") -> None:
             raise NonFiniteLossError(f"{what} weight {k!r} is not finite; refusing to write the checkpoint")
 
 
-def save_checkpoint(folder: str | Path, state: dict, *, kind: str, step: int, epoch: int,
-                    keep_previous: bool = True, name: str = LATEST) -> Path:
-    """Write ``state`` to ``folder/name`` atomically; the previous file becomes ``checkpoint.prev.pt``."""
+def save_checkpoint(folder: str | Path, state: dict, *, kind: str, step: int, epoch: int) -> Path:
+    """Write ``state`` to ``folder/checkpoint.pt``; the previous one becomes ``checkpoint.prev.pt``.
+
+    The new file is written completely (and fsynced) under a temporary name first, and only then are the files
+    rotated, so a failing write (full disk, kill) leaves both existing checkpoints untouched.
+    """
     folder = Path(folder)
     buf = io.BytesIO()
     torch.save(state, buf)
@@ -58,10 +62,12 @@ def save_checkpoint(folder: str | Path, state: dict, *, kind: str, step: int, ep
             "versions": library_versions(), "bytes": len(blob)}
     outer = io.BytesIO()
     torch.save({"format": FORMAT, "sha256": hashlib.sha256(blob).hexdigest(), "meta": meta, "blob": blob}, outer)
-    path = folder / name
-    if keep_previous and name == LATEST and path.exists():
+    staged = folder / NEXT
+    atomic_write_bytes(staged, outer.getvalue())
+    path = folder / LATEST
+    if path.exists():
         os.replace(path, folder / PREVIOUS)
-    atomic_write_bytes(path, outer.getvalue())
+    os.replace(staged, path)
     return path
 
 
