@@ -25,7 +25,7 @@ import numpy as np
 
 from oe_core.errors import OEError
 from oe_core.metrics import as_scores
-from oe_core.run.atomic import atomic_write_bytes
+from oe_core.atomic import atomic_write_bytes
 from oe_core.run.checkpoint import library_versions
 
 from .datasets import DatasetSpec

@@ -18,7 +18,7 @@ import numpy as np
 
 from oe_core.config import help_field, parse_config
 from oe_core.errors import ConfigError, cli_main
-from oe_core.run.atomic import atomic_write_text
+from oe_core.atomic import atomic_write_text
 
 from .paper_numbers import PAPER_COLUMNS, PaperColumn, paper_column
 from .results import Evaluation, SetResult

@@ -151,7 +151,7 @@ def run_study(cfg: StudyConfig) -> Path:
         "--widen-factor", str(p.cls_width), "--epochs", str(p.cls_epochs),
         *_train_common(study, runs["clf"])])
     study.run("classifier OE fine-tune", "classifiers_oe.train", cls_train.main, [
-        "--mode", "oe_tune", "--baseline", runs["clf"], "--dataset", "mini-id", "--arch", "wrn",
+        "--mode", "oe_tune", "--init", runs["clf"], "--dataset", "mini-id", "--arch", "wrn",
         "--depth", str(p.cls_depth), "--widen-factor", str(p.cls_width), "--outliers", "mini-outliers",
         "--epochs", str(p.cls_oe_epochs), *_train_common(study, runs["clf_oe"])])
     pcnn_model = ["--nr-filters", str(p.pcnn_filters), "--nr-resnet", str(p.pcnn_resnet),

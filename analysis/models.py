@@ -16,11 +16,12 @@ from typing import Callable, ClassVar, Union
 import torch
 from torch import nn
 
+from classifiers_oe.config import KIND as CLASSIFIER
 from classifiers_oe.inputs import model_input
 from classifiers_oe.weights import load_classifier
+from density_oe.config import KIND as DENSITY
 from density_oe.dmol import log_prob as dmol_log_prob
-from density_oe.model import ModelConfig, PixelCNNpp
-from oe_core.config import config_from_dict
+from density_oe.weights import load_density_model
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError
 from oe_core.run import load_checkpoint
@@ -41,7 +42,7 @@ class ClassifierModel:
     label: str = "classifier"
     digest: str = ""
     normalized: bool = True
-    kind: ClassVar[str] = "classifier"
+    kind: ClassVar[str] = CLASSIFIER
 
     @property
     def device(self) -> torch.device:
@@ -64,7 +65,7 @@ class DensityModel:
     label: str = "density"
     digest: str = ""
     log_prob_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = dmol_log_prob
-    kind: ClassVar[str] = "density"
+    kind: ClassVar[str] = DENSITY
 
     @property
     def device(self) -> torch.device:
@@ -84,24 +85,18 @@ ScoringModel = Union[ClassifierModel, DensityModel]
 
 
 def _load_classifier(path: Path, state: dict, device: torch.device) -> nn.Module:
-    return load_classifier(path, device)[0]
+    return load_classifier(path, device, state=state)[0]
 
 
 def _load_density(path: Path, state: dict, device: torch.device) -> nn.Module:
-    """PixelCNN++ from the checkpoint's config; the evaluation weights (EMA) when the run kept them."""
-    net = PixelCNNpp(config_from_dict(ModelConfig, state["config"]))
-    weights = state.get("eval_model") or state["model"]
-    try:
-        net.load_state_dict(weights, strict=True)
-    except RuntimeError as e:
-        first = str(e).strip().splitlines()[0]
-        raise CheckpointError(f"weights in {str(path)!r} do not fit the PixelCNN++ of its config ({first})") from None
-    return net.to(device).eval()
+    """PixelCNN++ with the evaluation weights (EMA) when the run kept them."""
+    return load_density_model(path, weights="eval", state=state)[0].to(device)
 
 
+# One loader per package: each package's own (classifiers_oe.weights, density_oe.weights).
 _LOADERS: dict[str, tuple[type, Callable[[Path, dict, torch.device], nn.Module]]] = {
-    "classifier": (ClassifierModel, _load_classifier),
-    "density": (DensityModel, _load_density),
+    CLASSIFIER: (ClassifierModel, _load_classifier),
+    DENSITY: (DensityModel, _load_density),
 }
 
 

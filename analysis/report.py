@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from oe_core.run.atomic import atomic_write_text
+from oe_core.atomic import atomic_write_text
 
 from .results import Evaluation
 

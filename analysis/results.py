@@ -12,7 +12,7 @@ from typing import Optional
 
 from oe_core.errors import OEError
 from oe_core.metrics import fpr_key
-from oe_core.run.atomic import atomic_write_text
+from oe_core.atomic import atomic_write_text
 
 RESULTS_FORMAT = "oe-suite-results/1"
 

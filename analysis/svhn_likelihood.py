@@ -21,7 +21,7 @@ import numpy as np
 from oe_core.config import help_field, parse_config
 from oe_core.errors import ConfigError, OEError, cli_main
 from oe_core.metrics import as_scores, auroc
-from oe_core.run.atomic import atomic_write_text
+from oe_core.atomic import atomic_write_text
 
 from .datasets import DatasetSpec
 from .figures import bpd_histograms, save_figure

@@ -14,7 +14,7 @@ from typing import Optional
 
 import numpy as np
 
-from oe_core.run.atomic import atomic_write_text
+from oe_core.atomic import atomic_write_text
 
 from .results import Evaluation, SetResult
 

@@ -24,7 +24,7 @@ import torch
 from oe_core.config import parse_config
 from oe_core.errors import OEError, cli_main
 from oe_core.run import resolve_device
-from oe_core.run.atomic import atomic_write_text
+from oe_core.atomic import atomic_write_text
 
 from .cases import CASES
 from .config import BenchConfig

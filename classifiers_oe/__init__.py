@@ -1,8 +1,11 @@
-"""Outlier Exposure for classifiers: WRN/AllConv, the OE losses, OOD scores and the trainer.
+"""Outlier Exposure for classifiers: WRN/AllConv, the OE losses, OOD detectors and the trainer.
 
 ``python -m classifiers_oe.train`` trains (modes ``baseline``, ``oe_tune``,
-``oe_scratch``); :mod:`classifiers_oe.scores` turns logits into anomaly scores
-(higher = more anomalous).  Importing the package registers the ``toy-shapes``
-dataset (:mod:`classifiers_oe.toy_data`) used by tests and quick demos.
+``oe_scratch``); :mod:`classifiers_oe.losses` holds :class:`OELoss` and
+:class:`EnergyOELoss`; :mod:`classifiers_oe.scores` turns logits into anomaly
+scores (higher = more anomalous).
 """
-from . import toy_data  # noqa: F401  (dataset registration)
+from .config import KIND, ClassifierConfig
+from .losses import EnergyOELoss, OELoss
+
+__all__ = ["KIND", "ClassifierConfig", "EnergyOELoss", "OELoss"]

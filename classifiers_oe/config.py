@@ -3,7 +3,7 @@
 | mode       | epochs | lr    | outliers                                  |
 |------------|--------|-------|-------------------------------------------|
 | baseline   | 100    | 0.1   | none (cross-entropy only)                 |
-| oe_tune    | 10     | 0.001 | yes, starting from ``--baseline`` weights |
+| oe_tune    | 10     | 0.001 | yes, starting from ``--init`` weights     |
 | oe_scratch | 100    | 0.1   | yes, from a fresh initialisation          |
 
 Common to all modes (reference ``CIFAR/{baseline,oe_tune,oe_scratch}.py``): WRN-40-2
@@ -11,13 +11,13 @@ with dropout 0.3; SGD with Nesterov momentum 0.9 and weight decay 5e-4 on every
 parameter; per-step cosine decay from ``lr`` to 1e-6 (absolute); batches of 128
 in-distribution and 256 outlier images; random crop (padding 4) + horizontal
 flip on both; test batches of 200; seed 1.  ``--epochs`` and ``--lr`` left unset
-take their mode's default, and the resolved values are what ``config.json``
-records.
+take their mode's default, ``--lam`` its loss's (0.5 for OE, 0.1 for the energy
+loss), and the resolved values are what ``config.json`` records.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 from oe_core.config import fill_unset, help_field, require
 from oe_core.run import RunConfig
@@ -31,13 +31,18 @@ MODE_DEFAULTS: dict[str, dict[str, int | float]] = {
     "oe_scratch": {"epochs": 100, "lr": 0.1},
 }
 OE_LOSSES = ("oe", "energy")
+LAM_DEFAULTS = {"oe": 0.5, "energy": 0.1}  # the OE paper's vision weight; Liu et al. (2020)'s energy weight
+KIND = "classifier"  # the checkpoint kind of this package's runs
 
 
 @dataclass
 class ClassifierConfig(RunConfig):
     """Train a WRN/AllConv classifier: baseline, Outlier Exposure fine-tuning (oe_tune) or OE from scratch."""
 
-    mode: str = help_field("baseline", "baseline: cross-entropy only; oe_tune: fine-tune --baseline weights with "
+    # field names in the config.json of older runs (energy_weight was folded into lam)
+    RENAMED: ClassVar[dict[str, Optional[str]]] = {"baseline": "init", "oe_lambda": "lam", "energy_weight": None}
+
+    mode: str = help_field("baseline", "baseline: cross-entropy only; oe_tune: fine-tune --init weights with "
                                        "OE; oe_scratch: train with OE from the start", choices=MODES)
     epochs: Optional[int] = help_field(None, "number of epochs (unset: 100 for baseline/oe_scratch, 10 for "
                                              "oe_tune)")
@@ -59,12 +64,13 @@ class ClassifierConfig(RunConfig):
                                                 "each epoch", choices=("block", "shuffle"))
     oe_loss: str = help_field("oe", "oe: CE + lambda * H(U; softmax) on outliers (Hendrycks et al. 2019); "
                                     "energy: CE + squared energy hinges (Liu et al. 2020)", choices=OE_LOSSES)
-    oe_lambda: float = help_field(0.5, "weight of the OE term (0.5 for vision in the paper)")
+    lam: Optional[float] = help_field(None, "lambda, the weight of the OE term (unset: 0.5 for --oe-loss oe, "
+                                            "the paper's value for vision; 0.1 for --oe-loss energy, Liu et al.'s)",
+                                      deprecated=("oe-lambda", "energy-weight"))
     m_in: float = help_field(-25.0, "energy loss: in-distribution energies are pushed below this margin")
     m_out: float = help_field(-7.0, "energy loss: outlier energies are pushed above this margin")
-    energy_weight: float = help_field(0.1, "energy loss: weight of the two squared hinges")
-    baseline: str = help_field("", "oe_tune: the baseline to start from (a run folder, a checkpoint, or a "
-                                    "state dict saved by the reference code)")
+    init: str = help_field("", "oe_tune: the model to start from (a classifier run folder, a checkpoint, or a "
+                               "state dict saved by the reference code)", deprecated=("baseline",))
     lr: Optional[float] = help_field(None, "initial learning rate (unset: 0.1 for baseline/oe_scratch, 0.001 "
                                            "for oe_tune)")
     lr_min: float = help_field(1e-6, "learning rate at the end of the per-step cosine schedule (absolute)")
@@ -79,6 +85,7 @@ class ClassifierConfig(RunConfig):
 
     def __post_init__(self) -> None:
         fill_unset(self, MODE_DEFAULTS.get(self.mode, MODE_DEFAULTS["baseline"]))
+        fill_unset(self, {"lam": LAM_DEFAULTS.get(self.oe_loss, LAM_DEFAULTS["oe"])})
 
     @property
     def uses_outliers(self) -> bool:
@@ -94,8 +101,8 @@ class ClassifierConfig(RunConfig):
         for name in ("batch_size", "oe_batch_size", "test_batch_size"):
             require(getattr(self, name) > 0, f"--{name.replace('_', '-')} must be positive")
         require(self.image_size >= 0, f"--image-size must be >= 0, got {self.image_size}")
-        require(self.oe_lambda >= 0 and self.energy_weight >= 0, "--oe-lambda and --energy-weight must be >= 0")
-        require(self.mode != "oe_tune" or bool(self.baseline),
-                "--mode oe_tune needs --baseline (the baseline run folder or checkpoint to fine-tune)")
-        require(self.mode == "oe_tune" or not self.baseline,
-                f"--baseline is only used by --mode oe_tune (got --mode {self.mode})")
+        require(self.lam >= 0, f"--lam must be >= 0, got {self.lam}")
+        require(self.mode != "oe_tune" or bool(self.init),
+                "--mode oe_tune needs --init (the baseline run folder or checkpoint to fine-tune)")
+        require(self.mode == "oe_tune" or not self.init,
+                f"--init is only used by --mode oe_tune (got --mode {self.mode})")

@@ -25,49 +25,30 @@ Deliberate differences from the reference code:
 """
 from __future__ import annotations
 
-import inspect
 import sys
-from functools import partial
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from oe_core.config import parse_config
-from oe_core.data import dataset_info, get_dataset
+from oe_core.data import dataset_info, open_dataset
 from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
 from oe_core.data.transforms import random_crop_flip
 from oe_core.errors import CheckpointError, ConfigError, cli_main
 from oe_core.run import Engine, StepContext, Task
 
-from .config import ClassifierConfig
+from .config import KIND, ClassifierConfig
 from .inputs import model_input
-from .losses import energy_oe_loss, oe_loss
+from .losses import EnergyOELoss, OELoss
 from .models import build_model
 from .schedule import reference_cosine_scheduler
-from .weights import KIND, load_into, read_weights
+from .weights import load_into, read_weights
 
-Criterion = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-
-OE_CRITERIA: dict[str, Callable[[ClassifierConfig], Criterion]] = {
-    "oe": lambda cfg: partial(oe_loss, lam=cfg.oe_lambda),
-    "energy": lambda cfg: partial(energy_oe_loss, m_in=cfg.m_in, m_out=cfg.m_out, weight=cfg.energy_weight),
-}
-# Architecture fields a fine-tuned run must share with its baseline.
+# Architecture fields a fine-tuned run must share with the model it starts from.
 ARCH_FIELDS = ("dataset", "arch", "depth", "widen_factor", "norm", "image_size")
-
-
-def open_dataset(cfg: ClassifierConfig, name: str, split: Optional[str]) -> Dataset:
-    """A registered dataset, with ``--image-size`` passed on as ``size=`` when set."""
-    kwargs = {}
-    if cfg.image_size:
-        params = inspect.signature(dataset_info(name).builder).parameters
-        if "size" not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-            raise ConfigError(f"--image-size: dataset {name!r} has a fixed image size (no size option)")
-        kwargs["size"] = cfg.image_size
-    return get_dataset(name, split, root=cfg.data_root or None, download=cfg.download, **kwargs)
 
 
 class ClassifierTask(Task):
@@ -86,16 +67,19 @@ class ClassifierTask(Task):
                               f"{entry.role!r}); pick one of role 'id' (see `python -m oe_core.data`)")
         self.num_classes = entry.num_classes
         self.in_normalized = entry.normalize
-        self.train_set = open_dataset(cfg, cfg.dataset, "train")
-        self.test_set = open_dataset(cfg, cfg.dataset, "test")
+        self.sync_bn = cfg.sync_bn and ctx.dist.enabled
+        data = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size)
+        self.train_set = open_dataset(cfg.dataset, "train", **data)
+        self.test_set = open_dataset(cfg.dataset, "test", **data)
         image_shape = tuple(self.train_set[0][0].shape)
         if cfg.arch == "allconv" and image_shape[-2:] != (32, 32):
             raise ConfigError(f"--arch allconv needs 32x32 images; {cfg.dataset!r} has {image_shape[-2:]}")
         out_set = None
         if cfg.uses_outliers:
-            self.criterion = OE_CRITERIA[cfg.oe_loss](cfg)
+            self.criterion = (OELoss(cfg.lam) if cfg.oe_loss == "oe"
+                              else EnergyOELoss(cfg.m_in, cfg.m_out, cfg.lam))
             self.out_normalized = dataset_info(cfg.outliers).normalize
-            out_set = open_dataset(cfg, cfg.outliers, None)
+            out_set = open_dataset(cfg.outliers, None, **data)
             check_same_shape(out_set, cfg.outliers, image_shape, cfg.dataset)
         self.stream = InOutBatches(self.train_set, cfg.batch_size, seed=cfg.seed, rank=ctx.dist.rank,
                                    world_size=ctx.dist.world_size, device=ctx.device, num_workers=cfg.num_workers,
@@ -108,14 +92,16 @@ class ClassifierTask(Task):
         cfg = self.cfg
         model = build_model(cfg.arch, self.num_classes, cfg.depth, cfg.widen_factor, cfg.dropout, cfg.norm)
         if cfg.mode == "oe_tune":
-            state_dict, base_cfg = read_weights(cfg.baseline)
-            if base_cfg is not None:
-                diff = [f"{f}: {getattr(base_cfg, f)!r} vs {getattr(cfg, f)!r}" for f in ARCH_FIELDS
-                        if getattr(base_cfg, f) != getattr(cfg, f)]
+            state_dict, init_cfg = read_weights(cfg.init)
+            if init_cfg is not None:
+                diff = [f"{f}: {getattr(init_cfg, f)!r} vs {getattr(cfg, f)!r}" for f in ARCH_FIELDS
+                        if getattr(init_cfg, f) != getattr(cfg, f)]
                 if diff:
-                    raise CheckpointError(f"--baseline {cfg.baseline!r} was trained with other settings "
+                    raise CheckpointError(f"--init {cfg.init!r} was trained with other settings "
                                           f"({'; '.join(diff)})")
-            load_into(model, state_dict, cfg.baseline)
+            load_into(model, state_dict, cfg.init)
+        if self.sync_bn:  # BatchNorm statistics over the whole joint batch of all processes
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         return model
 
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:

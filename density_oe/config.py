@@ -24,7 +24,7 @@ Choices where the sources are silent or do not fit one process, with reasons:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import ClassVar, Optional
 
 from oe_core.config import fill_unset, help_field, require
 from oe_core.run import RunConfig
@@ -37,13 +37,15 @@ MODE_DEFAULTS: dict[str, dict[str, int | float]] = {
     "baseline": {"epochs": 300, "lr": 1e-3, "batch_size": 128},
     "oe_tune": {"epochs": 2, "lr": 2e-4, "batch_size": 64},
 }
-KIND = "density"
+KIND = "density"  # the checkpoint kind of this package's runs
 
 
 @dataclass
-class TrainConfig(ModelConfig, RunConfig):
+class DensityConfig(ModelConfig, RunConfig):
     """Train PixelCNN++ by maximum likelihood (baseline) or fine-tune it with the OE margin ranking loss
     (oe_tune)."""
+
+    RENAMED: ClassVar[dict[str, str]] = {"oe_lambda": "lam"}  # old config.json field names
 
     mode: str = help_field("baseline", "baseline: maximum likelihood from scratch; oe_tune: fine-tune --init "
                                        "with the OE margin ranking loss on outliers", choices=MODES)
@@ -62,7 +64,8 @@ class TrainConfig(ModelConfig, RunConfig):
     oe_margin: float = help_field(1.0, "OE hinge margin m in max(0, m + bpd_in - bpd_out)")
     oe_margin_unit: str = help_field("bits_per_dim", "unit of --oe-margin (per_image units are divided by the "
                                                      "number of dimensions 3*H*W)", choices=MARGIN_UNITS)
-    oe_lambda: float = help_field(1.0, "weight of the OE hinge term (both terms are in bits/dim)")
+    lam: float = help_field(1.0, "lambda, the weight of the OE hinge term (both terms are in bits/dim)",
+                            deprecated=("oe-lambda",))
     lr: Optional[float] = help_field(None, "initial Adam learning rate (unset: 1e-3 for baseline, 2e-4 for "
                                            "oe_tune)")
     lr_decay: float = help_field(0.999995, "learning rate multiplier applied after every optimizer step")
@@ -102,8 +105,11 @@ class TrainConfig(ModelConfig, RunConfig):
         require(self.image_size >= 0 and self.image_size % 4 == 0,
                 f"--image-size must be 0 or a multiple of 4 (PixelCNN++ halves the image twice), "
                 f"got {self.image_size}")
-        require(self.oe_lambda >= 0, f"--oe-lambda must be >= 0, got {self.oe_lambda}")
+        require(self.lam >= 0, f"--lam must be >= 0, got {self.lam}")
         require(self.mode != "oe_tune" or bool(self.init),
                 "--mode oe_tune needs --init (the trained density run, checkpoint or port .pth to fine-tune)")
         require(self.mode == "oe_tune" or not self.init,
                 f"--init is only used by --mode oe_tune (got --mode {self.mode})")
+
+
+TrainConfig = DensityConfig  # deprecated name

@@ -1,4 +1,5 @@
-"""Training losses of the density model, in bits per dimension.
+"""Training losses of the density model, in bits per dimension: :class:`OEMarginLoss` (an ``nn.Module``) and its
+functional form :func:`oe_density_loss`.
 
 Maximum likelihood::
 
@@ -31,6 +32,7 @@ from __future__ import annotations
 import math
 
 import torch
+from torch import nn
 
 from oe_core.errors import ConfigError
 
@@ -54,3 +56,31 @@ def margin_ranking_loss(bpd_in: torch.Tensor, bpd_out: torch.Tensor, margin: flo
 def oe_density_loss(bpd_in: torch.Tensor, bpd_out: torch.Tensor, margin: float, lam: float) -> torch.Tensor:
     """``mean(bpd_in) + lam * margin_ranking_loss(bpd_in, bpd_out, margin)`` (all in bits/dim)."""
     return bpd_in.mean() + lam * margin_ranking_loss(bpd_in, bpd_out, margin)
+
+
+class OEMarginLoss(nn.Module):
+    """Outlier Exposure for density models (Hendrycks, Mazeika & Dietterich, *Deep Anomaly Detection with Outlier
+    Exposure*, ICLR 2019, Sec. 4.4): maximum likelihood plus a margin ranking loss on log-likelihoods::
+
+        L = mean_i bpd(x_in_i) + lam * mean_{i,j} max(0, m + bpd(x_in_i) - bpd(x_out_j))
+
+    over all in/outlier pairs, everything in bits per dimension (``bpd = -log2 p(x) / D``, ``D = C H W``).
+    ``margin`` is given in ``unit`` (one of :data:`MARGIN_UNITS`); per-image units need ``num_dims`` (D).
+    Defaults ``m = 1`` bit/dim and ``lam = 1``: the reasons are in this module's docstring.
+
+    ``forward(bpd_in [B_in], bpd_out [B_out]) -> scalar``.
+    """
+
+    def __init__(self, margin: float = 1.0, lam: float = 1.0, unit: str = "bits_per_dim",
+                 num_dims: int | None = None):
+        super().__init__()
+        if unit.endswith("_per_image") and not num_dims:
+            raise ConfigError(f"OEMarginLoss: a margin in {unit} needs num_dims (3 * H * W)")
+        self.margin = margin_bits_per_dim(margin, unit, num_dims or 1)
+        self.lam = float(lam)
+
+    def forward(self, bpd_in: torch.Tensor, bpd_out: torch.Tensor) -> torch.Tensor:
+        return oe_density_loss(bpd_in, bpd_out, self.margin, self.lam)
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin:.6g} bits/dim, lam={self.lam}"

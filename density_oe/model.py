@@ -22,9 +22,10 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
+from torch.utils.data import Dataset
 
 from oe_core.config import help_field, require
-from oe_core.errors import OEError
+from oe_core.errors import DataError, OEError
 
 from .activations import elu
 from .layers import (DownRightShiftedConv2d, DownRightShiftedDeconv2d, DownShiftedConv2d, DownShiftedDeconv2d,
@@ -114,3 +115,12 @@ class PixelCNNpp(nn.Module):
             if i < 2:
                 u, ul = self.upsize_u_stream[i](u), self.upsize_ul_stream[i](ul)
         return self.nin_out(elu(ul))
+
+
+def image_shape(ds: Dataset, name: str) -> tuple[int, int, int]:
+    """``(3, H, W)`` of the dataset's images; PixelCNN++ needs RGB with H and W multiples of 4."""
+    shape = tuple(ds[0][0].shape)
+    if len(shape) != 3 or shape[0] != 3 or shape[1] % 4 or shape[2] % 4:
+        raise DataError(f"dataset {name!r} has images of shape {shape}; PixelCNN++ needs (3, H, W) with H and W "
+                        "multiples of 4 (use --image-size for generated sets)")
+    return shape[0], shape[1], shape[2]

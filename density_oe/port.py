@@ -31,7 +31,7 @@ from oe_core.config import config_to_dict, help_field, parse_config, require
 from oe_core.errors import CheckpointError, cli_main
 from oe_core.run import save_checkpoint
 
-from .config import KIND, TrainConfig
+from .config import KIND, DensityConfig
 from .model import ModelConfig, PixelCNNpp
 
 _WRAPPED = re.compile(r"^(?P<layer>.+)\.(?P<wrap>conv|lin_a|deconv)\.(?P<param>weight_g|weight_v|bias)$")
@@ -131,7 +131,7 @@ class PortConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(PortConfig, argv, prog="python -m density_oe.port")
     model = load_port_checkpoint(cfg.src)
-    train_cfg = TrainConfig(**asdict(model.cfg), out=cfg.out)
+    train_cfg = DensityConfig(**asdict(model.cfg), out=cfg.out)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     state = {"kind": KIND, "config": config_to_dict(train_cfg), "model": model.state_dict(),

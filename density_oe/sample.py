@@ -21,7 +21,7 @@ from torchvision.utils import save_image
 from oe_core.config import help_field, parse_config, require
 from oe_core.errors import cli_main
 from oe_core.run import autocast, resolve_device
-from oe_core.run.atomic import atomic_write_bytes
+from oe_core.atomic import atomic_write_bytes
 
 from . import dmol
 from .weight_norm import frozen_weights

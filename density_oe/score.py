@@ -18,13 +18,14 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from oe_core.config import help_field, parse_config, require
+from oe_core.data import open_dataset
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import cli_main
 from oe_core.run import autocast, resolve_device
-from oe_core.run.atomic import atomic_write_bytes
+from oe_core.atomic import atomic_write_bytes
 
 from .dmol import nll_bpd
-from .train import image_shape, open_dataset
+from .model import image_shape
 from .weight_norm import frozen_weights
 from .weights import load_density_model
 
@@ -88,7 +89,8 @@ def write_scores(path: Path, scores: np.ndarray) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(ScoreConfig, argv, prog="python -m density_oe.score")
     model, _ = load_density_model(cfg.ckpt, weights=cfg.weights)
-    ds = open_dataset(cfg.dataset, cfg.split or None, cfg.data_root, cfg.download, cfg.image_size)
+    ds = open_dataset(cfg.dataset, cfg.split or None, root=cfg.data_root, download=cfg.download,
+                      size=cfg.image_size)
     image_shape(ds, cfg.dataset)
     if cfg.limit:
         ds = Subset(ds, range(min(cfg.limit, len(ds))))

@@ -5,7 +5,7 @@ checkpoints, ``--resume``, progress bars, DDP through ``torchrun``, bf16 autocas
 channels_last, ``--compile``).  Every epoch reports the mean training bits/dim and the test bits/dim of the
 Polyak-averaged (EMA) weights, which are also the checkpoint's evaluation weights (``eval_model``) that scoring and
 sampling use.  In ``oe_tune`` mode the in-distribution and outlier batches go through one forward pass and the
-loss is :func:`~density_oe.losses.oe_density_loss`.
+loss is :class:`~density_oe.losses.OEMarginLoss`.
 
 Deliberate differences from the TF code and the pclucas14 port:
 
@@ -18,49 +18,28 @@ Deliberate differences from the TF code and the pclucas14 port:
 """
 from __future__ import annotations
 
-import inspect
 import math
 import sys
 from typing import Iterable, Optional, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Subset
 
 from oe_core.config import parse_config
-from oe_core.data import dataset_info, get_dataset
+from oe_core.data import open_dataset
 from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
 from oe_core.data.transforms import to_unit_range
-from oe_core.errors import CheckpointError, ConfigError, DataError, cli_main
+from oe_core.errors import CheckpointError, cli_main
 from oe_core.run import Engine, StepContext, Task, derive_seed, has_checkpoint
 
-from .config import KIND, TrainConfig
+from .config import KIND, DensityConfig
 from .dmol import nll_bpd
 from .ema import EMA
-from .losses import margin_bits_per_dim, oe_density_loss
-from .model import PixelCNNpp
+from .losses import OEMarginLoss
+from .model import PixelCNNpp, image_shape
 from .weight_norm import data_dependent_init, frozen_weights
 from .weights import load_density_model
-
-
-def open_dataset(name: str, split: Optional[str], data_root: str, download: bool, image_size: int) -> Dataset:
-    """A registered dataset, with ``image_size`` passed on as ``size=`` when set."""
-    kwargs = {}
-    if image_size:
-        params = inspect.signature(dataset_info(name).builder).parameters
-        if "size" not in params and not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-            raise ConfigError(f"--image-size: dataset {name!r} has a fixed image size (no size option)")
-        kwargs["size"] = image_size
-    return get_dataset(name, split, root=data_root or None, download=download, **kwargs)
-
-
-def image_shape(ds: Dataset, name: str) -> tuple[int, int, int]:
-    """``(3, H, W)`` of the dataset's images; PixelCNN++ needs RGB with H and W multiples of 4."""
-    shape = tuple(ds[0][0].shape)
-    if len(shape) != 3 or shape[0] != 3 or shape[1] % 4 or shape[2] % 4:
-        raise DataError(f"dataset {name!r} has images of shape {shape}; PixelCNN++ needs (3, H, W) with H and W "
-                        "multiples of 4 (use --image-size for generated sets)")
-    return shape[0], shape[1], shape[2]
 
 
 class DensityTask(Task):
@@ -71,17 +50,18 @@ class DensityTask(Task):
     def setup(self, ctx: StepContext) -> None:
         cfg = self.cfg
         self.device = ctx.device
-        self.train_set = open_dataset(cfg.dataset, "train", cfg.data_root, cfg.download, cfg.image_size)
-        test_set = open_dataset(cfg.dataset, "test", cfg.data_root, cfg.download, cfg.image_size)
+        data = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size)
+        self.train_set = open_dataset(cfg.dataset, "train", **data)
+        test_set = open_dataset(cfg.dataset, "test", **data)
         shape = image_shape(self.train_set, cfg.dataset)
         self.num_dims = math.prod(shape)
         if cfg.eval_images:
             test_set = Subset(test_set, range(min(cfg.eval_images, len(test_set))))
         out_set = None
         if cfg.mode == "oe_tune":
-            out_set = open_dataset(cfg.outliers, None, cfg.data_root, cfg.download, cfg.image_size)
+            out_set = open_dataset(cfg.outliers, None, **data)
             check_same_shape(out_set, cfg.outliers, shape, cfg.dataset)
-            self.margin = margin_bits_per_dim(cfg.oe_margin, cfg.oe_margin_unit, self.num_dims)
+            self.criterion = OEMarginLoss(cfg.oe_margin, cfg.lam, cfg.oe_margin_unit, num_dims=self.num_dims)
         self.stream = InOutBatches(self.train_set, cfg.batch_size, seed=cfg.seed, rank=ctx.dist.rank,
                                    world_size=ctx.dist.world_size, device=ctx.device, num_workers=cfg.num_workers,
                                    drop_last=True, outliers=out_set, oe_batch_size=cfg.oe_batch_size,
@@ -137,7 +117,7 @@ class DensityTask(Task):
             return bpd_in.mean(), logs
         bpd_out = bpd[n:]
         logs["outlier_bpd"] = float(bpd_out.detach().mean())
-        return oe_density_loss(bpd_in, bpd_out, self.margin, self.cfg.oe_lambda), logs
+        return self.criterion(bpd_in, bpd_out), logs
 
     def after_step(self, model: nn.Module, ctx: StepContext) -> None:
         self.ema.update(model)
@@ -169,7 +149,7 @@ class DensityTask(Task):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    cfg = parse_config(TrainConfig, argv, prog="python -m density_oe.train")
+    cfg = parse_config(DensityConfig, argv, prog="python -m density_oe.train")
     row = Engine(DensityTask(cfg)).run()
     if "test_bpd" in row:
         print(f"final test bits/dim (EMA weights): {row['test_bpd']:.4f} ({cfg.dataset}, {cfg.out})")

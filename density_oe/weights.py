@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Optional
 
 import torch
 
@@ -23,20 +24,25 @@ def _is_state_dict_file(path: Path) -> bool:
     return isinstance(obj, Mapping) and bool(obj) and all(torch.is_tensor(v) for v in obj.values())
 
 
-def load_density_model(path: str | Path, weights: str = "eval") -> tuple[PixelCNNpp, ModelConfig]:
+def load_density_model(path: str | Path, weights: str = "eval",
+                       state: Optional[dict] = None) -> tuple[PixelCNNpp, ModelConfig]:
     """The PixelCNN++ in ``path`` (on the CPU, in eval mode) and its model config.
 
     ``path`` is a run folder or checkpoint of this suite (kind ``density``), or a pclucas14/pixel-cnn-pp ``.pth``
     state dict (see :mod:`density_oe.port`).  ``weights="eval"`` takes the evaluation (EMA) weights when the run
-    kept them, ``"train"`` the raw training weights.
+    kept them, ``"train"`` the raw training weights.  ``state``: the checkpoint of ``path`` when the caller has
+    already read it (:func:`oe_core.run.load_checkpoint`), so it is not read twice.
     """
     path = Path(path).expanduser()
-    if not path.exists():
-        raise CheckpointError(f"density weights {str(path)!r} do not exist")
-    if path.is_file() and _is_state_dict_file(path):
-        model = load_port_checkpoint(path)
-        return model.eval(), model.cfg
-    state = load_checkpoint(path, expect_kind=KIND)
+    if state is None:
+        if not path.exists():
+            raise CheckpointError(f"density weights {str(path)!r} do not exist")
+        if path.is_file() and _is_state_dict_file(path):
+            model = load_port_checkpoint(path)
+            return model.eval(), model.cfg
+        state = load_checkpoint(path, expect_kind=KIND)
+    elif state.get("kind") != KIND:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds a {state.get('kind')} model, not a {KIND} model")
     cfg = config_from_dict(ModelConfig, state["config"])
     model = PixelCNNpp(cfg)
     sd = state.get("eval_model") if weights == "eval" else None

@@ -6,6 +6,10 @@ parser from the dataclass (``--field-name value``, booleans as
 ``--flag/--no-flag``), validates the result through the dataclass's
 ``validate()`` method and returns the instance.  :func:`save_config` writes
 the resolved config beside a run's results.
+
+Renamed options keep working for a while: ``help_field(..., deprecated=("old-name",))`` adds ``--old-name``
+as an alias that warns, and a config class's ``RENAMED = {"old_field": "new_field"}`` maps the field names of
+configs saved before the rename (:func:`config_from_dict`, :func:`upgrade_dict`).
 """
 from __future__ import annotations
 
@@ -13,19 +17,29 @@ import argparse
 import dataclasses
 import json
 import typing
+import warnings
 from pathlib import Path
 from typing import Any, Sequence, Type, TypeVar
 
+from .atomic import atomic_write_text
 from .errors import ConfigError
 
 C = TypeVar("C")
 
 
-def help_field(default: Any, help: str, choices: Sequence[Any] | None = None, **kw) -> Any:
-    """``dataclasses.field`` with a help string (and optional choices) for the generated CLI."""
-    meta = {"help": help}
+def help_field(default: Any, help: str, choices: Sequence[Any] | None = None,
+               deprecated: Sequence[str] = (), **kw) -> Any:
+    """``dataclasses.field`` with a help string (and optional choices) for the generated CLI.
+
+    ``deprecated``: old option names (without ``--``) still accepted, with a warning naming the new one; the
+    help text names them as "formerly --old-name".
+    """
+    meta: dict[str, Any] = {"help": help}
     if choices is not None:
         meta["choices"] = tuple(choices)
+    if deprecated:
+        meta["deprecated"] = tuple(deprecated)
+        meta["help"] += f" (formerly {', '.join('--' + d for d in deprecated)})"
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta, **kw)
     return dataclasses.field(default=default, metadata=meta, **kw)
@@ -37,6 +51,18 @@ def _base_type(tp: Any) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _base_type(args[0])
     return tp
+
+
+class _DeprecatedAlias(argparse.Action):
+    """An old option name: stores into the new field and warns (FutureWarning: shown to users by default)."""
+
+    def __init__(self, option_strings, dest, new_flag: str = "", store: argparse.Action | None = None, **kw):
+        super().__init__(option_strings, dest, **kw)
+        self.new_flag, self.store = new_flag, store
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        warnings.warn(f"{option_string} is deprecated; use {self.new_flag}", FutureWarning, stacklevel=2)
+        self.store(parser, namespace, values, option_string)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -72,7 +98,11 @@ def build_parser(cls: Type[C], prog: str | None = None, description: str | None 
             kw["default"] = None  # "extend" appends to the default; filled in after parsing
         else:
             kw["type"] = tp if tp in (int, float, str) else str
-        parser.add_argument(flag, **kw)
+        action = parser.add_argument(flag, **kw)
+        for old in f.metadata.get("deprecated", ()):
+            parser.add_argument("--" + old, dest=f.name, default=argparse.SUPPRESS, type=kw.get("type"),
+                                nargs=kw.get("nargs"), choices=kw.get("choices"), action=_DeprecatedAlias,
+                                new_flag=flag, store=action, help=argparse.SUPPRESS)
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     return parser
 
@@ -127,11 +157,22 @@ def config_to_dict(cfg: Any) -> dict:
     return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
 
 
+def upgrade_dict(cls: Any, d: dict) -> dict:
+    """``d`` with the field names renamed since it was saved (``cls.RENAMED``: old -> new, or old -> ``None``
+    for a field folded into another) brought up to date; a new name already in ``d`` wins."""
+    renamed = getattr(cls, "RENAMED", {})
+    out = {k: v for k, v in d.items() if k not in renamed}
+    for old, new in renamed.items():
+        if old in d and new is not None:
+            out.setdefault(new, d[old])
+    return out
+
+
 def config_from_dict(cls: Type[C], d: dict) -> C:
     names = {f.name for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
     kw = {}
-    for k, v in d.items():
+    for k, v in upgrade_dict(cls, d).items():
         if k in names:
             if isinstance(v, list) and typing.get_origin(_base_type(hints[k])) is tuple:
                 v = tuple(v)
@@ -140,5 +181,4 @@ def config_from_dict(cls: Type[C], d: dict) -> C:
 
 
 def save_config(cfg: Any, path: str | Path) -> None:
-    from .run.atomic import atomic_write_text
     atomic_write_text(Path(path), json.dumps(config_to_dict(cfg), indent=2, sort_keys=True) + "\n")

@@ -25,7 +25,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 
 ARGS=(--mode "$MODE" --dataset "$DATASET" --data-root "$DATA_ROOT" --out "$OUT/${DATASET}_wrn_${MODE}")
 if [[ "$MODE" == oe_tune ]]; then
-  ARGS+=(--baseline "$OUT/${DATASET}_wrn_baseline")
+  ARGS+=(--init "$OUT/${DATASET}_wrn_baseline")
 fi
 if (( NPROC > 1 )); then
   exec "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m classifiers_oe.train "${ARGS[@]}" "$@"

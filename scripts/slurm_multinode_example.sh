@@ -32,7 +32,7 @@ HEAD_NODE="$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)"
 ARGS=(--mode "$MODE" --dataset "$DATASET" --data-root "$DATA_ROOT" --out "$OUT/${DATASET}_wrn_${MODE}"
       --device cuda --sync-bn --num-workers 8)
 if [[ "$MODE" == oe_tune ]]; then
-  ARGS+=(--baseline "$OUT/${DATASET}_wrn_baseline")
+  ARGS+=(--init "$OUT/${DATASET}_wrn_baseline")
 fi
 
 # "exec" lets the batch shell's SIGTERM reach srun, which forwards it to every torchrun and its workers.

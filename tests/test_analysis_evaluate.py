@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-import classifiers_oe.toy_data  # noqa: F401  (registers toy-shapes)
 from analysis.cache import ScoreCache, ScoreKey
 from analysis.datasets import DatasetSpec
 from analysis.evaluate import main

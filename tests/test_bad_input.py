@@ -98,8 +98,8 @@ def test_wrong_channel_count_of_outliers(tmp_path, capsys):
 @pytest.mark.parametrize("main,args,match", [
     (cls_train.main, ["--lr", "-0.1"], "--lr must be positive"),
     (cls_train.main, ["--batch-size", "0"], "--batch-size must be positive"),
-    (cls_train.main, ["--mode", "oe_scratch", "--outliers", "mini-outliers", "--oe-lambda", "-1"], "--oe-lambda"),
-    (pcnn_train.main, ["--oe-lambda", "-0.5"], "lambda"),
+    (cls_train.main, ["--mode", "oe_scratch", "--outliers", "mini-outliers", "--lam", "-1"], "--lam must be >= 0"),
+    (pcnn_train.main, ["--lam", "-0.5"], "--lam must be >= 0"),
     (pcnn_train.main, ["--lr", "0"], "--lr"),
     (cls_train.main, ["--epochs", "abc"], "invalid int value"),
 ])
@@ -116,7 +116,7 @@ def test_checkpoint_of_the_wrong_kind(trained, tmp_path, capsys):
 
 def test_checkpoint_of_the_wrong_shape(trained, tmp_path, capsys):
     one_line_error(capsys, cls_train.main, [*TINY_CLS, "--widen-factor", "2", "--mode", "oe_tune",
-                                            "--baseline", str(trained / "clf"), "--outliers", "mini-outliers",
+                                            "--init", str(trained / "clf"), "--outliers", "mini-outliers",
                                             "--out", str(tmp_path / "r")], "clf", tmp_path / "r")
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from classifiers_oe.losses import energy_oe_loss, oe_loss, uniform_cross_entropy
+from classifiers_oe.losses import EnergyOELoss, OELoss, energy_oe_loss, oe_loss, uniform_cross_entropy
 from classifiers_oe.scores import energy_score, max_logit_score, msp_score, xent_uniform_score
 from oe_core.errors import OEError
 
@@ -67,7 +67,7 @@ def test_energy_oe_loss_equals_hand_computation(batch):
     assert (e_out > m_out).any() and (e_out < m_out).any()
     got = energy_oe_loss(torch.tensor(z_in), torch.tensor(y), torch.tensor(z_out))
     assert got.item() == pytest.approx(expected, rel=1e-6)
-    got2 = energy_oe_loss(torch.tensor(z_in), torch.tensor(y), torch.tensor(z_out), m_in=-10, m_out=-1, weight=1)
+    got2 = energy_oe_loss(torch.tensor(z_in), torch.tensor(y), torch.tensor(z_out), m_in=-10, m_out=-1, lam=1)
     hinge2 = np.mean(np.maximum(e_in + 10, 0) ** 2) + np.mean(np.maximum(-1 - e_out, 0) ** 2)
     assert got2.item() == pytest.approx(np_ce(z_in, y) + hinge2, rel=1e-6)
 
@@ -101,3 +101,19 @@ def test_scores_dtype_and_shape_errors():
         assert score(z16).dtype == torch.float32 and score(z16).shape == (5,)
     with pytest.raises(OEError, match="shape"):
         msp_score(torch.randn(5))
+
+
+def test_loss_modules_compute_the_paper_reduction_not_the_joint_batch_average(batch):
+    """OELoss averages each term over its own batch (the paper's code); pytorch-ood's OutlierExposureLoss
+    averages over the joint batch, i.e. (N * CE + lam * M * OE) / (N + M)."""
+    z_in, y, z_out = batch
+    zi, yt, zo = torch.tensor(z_in), torch.tensor(y), torch.tensor(z_out)
+    h_uniform = (np_logsumexp(z_out) - z_out.mean(axis=1)).mean()
+    got = OELoss(lam=0.7)(zi, yt, zo)
+    assert got.item() == pytest.approx(np_ce(z_in, y) + 0.7 * h_uniform, rel=1e-6)
+    n, m = len(z_in), len(z_out)
+    joint = (n * np_ce(z_in, y) + 0.7 * m * h_uniform) / (n + m)
+    assert abs(got.item() - joint) > 0.1
+    assert EnergyOELoss(-10.0, -1.0, lam=0.3)(zi, yt, zo).item() == pytest.approx(
+        energy_oe_loss(zi, yt, zo, m_in=-10.0, m_out=-1.0, lam=0.3).item())
+    assert "lam=0.7" in repr(OELoss(0.7))

@@ -38,7 +38,7 @@ def test_baseline_then_oe_tune_scripts_chain(tmp_path):
     proc = run("cifar10_wrn_oe_tune.sh", tmp_path, *TOY)
     assert proc.returncode == 0, proc.stderr[-2000:]
     cfg = json.loads((tmp_path / "runs" / "cifar10_wrn_oe_tune" / "config.json").read_text())
-    assert cfg["mode"] == "oe_tune" and cfg["baseline"] == str(tmp_path / "runs" / "cifar10_wrn_baseline")
+    assert cfg["mode"] == "oe_tune" and cfg["init"] == str(tmp_path / "runs" / "cifar10_wrn_baseline")
     assert cfg["data_root"] == str(tmp_path)
 
 

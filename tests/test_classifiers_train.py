@@ -1,6 +1,7 @@
 """The classifier trainer on the toy task: accuracy, the OE step, the joint forward, schedule, CLI."""
 from __future__ import annotations
 
+import argparse
 import json
 import math
 from pathlib import Path
@@ -80,8 +81,8 @@ def test_one_oe_step_moves_outliers_toward_uniform_and_keeps_accuracy(baseline_n
 
     results = {}
     for lam in ("0.5", "0"):   # the OE step, and a control step with the OE term switched off
-        task, ctx = make_task("--mode", "oe_tune", "--baseline", str(baseline_no_norm), "--norm", "none",
-                              "--dropout", "0", "--oe-lambda", lam, *OE)
+        task, ctx = make_task("--mode", "oe_tune", "--init", str(baseline_no_norm), "--norm", "none",
+                              "--dropout", "0", "--lam", lam, *OE)
         model = task.build_model()
         opt = task.build_optimizer(model)
         before = state(task, ctx, model)
@@ -101,7 +102,7 @@ def test_one_oe_step_moves_outliers_toward_uniform_and_keeps_accuracy(baseline_n
 
 @pytest.mark.parametrize("loss_name, criterion", [
     ("oe", lambda zi, y, zo: oe_loss(zi, y, zo, lam=0.5)),
-    ("energy", lambda zi, y, zo: energy_oe_loss(zi, y, zo, m_in=-25.0, m_out=-7.0, weight=0.1)),
+    ("energy", lambda zi, y, zo: energy_oe_loss(zi, y, zo, m_in=-25.0, m_out=-7.0, lam=0.1)),
 ])
 def test_train_step_is_one_joint_forward_pass_with_the_chosen_loss(loss_name, criterion):
     task, ctx = make_task("--mode", "oe_scratch", "--dropout", "0", "--no-augment", "--oe-loss", loss_name, *OE)
@@ -163,37 +164,37 @@ def test_lr_schedule_is_the_reference_per_step_cosine_with_its_step_order():
 
 def test_mode_defaults_follow_the_reference():
     for mode, epochs, lr in (("baseline", 100, 0.1), ("oe_tune", 10, 0.001), ("oe_scratch", 100, 0.1)):
-        extra = ["--baseline", "b"] if mode == "oe_tune" else []
+        extra = ["--init", "b"] if mode == "oe_tune" else []
         cfg = parse_config(ClassifierConfig, ["--mode", mode, *extra])
         assert (cfg.epochs, cfg.lr) == (epochs, lr)
         assert (cfg.arch, cfg.depth, cfg.widen_factor, cfg.dropout) == ("wrn", 40, 2, 0.3)
         assert (cfg.batch_size, cfg.oe_batch_size, cfg.test_batch_size) == (128, 256, 200)
-        assert (cfg.oe_lambda, cfg.lr_min, cfg.outliers, cfg.seed) == (0.5, 1e-6, "tinyimages80m", 1)
+        assert (cfg.lam, cfg.lr_min, cfg.outliers, cfg.seed) == (0.5, 1e-6, "tinyimages80m", 1)
 
 
 def test_oe_tune_starts_from_the_baseline_weights(baseline, tmp_path):
-    task, _ = make_task("--mode", "oe_tune", "--baseline", str(baseline), "--dropout", "0", *OE)
+    task, _ = make_task("--mode", "oe_tune", "--init", str(baseline), "--dropout", "0", *OE)
     sd, _ = read_weights(baseline)
     got = task.build_model().state_dict()
     assert all(torch.equal(got[k], sd[k]) for k in sd)
     # a bare state dict as the reference saves it (here from DataParallel, with "module.")
     ref = tmp_path / "cifar10_wrn_baseline_epoch_99.pt"
     torch.save({f"module.{k}": v for k, v in sd.items()}, ref)
-    task, _ = make_task("--mode", "oe_tune", "--baseline", str(ref), "--dropout", "0", *OE)
+    task, _ = make_task("--mode", "oe_tune", "--init", str(ref), "--dropout", "0", *OE)
     got = task.build_model().state_dict()
     assert all(torch.equal(got[k], sd[k]) for k in sd)
 
 
 def test_oe_tune_refuses_a_baseline_of_another_architecture(baseline, tmp_path, capsys):
-    argv = TOY + ["--out", str(tmp_path), "--mode", "oe_tune", "--baseline", str(baseline), "--depth", "16", *OE]
+    argv = TOY + ["--out", str(tmp_path), "--mode", "oe_tune", "--init", str(baseline), "--depth", "16", *OE]
     assert cli_main(main, argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "depth: 10 vs 16" in err[0]
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--mode", "oe_tune"], "needs --baseline"),
-    (["--baseline", "x"], "only used by --mode oe_tune"),
+    (["--mode", "oe_tune"], "needs --init"),
+    (["--init", "x"], "only used by --mode oe_tune"),
     (["--arch", "allconv"], "needs 32x32 images"),
     (["--dataset", "gaussian"], "not a labelled in-distribution set"),
     (["--dataset", "cifar10", "--image-size", "16"], "fixed image size"),
@@ -213,8 +214,9 @@ def test_help_documents_every_option_with_its_default(capsys):
     text = " ".join(capsys.readouterr().out.split())
     parser = build_parser(ClassifierConfig)
     for action in parser._actions:
-        if action.dest in ("help", "debug"):
+        if action.dest in ("help", "debug") or action.help == argparse.SUPPRESS:  # hidden deprecated aliases
             continue
         assert action.help, action.dest
         assert action.option_strings[0] in text
-    assert text.count("(default:") >= len(parser._actions) - 2
+    shown = [a for a in parser._actions if a.help != argparse.SUPPRESS]
+    assert text.count("(default:") >= len(shown) - 2

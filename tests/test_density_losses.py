@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from density_oe.losses import margin_bits_per_dim, margin_ranking_loss, oe_density_loss
+from density_oe.losses import OEMarginLoss, margin_bits_per_dim, margin_ranking_loss, oe_density_loss
 from oe_core.errors import ConfigError
 
 
@@ -40,3 +40,15 @@ def test_margin_units():
     assert margin_bits_per_dim(1024.0, "nats_per_image", d) == pytest.approx(0.4808983469629878)
     with pytest.raises(ConfigError, match="margin unit"):
         margin_bits_per_dim(1.0, "pixels", d)
+
+
+def test_margin_loss_module_converts_its_margin_unit():
+    bpd_in = torch.tensor([2.0, 3.0])
+    bpd_out = torch.tensor([2.5, 4.0, 6.0])
+    d = 48
+    loss = OEMarginLoss(margin=d * math.log(2), lam=0.5, unit="nats_per_image", num_dims=d)  # = 1 bit/dim
+    assert loss.margin == pytest.approx(1.0)
+    assert loss(bpd_in, bpd_out).item() == pytest.approx(2.5 + 0.5 / 3)
+    assert OEMarginLoss()(bpd_in, bpd_out).item() == pytest.approx(2.5 + 1 / 3)   # defaults m = 1, lam = 1
+    with pytest.raises(ConfigError, match="needs num_dims"):
+        OEMarginLoss(1024.0, 1.0, "nats_per_image")

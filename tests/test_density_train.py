@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from density_oe import sample, score
-from density_oe.config import TrainConfig
+from density_oe.config import DensityConfig
 from density_oe.dmol import nll_bpd
 from density_oe.ema import EMA
 from density_oe.train import DensityTask, main
@@ -92,7 +92,7 @@ class RecordingTask(DensityTask):
 
 
 def test_oe_step_takes_in_and_outlier_batches_of_different_sizes(baseline, tmp_path):
-    cfg = parse_config(TrainConfig, oe_args(baseline) + ["--out", str(tmp_path), "--eval-images", "6",
+    cfg = parse_config(DensityConfig, oe_args(baseline) + ["--out", str(tmp_path), "--eval-images", "6",
                                                          "--test-batch-size", "6"])
     task = RecordingTask(cfg)
     row = Engine(task).run()
@@ -109,7 +109,7 @@ def test_resumed_run_equals_uninterrupted_run(baseline, tmp_path, mode):
     args = (COMMON + ["--batch-size", "4", "--epochs", "2", "--limit-steps", "3"] if mode == "baseline"
             else oe_args(baseline))
     assert main(args + ["--out", str(tmp_path / "straight")]) == 0
-    cfg = parse_config(TrainConfig, args + ["--out", str(tmp_path / "resumed")])
+    cfg = parse_config(DensityConfig, args + ["--out", str(tmp_path / "resumed")])
     with pytest.raises(Preempted):
         Engine(PreemptedAt(cfg, at=4)).run()                         # in the middle of epoch 2
     assert load_checkpoint(tmp_path / "resumed")["position"]["step"] in (1, 2)

@@ -95,7 +95,7 @@ def test_failing_write_leaves_previous_checkpoint_intact(tmp_path, monkeypatch):
     def full_disk(fd, *a, **k):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("oe_core.run.atomic.os.fsync", full_disk)
+    monkeypatch.setattr("oe_core.atomic.os.fsync", full_disk)
     with pytest.raises(OSError, match="No space left"):
         ckmod.save_checkpoint(tmp_path / "r", {"kind": "toy"}, kind="toy", step=1, epoch=1)
     assert (tmp_path / "r" / "checkpoint.pt").read_bytes() == good  # neither file was rotated or touched

@@ -13,7 +13,7 @@ from typing import Optional, Sequence
 
 from oe_core.config import help_field, parse_config
 from oe_core.errors import ConfigError, cli_main
-from oe_core.run.atomic import atomic_write_text
+from oe_core.atomic import atomic_write_text
 
 from ..datasets import DatasetSpec
 from ..detectors import DETECTORS, get_detector

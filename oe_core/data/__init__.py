@@ -11,9 +11,10 @@ import); the offline mini benchmark (``mini``) registers too when present.
 """
 from importlib.util import find_spec
 
-from . import folders, noise, tinyimages, torchvision_sets  # noqa: F401  (registration)
+from . import folders, noise, tinyimages, torchvision_sets, toy_shapes  # noqa: F401  (registration)
 from .arrays import UInt8ImageArray
-from .registry import DATASETS, DatasetEntry, dataset_info, get_dataset, list_datasets, register_dataset
+from .registry import (DATASETS, DatasetEntry, dataset_info, get_dataset, list_datasets, open_dataset,
+                       register_dataset)
 from .samplers import InBatchSampler, OutlierBatchSampler
 from .transforms import CIFAR_MEAN, CIFAR_STD, normalize, random_crop_flip, to_uint8_tensor, to_unit_range
 
@@ -22,6 +23,6 @@ if find_spec(f"{__name__}.mini") is not None:
 
 __all__ = [
     "CIFAR_MEAN", "CIFAR_STD", "DATASETS", "DatasetEntry", "InBatchSampler", "OutlierBatchSampler",
-    "UInt8ImageArray", "dataset_info", "get_dataset", "list_datasets", "normalize", "random_crop_flip",
-    "register_dataset", "to_uint8_tensor", "to_unit_range",
+    "UInt8ImageArray", "dataset_info", "get_dataset", "list_datasets", "normalize", "open_dataset",
+    "random_crop_flip", "register_dataset", "to_uint8_tensor", "to_unit_range",
 ]

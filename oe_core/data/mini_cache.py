@@ -19,7 +19,7 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DataError
-from ..run.atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from ..errors import DataError, OEError
+from ..errors import ConfigError, DataError, OEError
 from ..registry import Registry
 
 
@@ -101,3 +101,20 @@ def get_dataset(name: str, split: Optional[str] = None, root: str | Path | None 
     elif root is not None:
         root = Path(root).expanduser()
     return entry.builder(root=root, split=split, transform=transform, download=download, **kwargs)
+
+
+def takes_size(name: str) -> bool:
+    """Whether dataset ``name`` is generated at a chosen image side (its builder takes ``size=``)."""
+    params = inspect.signature(DATASETS.get(name).builder).parameters
+    return "size" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def open_dataset(name: str, split: Optional[str] = None, *, root: str | Path | None = None, download: bool = False,
+                 size: int = 0, **kwargs):
+    """:func:`get_dataset` as the trainers and scorers call it: an empty ``root`` means none, and ``size``
+    (the ``--image-size`` option; 0 keeps the dataset's own) is passed on as ``size=`` to generated sets."""
+    if size:
+        if not takes_size(name):
+            raise ConfigError(f"--image-size: dataset {name!r} has a fixed image size (no size option)")
+        kwargs["size"] = size
+    return get_dataset(name, split, root=root or None, download=download, **kwargs)

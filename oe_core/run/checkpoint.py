@@ -25,7 +25,7 @@ from typing import Any, Optional
 import torch
 
 from ..errors import CheckpointError, NonFiniteLossError
-from .atomic import atomic_write_bytes
+from ..atomic import atomic_write_bytes
 
 FORMAT = "oe-suite-checkpoint/1"
 LATEST = "checkpoint.pt"

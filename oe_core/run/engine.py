@@ -29,7 +29,7 @@ from typing import Any, Iterable, Optional
 import torch
 from torch import nn
 
-from ..config import config_to_dict, save_config
+from ..config import config_to_dict, save_config, upgrade_dict
 from ..errors import ConfigError, NonFiniteLossError, OEError, Preempted
 from .checkpoint import assert_finite_state, has_checkpoint, load_checkpoint, save_checkpoint
 from .config import RunConfig
@@ -193,7 +193,7 @@ class Engine:
             if dist.is_main and Path(resume_state["path"]).name != latest.name and latest.exists():
                 # never let the next save promote the corrupt file to checkpoint.prev.pt
                 os.replace(latest, self.out / "checkpoint.corrupt.pt")
-            diff = _config_diff(resume_state["config"], config_to_dict(cfg))
+            diff = _config_diff(upgrade_dict(type(cfg), resume_state["config"]), config_to_dict(cfg))
             if diff:
                 raise ConfigError(f"run folder {str(self.out)!r} holds a run with a different config "
                                   f"({'; '.join(diff)}); use a new --out, or --no-resume to start over")
@@ -203,8 +203,6 @@ class Engine:
         model = task.build_model().to(device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
-        if dist.enabled and getattr(cfg, "sync_bn", False):
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         optimizer = task.build_optimizer(model)
         spe = task.steps_per_epoch()
         if cfg.limit_steps:

@@ -10,7 +10,7 @@ import io
 import json
 from pathlib import Path
 
-from .atomic import atomic_write_text
+from ..atomic import atomic_write_text
 
 
 def write_history(folder: Path, rows: list[dict]) -> None:

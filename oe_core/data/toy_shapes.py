@@ -4,9 +4,9 @@ Each image has a dark grey noisy background and one filled square or disc whose
 *colour* is the class (10 well-separated RGB colours, jittered by +-20 per
 channel); shape, size (a third to two thirds of the side) and position are random.
 A small WRN learns it to high accuracy in a few epochs on a CPU, which is what
-tests of the training loop need.  Registered as a dataset (role "id") when
-:mod:`classifiers_oe` is imported by the trainer; options ``size`` (default 16),
-``seed`` (default 0) and ``n`` (default 512 train / 256 test images).
+tests of the training loop need.  Registered (role "id") on ``import oe_core.data``;
+options ``size`` (default 16), ``seed`` (default 0) and ``n`` (default 512 train /
+256 test images).
 """
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from oe_core.data.arrays import UInt8ImageArray
-from oe_core.data.registry import register_dataset
-from oe_core.errors import ConfigError
+from ..errors import ConfigError
+from .arrays import UInt8ImageArray
+from .registry import register_dataset
 
 PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
                     [145, 30, 180], [70, 240, 240], [240, 50, 230], [250, 190, 190], [255, 255, 255]],
@@ -46,7 +46,7 @@ def make_shapes(n: int, size: int, seed: int, split: str) -> tuple[np.ndarray, n
 
 @register_dataset("toy-shapes", splits=("train", "test"), role="id", num_classes=len(PALETTE),
                   needs_root=False, default_split="test", tags=("toy",),
-                  description="toy: 10 classes of coloured shapes on noise (tests and demos; classifiers_oe)")
+                  description="toy: 10 classes of coloured shapes on noise (tests and demos)")
 def build_toy_shapes(root: Optional[Path], split: str, transform: Optional[Callable], download: bool,
                      size: int = 16, seed: int = 0, n: Optional[int] = None) -> UInt8ImageArray:
     n = DEFAULT_N[split] if n is None else n

@@ -5,9 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-import classifiers_oe  # noqa: F401  (registers toy-shapes)
-from classifiers_oe.toy_data import PALETTE
 from oe_core.data import dataset_info, get_dataset
+from oe_core.data.toy_shapes import PALETTE
 from oe_core.errors import ConfigError
 
 
