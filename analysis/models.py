@@ -19,6 +19,7 @@ from torch import nn
 from classifiers_oe.config import KIND as CLASSIFIER
 from classifiers_oe.inputs import model_input
 from classifiers_oe.weights import load_classifier
+from density_oe.archs import arch_for_model
 from density_oe.config import KIND as DENSITY
 from density_oe.dmol import log_prob as dmol_log_prob
 from density_oe.weights import load_density_model
@@ -59,7 +60,8 @@ class ClassifierModel:
 @dataclass
 class DensityModel:
     """A density model in eval mode: ``net`` maps images in [-1, 1] to whatever ``log_prob_fn(output, x)``
-    turns into per-image log-likelihoods in nats (for PixelCNN++: DMOL parameters and ``dmol.log_prob``)."""
+    turns into per-image log-likelihoods in nats (its architecture's likelihood, :mod:`density_oe.archs`; for
+    PixelCNN++: DMOL parameters and ``dmol.log_prob``, for Glow: the log-likelihood itself)."""
 
     net: nn.Module
     label: str = "density"
@@ -89,7 +91,8 @@ def _load_classifier(path: Path, state: dict, device: torch.device) -> nn.Module
 
 
 def _load_density(path: Path, state: dict, device: torch.device) -> nn.Module:
-    """PixelCNN++ with the evaluation weights (EMA) when the run kept them."""
+    """The density model of the checkpoint's architecture, with the evaluation weights (EMA) when the run kept
+    them."""
     return load_density_model(path, weights="eval", state=state)[0].to(device)
 
 
@@ -109,4 +112,7 @@ def load_model(path: str | Path, label: str, device: torch.device) -> ScoringMod
         raise CheckpointError(f"checkpoint {str(path)!r} holds a model of kind {kind!r}; "
                               f"evaluable kinds: {', '.join(_LOADERS)}")
     cls, loader = _LOADERS[kind]
-    return cls(net=loader(path, state, device), label=label, digest=state["sha256"])
+    net = loader(path, state, device)
+    if cls is DensityModel:
+        return DensityModel(net=net, label=label, digest=state["sha256"], log_prob_fn=arch_for_model(net).likelihood)
+    return cls(net=net, label=label, digest=state["sha256"])

@@ -1,4 +1,5 @@
-"""The density trainer's config: the TF PixelCNN++ recipe as defaults, per mode.
+"""The density trainer's config: the TF PixelCNN++ recipe as defaults, per mode, for every architecture
+(``--arch pixelcnn``, the default, or ``--arch glow``; see :mod:`density_oe.archs`).
 
 | mode     | epochs | lr    | batch (in + outliers) | start                                   |
 |----------|--------|-------|-----------------------|-----------------------------------------|
@@ -20,6 +21,10 @@ Choices where the sources are silent or do not fit one process, with reasons:
   were trained at 4e-4 with a per-epoch decay that leaves it there), lower than the from-scratch 1e-3 because the
   fine-tune starts from a trained model with a fresh Adam state.
 * OE margin and weight: see :mod:`density_oe.losses` (1 bit/dim, ``lam = 1``).
+* Glow uses the same optimiser, schedule, EMA and OE loss, so the two families differ only in the network.
+  openai's Glow recipe is Adamax at lr 1e-3, batch 512 and a linear warm-up over 10 epochs (``--warmup-steps``
+  gives the warm-up; README: the paper-scale command); its actnorm init batch is 256 images per GPU (our default
+  ``--init-batch-size`` for Glow; PixelCNN++'s is TF's 16).
 """
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ from typing import ClassVar, Optional
 from oe_core.config import fill_unset, help_field, require
 from oe_core.run import RunConfig
 
+from .archs import ARCHS, DEFAULT_ARCH, get_arch
+from .glow import GlowConfig
 from .losses import MARGIN_UNITS
 from .model import ModelConfig
 
@@ -41,12 +48,14 @@ KIND = "density"  # the checkpoint kind of this package's runs
 
 
 @dataclass
-class DensityConfig(ModelConfig, RunConfig):
-    """Train PixelCNN++ by maximum likelihood (baseline) or fine-tune it with the OE margin ranking loss
-    (oe_tune)."""
+class DensityConfig(ModelConfig, GlowConfig, RunConfig):
+    """Train a density model (PixelCNN++ or Glow) by maximum likelihood (baseline) or fine-tune it with the OE
+    margin ranking loss (oe_tune)."""
 
     RENAMED: ClassVar[dict[str, str]] = {"oe_lambda": "lam"}  # old config.json field names
 
+    arch: str = help_field(DEFAULT_ARCH, "density model: pixelcnn (PixelCNN++, --nr-* options) or glow (Glow, "
+                                         "--glow-* options)", choices=tuple(ARCHS.names()))
     mode: str = help_field("baseline", "baseline: maximum likelihood from scratch; oe_tune: fine-tune --init "
                                        "with the OE margin ranking loss on outliers", choices=MODES)
     epochs: Optional[int] = help_field(None, "number of epochs (unset: 300 for baseline, 2 for oe_tune)")
@@ -60,7 +69,7 @@ class DensityConfig(ModelConfig, RunConfig):
                                                 "random offset (the OE reference code); shuffle: a fresh random "
                                                 "subset each epoch", choices=("block", "shuffle"))
     init: str = help_field("", "oe_tune: the model to start from: a density run folder or checkpoint (its EMA "
-                               "weights), or a pclucas14/pixel-cnn-pp .pth file")
+                               "weights) of the same --arch, or a pclucas14/pixel-cnn-pp .pth file")
     oe_margin: float = help_field(1.0, "OE hinge margin m in max(0, m + bpd_in - bpd_out)")
     oe_margin_unit: str = help_field("bits_per_dim", "unit of --oe-margin (per_image units are divided by the "
                                                      "number of dimensions 3*H*W)", choices=MARGIN_UNITS)
@@ -74,7 +83,9 @@ class DensityConfig(ModelConfig, RunConfig):
     ema_decay: float = help_field(0.9995, "Polyak averaging decay of the weights used for evaluation")
     data_init: bool = help_field(True, "baseline: data-dependent initialisation of the weight-normalised layers "
                                        "on one batch (as the TF code; --no-data-init keeps PyTorch's defaults)")
-    init_batch_size: int = help_field(16, "images in the data-dependent initialisation batch")
+    init_batch_size: Optional[int] = help_field(None, "images in the data-dependent initialisation batch "
+                                                      "(unset: 16 for pixelcnn as TF, 256 for glow as openai)")
+    warmup_steps: int = help_field(0, "linear learning-rate warm-up over the first N optimizer steps (0: none)")
     batch_size: Optional[int] = help_field(None, "in-distribution batch size, global over all processes (unset: "
                                                  "128 for baseline, 64 for oe_tune)")
     oe_batch_size: Optional[int] = help_field(None, "outlier batch size, global (unset: the in-distribution "
@@ -86,15 +97,18 @@ class DensityConfig(ModelConfig, RunConfig):
         fill_unset(self, MODE_DEFAULTS.get(self.mode, MODE_DEFAULTS["baseline"]))
         if self.oe_batch_size is None:
             self.oe_batch_size = self.batch_size
+        if self.init_batch_size is None and self.arch in ARCHS:
+            self.init_batch_size = get_arch(self.arch).init_batch_size
 
     @property
-    def model_config(self) -> ModelConfig:
-        return ModelConfig(nr_resnet=self.nr_resnet, nr_filters=self.nr_filters,
-                           nr_logistic_mix=self.nr_logistic_mix, dropout=self.dropout)
+    def model_config(self) -> ModelConfig | GlowConfig:
+        """The hyperparameters of the chosen architecture only."""
+        return get_arch(self.arch).config(self)
 
     def validate(self) -> None:
         RunConfig.validate(self)
         ModelConfig.validate(self)
+        GlowConfig.validate(self)
         require(self.lr > 0, f"--lr must be positive, got {self.lr}")
         require(0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
@@ -102,9 +116,12 @@ class DensityConfig(ModelConfig, RunConfig):
         for name in ("batch_size", "oe_batch_size", "test_batch_size", "init_batch_size"):
             require(getattr(self, name) > 0, f"--{name.replace('_', '-')} must be positive")
         require(self.eval_images >= 0, f"--eval-images must be >= 0, got {self.eval_images}")
-        require(self.image_size >= 0 and self.image_size % 4 == 0,
-                f"--image-size must be 0 or a multiple of 4 (PixelCNN++ halves the image twice), "
-                f"got {self.image_size}")
+        arch = get_arch(self.arch)
+        multiple = arch.multiple(self.model_config)
+        require(self.image_size >= 0 and self.image_size % multiple == 0,
+                f"--image-size must be 0 or a multiple of {multiple} ({arch.display} halves the image "
+                f"{multiple.bit_length() - 1} times), got {self.image_size}")
+        require(self.warmup_steps >= 0, f"--warmup-steps must be >= 0, got {self.warmup_steps}")
         require(self.lam >= 0, f"--lam must be >= 0, got {self.lam}")
         require(self.mode != "oe_tune" or bool(self.init),
                 "--mode oe_tune needs --init (the trained density run, checkpoint or port .pth to fine-tune)")

@@ -28,6 +28,7 @@ from oe_core.config import help_field, require
 from oe_core.errors import DataError, OEError
 
 from .activations import elu
+from .dmol import log_prob as dmol_log_prob
 from .layers import (DownRightShiftedConv2d, DownRightShiftedDeconv2d, DownShiftedConv2d, DownShiftedDeconv2d,
                      GatedResnet, Nin, down_shift, right_shift)
 
@@ -116,11 +117,16 @@ class PixelCNNpp(nn.Module):
                 u, ul = self.upsize_u_stream[i](u), self.upsize_ul_stream[i](ul)
         return self.nin_out(elu(ul))
 
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-image log-likelihood in nats of ``x`` ([-1, 1] grid images; the density-model interface): the exact
+        DMOL likelihood of the network's output."""
+        return dmol_log_prob(self(x), x)
 
-def image_shape(ds: Dataset, name: str) -> tuple[int, int, int]:
-    """``(3, H, W)`` of the dataset's images; PixelCNN++ needs RGB with H and W multiples of 4."""
+def image_shape(ds: Dataset, name: str, multiple: int = 4, model: str = "PixelCNN++") -> tuple[int, int, int]:
+    """``(3, H, W)`` of the dataset's images; the density models need RGB with H and W multiples of ``multiple``
+    (4 for PixelCNN++, 2^L for an L-level Glow)."""
     shape = tuple(ds[0][0].shape)
-    if len(shape) != 3 or shape[0] != 3 or shape[1] % 4 or shape[2] % 4:
-        raise DataError(f"dataset {name!r} has images of shape {shape}; PixelCNN++ needs (3, H, W) with H and W "
-                        "multiples of 4 (use --image-size for generated sets)")
+    if len(shape) != 3 or shape[0] != 3 or shape[1] % multiple or shape[2] % multiple:
+        raise DataError(f"dataset {name!r} has images of shape {shape}; {model} needs (3, H, W) with H and W "
+                        f"multiples of {multiple} (use --image-size for generated sets)")
     return shape[0], shape[1], shape[2]

@@ -1,6 +1,8 @@
-"""``python -m density_oe.sample``: draw images from a trained PixelCNN++ and save them as a PNG grid.
+"""``python -m density_oe.sample``: draw images from a trained density model and save them as a PNG grid.
 
-Sampling is autoregressive: one network pass per pixel, each drawing the pixel's R, G, B in turn from the DMOL
+The architecture is read from the checkpoint (``--arch`` only checks it).  Glow samples in one reverse pass, with
+the latents drawn at ``--temperature`` times their prior scale (the Glow paper's samples use 0.7; 1 is the model
+itself).  PixelCNN++ sampling is autoregressive: one network pass per pixel, each drawing the pixel's R, G, B in turn from the DMOL
 (:func:`density_oe.dmol.sample`), with every weight normalised once for the whole loop.  Because the network is
 causal in the vertical direction (outputs at row ``i`` depend only on input rows ``<= i``), the pass for a pixel in
 row ``i`` runs on the first ``ceil((i+1)/4)*4`` rows only (the same outputs for those rows as the full image, a
@@ -19,11 +21,13 @@ import torch
 from torchvision.utils import save_image
 
 from oe_core.config import help_field, parse_config, require
-from oe_core.errors import cli_main
+from oe_core.errors import ConfigError, cli_main
 from oe_core.run import autocast, resolve_device
 from oe_core.atomic import atomic_write_bytes
 
 from . import dmol
+from .archs import ARCHS, arch_for_model
+from .glow import Glow
 from .weight_norm import frozen_weights
 from .weights import load_density_model
 
@@ -44,16 +48,27 @@ def sample_images(model: torch.nn.Module, n: int, height: int, width: int, gener
     return x
 
 
+@torch.inference_mode()
+def sample_glow(model: Glow, n: int, height: int, width: int, generator: torch.Generator, device: torch.device,
+                temperature: float = 1.0) -> torch.Tensor:
+    """``n`` Glow samples ``(n, 3, height, width)`` in [-1, 1] on the 8-bit grid."""
+    return model.to(device).eval().sample(n, height, width, temperature, generator)
+
+
 @dataclass
 class SampleConfig:
-    """Draw samples from a PixelCNN++ and save them as one PNG grid."""
+    """Draw samples from a density model (PixelCNN++ or Glow) and save them as one PNG grid."""
 
     ckpt: str = help_field("", "density run folder or checkpoint (its EMA weights), or a pclucas14/pixel-cnn-pp "
                                ".pth file")
     out: str = help_field("samples.png", "PNG file for the grid")
     n: int = help_field(16, "number of samples")
     nrow: int = help_field(4, "images per row of the grid")
-    image_size: int = help_field(32, "side of the sampled images (a multiple of 4)")
+    image_size: int = help_field(32, "side of the sampled images (a multiple of 4 for PixelCNN++, of 2^L for an "
+                                     "L-level Glow)")
+    arch: str = help_field("", "architecture the checkpoint must hold (empty: whatever it holds)",
+                           choices=("", *ARCHS.names()))
+    temperature: float = help_field(1.0, "Glow: scale of the latents' prior standard deviation (PixelCNN++: 1 only)")
     seed: int = help_field(1, "seed of the sampling generator")
     weights: str = help_field("eval", "eval: the run's EMA weights (as the TF code samples); train: raw weights",
                               choices=("eval", "train"))
@@ -63,18 +78,30 @@ class SampleConfig:
     def validate(self) -> None:
         require(bool(self.ckpt), "--ckpt must name a density run, checkpoint or .pth file")
         require(self.n > 0 and self.nrow > 0, "--n and --nrow must be positive")
-        require(self.image_size > 0 and self.image_size % 4 == 0,
-                f"--image-size must be a positive multiple of 4, got {self.image_size}")
+        require(self.image_size > 0, f"--image-size must be positive, got {self.image_size}")
+        require(self.temperature >= 0, f"--temperature must be >= 0, got {self.temperature}")
         require(Path(self.out).suffix.lower() == ".png", f"--out must be a .png file, got {self.out!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(SampleConfig, argv, prog="python -m density_oe.sample")
-    model, _ = load_density_model(cfg.ckpt, weights=cfg.weights)
+    model, model_cfg = load_density_model(cfg.ckpt, weights=cfg.weights)
+    arch = arch_for_model(model)
+    if cfg.arch and cfg.arch != arch.name:
+        raise ConfigError(f"--arch {cfg.arch}: {cfg.ckpt!r} holds a {arch.display} (--arch {arch.name})")
+    multiple = arch.multiple(model_cfg)
+    if cfg.image_size % multiple:
+        raise ConfigError(f"--image-size must be a multiple of {multiple} for this {arch.display}, "
+                          f"got {cfg.image_size}")
+    if arch.name != "glow" and cfg.temperature != 1.0:
+        raise ConfigError(f"--temperature applies to Glow only ({cfg.ckpt!r} holds a {arch.display})")
     g = torch.Generator()
     g.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
-    x = sample_images(model, cfg.n, cfg.image_size, cfg.image_size, g, device, cfg.amp)
+    if arch.name == "glow":
+        x = sample_glow(model, cfg.n, cfg.image_size, cfg.image_size, g, device, cfg.temperature)
+    else:
+        x = sample_images(model, cfg.n, cfg.image_size, cfg.image_size, g, device, cfg.amp)
     buf = io.BytesIO()
     save_image((x.cpu() + 1.0) / 2.0, buf, format="png", nrow=cfg.nrow)
     out = Path(cfg.out)

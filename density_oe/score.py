@@ -1,9 +1,11 @@
-"""``python -m density_oe.score``: per-image bits/dim of a registered dataset under a trained PixelCNN++.
+"""``python -m density_oe.score``: per-image bits/dim of a registered dataset under a trained density model
+(PixelCNN++ or Glow; the architecture is read from the checkpoint).
 
 The OOD score of the paper (BPP): higher bits/dim = more anomalous.  Writes one value per image, in dataset order,
 to ``--out``: ``.npy`` (float64 array) or ``.csv`` (``index,bpd`` rows).  Scoring runs in eval mode under
 ``torch.inference_mode`` with every weight normalised once (:func:`~density_oe.weight_norm.frozen_weights`);
-``--amp bf16`` runs the network in bfloat16 and the likelihood in float32.
+``--amp bf16`` runs the network in bfloat16 and the likelihood in float32.  Glow's bits/dim use one fixed
+dequantisation draw (:mod:`density_oe.glow.model`), so scores are deterministic.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ from oe_core.errors import cli_main
 from oe_core.run import autocast, resolve_device
 from oe_core.atomic import atomic_write_bytes
 
-from .dmol import nll_bpd
+from .archs import arch_for_model
+from .dmol import bits_per_dim
 from .model import image_shape
 from .weight_norm import frozen_weights
 from .weights import load_density_model
@@ -34,7 +37,7 @@ OUT_SUFFIXES = (".npy", ".csv")
 
 @dataclass
 class ScoreConfig:
-    """Score every image of a dataset with a PixelCNN++: per-image bits/dim (higher = more anomalous)."""
+    """Score every image of a dataset with a density model: per-image bits/dim (higher = more anomalous)."""
 
     ckpt: str = help_field("", "density run folder or checkpoint (its EMA weights), or a pclucas14/pixel-cnn-pp "
                                ".pth file")
@@ -65,14 +68,15 @@ class ScoreConfig:
 def score_dataset(model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: str = "none",
                   memory_format: torch.memory_format = torch.contiguous_format) -> np.ndarray:
     """Per-image bits/dim (float64 array, in loader order) of uint8 batches ``(x, target)`` from ``loader``."""
+    arch = arch_for_model(model)
     model = model.to(device, memory_format=memory_format).eval()
     scores = []
     with frozen_weights(model):
         for x, _ in loader:
             x = to_unit_range(x.to(device))
             with autocast(device, amp):
-                params = model(x.contiguous(memory_format=memory_format))
-            scores.append(nll_bpd(params, x).double().cpu())
+                out = model(x.contiguous(memory_format=memory_format))
+            scores.append(bits_per_dim(arch.likelihood(out, x), x[0].numel()).double().cpu())
     return torch.cat(scores).numpy()
 
 
@@ -88,10 +92,11 @@ def write_scores(path: Path, scores: np.ndarray) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(ScoreConfig, argv, prog="python -m density_oe.score")
-    model, _ = load_density_model(cfg.ckpt, weights=cfg.weights)
+    model, model_cfg = load_density_model(cfg.ckpt, weights=cfg.weights)
+    arch = arch_for_model(model)
     ds = open_dataset(cfg.dataset, cfg.split or None, root=cfg.data_root, download=cfg.download,
                       size=cfg.image_size)
-    image_shape(ds, cfg.dataset)
+    image_shape(ds, cfg.dataset, arch.multiple(model_cfg), arch.display)
     if cfg.limit:
         ds = Subset(ds, range(min(cfg.limit, len(ds))))
     device = resolve_device(cfg.device)

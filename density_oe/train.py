@@ -1,11 +1,14 @@
-"""``python -m density_oe.train``: PixelCNN++ by maximum likelihood (baseline) or with Outlier Exposure (oe_tune).
+"""``python -m density_oe.train``: a density model (``--arch pixelcnn``: PixelCNN++, the default; ``--arch glow``:
+Glow) by maximum likelihood (baseline) or with Outlier Exposure (oe_tune).
 
 A thin :class:`~oe_core.run.Task` on the shared run engine (run folder, config.json, metrics.csv/jsonl, atomic
 checkpoints, ``--resume``, progress bars, DDP through ``torchrun``, bf16 autocast with the likelihood in float32,
 channels_last, ``--compile``).  Every epoch reports the mean training bits/dim and the test bits/dim of the
 Polyak-averaged (EMA) weights, which are also the checkpoint's evaluation weights (``eval_model``) that scoring and
 sampling use.  In ``oe_tune`` mode the in-distribution and outlier batches go through one forward pass and the
-loss is :class:`~density_oe.losses.OEMarginLoss`.
+loss is :class:`~density_oe.losses.OEMarginLoss`.  The trainer sees a model only through its per-image
+log-likelihood (:mod:`density_oe.archs`), so both architectures share the loss, the margin units, the data stream
+and everything else.
 
 Deliberate differences from the TF code and the pclucas14 port:
 
@@ -33,27 +36,29 @@ from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError, cli_main
 from oe_core.run import Engine, StepContext, Task, derive_seed, has_checkpoint
 
+from .archs import get_arch
 from .config import KIND, DensityConfig
-from .dmol import nll_bpd
+from .dmol import bits_per_dim
 from .ema import EMA
 from .losses import OEMarginLoss
-from .model import PixelCNNpp, image_shape
-from .weight_norm import data_dependent_init, frozen_weights
+from .model import image_shape
+from .weight_norm import frozen_weights
 from .weights import load_density_model
 
 
 class DensityTask(Task):
-    """Maximum-likelihood or OE training of PixelCNN++."""
+    """Maximum-likelihood or OE training of a density model."""
 
     kind = KIND
 
     def setup(self, ctx: StepContext) -> None:
         cfg = self.cfg
+        self.arch = get_arch(cfg.arch)
         self.device = ctx.device
         data = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size)
         self.train_set = open_dataset(cfg.dataset, "train", **data)
         test_set = open_dataset(cfg.dataset, "test", **data)
-        shape = image_shape(self.train_set, cfg.dataset)
+        shape = image_shape(self.train_set, cfg.dataset, self.arch.multiple(cfg.model_config), self.arch.display)
         self.num_dims = math.prod(shape)
         if cfg.eval_images:
             test_set = Subset(test_set, range(min(cfg.eval_images, len(test_set))))
@@ -80,13 +85,14 @@ class DensityTask(Task):
         if cfg.mode == "oe_tune":
             model, init_cfg = load_density_model(cfg.init, weights="eval")
             if init_cfg != cfg.model_config:
-                raise CheckpointError(f"--init {cfg.init!r} holds a PixelCNN++ with {init_cfg}, but the run asks for "
-                                      f"{cfg.model_config} (pass the same --nr-resnet/--nr-filters/"
-                                      "--nr-logistic-mix/--dropout)")
+                options = "/".join(f"--{f.replace('_', '-')}" for f in vars(init_cfg))
+                raise CheckpointError(f"--init {cfg.init!r} holds a {type(model).__name__} with {init_cfg}, but the "
+                                      f"run asks for --arch {cfg.arch} with {cfg.model_config} (pass its --arch "
+                                      f"and the same {options})")
             return model.train()
-        model = PixelCNNpp(cfg.model_config).to(self.device)
+        model = self.arch.build(cfg.model_config).to(self.device)
         if cfg.data_init and not (cfg.resume and has_checkpoint(cfg.out)):
-            data_dependent_init(model, self._init_batch())
+            self.arch.data_init(model, self._init_batch())
         return model
 
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
@@ -96,7 +102,16 @@ class DensityTask(Task):
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=fused)
 
     def build_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int):
-        return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=self.cfg.lr_decay)
+        cfg = self.cfg
+        if not cfg.warmup_steps:
+            return torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=cfg.lr_decay)
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: min(1.0, (step + 1) / cfg.warmup_steps) * cfg.lr_decay ** step)
+
+    def bits_per_dim(self, model: nn.Module, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
+        """Per-image bits/dim of ``x`` ([-1, 1] grid) from the architecture's log-likelihood in nats."""
+        out = model(x.contiguous(memory_format=ctx.memory_format))
+        return bits_per_dim(self.arch.likelihood(out, x), self.num_dims)
 
     def steps_per_epoch(self) -> int:
         return len(self.stream)
@@ -110,7 +125,7 @@ class DensityTask(Task):
         n = len(x)
         if outliers is not None:
             x = torch.cat([x, to_unit_range(ctx.to_device(outliers[0]))])
-        bpd = nll_bpd(model(x.contiguous(memory_format=ctx.memory_format)), x)
+        bpd = self.bits_per_dim(model, x, ctx)
         bpd_in = bpd[:n]
         logs = {"train_bpd": float(bpd_in.detach().mean())}
         if outliers is None:
@@ -128,8 +143,8 @@ class DensityTask(Task):
             for x, _ in self.test_loader:
                 x = to_unit_range(ctx.to_device(x))
                 with ctx.autocast():
-                    params = self.ema.model(x.contiguous(memory_format=ctx.memory_format))
-                total += float(nll_bpd(params, x).double().sum())
+                    bpd = self.bits_per_dim(self.ema.model, x, ctx)
+                total += float(bpd.double().sum())
                 count += len(x)
         return {"test_bpd": total / count}
 

@@ -1,18 +1,19 @@
-"""Loading density weights: this suite's checkpoints (kind ``density``) and the pclucas14 port's ``.pth`` files."""
+"""Loading density weights: this suite's checkpoints (kind ``density``, any architecture) and the pclucas14 port's
+``.pth`` files (PixelCNN++)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import torch
+from torch import nn
 
-from oe_core.config import config_from_dict
-from oe_core.errors import CheckpointError
+from oe_core.errors import CheckpointError, OEError
 from oe_core.run import load_checkpoint
 
+from .archs import arch_of
 from .config import KIND
-from .model import ModelConfig, PixelCNNpp
 from .port import load_port_checkpoint
 
 
@@ -25,8 +26,9 @@ def _is_state_dict_file(path: Path) -> bool:
 
 
 def load_density_model(path: str | Path, weights: str = "eval",
-                       state: Optional[dict] = None) -> tuple[PixelCNNpp, ModelConfig]:
-    """The PixelCNN++ in ``path`` (on the CPU, in eval mode) and its model config.
+                       state: Optional[dict] = None) -> tuple[nn.Module, Any]:
+    """The density model in ``path`` (on the CPU, in eval mode) and its architecture's config (the architecture is
+    the checkpoint config's ``arch``; checkpoints from before ``--arch`` hold PixelCNN++).
 
     ``path`` is a run folder or checkpoint of this suite (kind ``density``), or a pclucas14/pixel-cnn-pp ``.pth``
     state dict (see :mod:`density_oe.port`).  ``weights="eval"`` takes the evaluation (EMA) weights when the run
@@ -43,13 +45,17 @@ def load_density_model(path: str | Path, weights: str = "eval",
         state = load_checkpoint(path, expect_kind=KIND)
     elif state.get("kind") != KIND:
         raise CheckpointError(f"checkpoint {str(path)!r} holds a {state.get('kind')} model, not a {KIND} model")
-    cfg = config_from_dict(ModelConfig, state["config"])
-    model = PixelCNNpp(cfg)
+    try:
+        arch = arch_of(state["config"])
+    except OEError as e:
+        raise CheckpointError(f"{str(path)!r}: {e}") from None
+    cfg = arch.config(state["config"])
+    model = arch.build(cfg)
     sd = state.get("eval_model") if weights == "eval" else None
     try:
         model.load_state_dict(sd or state["model"], strict=True)
     except RuntimeError as e:
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        raise CheckpointError(f"weights in {str(path)!r} do not fit the PixelCNN++ of its config "
+        raise CheckpointError(f"weights in {str(path)!r} do not fit the {arch.display} of its config "
                               f"({'; '.join(lines[1:3]) or lines[0]})") from None
     return model.eval(), cfg

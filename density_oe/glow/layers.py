@@ -21,13 +21,13 @@ def squeeze(x: torch.Tensor) -> torch.Tensor:
     b, c, h, w = x.shape
     if h % 2 or w % 2:
         raise OEError(f"Glow squeeze needs even height and width, got {tuple(x.shape)}")
-    return x.view(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, c * 4, h // 2, w // 2)
+    return x.reshape(b, c, h // 2, 2, w // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(b, c * 4, h // 2, w // 2)
 
 
 def unsqueeze(x: torch.Tensor) -> torch.Tensor:
     """Inverse of :func:`squeeze`."""
     b, c, h, w = x.shape
-    return x.view(b, c // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c // 4, h * 2, w * 2)
+    return x.reshape(b, c // 4, 2, 2, h, w).permute(0, 1, 4, 2, 5, 3).reshape(b, c // 4, h * 2, w * 2)
 
 
 class ActNorm(nn.Module):

@@ -1,0 +1,140 @@
+"""Glow through the density CLIs: training, OE fine-tuning (the same loss), resume, scoring and sampling."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from density_oe import sample, score
+from density_oe.archs import ARCHS, arch_for_model, arch_of, build_model
+from density_oe.config import DensityConfig
+from density_oe.glow import Glow
+from density_oe.model import PixelCNNpp
+from density_oe.train import DensityTask, main
+from density_oe.weights import load_density_model
+from oe_core.config import parse_config
+from oe_core.data import get_dataset
+from oe_core.data.transforms import to_unit_range
+from oe_core.errors import Preempted, cli_main
+from oe_core.run import Engine, StepContext, load_checkpoint
+from oe_core.run.distributed import DistInfo
+from tests.faults import preempting
+
+GLOW = ["--arch", "glow", "--glow-levels", "2", "--glow-steps", "2", "--glow-hidden", "8"]
+COMMON = ["--dataset", "mini-id", "--image-size", "8", *GLOW, "--num-workers", "0", "--no-progress",
+          "--device", "cpu", "--eval-images", "32", "--test-batch-size", "32", "--init-batch-size", "32"]
+BASELINE = COMMON + ["--batch-size", "16", "--epochs", "2", "--limit-steps", "5", "--lr", "5e-3",
+                     "--ema-decay", "0.5"]
+
+
+def history(out: Path) -> list[dict]:
+    return [{k: v for k, v in row.items() if k != "time_s"} for row in json.loads((out / "metrics.json").read_text())]
+
+
+@pytest.fixture(scope="module")
+def glow_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("glow")
+    assert main(BASELINE + ["--out", str(out)]) == 0
+    return out
+
+
+def oe_args(init: Path) -> list[str]:
+    return COMMON + ["--mode", "oe_tune", "--init", str(init), "--outliers", "mini-outliers", "--batch-size", "3",
+                     "--oe-batch-size", "5", "--epochs", "2", "--limit-steps", "2"]
+
+
+def test_a_tiny_glow_trains_below_the_uniform_8_bits_per_dim(glow_run):
+    rows = history(glow_run)
+    assert rows[-1]["test_bpd"] < 8.0 and rows[-1]["train_bpd"] < rows[0]["train_bpd"]
+    cfg = json.loads((glow_run / "config.json").read_text())
+    assert cfg["arch"] == "glow" and cfg["glow_levels"] == 2 and cfg["init_batch_size"] == 32
+    model, mcfg = load_density_model(glow_run)
+    assert isinstance(model, Glow) and mcfg.glow_hidden == 8 and arch_for_model(model).name == "glow"
+
+
+def test_oe_tune_loss_on_glow_is_the_hand_formula(glow_run, tmp_path):
+    cfg = parse_config(DensityConfig, oe_args(glow_run) + ["--out", str(tmp_path)])
+    task = DensityTask(cfg)
+    ctx = StepContext(cfg, torch.device("cpu"), DistInfo())
+    task.setup(ctx)
+    model = task.build_model()
+    (x_in, y_in), (x_out, y_out) = next(iter(task.batches(0, 0)))
+    torch.manual_seed(3)
+    loss, logs = task.train_step(model, ((x_in, y_in), (x_out, y_out)), ctx)
+    torch.manual_seed(3)  # the same dequantisation noise: one draw for the concatenated batch
+    x = to_unit_range(torch.cat([x_in, x_out]))
+    with torch.no_grad():
+        bpd = (-model(x) / (x[0].numel() * math.log(2))).tolist()
+    b_in, b_out = bpd[:3], bpd[3:]
+    hinge = sum(max(0.0, 1.0 + i - o) for i in b_in for o in b_out) / (3 * 5)  # margin 1 bit/dim, lam 1
+    assert loss.item() == pytest.approx(sum(b_in) / 3 + hinge, rel=1e-5)
+    assert logs["outlier_bpd"] == pytest.approx(sum(b_out) / 5, rel=1e-5)
+
+
+PreemptedAt = preempting(DensityTask)
+
+
+def test_resumed_glow_run_is_bitwise_equal(tmp_path):
+    args = COMMON + ["--batch-size", "4", "--epochs", "2", "--limit-steps", "2", "--eval-images", "8"]
+    assert main(args + ["--out", str(tmp_path / "straight")]) == 0
+    cfg = parse_config(DensityConfig, args + ["--out", str(tmp_path / "resumed")])
+    with pytest.raises(Preempted):
+        Engine(PreemptedAt(cfg, at=2)).run()                         # first step of epoch 2
+    assert load_checkpoint(tmp_path / "resumed")["position"]["epoch"] >= 1
+    assert main(args + ["--out", str(tmp_path / "resumed")]) == 0    # no second data-dependent init
+    got = load_checkpoint(tmp_path / "resumed", expect_kind="density")
+    expected = load_checkpoint(tmp_path / "straight", expect_kind="density")
+    for part in ("model", "eval_model"):
+        for k in expected[part]:
+            assert torch.equal(got[part][k], expected[part][k]), (part, k)
+    assert history(tmp_path / "resumed") == history(tmp_path / "straight")
+
+
+def test_score_cli_gives_glow_bits_per_dim_deterministically(glow_run, tmp_path):
+    outs = []
+    for bs in ("7", "20"):
+        outs.append(tmp_path / f"s{bs}.npy")
+        assert cli_main(score.main, ["--ckpt", str(glow_run), "--dataset", "mini-svhn", "--image-size", "8",
+                                     "--limit", "20", "--batch-size", bs, "--num-workers", "0", "--device", "cpu",
+                                     "--out", str(outs[-1])]) == 0
+    a, b = np.load(outs[0]), np.load(outs[1])
+    np.testing.assert_allclose(a, b, rtol=1e-6)                      # one fixed noise draw: batching does not matter
+    model, _ = load_density_model(glow_run)
+    ds = get_dataset("mini-svhn", size=8)
+    x = to_unit_range(torch.stack([ds[i][0] for i in range(20)]))
+    with torch.no_grad():
+        np.testing.assert_allclose(a, (-model.log_prob(x) / (192 * math.log(2))).double().numpy(), rtol=1e-5)
+
+
+def test_sample_cli_infers_glow_and_uses_the_temperature(glow_run, tmp_path):
+    args = ["--ckpt", str(glow_run), "--n", "4", "--nrow", "2", "--image-size", "8", "--device", "cpu"]
+    for name, extra in (("a", ["--temperature", "0.7"]), ("b", ["--temperature", "0.7", "--arch", "glow"]),
+                        ("c", ["--temperature", "1.0"])):
+        assert cli_main(sample.main, args + extra + ["--out", str(tmp_path / f"{name}.png")]) == 0
+    assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
+    assert (tmp_path / "a.png").read_bytes() != (tmp_path / "c.png").read_bytes()
+
+
+def test_wrong_architecture_is_one_clear_error(glow_run, tmp_path, capsys):
+    assert cli_main(sample.main, ["--ckpt", str(glow_run), "--arch", "pixelcnn", "--out", str(tmp_path / "x.png")]) == 2
+    assert "holds a Glow (--arch glow)" in capsys.readouterr().err
+    assert cli_main(main, oe_args(glow_run)[:] + ["--arch", "pixelcnn", "--out", str(tmp_path / "y")]) == 2
+    assert "holds a Glow" in capsys.readouterr().err
+    assert cli_main(main, COMMON + ["--image-size", "6", "--out", str(tmp_path / "z")]) == 2
+    assert "multiple of 4 (Glow" in capsys.readouterr().err
+    assert cli_main(main, COMMON + ["--arch", "flow", "--out", str(tmp_path / "w")]) == 2
+    assert "flow" in capsys.readouterr().err
+
+
+def test_architecture_registry_builds_by_name_and_reads_old_configs():
+    assert ARCHS.names() == ["glow", "pixelcnn"]
+    assert arch_of({"nr_filters": 8}).name == "pixelcnn"             # checkpoints from before --arch
+    assert isinstance(build_model("pixelcnn", {"nr_resnet": 1, "nr_filters": 4}), PixelCNNpp)
+    net = build_model("glow", {"glow_levels": 1, "glow_steps": 1, "glow_hidden": 4})
+    x = torch.randint(0, 256, (2, 3, 4, 4)).float() / 127.5 - 1
+    assert net.eval().log_prob(x).shape == (2,)
+    assert ARCHS.get("glow").log_prob(net, x).equal(net.log_prob(x))
