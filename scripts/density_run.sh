@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# One CIFAR-10 PixelCNN++ run (shared by scripts/density_cifar10_{baseline,oe_tune}.sh).
+# One CIFAR-10 density-model run (shared by scripts/density_cifar10_{,glow_}{baseline,oe_tune}.sh).
 #
 # Usage: DATA_ROOT=/data OUT=runs scripts/density_run.sh MODE [density_oe.train options]
 #   DATA_ROOT  folder holding the datasets (cifar-10-batches-py/, tiny_images.bin, ...; see python -m oe_core.data)
-#   OUT        parent folder of the runs (default: runs); this run goes to OUT/cifar10_pixelcnn_MODE, and
-#              oe_tune starts from OUT/cifar10_pixelcnn_baseline
+#   OUT        parent folder of the runs (default: runs); this run goes to OUT/cifar10_ARCH_MODE, and
+#              oe_tune starts from OUT/cifar10_ARCH_baseline
+#   ARCH       density model: pixelcnn (PixelCNN++, default) or glow
 #   NPROC      processes (GPUs) on this node through torchrun (default: 1); batches are global
 # Rerunning the same command resumes an interrupted run.
 set -euo pipefail
@@ -19,11 +20,12 @@ shift
 DATA_ROOT="$(abs "$DATA_ROOT")"
 OUT="$(abs "${OUT:-runs}")"
 NPROC="${NPROC:-1}"
+ARCH="${ARCH:-pixelcnn}"
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 
-ARGS=(--mode "$MODE" --dataset cifar10 --data-root "$DATA_ROOT" --out "$OUT/cifar10_pixelcnn_${MODE}")
+ARGS=(--arch "$ARCH" --mode "$MODE" --dataset cifar10 --data-root "$DATA_ROOT" --out "$OUT/cifar10_${ARCH}_${MODE}")
 if [[ "$MODE" == oe_tune ]]; then
-  ARGS+=(--init "$OUT/cifar10_pixelcnn_baseline")
+  ARGS+=(--init "$OUT/cifar10_${ARCH}_baseline")
 fi
 if (( NPROC > 1 )); then
   exec "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NPROC" -m density_oe.train "${ARGS[@]}" "$@"
