@@ -69,8 +69,8 @@ def test_glow_scripts_chain_with_the_same_oe_recipe(tmp_path):
     oe = json.loads((runs / "cifar10_glow_oe_tune" / "config.json").read_text())
     assert oe["arch"] == "glow" and oe["init"] == str(runs / "cifar10_glow_baseline")
     assert (oe["lr"], oe["oe_margin"], oe["oe_margin_unit"], oe["lam"]) == (2e-4, 1.0, "bits_per_dim", 1.0)
-    proc = run("density_cifar10_glow_score.sh", tmp_path, "--image-size", "8", "--limit", "10", "--device", "cpu",
-               "--num-workers", "0", SETS="mini-svhn")
+    proc = run("density_cifar10_glow_score.sh", tmp_path, "", "--image-size", "8", "--limit", "10",  # default RUN
+               "--device", "cpu", "--num-workers", "0", SETS="mini-svhn")
     assert proc.returncode == 0, proc.stderr[-2000:]
     scores = np.load(runs / "scores" / "cifar10_glow_baseline" / "mini-svhn.npy")
     assert scores.shape == (10,) and np.isfinite(scores).all()
