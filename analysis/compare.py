@@ -18,6 +18,7 @@ import numpy as np
 
 from oe_core.config import help_field, parse_config
 from oe_core.errors import ConfigError, cli_main
+from oe_core.outputs import check_writable_folder
 from oe_core.atomic import atomic_write_text
 
 from .paper_numbers import PAPER_COLUMNS, PaperColumn, paper_column
@@ -176,11 +177,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         for key, c in PAPER_COLUMNS.items():
             print(f"{key:28s} {c.title}; ID {c.id_dataset}, detector {c.detector}; {c.source}")
         return 0
+    out = check_writable_folder(cfg.out)
     evals = [Evaluation.load(p) for p in cfg.results]
     _check(evals, cfg.metrics)
     cols = _columns(evals, cfg.columns, cfg.paper)
     tables, records = compare_tables(cols, cfg.metrics)
-    out = Path(cfg.out)
     paths = write_tables(tables, out, "compare", _csv(records))
     paths["json"] = out / "compare.json"
     atomic_write_text(paths["json"], json.dumps({"columns": [c.title for c in cols], "records": records},

@@ -8,13 +8,15 @@ digest, dataset and detector), and the reference protocol (``len(ID) // ratio`` 
 skipped with a note in the tables (``--strict``: the run fails instead).  Writes ``results.json`` (everything,
 per-trial values included), ``results.csv``, ``results.md`` and ``results.tex`` to ``--out``.
 
-``--from-results OUT/results.json`` re-renders those tables from the score cache with the settings of an
-earlier run (no checkpoints or data needed): what ``scripts/figures.sh`` does.
+``--from-results OUT/results.json`` re-renders those tables from the score cache with the settings, models
+and sets of an earlier run (no checkpoints or data needed; an unchanged cache gives a byte-identical
+``results.json``): what ``scripts/figures.sh`` does.  A damaged cache entry is set aside and recomputed from
+the checkpoint it was scored with, in every mode.
 """
 from __future__ import annotations
 
+import copy
 import fnmatch
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -24,6 +26,7 @@ import numpy as np
 from oe_core.config import help_field, parse_config, require
 from oe_core.errors import ConfigError, DataError, OEError, cli_main
 from oe_core.metrics import FPR_RULES
+from oe_core.outputs import check_writable_folder
 from oe_core.protocol import evaluate_protocol
 from oe_core.run import resolve_device
 
@@ -32,7 +35,7 @@ from .datasets import DatasetSpec, ood_suite
 from .detectors import DETECTORS, Detector, detectors_for, get_detector
 from .models import DensityModel, ScoringModel, load_model
 from .results import Evaluation, SetResult, relative_to
-from .scoring import cached_scores, weights_digest
+from .scoring import cached_scores, read_or_recompute, weights_digest
 from .tables import evaluation_tables, write_evaluation
 
 
@@ -69,6 +72,7 @@ class EvaluateConfig:
     strict: bool = help_field(False, "fail when an OOD set's data is missing instead of skipping it")
     device: str = help_field("auto", "cpu, cuda, cuda:N or auto")
     batch_size: int = help_field(200, "images per scoring batch")
+    progress: bool = help_field(True, "show a progress bar while scoring each set")
 
     def validate(self) -> None:
         require(self.num_to_avg >= 1, f"--num-to-avg must be >= 1, got {self.num_to_avg}")
@@ -132,7 +136,7 @@ class _Evaluator:
         cfg = self.cfg
         if isinstance(model, _CachedModel):
             key = ScoreKey(model.label, detector.name, spec, cfg.limit)
-            entry = self.cache.read(key)
+            entry = read_or_recompute(self.cache, key, id_digest, cfg.batch_size)
             digest = entry.meta.get("digest", "")
             if entry.meta.get("fingerprint") != key.fingerprint:
                 raise OEError(f"cached scores of {spec.text} are stale: dataset fingerprint "
@@ -142,7 +146,7 @@ class _Evaluator:
                               f"({digest[:12]} vs {id_digest[:12]}); re-evaluate with --ckpt")
             return entry.scores, digest
         scores, status = cached_scores(self.cache, model, detector, spec, data_root=cfg.data_root, limit=cfg.limit,
-                                       batch_size=cfg.batch_size, background=background)
+                                       batch_size=cfg.batch_size, background=background, progress=cfg.progress)
         print(f"  {model.label} / {detector.name} / {spec.text}: {len(scores)} scores ({status})", flush=True)
         return scores, weights_digest(model, detector, background)
 
@@ -167,30 +171,48 @@ class _Evaluator:
         return out
 
 
-def _check_writable(folder: Path, option: str) -> None:
-    """Create ``folder`` and make sure files can be written there, before any work."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
-        raise ConfigError(f"{option} {str(folder)!r} is not a writable folder ({e.strerror or e})") from None
+def _protocol(ev_settings: dict, id_scores: np.ndarray, ood_scores: np.ndarray) -> dict:
+    s = ev_settings
+    return evaluate_protocol(id_scores, ood_scores, num_to_avg=s["num_to_avg"], ratio=s["ratio"], seed=s["seed"],
+                             rule=s["rule"], tpr=s["tpr"]).to_dict()
 
 
-def _from_results(cfg: EvaluateConfig) -> EvaluateConfig:
-    prev = Evaluation.load(cfg.from_results)
-    s = prev.settings
-    return EvaluateConfig(
-        cached=[m["label"] for m in prev.models], detectors=sorted({r.detector for r in prev.rows}),
-        id_dataset=s["id_dataset"]["text"], ood=[o["text"] for o in s["ood"]], out=cfg.out,
-        cache_dir=cfg.cache_dir or str(prev.cache_dir(cfg.from_results)), num_to_avg=s["num_to_avg"],
-        ratio=s["ratio"], seed=s["seed"], rule=s["rule"], tpr=s["tpr"], limit=s["limit"], strict=cfg.strict)
+def reevaluate(results: str | Path, out: str | Path, cache_dir: str = "") -> Evaluation:
+    """The evaluation of ``results`` recomputed from its score cache: the same settings, models and rows (sets
+    skipped then stay skipped with their note), protocol values from the cached scores."""
+    prev = Evaluation.load(results)
+    cache = ScoreCache(cache_dir or prev.cache_dir(results))
+    settings = {**prev.settings, "cache_dir": relative_to(cache.root, out)}
+    ev = Evaluation(settings, copy.deepcopy(prev.models))
+    id_spec = DatasetSpec.from_dict(settings["id_dataset"])
+    limit = settings["limit"]
+    for (label, detector), rows in prev.groups().items():
+        id_entry = None
+        for row in rows:
+            row = copy.deepcopy(row)
+            if row.ok:
+                if id_entry is None:
+                    id_entry = read_or_recompute(cache, ScoreKey(label, detector, id_spec, limit), row.digest)
+                key = ScoreKey(label, detector, DatasetSpec.from_dict(row.ood), limit)
+                entry = read_or_recompute(cache, key, row.digest)
+                for e, k in ((id_entry, ScoreKey(label, detector, id_spec, limit)), (entry, key)):
+                    if e.meta.get("fingerprint") != k.fingerprint:
+                        raise OEError(f"cached scores {str(cache.path(k))!r} are of other images than "
+                                      f"{str(results)!r} evaluated (dataset options or limit changed)")
+                if entry.meta.get("digest") != id_entry.meta.get("digest"):
+                    raise OEError(f"cached scores of {row.ood['text']} and of the ID set of {label}/{detector} "
+                                  "come from different weights; re-evaluate with --ckpt")
+                row.digest = entry.meta.get("digest", "")
+                row.protocol = _protocol(settings, id_entry.scores, entry.scores)
+            ev.rows.append(row)
+    return ev
 
 
 def run_evaluation(cfg: EvaluateConfig) -> Evaluation:
     """Evaluate every model and detector of ``cfg``; returns the results (not yet written)."""
     if cfg.from_results:
-        cfg = _from_results(cfg)
+        check_writable_folder(cfg.out, "--out")
+        return reevaluate(cfg.from_results, cfg.out, cfg.cache_dir)
     if not cfg.ckpt and not cfg.cached:
         raise ConfigError("nothing to evaluate: give --ckpt LABEL=PATH, --cached LABEL or --from-results FILE")
     for name in cfg.detectors:
@@ -200,8 +222,8 @@ def run_evaluation(cfg: EvaluateConfig) -> Evaluation:
     oods = ood_suite(id_spec, cfg.ood)
     out = Path(cfg.out)
     cache = ScoreCache(cfg.cache_dir or out / "score_cache")
-    _check_writable(out, "--out")
-    _check_writable(cache.root, "--cache-dir")
+    check_writable_folder(out, "--out")
+    check_writable_folder(cache.root, "--cache-dir")
 
     models: list = []
     labels: set[str] = set()

@@ -43,6 +43,7 @@ class ClassifierModel:
     label: str = "classifier"
     digest: str = ""
     normalized: bool = True
+    path: str = ""                 # the checkpoint it was loaded from ("" for models handed over in Python)
     kind: ClassVar[str] = CLASSIFIER
 
     @property
@@ -67,6 +68,7 @@ class DensityModel:
     label: str = "density"
     digest: str = ""
     log_prob_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = dmol_log_prob
+    path: str = ""                 # the checkpoint it was loaded from ("" for models handed over in Python)
     kind: ClassVar[str] = DENSITY
 
     @property
@@ -113,6 +115,8 @@ def load_model(path: str | Path, label: str, device: torch.device) -> ScoringMod
                               f"evaluable kinds: {', '.join(_LOADERS)}")
     cls, loader = _LOADERS[kind]
     net = loader(path, state, device)
+    source = str(path.resolve())
     if cls is DensityModel:
-        return DensityModel(net=net, label=label, digest=state["sha256"], log_prob_fn=arch_for_model(net).likelihood)
-    return cls(net=net, label=label, digest=state["sha256"])
+        return DensityModel(net=net, label=label, digest=state["sha256"], log_prob_fn=arch_for_model(net).likelihood,
+                            path=source)
+    return cls(net=net, label=label, digest=state["sha256"], path=source)

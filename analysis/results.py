@@ -15,6 +15,7 @@ from oe_core.metrics import fpr_key
 from oe_core.atomic import atomic_write_text
 
 RESULTS_FORMAT = "oe-suite-results/1"
+_SETTINGS = ("id_dataset", "ood", "num_to_avg", "ratio", "seed", "rule", "tpr", "limit", "cache_dir")
 
 
 @dataclass
@@ -87,7 +88,21 @@ class Evaluation:
             raise OEError(f"results file {str(path)!r} is not valid JSON ({e})") from None
         if not isinstance(doc, dict) or doc.get("format") != RESULTS_FORMAT:
             raise OEError(f"{str(path)!r} is not a results file of analysis.evaluate ({RESULTS_FORMAT})")
-        return cls(doc["settings"], doc["models"], [SetResult(**r) for r in doc["rows"]])
+        try:
+            ev = cls(doc["settings"], doc["models"], [SetResult(**r) for r in doc["rows"]])
+            _read_every_field(ev)
+        except (KeyError, TypeError, AttributeError) as e:
+            what = f"missing {e}" if isinstance(e, KeyError) else str(e)
+            raise OEError(f"results file {str(path)!r} does not have the shape of {RESULTS_FORMAT} ({what})") from None
+        return ev
+
+
+def _read_every_field(ev: Evaluation) -> None:
+    """Touch every field the tools read (KeyError/TypeError when the file has another shape)."""
+    fields = [ev.settings[k] for k in _SETTINGS] + [(m["label"], m["kind"]) for m in ev.models]
+    fields += [(r.ood["name"], r.ood["split"], r.protocol["mean"], r.protocol["std"]) if r.ok else r.ood["name"]
+               for r in ev.rows]
+    del fields
 
 
 def relative_to(target: str | Path, folder: str | Path) -> str:

@@ -20,6 +20,7 @@ import numpy as np
 
 from oe_core.config import help_field, parse_config
 from oe_core.errors import ConfigError, OEError, cli_main
+from oe_core.outputs import check_writable_folder
 from oe_core.metrics import as_scores, auroc
 from oe_core.atomic import atomic_write_text
 
@@ -92,6 +93,7 @@ def run_study(cfg: LikelihoodConfig) -> tuple[list[LikelihoodRow], Table, dict[s
     """Compute the study from the score cache and write its tables and figure."""
     if not cfg.baseline or not cfg.oe:
         raise ConfigError("give --baseline LABEL and --oe LABEL (density models of the results)")
+    out = check_writable_folder(Path(cfg.out) if cfg.out else Path(cfg.results).parent / "likelihood")
     ev = Evaluation.load(cfg.results)
     id_spec = DatasetSpec.from_dict(ev.settings["id_dataset"])
     panels, rows, ood_display = {}, [], cfg.ood
@@ -107,7 +109,6 @@ def run_study(cfg: LikelihoodConfig) -> tuple[list[LikelihoodRow], Table, dict[s
                                    id_spec.name, cfg.ood))
         panels[f"{title} ({label})"] = {f"{id_spec.display} test (ID)": g.id_scores,
                                         f"{ood_display} (OOD)": g.ood[ood_display]}
-    out = Path(cfg.out) if cfg.out else Path(cfg.results).parent / "likelihood"
     table = likelihood_table(rows, id_spec.display, ood_display)
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=list(asdict(rows[0])), lineterminator="\n")

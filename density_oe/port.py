@@ -19,6 +19,7 @@ CLI: ``python -m density_oe.port --src pcnn_...889.pth --out runs/pixelcnn_port`
 """
 from __future__ import annotations
 
+import pickle
 import re
 import sys
 from dataclasses import asdict, dataclass
@@ -28,10 +29,13 @@ from typing import Mapping, Sequence
 import torch
 
 from oe_core.config import config_to_dict, help_field, parse_config, require
-from oe_core.errors import CheckpointError, cli_main
-from oe_core.run import save_checkpoint
+from oe_core.errors import CheckpointError, cli_main, one_line
+from oe_core.outputs import check_writable_folder
+from oe_core.run import read_checkpoint, save_checkpoint
 
 from .config import KIND, DensityConfig
+
+PORT_IMAGE_SIZE = (32, 32)  # the port's released weights are CIFAR-10 models
 from .model import ModelConfig, PixelCNNpp
 
 _WRAPPED = re.compile(r"^(?P<layer>.+)\.(?P<wrap>conv|lin_a|deconv)\.(?P<param>weight_g|weight_v|bias)$")
@@ -109,7 +113,16 @@ def load_port_checkpoint(path: str | Path, dropout: float = 0.5) -> PixelCNNpp:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated file, not a torch file, pickled objects ...
-        raise CheckpointError(f"cannot read {str(path)!r} as a PyTorch state_dict ({type(e).__name__}: {e})") from None
+        try:
+            kind = read_checkpoint(path).get("kind")
+        except CheckpointError:
+            kind = None
+        if kind is not None:
+            raise CheckpointError(f"{str(path)!r} is already an OE-suite checkpoint (kind {kind!r}), not a "
+                                  "pixel-cnn-pp .pth file: use it directly (--init, --ckpt)") from None
+        why = ("it holds pickled Python objects or is not a torch file" if isinstance(e, pickle.UnpicklingError)
+               else f"{type(e).__name__}: {one_line(e, 160)}")
+        raise CheckpointError(f"cannot read {str(path)!r} as a PyTorch state_dict of tensors ({why})") from None
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{str(path)!r} holds a {type(state).__name__}, not a state_dict")
     model = PixelCNNpp(infer_model_config(strip_prefix(state), dropout))
@@ -130,12 +143,14 @@ class PortConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(PortConfig, argv, prog="python -m density_oe.port")
+    check_writable_folder(cfg.out)
     model = load_port_checkpoint(cfg.src)
     train_cfg = DensityConfig(**asdict(model.cfg), out=cfg.out)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     state = {"kind": KIND, "config": config_to_dict(train_cfg), "model": model.state_dict(),
-             "eval_model": None, "source": str(Path(cfg.src).resolve())}
+             "eval_model": None, "source": str(Path(cfg.src).resolve()),
+             "task": {"image_size": list(PORT_IMAGE_SIZE)}}
     path = save_checkpoint(out, state, kind=KIND, step=0, epoch=0)
     print(f"wrote {path} (nr_resnet={model.cfg.nr_resnet}, nr_filters={model.cfg.nr_filters}, "
           f"nr_logistic_mix={model.cfg.nr_logistic_mix})", file=sys.stderr)

@@ -22,6 +22,8 @@ from torchvision.utils import save_image
 
 from oe_core.config import help_field, parse_config, require
 from oe_core.errors import ConfigError, cli_main
+from oe_core.outputs import check_writable_file
+from oe_core.progress import progress_bar
 from oe_core.run import autocast, resolve_device
 from oe_core.atomic import atomic_write_bytes
 
@@ -29,17 +31,17 @@ from . import dmol
 from .archs import ARCHS, arch_for_model
 from .glow import Glow
 from .weight_norm import frozen_weights
-from .weights import load_density_model
+from .weights import image_size_for, load_density_model
 
 
 @torch.inference_mode()
 def sample_images(model: torch.nn.Module, n: int, height: int, width: int, generator: torch.Generator,
-                  device: torch.device, amp: str = "none") -> torch.Tensor:
+                  device: torch.device, amp: str = "none", progress: bool = False) -> torch.Tensor:
     """``n`` samples ``(n, 3, height, width)`` in [-1, 1] (not rounded to 8 bits, as in the original code)."""
     model = model.to(device).eval()
     x = torch.zeros(n, 3, height, width, device=device)
     with frozen_weights(model):
-        for i in range(height):
+        for i in progress_bar(range(height), "sampling rows", progress):
             rows = min(height, -(-(i + 1) // 4) * 4)
             for j in range(width):
                 with autocast(device, amp):
@@ -64,8 +66,10 @@ class SampleConfig:
     out: str = help_field("samples.png", "PNG file for the grid")
     n: int = help_field(16, "number of samples")
     nrow: int = help_field(4, "images per row of the grid")
-    image_size: int = help_field(32, "side of the sampled images (a multiple of 4 for PixelCNN++, of 2^L for an "
-                                     "L-level Glow)")
+    image_size: int = help_field(0, "side of the sampled images, a multiple of 4 for PixelCNN++, of 2^L for an "
+                                    "L-level Glow (0: the size the model was trained at, recorded in its "
+                                    "checkpoint; 32 if it is not recorded)")
+    force_size: bool = help_field(False, "allow an --image-size other than the model's training size")
     arch: str = help_field("", "architecture the checkpoint must hold (empty: whatever it holds)",
                            choices=("", *ARCHS.names()))
     temperature: float = help_field(1.0, "Glow: scale of the latents' prior standard deviation (PixelCNN++: 1 only)")
@@ -74,39 +78,43 @@ class SampleConfig:
                               choices=("eval", "train"))
     device: str = help_field("auto", "cpu, cuda, cuda:N or auto")
     amp: str = help_field("none", "bf16: network in bfloat16 (the DMOL stays float32)", choices=("none", "bf16"))
+    progress: bool = help_field(True, "show a progress bar (one step per image row)")
 
     def validate(self) -> None:
         require(bool(self.ckpt), "--ckpt must name a density run, checkpoint or .pth file")
         require(self.n > 0 and self.nrow > 0, "--n and --nrow must be positive")
-        require(self.image_size > 0, f"--image-size must be positive, got {self.image_size}")
+        require(self.image_size >= 0, f"--image-size must be >= 0, got {self.image_size}")
         require(self.temperature >= 0, f"--temperature must be >= 0, got {self.temperature}")
         require(Path(self.out).suffix.lower() == ".png", f"--out must be a .png file, got {self.out!r}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(SampleConfig, argv, prog="python -m density_oe.sample")
+    check_writable_file(cfg.out)
     model, model_cfg = load_density_model(cfg.ckpt, weights=cfg.weights)
     arch = arch_for_model(model)
     if cfg.arch and cfg.arch != arch.name:
         raise ConfigError(f"--arch {cfg.arch}: {cfg.ckpt!r} holds a {arch.display} (--arch {arch.name})")
+    height, width = image_size_for(model, cfg.image_size, cfg.force_size, unknown=32)
     multiple = arch.multiple(model_cfg)
-    if cfg.image_size % multiple:
+    if height % multiple or width % multiple:
         raise ConfigError(f"--image-size must be a multiple of {multiple} for this {arch.display}, "
-                          f"got {cfg.image_size}")
+                          f"got {height}x{width}")
     if arch.name != "glow" and cfg.temperature != 1.0:
         raise ConfigError(f"--temperature applies to Glow only ({cfg.ckpt!r} holds a {arch.display})")
     g = torch.Generator()
     g.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
+    print(f"sampling {cfg.n} images of {height}x{width}", file=sys.stderr, flush=True)
     if arch.name == "glow":
-        x = sample_glow(model, cfg.n, cfg.image_size, cfg.image_size, g, device, cfg.temperature)
+        x = sample_glow(model, cfg.n, height, width, g, device, cfg.temperature)
     else:
-        x = sample_images(model, cfg.n, cfg.image_size, cfg.image_size, g, device, cfg.amp)
+        x = sample_images(model, cfg.n, height, width, g, device, cfg.amp, progress=cfg.progress)
     buf = io.BytesIO()
     save_image((x.cpu() + 1.0) / 2.0, buf, format="png", nrow=cfg.nrow)
     out = Path(cfg.out)
     atomic_write_bytes(out, buf.getvalue())
-    print(f"wrote {cfg.n} samples to {out}", file=sys.stderr)
+    print(f"wrote {cfg.n} samples of {height}x{width} to {out}", file=sys.stderr)
     return 0
 
 

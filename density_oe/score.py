@@ -13,16 +13,20 @@ import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader, Dataset, Subset
 
 from oe_core.config import help_field, parse_config, require
 from oe_core.data import open_dataset
+from oe_core.data.registry import takes_size
+from oe_core.data.resized import RESIZE_NAME, Resized
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import cli_main
+from oe_core.outputs import check_writable_file
+from oe_core.progress import progress_bar
 from oe_core.run import autocast, resolve_device
 from oe_core.atomic import atomic_write_bytes
 
@@ -30,7 +34,7 @@ from .archs import arch_for_model
 from .dmol import bits_per_dim
 from .model import image_shape
 from .weight_norm import frozen_weights
-from .weights import load_density_model
+from .weights import image_size_for, load_density_model
 
 OUT_SUFFIXES = (".npy", ".csv")
 
@@ -46,7 +50,9 @@ class ScoreConfig:
     out: str = help_field("", "output file: .npy (float64 array) or .csv (index,bpd)")
     data_root: str = help_field("", "folder holding the datasets (not needed for generated and mini-* sets)")
     download: bool = help_field(False, "download datasets torchvision can download into --data-root")
-    image_size: int = help_field(0, "size= for generated datasets (mini-*, noise); 0 keeps the dataset's own")
+    image_size: int = help_field(0, "image side to score at (0: the size the model was trained at, recorded in its "
+                                    "checkpoint); generated sets are built at it, others are resized to it")
+    force_size: bool = help_field(False, "allow an --image-size other than the model's training size")
     limit: int = help_field(0, "score only the first N images (0: all)")
     weights: str = help_field("eval", "eval: the run's EMA weights; train: its raw training weights",
                               choices=("eval", "train"))
@@ -55,6 +61,7 @@ class ScoreConfig:
     amp: str = help_field("none", "bf16: network in bfloat16, likelihood in float32", choices=("none", "bf16"))
     channels_last: bool = help_field(False, "run the network in the channels_last memory format")
     num_workers: int = help_field(2, "DataLoader worker processes")
+    progress: bool = help_field(True, "show a progress bar")
 
     def validate(self) -> None:
         require(bool(self.ckpt), "--ckpt must name a density run, checkpoint or .pth file")
@@ -66,18 +73,30 @@ class ScoreConfig:
 
 @torch.inference_mode()
 def score_dataset(model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: str = "none",
-                  memory_format: torch.memory_format = torch.contiguous_format) -> np.ndarray:
+                  memory_format: torch.memory_format = torch.contiguous_format, progress: bool = False) -> np.ndarray:
     """Per-image bits/dim (float64 array, in loader order) of uint8 batches ``(x, target)`` from ``loader``."""
     arch = arch_for_model(model)
     model = model.to(device, memory_format=memory_format).eval()
     scores = []
     with frozen_weights(model):
-        for x, _ in loader:
+        for x, _ in progress_bar(loader, "scoring", progress):
             x = to_unit_range(x.to(device))
             with autocast(device, amp):
                 out = model(x.contiguous(memory_format=memory_format))
             scores.append(bits_per_dim(arch.likelihood(out, x), x[0].numel()).double().cpu())
     return torch.cat(scores).numpy()
+
+
+def dataset_at(cfg: ScoreConfig, size: Optional[tuple[int, int]]) -> tuple[Dataset, str]:
+    """The dataset of ``cfg`` at ``size`` (None: its own) and a note on how it got there ("" when as stored)."""
+    opts = dict(root=cfg.data_root, download=cfg.download)
+    if size is not None and takes_size(cfg.dataset) and size[0] == size[1]:
+        return open_dataset(cfg.dataset, cfg.split or None, size=size[0], **opts), f" built at {size[0]}x{size[1]}"
+    ds = open_dataset(cfg.dataset, cfg.split or None, **opts)
+    native = tuple(ds[0][0].shape[-2:])
+    if size is None or native == tuple(size):
+        return ds, ""
+    return Resized(ds, size), f" resized from {native[0]}x{native[1]} to {size[0]}x{size[1]} ({RESIZE_NAME})"
 
 
 def write_scores(path: Path, scores: np.ndarray) -> None:
@@ -92,10 +111,11 @@ def write_scores(path: Path, scores: np.ndarray) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(ScoreConfig, argv, prog="python -m density_oe.score")
+    check_writable_file(cfg.out)
     model, model_cfg = load_density_model(cfg.ckpt, weights=cfg.weights)
     arch = arch_for_model(model)
-    ds = open_dataset(cfg.dataset, cfg.split or None, root=cfg.data_root, download=cfg.download,
-                      size=cfg.image_size)
+    size = image_size_for(model, cfg.image_size, cfg.force_size)
+    ds, note = dataset_at(cfg, size)
     image_shape(ds, cfg.dataset, arch.multiple(model_cfg), arch.display)
     if cfg.limit:
         ds = Subset(ds, range(min(cfg.limit, len(ds))))
@@ -103,9 +123,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda")
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    scores = score_dataset(model, loader, device, cfg.amp, fmt)
+    scores = score_dataset(model, loader, device, cfg.amp, fmt, progress=cfg.progress)
     write_scores(Path(cfg.out), scores)
-    print(f"{cfg.dataset}: {len(scores)} images, mean {scores.mean():.4f} bits/dim -> {cfg.out}", file=sys.stderr)
+    print(f"{cfg.dataset}: {len(scores)} images{note}, mean {scores.mean():.4f} bits/dim -> {cfg.out}",
+          file=sys.stderr)
     return 0
 
 

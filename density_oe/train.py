@@ -59,6 +59,7 @@ class DensityTask(Task):
         self.train_set = open_dataset(cfg.dataset, "train", **data)
         test_set = open_dataset(cfg.dataset, "test", **data)
         shape = image_shape(self.train_set, cfg.dataset, self.arch.multiple(cfg.model_config), self.arch.display)
+        self.image_size = [shape[1], shape[2]]  # recorded in the checkpoint: sampling and scoring default to it
         self.num_dims = math.prod(shape)
         if cfg.eval_images:
             test_set = Subset(test_set, range(min(cfg.eval_images, len(test_set))))
@@ -152,7 +153,7 @@ class DensityTask(Task):
         return self.ema.state_dict()
 
     def state_dict(self) -> dict:
-        return {"ema": self.ema.state_dict()}
+        return {"ema": self.ema.state_dict(), "image_size": self.image_size}
 
     def load_state_dict(self, state: dict) -> None:
         self.ema.load_state_dict(state["ema"])

@@ -9,12 +9,12 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from oe_core.errors import CheckpointError, OEError
+from oe_core.errors import CheckpointError, ConfigError, OEError
 from oe_core.run import load_checkpoint
 
 from .archs import arch_of
 from .config import KIND
-from .port import load_port_checkpoint
+from .port import PORT_IMAGE_SIZE, load_port_checkpoint
 
 
 def _is_state_dict_file(path: Path) -> bool:
@@ -25,10 +25,42 @@ def _is_state_dict_file(path: Path) -> bool:
     return isinstance(obj, Mapping) and bool(obj) and all(torch.is_tensor(v) for v in obj.values())
 
 
+def trained_image_size(state: dict) -> Optional[tuple[int, int]]:
+    """(H, W) a density checkpoint was trained at: recorded by the trainer, else its config's ``image_size``
+    when set (older checkpoints), else ``None`` (unknown)."""
+    size = (state.get("task") or {}).get("image_size")
+    if size:
+        return int(size[0]), int(size[1])
+    side = (state.get("config") or {}).get("image_size")
+    return (int(side), int(side)) if side else None
+
+
+def image_size_for(model: torch.nn.Module, requested: int, force: bool,
+                   unknown: Optional[int] = None) -> Optional[tuple[int, int]]:
+    """The (H, W) to sample or score ``model`` at: its training size unless ``requested`` (> 0) says otherwise.
+
+    A ``requested`` size that differs from the training size is a :class:`~oe_core.errors.ConfigError` unless
+    ``force``.  When the checkpoint does not record its size: ``requested``, else ``unknown`` (``None``: keep
+    the data's own size).
+    """
+    trained = getattr(model, "trained_size", None)
+    if requested and trained and (requested, requested) != tuple(trained) and not force:
+        raise ConfigError(f"--image-size {requested} differs from the {trained[0]}x{trained[1]} the model was "
+                          "trained at; pass --force-size to use it anyway")
+    if requested:
+        return requested, requested
+    if trained:
+        return tuple(trained)
+    return (unknown, unknown) if unknown else None
+
+
 def load_density_model(path: str | Path, weights: str = "eval",
                        state: Optional[dict] = None) -> tuple[nn.Module, Any]:
     """The density model in ``path`` (on the CPU, in eval mode) and its architecture's config (the architecture is
     the checkpoint config's ``arch``; checkpoints from before ``--arch`` hold PixelCNN++).
+
+    The model's ``trained_size`` attribute holds the (H, W) it was trained at (``None`` when the checkpoint
+    does not say; see :func:`trained_image_size`).
 
     ``path`` is a run folder or checkpoint of this suite (kind ``density``), or a pclucas14/pixel-cnn-pp ``.pth``
     state dict (see :mod:`density_oe.port`).  ``weights="eval"`` takes the evaluation (EMA) weights when the run
@@ -41,6 +73,7 @@ def load_density_model(path: str | Path, weights: str = "eval",
             raise CheckpointError(f"density weights {str(path)!r} do not exist")
         if path.is_file() and _is_state_dict_file(path):
             model = load_port_checkpoint(path)
+            model.trained_size = PORT_IMAGE_SIZE
             return model.eval(), model.cfg
         state = load_checkpoint(path, expect_kind=KIND)
     elif state.get("kind") != KIND:
@@ -58,4 +91,5 @@ def load_density_model(path: str | Path, weights: str = "eval",
         lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
         raise CheckpointError(f"weights in {str(path)!r} do not fit the {arch.display} of its config "
                               f"({'; '.join(lines[1:3]) or lines[0]})") from None
+    model.trained_size = trained_image_size(state)
     return model.eval(), cfg

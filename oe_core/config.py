@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import re
 import typing
 import warnings
 from pathlib import Path
@@ -72,10 +73,22 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see --help)")
 
 
+def _with_default(help: str, default: Any, is_bool: bool) -> str:
+    """``help`` plus ``(default: X)`` -- unless the help already says what happens by default, the default is
+    empty, or the option is an off-by-default flag (argparse's own default formatter repeats such defaults)."""
+    said = re.search(r"(^|[(;,]\s*)(default|unset)\b", help, re.IGNORECASE) is not None
+    if said or default in (None, "", [], ()) or (is_bool and default is False):
+        return help.replace("%", "%%")
+    shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
+    if is_bool:
+        shown = "on"
+    return f"{help} (default: {shown})".replace("%", "%%")
+
+
 def build_parser(cls: Type[C], prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
     parser = _Parser(
         prog=prog, description=description or (cls.__doc__ or "").strip(),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=argparse.HelpFormatter)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if not f.init:
@@ -84,7 +97,7 @@ def build_parser(cls: Type[C], prog: str | None = None, description: str | None 
         default = f.default if f.default is not dataclasses.MISSING else (
             f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
         flag = "--" + f.name.replace("_", "-")
-        h = f.metadata.get("help", "")
+        h = _with_default(f.metadata.get("help", ""), default, tp is bool)
         if tp is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=h)
             continue

@@ -4,16 +4,34 @@ Every problem caused by the user's input (missing data, unknown names, bad
 config values, a checkpoint of the wrong kind, ...) raises :class:`OEError`
 (or a subclass).  CLI entry points run through :func:`cli_main`, which prints
 ``error: <message>`` on stderr and exits with code 2 -- no traceback unless
-``--debug`` is given.
+``--debug`` is given.  A closed output pipe (``tool | head``) ends with exit code
+141 and Ctrl-C with 130 (the shell's codes for SIGPIPE and SIGINT), each with one
+line on stderr and no traceback.
 """
 from __future__ import annotations
 
+import os
+import re
 import sys
+import warnings
 from typing import Callable, Sequence
 
 EXIT_USER_ERROR = 2
 EXIT_PREEMPTED = 75  # EX_TEMPFAIL: checkpoint written after SIGTERM/SIGINT; rerun to resume.
 EXIT_NONFINITE = 3   # the loss became NaN/inf; nothing non-finite was saved.
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: the reader of stdout went away (e.g. ``| head``).
+EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C outside a training loop.
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def one_line(message: object, limit: int = 300) -> str:
+    """The first non-empty line of ``message`` without terminal colour codes, cut at ``limit`` characters
+    (third-party errors, e.g. torch.load's, can span many lines)."""
+    lines = [ln.strip() for ln in _ANSI.sub("", str(message)).splitlines() if ln.strip()]
+    text = lines[0] if lines else ""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 class OEError(Exception):
@@ -51,8 +69,12 @@ def cli_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
     """
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
+    shown = warnings.formatwarning
+    if not debug:  # warnings as one line each ("warning: ..."), not file:line plus the source line
+        warnings.formatwarning = _one_line_warning
     try:
         rc = main(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's final flush
     except Preempted as e:
         print(str(e), file=sys.stderr)
         return EXIT_PREEMPTED
@@ -66,4 +88,34 @@ def cli_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
             raise
         print(f"error: {e}", file=sys.stderr)
         return EXIT_USER_ERROR
+    except BrokenPipeError:
+        if debug:
+            raise
+        _silence_stdout()
+        print("stopped: the output pipe was closed", file=sys.stderr)
+        return EXIT_BROKEN_PIPE
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("interrupted (Ctrl-C)", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        warnings.formatwarning = shown
     return int(rc or 0)
+
+
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:
+    return f"warning: {one_line(message, 1000)}\n"
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush does not raise BrokenPipeError again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced stdout (pytest capture, StringIO)
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)

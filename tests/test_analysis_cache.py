@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from analysis.cache import FORMAT, ScoreCache, ScoreKey
+from analysis.cache import FORMAT, DamagedEntry, ScoreCache, ScoreKey
 from analysis.datasets import DatasetSpec
 from analysis.detectors import get_detector
 from analysis.models import ClassifierModel
@@ -65,12 +65,13 @@ def test_corrupt_or_foreign_entries_are_stale(tmp_path):
     cache = ScoreCache(tmp_path)
     cache.save(_key(), [1.0], "d1")
     cache.path(_key()).write_bytes(b"not an npz")
-    with pytest.raises(OEError, match="unreadable"):
+    with pytest.raises(DamagedEntry, match="unreadable: not an .npz"):
         cache.read(_key())
     fresh = Counter([7.0, 8.0])
-    with pytest.warns(UserWarning, match="unreadable"):
+    with pytest.warns(UserWarning, match="damaged score-cache entry .* set aside as"):
         scores, status = cache.get_or_compute(_key(), "d1", fresh)
-    assert fresh.calls == 1 and status.startswith("stale") and scores.tolist() == [7.0, 8.0]
+    assert fresh.calls == 1 and status.startswith("damaged") and scores.tolist() == [7.0, 8.0]
+    assert cache.path(_key()).with_suffix(".npz.damaged").read_bytes() == b"not an npz"
     # an entry written by another format version
     path = cache.path(_key())
     with np.load(path) as z:

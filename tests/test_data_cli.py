@@ -17,10 +17,14 @@ def test_listing_shows_role_files_and_url(capsys):
 
 def test_check_reports_present_and_missing(write_cifar, capsys):
     fx = write_cifar("cifar10")
-    assert main(["--check", "--data-root", str(fx.root), "--pattern", "[ct]*"]) == 0
-    out = capsys.readouterr().out
+    assert main(["--check", "--data-root", str(fx.root), "--pattern", "[ct]*"]) == 1  # some are missing
+    captured = capsys.readouterr()
+    out = captured.out
     assert "train: ok (10 images)" in out and "test: ok (3 images)" in out
     assert "MISSING: dataset 'cifar100': missing" in out and "MISSING: dataset 'textures'" in out
+    assert "cifar100:train, cifar100:test" in captured.err and "cifar10:" not in captured.err
+    assert main(["--check", "--data-root", str(fx.root), "--pattern", "cifar10"]) == 0  # all present
+    assert "train: ok" in capsys.readouterr().out
 
 
 def test_check_needs_a_root_and_bad_pattern_is_an_error(capsys):

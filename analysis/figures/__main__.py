@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 from oe_core.config import help_field, parse_config
 from oe_core.errors import ConfigError, cli_main
+from oe_core.outputs import check_writable_folder
 from oe_core.atomic import atomic_write_text
 
 from ..datasets import DatasetSpec
@@ -52,8 +53,8 @@ def _pairs(specs: list[str], what: str) -> list[tuple[str, str]]:
 
 def render_figures(cfg: FiguresConfig) -> list[tuple[Path, str]]:
     """Write every figure; returns (PNG path, caption) per figure."""
+    out = check_writable_folder(Path(cfg.out) if cfg.out else Path(cfg.results).parent / "figures")
     ev = Evaluation.load(cfg.results)
-    out = Path(cfg.out) if cfg.out else Path(cfg.results).parent / "figures"
     id_name = DatasetSpec.from_dict(ev.settings["id_dataset"]).display
     made: list[tuple[Path, str]] = []
 

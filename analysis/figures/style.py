@@ -6,6 +6,7 @@ needs no display and leaves no global figure state behind.
 from __future__ import annotations
 
 import contextlib
+import io
 import math
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -13,6 +14,8 @@ from typing import Iterator, Sequence
 import matplotlib
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+
+from oe_core.atomic import atomic_write_bytes
 
 TEXT_WIDTH_IN = 5.5      # a single-column conference page (ICLR)
 PANEL_HEIGHT_IN = 1.9
@@ -45,9 +48,10 @@ def panel_grid(n: int, max_cols: int = 4, width: float = TEXT_WIDTH_IN,
 def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = FORMATS, dpi: int = DPI) -> list[Path]:
     """Write ``stem.<format>`` for each of ``formats`` (PNG at ``dpi``; PDF is vector); returns the paths."""
     stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
     paths = [stem.with_suffix(f".{f}") for f in formats]
     with paper_style():
         for p in paths:
-            fig.savefig(p, dpi=dpi)
+            buf = io.BytesIO()
+            fig.savefig(buf, format=p.suffix[1:], dpi=dpi)
+            atomic_write_bytes(p, buf.getvalue())
     return paths

@@ -1,8 +1,9 @@
 """``python -m oe_core.data``: list the registered datasets, where their files go and where
 to get them; with ``--check --data-root DIR``, also build every split and report which
-are present (and intact) under DIR."""
+are present (and intact) under DIR -- exit code 1 when any listed split is missing."""
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -55,12 +56,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     names = list_datasets(cfg.pattern)
     if not names:
         raise OEError(f"no dataset matches {cfg.pattern!r}; known: {', '.join(list_datasets())}")
+    missing = []
     for name in names:
         entry = dataset_info(name)
         print("\n".join(describe(entry)))
         if cfg.check:
             for split in entry.splits:
-                print(f"    {split}: {split_status(entry, split, root)}")
+                status = split_status(entry, split, root)
+                print(f"    {split}: {status}")
+                if status.startswith("MISSING"):
+                    missing.append(f"{name}:{split}")
+    if missing:
+        print(f"missing under {str(root)!r}: {', '.join(missing)}", file=sys.stderr)
+        return 1
     return 0
 
 

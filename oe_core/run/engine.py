@@ -31,6 +31,7 @@ from torch import nn
 
 from ..config import config_to_dict, save_config, upgrade_dict
 from ..errors import ConfigError, NonFiniteLossError, OEError, Preempted
+from ..outputs import check_writable_folder
 from .checkpoint import assert_finite_state, has_checkpoint, load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .device import autocast, resolve_device
@@ -124,16 +125,6 @@ class Task(abc.ABC):
         return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
 
 
-def _check_writable(folder: Path) -> None:
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as e:
-        raise OEError(f"output folder {str(folder)!r} is not writable ({e.strerror or e})") from None
-
-
 def _config_diff(saved: dict, now: dict) -> list[str]:
     keys = (set(saved) | set(now)) - RUNTIME_FIELDS
     return sorted(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in keys if saved.get(k) != now.get(k))
@@ -183,7 +174,7 @@ class Engine:
     def _run(self, dist: DistInfo, device: torch.device) -> dict:
         cfg, task = self.cfg, self.task
         if dist.is_main:
-            _check_writable(self.out)
+            check_writable_folder(self.out, "output folder")
             for stale in self.out.glob(".checkpoint*.tmp"):  # left by a write that a kill -9 cut short
                 stale.unlink(missing_ok=True)
         resume_state = None
