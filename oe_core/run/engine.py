@@ -175,7 +175,7 @@ class Engine:
         cfg, task = self.cfg, self.task
         if dist.is_main:
             check_writable_folder(self.out, "output folder")
-            for stale in self.out.glob(".checkpoint*.tmp"):  # left by a write that a kill -9 cut short
+            for stale in self.out.glob(".*.tmp"):  # any atomic write (checkpoint, metrics) a kill -9 cut short
                 stale.unlink(missing_ok=True)
         resume_state = None
         if cfg.resume and has_checkpoint(self.out):
