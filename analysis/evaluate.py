@@ -12,6 +12,11 @@ per-trial values included), ``results.csv``, ``results.md`` and ``results.tex`` 
 and sets of an earlier run (no checkpoints or data needed; an unchanged cache gives a byte-identical
 ``results.json``): what ``scripts/figures.sh`` does.  A damaged cache entry is set aside and recomputed from
 the checkpoint it was scored with, in every mode.
+
+Detectors are looked up by name in the one registry (:mod:`oe_core.detectors`), where ``classifiers_oe`` and
+``density_oe`` register theirs, and pytorch-ood's when it is installed (``--list-detectors``).  Detectors that
+must be fitted (Mahalanobis, ViM, KNN, ReAct) are fitted on the in-distribution set's ``train`` split, with the
+same options (and ``--limit``).
 """
 from __future__ import annotations
 
@@ -24,6 +29,8 @@ from typing import Optional, Sequence
 import numpy as np
 
 from oe_core.config import help_field, parse_config, require
+from oe_core.data import dataset_info
+from oe_core.detectors import DETECTORS, DetectorEntry, detectors_for, get_detector
 from oe_core.errors import ConfigError, DataError, OEError, cli_main
 from oe_core.metrics import FPR_RULES
 from oe_core.outputs import check_writable_folder
@@ -32,10 +39,9 @@ from oe_core.run import resolve_device
 
 from .cache import ScoreCache, ScoreKey
 from .datasets import DatasetSpec, ood_suite
-from .detectors import DETECTORS, Detector, detectors_for, get_detector
 from .models import DensityModel, ScoringModel, load_model
 from .results import Evaluation, SetResult, relative_to
-from .scoring import cached_scores, read_or_recompute, weights_digest
+from .scoring import BoundDetector, cached_scores, read_or_recompute
 from .tables import evaluation_tables, write_evaluation
 
 
@@ -119,7 +125,7 @@ def _cached_models(cache: ScoreCache, patterns: list[str], id_spec: DatasetSpec)
 
 
 def _cached_detectors(cache: ScoreCache, model: _CachedModel, id_spec: DatasetSpec,
-                      names: list[str]) -> list[Detector]:
+                      names: list[str]) -> list[DetectorEntry]:
     have = {e["detector"] for e in cache.entries(model.label) if e["dataset"]["text"] == id_spec.text}
     if names != ["auto"]:
         return [d for d in detectors_for(model.kind, names) if d.name in have]
@@ -130,8 +136,20 @@ class _Evaluator:
     def __init__(self, cfg: EvaluateConfig, id_spec: DatasetSpec, oods: list[DatasetSpec], cache: ScoreCache):
         self.cfg, self.id_spec, self.oods, self.cache = cfg, id_spec, oods, cache
 
-    def scores(self, model, detector: Detector, spec: DatasetSpec, background: Optional[DensityModel],
-               id_digest: Optional[str] = None) -> tuple[np.ndarray, str]:
+    def bind(self, model, entry: DetectorEntry, background: Optional[DensityModel]):
+        """``entry`` bound to ``model`` (fitted detectors: on the ID set's train split); cache-only models: as is."""
+        if isinstance(model, _CachedModel):
+            return entry
+        fit_spec = None
+        if entry.needs_fit:
+            if "train" not in dataset_info(self.id_spec.name).splits:
+                raise ConfigError(f"detector {entry.name!r} is fitted on the in-distribution training set, but "
+                                  f"{self.id_spec.name!r} has no train split")
+            fit_spec = DatasetSpec(self.id_spec.name, "train", self.id_spec.options)
+        return BoundDetector(entry, model, background, fit_spec, self.cfg.data_root, self.cfg.limit,
+                             self.cfg.batch_size)
+
+    def scores(self, model, detector, spec: DatasetSpec, id_digest: Optional[str] = None) -> tuple[np.ndarray, str]:
         """Scores and weights digest of ``spec``; cache-only models must match the ID scores' digest."""
         cfg = self.cfg
         if isinstance(model, _CachedModel):
@@ -146,18 +164,19 @@ class _Evaluator:
                               f"({digest[:12]} vs {id_digest[:12]}); re-evaluate with --ckpt")
             return entry.scores, digest
         scores, status = cached_scores(self.cache, model, detector, spec, data_root=cfg.data_root, limit=cfg.limit,
-                                       batch_size=cfg.batch_size, background=background, progress=cfg.progress)
+                                       batch_size=cfg.batch_size, progress=cfg.progress)
         print(f"  {model.label} / {detector.name} / {spec.text}: {len(scores)} scores ({status})", flush=True)
-        return scores, weights_digest(model, detector, background)
+        return scores, detector.digest
 
-    def rows(self, model, detector: Detector, background: Optional[DensityModel]) -> list[SetResult]:
+    def rows(self, model, entry: DetectorEntry, background: Optional[DensityModel]) -> list[SetResult]:
         cfg = self.cfg
-        id_scores, id_digest = self.scores(model, detector, self.id_spec, background)
+        detector = self.bind(model, entry, background)
+        id_scores, id_digest = self.scores(model, detector, self.id_spec)
         out = []
         for spec in self.oods:
             row = SetResult(model.label, detector.name, spec.to_dict(), spec.display)
             try:
-                ood_scores, row.digest = self.scores(model, detector, spec, background, id_digest)
+                ood_scores, row.digest = self.scores(model, detector, spec, id_digest)
             except OEError as e:  # missing data, or (cache-only models) missing/stale cached scores
                 if cfg.strict or not (isinstance(e, DataError) or isinstance(model, _CachedModel)):
                     raise
@@ -216,8 +235,8 @@ def run_evaluation(cfg: EvaluateConfig) -> Evaluation:
     if not cfg.ckpt and not cfg.cached:
         raise ConfigError("nothing to evaluate: give --ckpt LABEL=PATH, --cached LABEL or --from-results FILE")
     for name in cfg.detectors:
-        if name != "auto":
-            get_detector(name)  # unknown names fail here, before any work
+        if name != "auto" and get_detector(name).missing:  # unknown or unavailable names fail here, before any work
+            raise ConfigError(f"detector {name!r} is not available: {get_detector(name).missing}")
     id_spec = DatasetSpec.parse(cfg.id_dataset, default_split="test")
     oods = ood_suite(id_spec, cfg.ood)
     out = Path(cfg.out)
@@ -239,7 +258,7 @@ def run_evaluation(cfg: EvaluateConfig) -> Evaluation:
     background: Optional[ScoringModel] = None
     if cfg.background:
         background = load_model(cfg.background, "background", device)
-        if background.kind != "density":
+        if background.kind != DensityModel.kind:
             raise ConfigError(f"--background {cfg.background!r} is a {background.kind}, not a density model")
 
     plan = []
@@ -256,6 +275,10 @@ def run_evaluation(cfg: EvaluateConfig) -> Evaluation:
                           "or the cache holds no scores for them")
     if any(d.needs_background and not isinstance(m, _CachedModel) for m, d in plan) and background is None:
         raise ConfigError("the likelihood_ratio detector needs --background (a density checkpoint)")
+    if any(d.needs_fit and not isinstance(m, _CachedModel) for m, d in plan) and \
+            "train" not in dataset_info(id_spec.name).splits:
+        raise ConfigError(f"fitted detectors ({', '.join(sorted({d.name for _, d in plan if d.needs_fit}))}) "
+                          f"are fitted on the in-distribution training set, but {id_spec.name!r} has no train split")
 
     ev = Evaluation(
         settings={"id_dataset": id_spec.to_dict(), "ood": [s.to_dict() for s in oods], "num_to_avg": cfg.num_to_avg,
@@ -270,13 +293,23 @@ def run_evaluation(cfg: EvaluateConfig) -> Evaluation:
     return ev
 
 
+def list_detectors() -> str:
+    """One line per registered detector: name, kind, source and needs, description, units."""
+    lines = []
+    for name in DETECTORS.names():
+        d = get_detector(name)
+        tags = [d.kind] + [t for t, on in (("paper", d.in_paper), (d.source, d.source != "suite"),
+                                           ("fitted on the ID train split", d.needs_fit),
+                                           ("needs --background", d.needs_background)) if on]
+        state = f" -- NOT INSTALLED: {d.missing}" if d.missing else ""
+        lines.append(f"{name:18s} [{', '.join(tags)}] {d.description}; units: {d.units}{state}")
+    return "\n".join(lines)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     cfg = parse_config(EvaluateConfig, argv, prog="python -m analysis.evaluate", description=__doc__)
     if cfg.list_detectors:
-        for name in DETECTORS.names():
-            d = get_detector(name)
-            extra = ", needs --background" if d.needs_background else ""
-            print(f"{name:18s} [{d.kind}{', paper' if d.in_paper else ''}{extra}] {d.description}; units: {d.units}")
+        print(list_detectors())
         return 0
     ev = run_evaluation(cfg)
     paths = write_evaluation(ev, cfg.out)

@@ -1,9 +1,12 @@
-"""The models detectors score with, and the one place that loads them from checkpoints.
+"""The models detectors score with, and the one place analysis loads them from checkpoints.
 
-A detector sees either a :class:`ClassifierModel` (``logits(x)``) or a :class:`DensityModel`
-(``log_prob(x)`` in nats per image); both take uint8 batches (B, 3, H, W) and do their own input scaling on
-their device.  :func:`load_model` recognises the kind from the checkpoint (run engine format: ``kind``,
-``config``, ``model``, ``eval_model``, ``meta``) and identifies the weights by the checkpoint's sha256.
+A :class:`ClassifierModel` or :class:`DensityModel` holds the network (``module``, handed to the registered
+detectors of its ``kind``) and turns uint8 batches (B, 3, H, W) into the network's inputs on its device
+(:meth:`inputs`: the CIFAR mean/std normalisation, or ``x/127.5 - 1`` for sets the reference feeds raw, for
+classifiers; [-1, 1] for density models, whose ``module.log_prob(x)`` gives nats per image).
+:func:`load_model` recognises the kind from the checkpoint and loads it with its package's own loader
+(:func:`classifiers_oe.weights.load_classifier`, :func:`density_oe.weights.load_density_model`); the weights
+are identified by the checkpoint's sha256.
 """
 from __future__ import annotations
 
@@ -19,9 +22,7 @@ from torch import nn
 from classifiers_oe.config import KIND as CLASSIFIER
 from classifiers_oe.inputs import model_input
 from classifiers_oe.weights import load_classifier
-from density_oe.archs import arch_for_model
 from density_oe.config import KIND as DENSITY
-from density_oe.dmol import log_prob as dmol_log_prob
 from density_oe.weights import load_density_model
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError
@@ -47,29 +48,38 @@ class ClassifierModel:
     kind: ClassVar[str] = CLASSIFIER
 
     @property
+    def module(self) -> nn.Module:
+        return self.net
+
+    @property
     def device(self) -> torch.device:
         return module_device(self.net)
 
     def for_dataset(self, fed_raw: bool) -> "ClassifierModel":
         return dataclasses.replace(self, normalized=not fed_raw)
 
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return model_input(x.to(self.device), self.normalized)
+
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(model_input(x.to(self.device), self.normalized))
+        return self.net(self.inputs(x))
 
 
 @dataclass
 class DensityModel:
-    """A density model in eval mode: ``net`` maps images in [-1, 1] to whatever ``log_prob_fn(output, x)``
-    turns into per-image log-likelihoods in nats (its architecture's likelihood, :mod:`density_oe.archs`; for
-    PixelCNN++: DMOL parameters and ``dmol.log_prob``, for Glow: the log-likelihood itself)."""
+    """A density model in eval mode: ``net.log_prob(v)`` gives per-image log-likelihoods in nats of images
+    ``v`` in [-1, 1] (the density-model interface of :mod:`density_oe.archs`: ``PixelCNNpp``, ``Glow``)."""
 
     net: nn.Module
     label: str = "density"
     digest: str = ""
-    log_prob_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = dmol_log_prob
     path: str = ""                 # the checkpoint it was loaded from ("" for models handed over in Python)
     kind: ClassVar[str] = DENSITY
+
+    @property
+    def module(self) -> nn.Module:
+        return self.net
 
     @property
     def device(self) -> torch.device:
@@ -78,11 +88,13 @@ class DensityModel:
     def for_dataset(self, fed_raw: bool) -> "DensityModel":
         return self  # density models always see [-1, 1]
 
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return to_unit_range(x.to(self.device))
+
     @torch.no_grad()
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Per-image log-likelihood in nats, shape [B]."""
-        v = to_unit_range(x.to(self.device))
-        return self.log_prob_fn(self.net(v), v)
+        return self.net.log_prob(self.inputs(x))
 
 
 ScoringModel = Union[ClassifierModel, DensityModel]
@@ -114,9 +126,4 @@ def load_model(path: str | Path, label: str, device: torch.device) -> ScoringMod
         raise CheckpointError(f"checkpoint {str(path)!r} holds a model of kind {kind!r}; "
                               f"evaluable kinds: {', '.join(_LOADERS)}")
     cls, loader = _LOADERS[kind]
-    net = loader(path, state, device)
-    source = str(path.resolve())
-    if cls is DensityModel:
-        return DensityModel(net=net, label=label, digest=state["sha256"], log_prob_fn=arch_for_model(net).likelihood,
-                            path=source)
-    return cls(net=net, label=label, digest=state["sha256"], path=source)
+    return cls(net=loader(path, state, device), label=label, digest=state["sha256"], path=str(path.resolve()))

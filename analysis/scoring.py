@@ -1,61 +1,134 @@
-"""Per-image scores of one (model, detector, dataset), through the score cache."""
+"""Per-image scores of one (model, detector, dataset), through the score cache.
+
+Detectors come from the one registry (:mod:`oe_core.detectors`; the method packages register theirs);
+:class:`BoundDetector` builds the detector object for one model, fits it on the in-distribution training set
+when the detector needs that (once, on first use), and feeds it the model's inputs.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Iterator, Optional
 
 import numpy as np
 import torch
 
+from oe_core.detectors import DetectorEntry, get_detector
 from oe_core.errors import OEError
 from oe_core.progress import progress_bar
 from oe_core.run import resolve_device
 
 from .cache import DamagedEntry, ScoreCache, ScoreEntry, ScoreKey
 from .datasets import DatasetSpec, iter_batches, open_dataset
-from .detectors import Detector, get_detector
 from .models import DensityModel, ScoringModel, load_model
 from .results import Evaluation
 
 
-def score_batches(model: ScoringModel, detector: Detector, dataset, batch_size: int,
-                  background: Optional[DensityModel] = None, desc: str = "") -> np.ndarray:
+class _FitBatches:
+    """``(model inputs, labels)`` batches of a dataset, the loader detectors are fitted with."""
+
+    def __init__(self, model: ScoringModel, dataset, batch_size: int):
+        self.model, self.dataset, self.batch_size = model, dataset, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.dataset) // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        loader = torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, shuffle=False)
+        for x, y in loader:
+            yield self.model.inputs(x), y.to(self.model.device)
+
+
+class BoundDetector:
+    """A registered detector bound to one model (and background model): built, and fitted on ``fit_spec`` (the
+    in-distribution training set) when the detector needs fitting, on first use."""
+
+    def __init__(self, entry: DetectorEntry, model: ScoringModel, background: Optional[DensityModel] = None,
+                 fit_spec: Optional[DatasetSpec] = None, data_root: str = "", limit: int = 0,
+                 batch_size: int = 200):
+        if model.kind != entry.kind:
+            raise OEError(f"detector {entry.name!r} scores {entry.kind} models, but {model.label!r} is a "
+                          f"{model.kind}")
+        self.entry, self.model, self.background = entry, model, background
+        self.fit_spec = fit_spec if entry.needs_fit else None
+        self.data_root, self.limit, self.batch_size = data_root, limit, batch_size
+        self._obj: Any = None
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    @property
+    def units(self) -> str:
+        return self.entry.units
+
+    @property
+    def digest(self) -> str:
+        """What a cache entry depends on: the model's weights, the background's, the data it was fitted on."""
+        d = self.model.digest
+        if self.entry.needs_background:
+            d += f"+{self.background.digest if self.background is not None else ''}"
+        if self.fit_spec is not None:
+            d += f"+fit:{self.fit_spec.fingerprint(self.limit)}"
+        return d
+
+    def detector(self) -> Any:
+        """The detector object, built (and fitted) on the first call."""
+        if self._obj is None:
+            if self.entry.needs_fit and self.fit_spec is None:
+                raise OEError(f"detector {self.name!r} must be fitted on the in-distribution training set; "
+                              "give the evaluation an in-distribution set with a train split")
+            background = self.background.module if self.background is not None else None
+            obj = self.entry.build(self.model.module, background=background)
+            if hasattr(obj, "to") and not isinstance(obj, torch.nn.Module):
+                obj.to(self.model.device)  # pytorch-ood detectors keep their own device
+            if self.fit_spec is not None:
+                fit_model = self.model.for_dataset(self.fit_spec.fed_raw)
+                data = open_dataset(self.fit_spec, self.data_root, self.limit)
+                print(f"  {self.model.label} / {self.name}: fitting on {self.fit_spec.text} ({len(data)} images)",
+                      flush=True)
+                obj.fit(_FitBatches(fit_model, data, self.batch_size))
+            self._obj = obj
+        return self._obj
+
+    def scores(self, model: ScoringModel, x: torch.Tensor) -> torch.Tensor:
+        """Scores [B] (float64, CPU) of the uint8 batch ``x``; ``model``: the bound model as fed this set."""
+        det = self.detector()
+        with torch.enable_grad() if self.entry.needs_grad else torch.no_grad():  # ODIN steps along the gradient
+            out = det.predict(model.inputs(x))
+        if tuple(out.shape) != (x.shape[0],):
+            raise OEError(f"detector {self.name!r} returned shape {tuple(out.shape)} for a batch of {x.shape[0]}")
+        return out.detach().to("cpu", torch.float64)
+
+
+def score_batches(model: ScoringModel, detector: BoundDetector, dataset, batch_size: int, desc: str = "") -> np.ndarray:
     """Scores (float64 [N]) of every image of ``dataset`` in order; a progress bar titled ``desc`` if given."""
-    parts = []
     batches = progress_bar(iter_batches(dataset, batch_size), desc, bool(desc), -(-len(dataset) // batch_size))
-    with torch.no_grad():
-        for x in batches:
-            parts.append(detector.score(model, x, background).numpy())
-    return np.concatenate(parts)
+    return np.concatenate([detector.scores(model, x).numpy() for x in batches])
 
 
-def weights_digest(model: ScoringModel, detector: Detector, background: Optional[DensityModel]) -> str:
-    """The digest a cache entry depends on: the model's, plus the background model's when used."""
-    return f"{model.digest}+{background.digest}" if detector.needs_background else model.digest
-
-
-def cached_scores(cache: ScoreCache, model: ScoringModel, detector: Detector, spec: DatasetSpec, *,
+def cached_scores(cache: ScoreCache, model: ScoringModel, detector: BoundDetector, spec: DatasetSpec, *,
                   data_root: str = "", limit: int = 0, batch_size: int = 200,
-                  background: Optional[DensityModel] = None, progress: bool = False) -> tuple[np.ndarray, str]:
+                  progress: bool = False) -> tuple[np.ndarray, str]:
     """Scores of ``spec`` under ``model``/``detector``, from the cache when fresh, else computed and stored
     (with a progress bar when ``progress``).
 
-    The data is opened only when the scores must be computed (a missing data set with fresh cached scores
-    still evaluates).  Returns ``(scores, status)`` as :meth:`ScoreCache.get_or_compute`.
+    The data is opened (and a detector that needs it fitted) only when the scores must be computed (a missing
+    data set with fresh cached scores still evaluates).  Returns ``(scores, status)`` as
+    :meth:`ScoreCache.get_or_compute`.
     """
     key = ScoreKey(model.label, detector.name, spec, limit)
     scored = model.for_dataset(spec.fed_raw)
 
     def compute() -> np.ndarray:
         desc = f"{model.label} / {detector.name} / {spec.text}" if progress else ""
-        return score_batches(scored, detector, open_dataset(spec, data_root, limit), batch_size, background, desc)
+        return score_batches(scored, detector, open_dataset(spec, data_root, limit), batch_size, desc)
 
+    background = detector.background if detector.entry.needs_background else None
     source = {"checkpoint": model.path, "data_root": str(Path(data_root).expanduser().resolve()) if data_root else "",
-              "background_checkpoint": background.path if background is not None and detector.needs_background
-              else ""}
-    return cache.get_or_compute(key, weights_digest(model, detector, background), compute,
-                                kind=model.kind, units=detector.units, **source)
+              "background_checkpoint": background.path if background is not None else "",
+              "fit_dataset": detector.fit_spec.to_dict() if detector.fit_spec is not None else None}
+    return cache.get_or_compute(key, detector.digest, compute, kind=model.kind, units=detector.units, **source)
 
 
 def model_source(cache: ScoreCache, label: str, digest: Optional[str] = None) -> dict:
@@ -65,6 +138,14 @@ def model_source(cache: ScoreCache, label: str, digest: Optional[str] = None) ->
         if meta.get("checkpoint") and (digest is None or meta.get("digest") == digest):
             return {k: meta.get(k, "") for k in ("checkpoint", "data_root", "background_checkpoint")}
     return {}
+
+
+def _fit_dataset(cache: ScoreCache, label: str, detector: str) -> Optional[DatasetSpec]:
+    """The set a fitted detector of model ``label`` was fitted on, read off its intact cache entries."""
+    for meta in cache.entries(label):
+        if meta.get("detector") == detector and meta.get("fit_dataset"):
+            return DatasetSpec.from_dict(meta["fit_dataset"])
+    return None
 
 
 def read_or_recompute(cache: ScoreCache, key: ScoreKey, digest: Optional[str] = None,
@@ -82,16 +163,20 @@ def read_or_recompute(cache: ScoreCache, key: ScoreKey, digest: Optional[str] = 
                       f"checkpoint: rerun analysis.evaluate with --ckpt {key.model}=CHECKPOINT") from None
     device = resolve_device("auto")
     model = load_model(source["checkpoint"], key.model, device)
-    detector = get_detector(key.detector)
+    entry = get_detector(key.detector)
     background = None
-    if detector.needs_background:
+    if entry.needs_background:
         background = load_model(source["background_checkpoint"], "background", device)
-    now = weights_digest(model, detector, background)
-    if digest is not None and now != digest:
+    fit_spec = _fit_dataset(cache, key.model, key.detector) if entry.needs_fit else None
+    if entry.needs_fit and fit_spec is None:
+        raise OEError(f"{damage}; it was set aside, but no intact entry says what {key.detector!r} was fitted on: "
+                      "rerun analysis.evaluate with --ckpt")
+    detector = BoundDetector(entry, model, background, fit_spec, source["data_root"], key.limit, batch_size)
+    if digest is not None and detector.digest != digest:
         raise OEError(f"{damage}; it was set aside, but {source['checkpoint']!r} holds other weights now "
-                      f"({now[:12]} vs {digest[:12]}): rerun analysis.evaluate with --ckpt")
+                      f"({detector.digest[:12]} vs {digest[:12]}): rerun analysis.evaluate with --ckpt")
     cached_scores(cache, model, detector, key.dataset, data_root=source["data_root"], limit=key.limit,
-                  batch_size=batch_size, background=background)
+                  batch_size=batch_size)
     return cache.read(key)
 
 

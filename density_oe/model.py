@@ -122,6 +122,7 @@ class PixelCNNpp(nn.Module):
         DMOL likelihood of the network's output."""
         return dmol_log_prob(self(x), x)
 
+
 def image_shape(ds: Dataset, name: str, multiple: int = 4, model: str = "PixelCNN++") -> tuple[int, int, int]:
     """``(3, H, W)`` of the dataset's images; the density models need RGB with H and W multiples of ``multiple``
     (4 for PixelCNN++, 2^L for an L-level Glow)."""

@@ -1,7 +1,7 @@
 """A tiny name -> entry registry with metadata (in the spirit of timm's model registry).
 
-The suite's registries built on this class: datasets (:mod:`oe_core.data`), OOD detectors/scores
-(:mod:`analysis.detectors`) and density architectures (:mod:`density_oe.archs`).
+The suite's registries built on this class: datasets (:mod:`oe_core.data`), OOD detectors
+(:mod:`oe_core.detectors`) and density architectures (:mod:`density_oe.archs`).
 """
 from __future__ import annotations
 

@@ -10,9 +10,9 @@ from torch import nn
 
 from analysis.cache import FORMAT, DamagedEntry, ScoreCache, ScoreKey
 from analysis.datasets import DatasetSpec
-from analysis.detectors import get_detector
 from analysis.models import ClassifierModel
-from analysis.scoring import cached_scores
+from analysis.scoring import BoundDetector, cached_scores
+from oe_core.detectors import get_detector
 from oe_core.errors import OEError
 
 
@@ -109,18 +109,20 @@ def test_cached_scores_skip_the_model_and_the_data_when_fresh(tmp_path):
     net = Spy().eval()
     model = ClassifierModel(net, label="clf", digest="w1")
     spec = DatasetSpec.parse("gaussian,size=8,n=10")
-    s1, st1 = cached_scores(cache, model, get_detector("msp"), spec, batch_size=4)
+    msp = BoundDetector(get_detector("msp"), model)
+    s1, st1 = cached_scores(cache, model, msp, spec, batch_size=4)
     assert st1 == "new" and net.seen == 10 and s1.shape == (10,)
-    s2, st2 = cached_scores(cache, model, get_detector("msp"), spec, batch_size=4)
+    s2, st2 = cached_scores(cache, model, msp, spec, batch_size=4)
     assert st2 == "hit" and net.seen == 10 and np.array_equal(s1, s2)
     # a set whose data is absent still evaluates from fresh cached scores
     textures = DatasetSpec.parse("textures")
     cache.save(ScoreKey("clf", "msp", textures), [0.1, 0.2], "w1")
-    s3, st3 = cached_scores(cache, model, get_detector("msp"), textures)
+    s3, st3 = cached_scores(cache, model, msp, textures)
     assert st3 == "hit" and s3.tolist() == [0.1, 0.2] and net.seen == 10
     # new weights: recomputed
     with torch.no_grad():
         net.fc.weight.add_(1.0)
     with pytest.warns(UserWarning, match="digest changed"):
-        s4, st4 = cached_scores(cache, ClassifierModel(net, label="clf", digest="w2"), get_detector("msp"), spec)
+        new = ClassifierModel(net, label="clf", digest="w2")
+        s4, st4 = cached_scores(cache, new, BoundDetector(get_detector("msp"), new), spec)
     assert st4.startswith("stale") and net.seen == 20 and not np.array_equal(s1, s4)

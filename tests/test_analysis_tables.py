@@ -131,8 +131,8 @@ def test_cli_errors(tmp_path, capsys):
     assert "nothing to evaluate" in capsys.readouterr().err
     assert cli_main(main, ["--cached", "nobody", "--cache-dir", str(tmp_path), "--out", str(tmp_path)]) == 2
     assert "no model in the score cache" in capsys.readouterr().err
-    assert cli_main(main, ["--cached", "m", "--detectors", "odin", "--out", str(tmp_path)]) == 2
-    assert "unknown detector 'odin'" in capsys.readouterr().err
+    assert cli_main(main, ["--cached", "m", "--detectors", "nope", "--out", str(tmp_path)]) == 2
+    assert "unknown detector 'nope'" in capsys.readouterr().err
     assert cli_main(main, ["--cached", "m", "--ood", "svhn,size", "--out", str(tmp_path)]) == 2
     assert "not KEY=VALUE" in capsys.readouterr().err
     assert cli_main(main, ["--cached", "m", "--num-to-avg", "0", "--out", str(tmp_path)]) == 2

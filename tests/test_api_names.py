@@ -81,3 +81,12 @@ def test_a_run_folder_of_before_the_renames_resumes(tmp_path):
     save_checkpoint(tmp_path, state, kind="classifier", step=1, epoch=1)
     assert main(args) == 0   # the config check passes: "already trained"
     assert len(json.loads((tmp_path / "metrics.json").read_text())) == 1
+
+
+def test_conda_env_takes_pytorch_from_conda_forge_and_declares_no_unused_dependency():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    env = (root / "environment.yml").read_text()
+    channels = env.split("channels:")[1].split("dependencies:")[0]
+    assert "conda-forge" in channels and "- pytorch" not in channels
+    assert "einops" not in env and "einops" not in (root / "pyproject.toml").read_text()

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+from oe_core.atomic import atomic_write_text
 from oe_core.config import help_field, parse_config
+from oe_core.detectors import DETECTORS, get_detector
 from oe_core.errors import ConfigError, cli_main
 from oe_core.outputs import check_writable_folder
-from oe_core.atomic import atomic_write_text
 
 from ..datasets import DatasetSpec
-from ..detectors import DETECTORS, get_detector
 from ..results import Evaluation
 from ..scoring import stored_scores
 from . import auroc_bars, read_metrics_csv, roc_figure, save_figure, score_histograms, training_curves

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import torch
 from torch import nn
 
 from oe_core.errors import ConfigError
@@ -29,4 +30,16 @@ def build_model(arch: str, num_classes: int, depth: int = 40, widen_factor: int 
     return ARCHS[arch](num_classes, depth, widen_factor, dropout, norm)
 
 
-__all__ = ["ARCHS", "HEAD_KEYS", "NORMS", "AllConvNet", "WideResNet", "build_model"]
+def feature_layers(net: nn.Module) -> tuple[Callable[[torch.Tensor], torch.Tensor], nn.Linear]:
+    """``(feature_maps, head)`` of a suite classifier: ``net(x) == head(feature_maps(x).mean((2, 3)))``.
+
+    For the detectors that work on features (Mahalanobis, ViM, KNN, ReAct); the maps are ``[B, C, H, W]``
+    (AllConv's are already pooled to 1x1)."""
+    if isinstance(net, WideResNet):
+        return net.feature_maps, net.fc
+    if isinstance(net, AllConvNet):
+        return net.features, net.classifier
+    raise ConfigError(f"feature-based detectors need a WRN or AllConv classifier, got {type(net).__name__}")
+
+
+__all__ = ["ARCHS", "HEAD_KEYS", "NORMS", "AllConvNet", "WideResNet", "build_model", "feature_layers"]

@@ -115,11 +115,14 @@ class WideResNet(nn.Module):
             elif isinstance(m, nn.Linear):
                 nn.init.zeros_(m.bias)
 
+    def feature_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """The last feature maps [B, 64k, H/4, W/4] (after the final BN-ReLU, before pooling)."""
+        out = self.block3(self.block2(self.block1(self.conv1(x))))
+        return self.relu(self.bn1(out))
+
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate features [B, 64k] (after the final BN-ReLU and global pooling)."""
-        out = self.block3(self.block2(self.block1(self.conv1(x))))
-        out = self.relu(self.bn1(out))
-        return F.adaptive_avg_pool2d(out, 1).flatten(1)
+        return F.adaptive_avg_pool2d(self.feature_maps(x), 1).flatten(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.features(x))

@@ -1,4 +1,5 @@
-"""Detectors on tiny in-test models, with known answers for the likelihood ratio and complexity scores."""
+"""Detector objects (fit/predict) and the one registry, on tiny in-test models, with known answers for the
+likelihood ratio and complexity scores; the analysis binding (uint8 batches -> model inputs -> scores)."""
 from __future__ import annotations
 
 import io
@@ -11,13 +12,18 @@ import torch
 from PIL import Image
 from torch import nn
 
-from analysis.compression import complexity_bits_per_dim
-from analysis.detectors import DETECTORS, detectors_for, get_detector
 from analysis.models import ClassifierModel, DensityModel
 from analysis.perturb import mutate
+from analysis.scoring import BoundDetector
+from classifiers_oe.detectors import MSP
+from density_oe.complexity import complexity_bits_per_dim
+from density_oe.detectors import BitsPerDim, ComplexityCorrected, LikelihoodRatio
 from oe_core.data.transforms import CIFAR_MEAN, CIFAR_STD
-from oe_core.errors import OEError
+from oe_core.detectors import DETECTORS, Detector, detectors_for, get_detector
+from oe_core.errors import ConfigError, OEError
 from oe_core.metrics import auroc
+
+SUITE = {"msp", "max_logit", "energy", "xent_uniform", "bpd", "likelihood_ratio", "complexity_png", "complexity_zlib"}
 
 
 def _images(n: int, seed: int = 0, size: int = 8) -> torch.Tensor:
@@ -47,9 +53,14 @@ def _logits_np(net: nn.Module, x: torch.Tensor, raw: bool) -> np.ndarray:
     return 3.0 * (v.reshape(len(v), -1) @ w.T + b)
 
 
+def _score(name: str, model, x: torch.Tensor, background=None) -> torch.Tensor:
+    """Scores of uint8 ``x`` through the analysis binding of the registered detector ``name``."""
+    return BoundDetector(get_detector(name), model, background).scores(model, x)
+
+
 def test_registry_lists_every_detector_with_metadata():
-    assert set(DETECTORS.names()) == {"msp", "max_logit", "energy", "xent_uniform", "bpd", "likelihood_ratio",
-                                      "complexity_png", "complexity_zlib"}
+    assert SUITE <= set(DETECTORS.names())
+    assert {get_detector(n).source for n in set(DETECTORS.names()) - SUITE} <= {"pytorch-ood"}
     for name in DETECTORS.names():
         d = get_detector(name)
         assert d.kind in ("classifier", "density") and d.units and d.paper_name and d.description
@@ -58,7 +69,18 @@ def test_registry_lists_every_detector_with_metadata():
     assert [d.name for d in detectors_for("density", ["msp", "bpd", "likelihood_ratio"])] == ["bpd", "likelihood_ratio"]
     assert get_detector("likelihood_ratio").needs_background
     with pytest.raises(OEError, match="unknown detector"):
-        get_detector("odin")
+        get_detector("nope")
+
+
+def test_detectors_are_objects_with_fit_and_predict():
+    net = TinyClassifier().eval()
+    det = MSP(net)
+    assert isinstance(det, Detector) and det.fit([]) is det and not det.requires_fit
+    v = torch.randn(5, 3, 8, 8)
+    logits = net(v)
+    torch.testing.assert_close(det.predict(v), det.predict_features(logits))
+    torch.testing.assert_close(det(v), -torch.softmax(logits.double(), 1).amax(1))
+    assert isinstance(get_detector("msp").build(net), MSP)
 
 
 @pytest.mark.parametrize("raw", [False, True])
@@ -71,7 +93,7 @@ def test_classifier_scores_match_float64_reference(raw):
     p = np.exp(z - lse[:, None])
     expect = {"msp": -p.max(1), "max_logit": -z.max(1), "energy": -lse, "xent_uniform": z.mean(1) - lse}
     for name, ref in expect.items():
-        got = get_detector(name).score(model, x)
+        got = _score(name, model, x)
         assert got.dtype == torch.float64 and got.shape == (16,)
         np.testing.assert_allclose(got.numpy(), ref, rtol=1e-5, atol=1e-5)
 
@@ -82,26 +104,29 @@ def test_msp_of_confident_images_does_not_saturate():
         def forward(self, x):
             return torch.tensor([[20.0, 0.0], [25.0, 0.0]])
 
-    s = get_detector("msp").score(ClassifierModel(Fixed()), _images(2))
+    s = MSP(Fixed()).predict(_images(2).float())
     assert torch.softmax(torch.tensor([[20.0, 0.0], [25.0, 0.0]]), 1).amax(1).tolist() == [1.0, 1.0]
     assert s[0] > s[1] and s[1] > -1.0
 
 
 def test_kind_mismatch_and_missing_background_are_clear_errors():
     clf = ClassifierModel(TinyClassifier().eval(), label="c")
-    dens = DensityModel(TinyDensity(1.0, 0.0), label="d", log_prob_fn=_identity)
+    dens = DensityModel(TinyDensity(1.0, 0.0), label="d")
     with pytest.raises(OEError, match="scores density models, but 'c' is a classifier"):
-        get_detector("bpd").score(clf, _images(2))
-    with pytest.raises(OEError, match="needs a background"):
-        get_detector("likelihood_ratio").score(dens, _images(2))
+        _score("bpd", clf, _images(2))
+    with pytest.raises(ConfigError, match="needs a background"):
+        _score("likelihood_ratio", dens, _images(2))
 
 
 # ----------------------------------------------------------------------------- density detectors
-def _identity(out, v):
-    return out
+class LogProbModule(nn.Module):
+    """The density-model interface: ``log_prob(x)`` = the module's output (nats per image)."""
+
+    def log_prob(self, v):
+        return self(v)
 
 
-class TinyDensity(nn.Module):
+class TinyDensity(LogProbModule):
     """A fake density: log p(x) = -(a * complexity(x) + b * semantic(x)) nats, per image, where complexity is
     the mean absolute horizontal pixel difference and semantic is 1 for bright images (mean > 0 in [-1, 1])."""
 
@@ -125,9 +150,10 @@ def _id_and_ood(n: int = 40, size: int = 8) -> tuple[torch.Tensor, torch.Tensor]
 
 def test_bits_per_dim_from_log_prob():
     x = _images(5)
-    model = DensityModel(TinyDensity(1.0, 2.0), log_prob_fn=_identity)
+    model = DensityModel(TinyDensity(1.0, 2.0))
     lp = TinyDensity(1.0, 2.0)(x.double() / 127.5 - 1).numpy()
-    got = get_detector("bpd").score(model, x).numpy()
+    got = _score("bpd", model, x).numpy()
+    np.testing.assert_allclose(BitsPerDim(TinyDensity(1.0, 2.0)).predict(x.double() / 127.5 - 1).numpy(), got)
     np.testing.assert_allclose(got, -lp / (3 * 8 * 8 * math.log(2)), rtol=1e-6)
 
 
@@ -136,11 +162,11 @@ def test_likelihood_ratio_removes_the_complexity_term():
     complexity part.  bpd alone ranks the smooth OOD images as *more* in-distribution (AUROC 0); the
     ratio keeps only the semantic term: OOD scores 1000/(d ln 2) higher, ID 0 (AUROC 1)."""
     ids, ood = _id_and_ood()
-    model = DensityModel(TinyDensity(10.0, 1.0), label="m", log_prob_fn=_identity)
-    background = DensityModel(TinyDensity(10.0, 0.0), label="bg", log_prob_fn=_identity)
-    bpd, lr = get_detector("bpd"), get_detector("likelihood_ratio")
-    assert auroc(bpd.score(model, ids), bpd.score(model, ood)) == 0.0
-    s_id, s_ood = lr.score(model, ids, background), lr.score(model, ood, background)
+    model = DensityModel(TinyDensity(10.0, 1.0), label="m")
+    background = DensityModel(TinyDensity(10.0, 0.0), label="bg")
+    assert auroc(_score("bpd", model, ids), _score("bpd", model, ood)) == 0.0
+    s_id, s_ood = _score("likelihood_ratio", model, ids, background), _score("likelihood_ratio", model, ood, background)
+    assert isinstance(get_detector("likelihood_ratio").build(model.net, background=background.net), LikelihoodRatio)
     d = 3 * 8 * 8
     np.testing.assert_allclose(s_id.numpy(), 0.0, atol=1e-9)
     np.testing.assert_allclose(s_ood.numpy(), 1000.0 / (d * math.log(2)), rtol=1e-6)
@@ -153,7 +179,7 @@ def _png_bits_per_dim(img_chw: np.ndarray) -> float:
     return 8.0 * len(buf.getvalue()) / img_chw.size
 
 
-class ComplexityDensity(nn.Module):
+class ComplexityDensity(LogProbModule):
     """A fake density whose log-likelihood is exactly minus the compressed length: -L(x) d ln 2 nats."""
 
     def __init__(self, compressor: str):
@@ -183,21 +209,22 @@ def test_complexity_compressed_lengths_independent():
 @pytest.mark.parametrize("compressor", ["png", "zlib"])
 def test_complexity_corrected_score_is_constant_when_likelihood_is_complexity(compressor):
     x = torch.cat([_images(4, seed=3), _id_and_ood(4)[1], torch.zeros(2, 3, 8, 8, dtype=torch.uint8)])
-    model = DensityModel(ComplexityDensity(compressor), log_prob_fn=_identity)
-    s = get_detector(f"complexity_{compressor}").score(model, x)
+    model = DensityModel(ComplexityDensity(compressor))
+    s = _score(f"complexity_{compressor}", model, x)
+    det = get_detector(f"complexity_{compressor}").build(model.net)
+    assert isinstance(det, ComplexityCorrected) and det.compressor == compressor
     np.testing.assert_allclose(s.numpy(), 0.0, atol=1e-9)
 
 
 def test_complexity_correction_flags_simple_images_under_a_flat_likelihood():
     """With the same likelihood for every image, S = const - L(x): the simplest images score highest."""
-    class Flat(nn.Module):
+    class Flat(LogProbModule):
         def forward(self, v):
             return torch.full((v.shape[0],), -1000.0, dtype=torch.float64)
 
     ids, ood = _id_and_ood()
-    model = DensityModel(Flat(), log_prob_fn=_identity)
-    det = get_detector("complexity_zlib")
-    s_id, s_ood = det.score(model, ids), det.score(model, ood)
+    model = DensityModel(Flat())
+    s_id, s_ood = _score("complexity_zlib", model, ids), _score("complexity_zlib", model, ood)
     const = 1000.0 / (3 * 8 * 8 * math.log(2))
     np.testing.assert_allclose(s_id.numpy(), const - complexity_bits_per_dim(ids, "zlib").numpy(), rtol=1e-9)
     assert auroc(s_id, s_ood) == 1.0
