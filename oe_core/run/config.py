@@ -30,6 +30,8 @@ class RunConfig:
     on_nonfinite: str = help_field("stop", "a NaN/inf loss stops the run naming the step, or skips the batch "
                                            "and counts it", choices=("stop", "skip"))
     progress: bool = help_field(True, "show tqdm progress bars")
+    tensorboard: bool = help_field(False, "also write per-step and per-epoch scalars as TensorBoard events to "
+                                          "OUT/tensorboard (needs: pip install tensorboard)")
 
     def validate(self) -> None:
         require(self.epochs > 0, f"--epochs must be positive, got {self.epochs}")

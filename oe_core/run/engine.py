@@ -17,6 +17,7 @@ A trainer is a :class:`Task` (what a model, an optimizer, a batch and a loss are
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import math
 import os
@@ -39,10 +40,11 @@ from .distributed import DistInfo, any_rank, barrier, dist_info_from_env, init_d
 from .history import write_history
 from .seed import derive_seed, rng_state, seed_everything, set_rng_state
 from .signals import PreemptionGuard
+from .tensorboard import ScalarLog, check_tensorboard
 
 # Config fields that may change between a run and its resumption (they do not change the result).
 RUNTIME_FIELDS = {"out", "device", "resume", "progress", "num_workers", "data_root", "download", "compile",
-                  "ckpt_every"}
+                  "ckpt_every", "tensorboard"}
 
 
 @dataclasses.dataclass
@@ -173,6 +175,8 @@ class Engine:
 
     def _run(self, dist: DistInfo, device: torch.device) -> dict:
         cfg, task = self.cfg, self.task
+        if cfg.tensorboard:
+            check_tensorboard()
         if dist.is_main:
             check_writable_folder(self.out, "output folder")
             for stale in self.out.glob(".*.tmp"):  # any atomic write (checkpoint, metrics) a kill -9 cut short
@@ -231,7 +235,8 @@ class Engine:
         if epoch >= cfg.epochs and dist.is_main:
             print(f"{self.out}: already trained for {cfg.epochs} epochs", file=sys.stderr)
 
-        with PreemptionGuard() as guard:
+        scalars = ScalarLog(self.out, cfg.tensorboard and dist.is_main)
+        with PreemptionGuard() as guard, contextlib.closing(scalars):
             while epoch < cfg.epochs:
                 t0 = time.time() - partial["seconds"]
                 model.train()
@@ -262,6 +267,7 @@ class Engine:
                         partial["count"] += 1
                         for k, v in logs.items():
                             partial["logs"][k] = partial["logs"].get(k, 0.0) + float(v)
+                        scalars.step(global_step + 1, value, optimizer.param_groups[0]["lr"], logs)
                     step += 1
                     global_step += 1
                     if bar is not None:
@@ -289,6 +295,7 @@ class Engine:
                     with torch.no_grad():
                         row.update(task.evaluate(model, ctx))
                     self.history.append(row)
+                    scalars.epoch(row)
                     print(task.summary(row), file=sys.stderr, flush=True)
                 epoch, step = epoch + 1, 0
                 partial = {"loss_sum": 0.0, "count": 0, "skipped": 0, "logs": {}, "seconds": 0.0}
