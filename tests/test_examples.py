@@ -21,7 +21,8 @@ def test_oe_minimal_example_improves_msp_auroc():
     m = re.search(r"mean MSP AUROC ([\d.]+)% -> ([\d.]+)%", proc.stdout)
     assert m, proc.stdout[-2000:]
     before, after = float(m.group(1)), float(m.group(2))
-    assert after > before + 10.0, proc.stdout   # measured: 52.7% -> 75.1%
+    # measured: 52.7% -> 75.1%; the same fine-tuning without the OE term (--lam=0) gives 52.7% -> 61.7%
+    assert after > before + 15.0, proc.stdout
 
 
 def test_oe_minimal_example_rejects_unknown_options():
