@@ -1,10 +1,10 @@
 """The density-model interface and the registry of architectures (``--arch``).
 
 Everything downstream of a density model (the OE trainer, scoring, sampling, the detectors of
-:mod:`analysis`, the mini-study) uses one quantity: the per-image log-likelihood in nats of 8-bit images on the
-[-1, 1] grid, ``log_prob(x) -> [B]``.  An architecture says how to build its network from the run config and how
-to turn the network's output into that log-likelihood (``likelihood(model(x), x)``; through ``model(x)`` so DDP
-and ``torch.compile`` wrap the whole computation):
+:mod:`density_oe.detectors`, the mini-study) uses one quantity: the per-image log-likelihood in nats of 8-bit
+images on the [-1, 1] grid, ``log_prob(x) -> [B]``.  An architecture says how to build its network from the run
+config and how to turn the network's output into that log-likelihood (``likelihood(model(x), x)``; through
+``model(x)`` so DDP and ``torch.compile`` wrap the whole computation):
 
 | name       | network output          | likelihood                                                         |
 |------------|-------------------------|--------------------------------------------------------------------|
