@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from analysis.cache import ScoreCache, ScoreKey
+from analysis.datasets import DatasetSpec
 from analysis.evaluate import list_detectors, main
 from analysis.results import Evaluation
 from analysis.scoring import stored_scores
@@ -65,6 +67,14 @@ def test_a_fitted_pytorch_ood_detector_end_to_end(tmp_path, capsys):
     assert cli_main(main, argv) == 0
     log = capsys.readouterr().out
     assert "fitting" not in log and "(hit)" in log
+
+    # a damaged entry of the fitted detector is recomputed: fitted again on the same set, the same scores
+    cache = ScoreCache(out / "score_cache")
+    key = ScoreKey("clf", "mahalanobis", DatasetSpec.parse(ID, default_split="test"))
+    cache.path(key).write_bytes(b"not an npz")
+    assert cli_main(main, ["--from-results", str(out / "results.json"), "--out", str(tmp_path / "again")]) == 0
+    assert "fitting on toy-shapes:train" in capsys.readouterr().out
+    np.testing.assert_allclose(cache.read(key).scores, got, rtol=1e-6, atol=1e-6)
 
 
 def test_metrics_agree_with_pytorch_ood_oodmetrics():
