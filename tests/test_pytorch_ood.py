@@ -72,7 +72,8 @@ def test_a_fitted_pytorch_ood_detector_end_to_end(tmp_path, capsys):
     cache = ScoreCache(out / "score_cache")
     key = ScoreKey("clf", "mahalanobis", DatasetSpec.parse(ID, default_split="test"))
     cache.path(key).write_bytes(b"not an npz")
-    assert cli_main(main, ["--from-results", str(out / "results.json"), "--out", str(tmp_path / "again")]) == 0
+    with pytest.warns(UserWarning, match="damaged score-cache entry"):
+        assert cli_main(main, ["--from-results", str(out / "results.json"), "--out", str(tmp_path / "again")]) == 0
     assert "fitting on toy-shapes:train" in capsys.readouterr().out
     np.testing.assert_allclose(cache.read(key).scores, got, rtol=1e-6, atol=1e-6)
 
