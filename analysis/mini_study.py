@@ -46,7 +46,7 @@ class Preset:
     pcnn_resnet: int
     pcnn_mix: int
     pcnn_batch: int
-    pcnn_ema: float           # baseline EMA decay: the paper's 0.9995 averages over ~2000 steps, more than a mini run has
+    pcnn_ema: float           # baseline EMA decay (0.9995 averages over ~2000 steps, more than a mini run has)
     limit_steps: int = 0      # cap on steps per epoch (0: full epochs)
     num_to_avg: int = 10
 

@@ -130,13 +130,13 @@ def test_oe_tune_with_defaults_scores_the_fine_tuned_weights(baseline, tmp_path,
 
 
 def test_an_explicit_ema_in_oe_tune_is_zero_debiased(baseline, tmp_path):
-    cfg = parse_config(TrainConfig, oe_args(baseline) + ["--ema-decay", "0.9", "--out", str(tmp_path)])
+    cfg = parse_config(DensityConfig, oe_args(baseline) + ["--ema-decay", "0.9", "--out", str(tmp_path)])
     assert cfg.eval_weights == "zero-debiased EMA 0.9 of the fine-tuning steps"
     task = DensityTask(cfg)
     task.device = torch.device("cpu")
     task.build_optimizer(torch.nn.Linear(2, 2))
     assert task.ema.debias and task.ema.decay == 0.9
-    cfg = parse_config(TrainConfig, BASELINE + ["--out", str(tmp_path)])
+    cfg = parse_config(DensityConfig, BASELINE + ["--out", str(tmp_path)])
     task = DensityTask(cfg)
     task.device = torch.device("cpu")
     task.build_optimizer(torch.nn.Linear(2, 2))
@@ -186,12 +186,14 @@ def test_resumed_run_equals_uninterrupted_run(baseline, tmp_path, mode):
 
 def test_bad_configs_are_one_clear_error(baseline, tmp_path, capsys):
     assert cli_main(main, COMMON + ["--mode", "oe_tune", "--out", str(tmp_path)]) == 2
-    assert "--init" in capsys.readouterr().err
+    assert "--mode oe_tune needs --init" in capsys.readouterr().err
     assert cli_main(main, oe_args(baseline)[:-2] + ["--nr-filters", "16", "--limit-steps", "1",
                                                     "--out", str(tmp_path / "x")]) == 2
-    assert "--nr-filters" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--init {str(baseline)!r} holds a PixelCNNpp with" in err and "nr_filters=8" in err
+    assert "nr_filters=16" in err and "--nr-filters" in err
     assert cli_main(main, COMMON + ["--image-size", "6", "--out", str(tmp_path / "y")]) == 2
-    assert "multiple of 4" in capsys.readouterr().err
+    assert "--image-size must be 0 or a multiple of 4" in capsys.readouterr().err
 
 
 def test_score_cli_writes_per_image_bits_per_dim(baseline, tmp_path):
