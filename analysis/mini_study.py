@@ -46,7 +46,7 @@ class Preset:
     pcnn_resnet: int
     pcnn_mix: int
     pcnn_batch: int
-    pcnn_ema: float           # EMA decay: the paper's 0.9995 averages over ~2000 steps, more than a mini run has
+    pcnn_ema: float           # baseline EMA decay (0.9995 averages over ~2000 steps, more than a mini run has)
     limit_steps: int = 0      # cap on steps per epoch (0: full epochs)
     num_to_avg: int = 10
 
@@ -155,10 +155,10 @@ def run_study(cfg: StudyConfig) -> Path:
         "--depth", str(p.cls_depth), "--widen-factor", str(p.cls_width), "--outliers", "mini-outliers",
         "--epochs", str(p.cls_oe_epochs), *_train_common(study, runs["clf_oe"])])
     pcnn_model = ["--nr-filters", str(p.pcnn_filters), "--nr-resnet", str(p.pcnn_resnet),
-                  "--nr-logistic-mix", str(p.pcnn_mix), "--batch-size", str(p.pcnn_batch),
-                  "--ema-decay", str(p.pcnn_ema)]
+                  "--nr-logistic-mix", str(p.pcnn_mix), "--batch-size", str(p.pcnn_batch)]
     study.run("PixelCNN++ baseline", "density_oe.train", pcnn_train.main, [
         "--mode", "baseline", "--dataset", "mini-id", "--epochs", str(p.pcnn_epochs), *pcnn_model,
+        "--ema-decay", str(p.pcnn_ema),  # the OE fine-tune scores its trained weights (density_oe.config)
         *_train_common(study, runs["pcnn"])])
     study.run("PixelCNN++ OE fine-tune", "density_oe.train", pcnn_train.main, [
         "--mode", "oe_tune", "--init", runs["pcnn"], "--dataset", "mini-id", "--outliers", "mini-outliers",

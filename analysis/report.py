@@ -17,12 +17,13 @@ from .results import Evaluation
 
 
 def mean_auroc(ev: Evaluation, model: str, detector: str) -> float:
-    rows = [r for r in ev.group(model, detector) if r.ok]
+    """Mean AUROC over the model's OOD sets (NaN when the evaluation has no such model)."""
+    rows = [r for r in ev.groups().get((model, detector), []) if r.ok]
     return float(np.mean([r.mean("auroc") for r in rows])) if rows else float("nan")
 
 
 def set_auroc(ev: Evaluation, model: str, detector: str, dataset: str) -> float:
-    for r in ev.group(model, detector):
+    for r in ev.groups().get((model, detector), []):
         if r.ok and r.ood.get("name") == dataset:
             return r.mean("auroc")
     return float("nan")

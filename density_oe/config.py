@@ -1,14 +1,20 @@
 """The density trainer's config: the TF PixelCNN++ recipe as defaults, per mode, for every architecture
 (``--arch pixelcnn``, the default, or ``--arch glow``; see :mod:`density_oe.archs`).
 
-| mode     | epochs | lr    | batch (in + outliers) | start                                   |
-|----------|--------|-------|-----------------------|-----------------------------------------|
-| baseline | 300    | 1e-3  | 128                   | fresh, data-dependent init              |
-| oe_tune  | 2      | 2e-4  | 64 + 64               | ``--init`` weights (a run or port file) |
+| mode     | epochs | lr    | batch (in + outliers) | start                                   | evaluation weights |
+|----------|--------|-------|-----------------------|-----------------------------------------|--------------------|
+| baseline | 300    | 1e-3  | 128                   | fresh, data-dependent init              | EMA 0.9995 (TF)    |
+| oe_tune  | 2      | 2e-4  | 64 + 64               | ``--init`` weights (a run or port file) | the trained ones   |
 
 Common to both (TF ``train.py``): Adam with betas (0.95, 0.9995), the learning rate multiplied by 0.999995 after
-every step, Polyak EMA 0.9995 of the weights for evaluation, sampling and scoring, element-wise dropout 0.5, no
-augmentation, the last partial training batch dropped, seed 1.
+every step, element-wise dropout 0.5, no augmentation, the last partial training batch dropped, seed 1.
+
+Evaluation, sampling and scoring weights: the baseline uses the TF code's Polyak EMA 0.9995.  The OE fine-tune
+scores its trained weights (``--ema-decay`` unset means 0 there), as the pclucas14 port the paper used has no EMA:
+an EMA started from the loaded weights would keep ``0.9995^steps`` of the pre-OE model (46% after the paper's ~1560
+steps), so "after OE" would be scored half with the baseline.  An explicit ``--ema-decay`` in oe_tune is
+zero-debiased (:class:`~density_oe.ema.EMA`), so it too holds none of the pre-OE weights.  ``config.json`` records
+the choice in ``eval_weights``.
 
 Choices where the sources are silent or do not fit one process, with reasons:
 
@@ -21,14 +27,14 @@ Choices where the sources are silent or do not fit one process, with reasons:
   were trained at 4e-4 with a per-epoch decay that leaves it there), lower than the from-scratch 1e-3 because the
   fine-tune starts from a trained model with a fresh Adam state.
 * OE margin and weight: see :mod:`density_oe.losses` (1 bit/dim, ``lam = 1``).
-* Glow uses the same optimiser, schedule, EMA and OE loss, so the two families differ only in the network.
+* Glow uses the same optimiser, schedule, evaluation weights and OE loss, so the two families differ only in the network.
   openai's Glow recipe is Adamax at lr 1e-3, batch 512 and a linear warm-up over 10 epochs (``--warmup-steps``
   gives the warm-up; README: the paper-scale command); its actnorm init batch is 256 images per GPU (our default
   ``--init-batch-size`` for Glow; PixelCNN++'s is TF's 16).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
 from oe_core.config import fill_unset, help_field, require
@@ -41,8 +47,8 @@ from .model import ModelConfig
 
 MODES = ("baseline", "oe_tune")
 MODE_DEFAULTS: dict[str, dict[str, int | float]] = {
-    "baseline": {"epochs": 300, "lr": 1e-3, "batch_size": 128},
-    "oe_tune": {"epochs": 2, "lr": 2e-4, "batch_size": 64},
+    "baseline": {"epochs": 300, "lr": 1e-3, "batch_size": 128, "ema_decay": 0.9995},
+    "oe_tune": {"epochs": 2, "lr": 2e-4, "batch_size": 64, "ema_decay": 0.0},
 }
 KIND = "density"  # the checkpoint kind of this package's runs
 
@@ -80,7 +86,10 @@ class DensityConfig(ModelConfig, GlowConfig, RunConfig):
     lr_decay: float = help_field(0.999995, "learning rate multiplier applied after every optimizer step")
     beta1: float = help_field(0.95, "Adam beta1")
     beta2: float = help_field(0.9995, "Adam beta2")
-    ema_decay: float = help_field(0.9995, "Polyak averaging decay of the weights used for evaluation")
+    ema_decay: Optional[float] = help_field(None, "Polyak averaging decay of the weights used for evaluation, "
+                                                  "sampling and scoring (unset: 0.9995 for baseline, as TF; 0 = no "
+                                                  "averaging for oe_tune, as the port; in oe_tune an EMA is "
+                                                  "zero-debiased so no pre-OE weights remain)")
     data_init: bool = help_field(True, "baseline: data-dependent initialisation of the weight-normalised layers "
                                        "on one batch (as the TF code; --no-data-init keeps PyTorch's defaults)")
     init_batch_size: Optional[int] = help_field(None, "images in the data-dependent initialisation batch "
@@ -92,6 +101,8 @@ class DensityConfig(ModelConfig, GlowConfig, RunConfig):
                                                     "batch size)")
     test_batch_size: int = help_field(64, "batch size of the per-epoch test pass")
     eval_images: int = help_field(0, "score only the first N test images each epoch (0: all)")
+    # resolved, not an option: which weights test_bpd, scoring and sampling use (recorded in config.json)
+    eval_weights: str = field(default="", init=False)
 
     def __post_init__(self) -> None:
         fill_unset(self, MODE_DEFAULTS.get(self.mode, MODE_DEFAULTS["baseline"]))
@@ -99,6 +110,14 @@ class DensityConfig(ModelConfig, GlowConfig, RunConfig):
             self.oe_batch_size = self.batch_size
         if self.init_batch_size is None and self.arch in ARCHS:
             self.init_batch_size = get_arch(self.arch).init_batch_size
+        self.eval_weights = ("trained weights (no averaging)" if self.ema_decay == 0 else
+                             f"zero-debiased EMA {self.ema_decay} of the fine-tuning steps" if self.ema_debiased else
+                             f"EMA {self.ema_decay} started from the initial weights")
+
+    @property
+    def ema_debiased(self) -> bool:
+        """oe_tune averages without its starting (pre-OE) weights."""
+        return self.mode == "oe_tune"
 
     @property
     def model_config(self) -> ModelConfig | GlowConfig:

@@ -4,11 +4,12 @@ Glow) by maximum likelihood (baseline) or with Outlier Exposure (oe_tune).
 A thin :class:`~oe_core.run.Task` on the shared run engine (run folder, config.json, metrics.csv/jsonl, atomic
 checkpoints, ``--resume``, progress bars, DDP through ``torchrun``, bf16 autocast with the likelihood in float32,
 channels_last, ``--compile``).  Every epoch reports the mean training bits/dim and the test bits/dim of the
-Polyak-averaged (EMA) weights, which are also the checkpoint's evaluation weights (``eval_model``) that scoring and
-sampling use.  In ``oe_tune`` mode the in-distribution and outlier batches go through one forward pass and the
-loss is :class:`~density_oe.losses.OEMarginLoss`.  The trainer sees a model only through its per-image
-log-likelihood (:mod:`density_oe.archs`), so both architectures share the loss, the margin units, the data stream
-and everything else.
+evaluation weights (``eval_model`` in the checkpoint, which scoring and sampling use): the Polyak-averaged (EMA)
+weights for the baseline, the trained weights themselves for the OE fine-tune (``config.json``'s
+``eval_weights`` says which; reasons in :mod:`density_oe.config`).  In ``oe_tune`` mode the in-distribution and
+outlier batches go through one forward pass and the loss is :class:`~density_oe.losses.OEMarginLoss`.  The
+trainer sees a model only through its per-image log-likelihood (:mod:`density_oe.archs`), so both architectures
+share the loss, the margin units, the data stream, the evaluation weights and everything else.
 
 Deliberate differences from the TF code and the pclucas14 port:
 
@@ -98,7 +99,8 @@ class DensityTask(Task):
 
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         cfg = self.cfg
-        self.ema = EMA(model, cfg.ema_decay)  # the engine has moved the model to its device and memory format
+        # the engine has moved the model to its device and memory format
+        self.ema = EMA(model, cfg.ema_decay, debias=cfg.ema_debiased)
         fused = self.device.type in ("cpu", "cuda")  # one kernel per step instead of ~10 per parameter tensor
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=fused)
 
@@ -153,22 +155,23 @@ class DensityTask(Task):
         return self.ema.state_dict()
 
     def state_dict(self) -> dict:
-        return {"ema": self.ema.state_dict(), "image_size": self.image_size}
+        return {"ema": self.ema.state_dict(), "ema_updates": self.ema.updates, "image_size": self.image_size}
 
     def load_state_dict(self, state: dict) -> None:
-        self.ema.load_state_dict(state["ema"])
+        self.ema.load_state_dict(state["ema"], state.get("ema_updates", 0))
 
     def summary(self, row: dict) -> str:
         extra = f" | outlier bpd {row['outlier_bpd']:.4f}" if "outlier_bpd" in row else ""
+        weights = "EMA" if self.cfg.ema_decay else "trained weights"
         return (f"epoch {row['epoch']:4d} | {row['time_s']:8.1f}s | train loss {row['train_loss']:.4f} | "
-                f"train bpd {row['train_bpd']:.4f}{extra} | test bpd (EMA) {row['test_bpd']:.4f}")
+                f"train bpd {row['train_bpd']:.4f}{extra} | test bpd ({weights}) {row['test_bpd']:.4f}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_config(DensityConfig, argv, prog="python -m density_oe.train")
     row = Engine(DensityTask(cfg)).run()
     if "test_bpd" in row:
-        print(f"final test bits/dim (EMA weights): {row['test_bpd']:.4f} ({cfg.dataset}, {cfg.out})")
+        print(f"final test bits/dim ({cfg.eval_weights}): {row['test_bpd']:.4f} ({cfg.dataset}, {cfg.out})")
     return 0
 
 

@@ -81,6 +81,68 @@ def test_ema_update_is_polyak_averaging():
     torch.testing.assert_close(ema.model.weight, 0.9 * before + 0.1 * net.weight.detach())
 
 
+def test_zero_debiased_ema_holds_none_of_the_start_weights():
+    net = torch.nn.Linear(3, 2)
+    with torch.no_grad():
+        net.weight.fill_(1e6)                                        # the pre-OE weights, easy to see
+    plain, debiased = EMA(net, decay=0.9), EMA(net, decay=0.9, debias=True)
+    g = torch.Generator().manual_seed(0)
+    steps = [torch.randn(2, 3, generator=g) for _ in range(5)]
+    for w in steps:
+        with torch.no_grad():
+            net.weight.copy_(w)
+        plain.update(net)
+        debiased.update(net)
+    coef = [0.1 * 0.9 ** (4 - s) for s in range(5)]
+    torch.testing.assert_close(debiased.model.weight, sum(c * w for c, w in zip(coef, steps)) / (1 - 0.9 ** 5))
+    torch.testing.assert_close(plain.model.weight, 0.9 ** 5 * 1e6 + sum(c * w for c, w in zip(coef, steps)))
+    copy = EMA(net, decay=0.0)
+    copy.update(net)
+    assert torch.equal(copy.model.weight, net.weight)
+
+
+def pre_oe_fraction(init: Path, run: Path) -> float:
+    """How far the weights that scoring loads are back toward the pre-OE model: ||w_scored - w_tuned|| /
+    ||w_init - w_tuned|| over every parameter (0: the fine-tuned weights, 1: the pre-OE ones)."""
+    scored = load_density_model(run)[0].state_dict()                 # what score.py / sample.py / analysis load
+    tuned = load_checkpoint(run, expect_kind="density")["model"]     # the weights the optimizer produced
+    start = load_density_model(init)[0].state_dict()
+    num = sum(float((scored[k].double() - tuned[k].double()).pow(2).sum()) for k in tuned)
+    den = sum(float((start[k].double() - tuned[k].double()).pow(2).sum()) for k in tuned)
+    assert den > 0
+    return (num / den) ** 0.5
+
+
+@pytest.mark.parametrize("steps", ["1", "4"])
+def test_oe_tune_with_defaults_scores_the_fine_tuned_weights(baseline, tmp_path, steps):
+    out = tmp_path / "oe"
+    assert main(oe_args(baseline)[:-1] + [steps, "--out", str(out)]) == 0
+    assert pre_oe_fraction(baseline, out) <= 0.10
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["ema_decay"] == 0.0 and cfg["eval_weights"] == "trained weights (no averaging)"
+    assert json.loads((baseline / "config.json").read_text())["eval_weights"].startswith("EMA 0.8 started")
+    model, _ = load_density_model(out)                               # test_bpd is of those weights too
+    test = get_dataset("mini-id", "test", size=8)
+    x = to_unit_range(torch.stack([test[i][0] for i in range(48)]))
+    with torch.no_grad():
+        expected = float(nll_bpd(model(x), x).double().mean())
+    assert history(out)[-1]["test_bpd"] == pytest.approx(expected, rel=1e-6)
+
+
+def test_an_explicit_ema_in_oe_tune_is_zero_debiased(baseline, tmp_path):
+    cfg = parse_config(DensityConfig, oe_args(baseline) + ["--ema-decay", "0.9", "--out", str(tmp_path)])
+    assert cfg.eval_weights == "zero-debiased EMA 0.9 of the fine-tuning steps"
+    task = DensityTask(cfg)
+    task.device = torch.device("cpu")
+    task.build_optimizer(torch.nn.Linear(2, 2))
+    assert task.ema.debias and task.ema.decay == 0.9
+    cfg = parse_config(DensityConfig, BASELINE + ["--out", str(tmp_path)])
+    task = DensityTask(cfg)
+    task.device = torch.device("cpu")
+    task.build_optimizer(torch.nn.Linear(2, 2))
+    assert not task.ema.debias and task.ema.decay == 0.8                # the TF average for the baseline
+
+
 class RecordingTask(DensityTask):
     """Records the batch size of every forward pass of the training model."""
 
@@ -124,12 +186,14 @@ def test_resumed_run_equals_uninterrupted_run(baseline, tmp_path, mode):
 
 def test_bad_configs_are_one_clear_error(baseline, tmp_path, capsys):
     assert cli_main(main, COMMON + ["--mode", "oe_tune", "--out", str(tmp_path)]) == 2
-    assert "--init" in capsys.readouterr().err
+    assert "--mode oe_tune needs --init" in capsys.readouterr().err
     assert cli_main(main, oe_args(baseline)[:-2] + ["--nr-filters", "16", "--limit-steps", "1",
                                                     "--out", str(tmp_path / "x")]) == 2
-    assert "--nr-filters" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"--init {str(baseline)!r} holds a PixelCNNpp with" in err and "nr_filters=8" in err
+    assert "nr_filters=16" in err and "--nr-filters" in err
     assert cli_main(main, COMMON + ["--image-size", "6", "--out", str(tmp_path / "y")]) == 2
-    assert "multiple of 4" in capsys.readouterr().err
+    assert "--image-size must be 0 or a multiple of 4" in capsys.readouterr().err
 
 
 def test_score_cli_writes_per_image_bits_per_dim(baseline, tmp_path):

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+
+from tests.md_tables import check_compare_table
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,11 +28,21 @@ def test_demo_tiny_preset_writes_report_tables_and_figures(tmp_path):
     assert "**(a) Does the baseline density model" in report
     assert "**(b) Does OE raise the mean AUROC of the classifier (MSP)?**" in report
     assert "**(b) Does OE raise the mean AUROC of the density model (bpd)?**" in report
-    # the side-by-side table has the four columns and every OOD set
-    for col in ("| MSP |", "| MSP+OE |", "| BPP |", "| BPP+OE |"):
-        assert col.replace("| ", "").replace(" |", "") in report
-    for s in ("mini-svhn", "mini-svhn-saturated", "mini-textures", "mini-faces", "Gaussian", "Rademacher", "Blobs"):
-        assert f"| {s} |" in report
+    # the side-by-side table: its header with the pipes, one row per OOD set and the mean, our numbers equal
+    # to results.json's trial means
+    columns = {"MSP": ("clf", "msp"), "MSP+OE": ("clf_oe", "msp"), "BPP": ("pcnn", "bpd"),
+               "BPP+OE": ("pcnn_oe", "bpd")}
+    sets = ["mini-svhn", "mini-svhn-saturated", "mini-textures", "mini-faces", "Gaussian", "Rademacher", "Blobs"]
+    assert "| OOD set | MSP | MSP+OE | BPP | BPP+OE |" in report
+    check_compare_table(report, out / "eval" / "results.json", columns, sets,
+                        {"FPR95 (%)": "fpr95", "AUROC (%)": "auroc", "AUPR (%)": "aupr_out"})
+    # the (b) findings quote the mean AUROCs of those results
+    doc = json.loads((out / "eval" / "results.json").read_text())
+    for what, (b, o, det) in {"classifier (MSP)": ("clf", "clf_oe", "msp"),
+                              "density model (bpd)": ("pcnn", "pcnn_oe", "bpd")}.items():
+        a0, a1 = (np.mean([r["protocol"]["mean"]["auroc"] for r in doc["rows"] if (r["model"], r["detector"]) ==
+                           (m, det)]) for m in (b, o))
+        assert f"mean AUROC of the {what}?** {'Yes' if a1 > a0 else 'No'}: {100 * a0:.1f}% -> {100 * a1:.1f}%" in report
     # every embedded figure exists, and the key ones are there
     images = [line.split("](")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
     assert images and all((out / p).is_file() for p in images)

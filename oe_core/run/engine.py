@@ -12,6 +12,8 @@ A trainer is a :class:`Task` (what a model, an optimizer, a batch and a loss are
   (exit code 75 through :func:`oe_core.errors.cli_main`);
 * non-finite losses stop the run naming the step (or skip the batch, ``--on-nonfinite skip``); non-finite
   weights are never written;
+* one trainer per run folder: an exclusive lock (:mod:`.lock`) for the whole run; a second trainer on a busy
+  folder stops with one line naming it and the holder's pid (exit code 2);
 * DDP under ``torchrun`` (one process per device), bf16 autocast, channels_last, optional ``torch.compile``.
 """
 from __future__ import annotations
@@ -38,6 +40,7 @@ from .config import RunConfig
 from .device import autocast, resolve_device
 from .distributed import DistInfo, any_rank, barrier, dist_info_from_env, init_distributed, shutdown_distributed
 from .history import write_history
+from .lock import RunLock
 from .seed import derive_seed, rng_state, seed_everything, set_rng_state
 from .signals import PreemptionGuard
 from .tensorboard import ScalarLog, check_tensorboard
@@ -167,19 +170,27 @@ class Engine:
         device = resolve_device(cfg.device, dist.local_rank)
         if cfg.amp == "bf16" and device.type == "cpu":
             warnings.warn("bf16 autocast on the CPU is slow; it is meant for GPUs", stacklevel=2)
-        init_distributed(dist, device)
+        lock = RunLock(self.out)
+        if dist.is_main:  # only rank 0 writes the folder; a second job's rank 0 stops here and torchrun ends it
+            check_writable_folder(self.out, "output folder")
+            lock.acquire()
         try:
-            return self._run(dist, device)
+            init_distributed(dist, device)
+            try:
+                return self._run(dist, device)
+            finally:
+                shutdown_distributed()
         finally:
-            shutdown_distributed()
+            lock.release()
 
     def _run(self, dist: DistInfo, device: torch.device) -> dict:
         cfg, task = self.cfg, self.task
         if cfg.tensorboard:
             check_tensorboard()
         if dist.is_main:
-            check_writable_folder(self.out, "output folder")
-            for stale in self.out.glob(".*.tmp"):  # any atomic write (checkpoint, metrics) a kill -9 cut short
+            # temporary files of atomic writes (checkpoint, config, metrics) that a kill -9 cut short; safe to
+            # delete because the run lock keeps every other trainer out of this folder
+            for stale in self.out.glob(".*.tmp"):
                 stale.unlink(missing_ok=True)
         resume_state = None
         if cfg.resume and has_checkpoint(self.out):

@@ -1,0 +1,88 @@
+"""The mini-study report's findings, stated from hand-made results: yes, no and below chance."""
+from __future__ import annotations
+
+from dataclasses import asdict
+
+import pytest
+
+from analysis.report import findings
+from analysis.results import Evaluation, SetResult
+from analysis.svhn_likelihood import LikelihoodRow
+
+SETS = ("mini-svhn", "mini-svhn-saturated", "gaussian")
+
+
+def evaluation(aurocs: dict[tuple[str, str], list[float]]) -> Evaluation:
+    """An evaluation whose (model, detector) groups have the given mean AUROC per OOD set (in SETS order)."""
+    rows = [SetResult(model, det, {"name": name}, name, protocol={"mean": {"auroc": a}, "std": {"auroc": 0.0}})
+            for (model, det), values in aurocs.items() for name, a in zip(SETS, values)]
+    return Evaluation({"num_to_avg": 2, "ratio": 5}, [], rows)
+
+
+def likelihood(base: tuple[float, float, float], oe: tuple[float, float, float]) -> dict:
+    """(id mean bpd, ood mean bpd, auroc) for pcnn and pcnn_oe, as svhn_likelihood writes them."""
+    return {"rows": [asdict(LikelihoodRow(f"{title} ({label})", i, o, i, 0.25, a))
+                     for title, label, (i, o, a) in (("BPP", "pcnn", base), ("BPP+OE", "pcnn_oe", oe))]}
+
+
+def by_question(lines: list[str]) -> dict[str, str]:
+    out = {}
+    for line in lines:
+        key = line.split("?**")[0].split("**")[-1]
+        out[key] = line
+    return out
+
+
+def test_failure_shown_fixed_by_oe_and_oe_raises_both_detectors():
+    ev = evaluation({("clf", "msp"): [0.70, 0.72, 0.80], ("clf_oe", "msp"): [0.90, 0.91, 0.99],
+                     ("pcnn", "bpd"): [0.30, 0.60, 0.90], ("pcnn_oe", "bpd"): [0.70, 0.80, 0.95]})
+    got = by_question(findings(ev, likelihood((3.10, 2.90, 0.30), (3.12, 3.50, 0.70))))
+    a = got["(a) Does the baseline density model find the SVHN-like digits more likely than its own test images"]
+    assert "?** Yes: mean 2.900 bits/dim on mini-svhn vs 3.100 on mini-id test" in a
+    assert "AUROC of bpd as the OOD score 30.0% (below chance)" in a and "This is the paper's" in a
+    fix = got["(a, after OE) Does OE fix it"]
+    assert "?** Yes: after OE fine-tuning mean 3.500 bits/dim on mini-svhn vs 3.120" in fix
+    assert "AUROC 30.0% -> 70.0%" in fix
+    msp = got["(b) Does OE raise the mean AUROC of the classifier (MSP)"]
+    assert "?** Yes: 74.0% -> 93.3% over 3 OOD sets" in msp and "below chance" not in msp
+    bpd = got["(b) Does OE raise the mean AUROC of the density model (bpd)"]
+    assert "?** Yes: 60.0% -> 81.7% over 3 OOD sets" in bpd
+    drive = got["What drives the failure:"] if "What drives the failure:" in got else next(
+        line for line in got.values() if line.startswith("**What drives the failure:**"))
+    assert "bpd-AUROC 60.0% against 30.0%" in drive
+
+
+def test_no_failure_no_fix_and_oe_lowering_auroc_are_reported_as_no():
+    ev = evaluation({("clf", "msp"): [0.80, 0.80, 0.80], ("clf_oe", "msp"): [0.70, 0.70, 0.70],
+                     ("pcnn", "bpd"): [0.65, 0.65, 0.65], ("pcnn_oe", "bpd"): [0.65, 0.65, 0.65]})
+    got = by_question(findings(ev, likelihood((3.00, 3.20, 0.65), (3.00, 2.95, 0.45))))
+    a = got["(a) Does the baseline density model find the SVHN-like digits more likely than its own test images"]
+    assert "?** No: mean 3.200 bits/dim" in a and "(above chance)" in a
+    assert "does not show at this scale" in a
+    assert "?** No: after OE" in got["(a, after OE) Does OE fix it"]
+    assert "?** No: 80.0% -> 70.0%" in got["(b) Does OE raise the mean AUROC of the classifier (MSP)"]
+    assert "?** No: 65.0% -> 65.0%" in got["(b) Does OE raise the mean AUROC of the density model (bpd)"]
+
+
+def test_a_baseline_below_chance_is_called_out():
+    ev = evaluation({("clf", "msp"): [0.40, 0.45, 0.35], ("clf_oe", "msp"): [0.60, 0.60, 0.60]})
+    lines = findings(ev, {"rows": []})
+    assert len(lines) == 1
+    assert lines[0].startswith("**(b) Does OE raise the mean AUROC of the classifier (MSP)?** Yes: 40.0% -> 60.0%")
+    assert "The baseline is below chance" in lines[0]
+
+
+@pytest.mark.parametrize("missing", ["pcnn_oe", "clf_oe"])
+def test_questions_without_both_models_are_left_out(missing):
+    groups = {("clf", "msp"): [0.7] * 3, ("clf_oe", "msp"): [0.9] * 3, ("pcnn", "bpd"): [0.6] * 3,
+              ("pcnn_oe", "bpd"): [0.8] * 3}
+    ev = evaluation({k: v for k, v in groups.items() if k[0] != missing})
+    lik = likelihood((3.1, 2.9, 0.3), (3.1, 3.5, 0.7))
+    if missing == "pcnn_oe":
+        lik["rows"] = lik["rows"][:1]
+    text = "\n".join(findings(ev, lik))
+    if missing == "pcnn_oe":
+        assert "Does OE fix it" not in text and "density model (bpd)" not in text
+        assert "classifier (MSP)?** Yes" in text
+    else:
+        assert "classifier (MSP)" not in text and "density model (bpd)?** Yes" in text
