@@ -5,7 +5,8 @@ scikit-image / scikit-learn / matplotlib; see :mod:`oe_core.data.mini`) it runs,
 commands a user would type:
 
 1. classifier baseline, then OE fine-tuning on ``mini-outliers``         (``python -m classifiers_oe.train``)
-2. small PixelCNN++ baseline, then OE fine-tuning with the margin loss   (``python -m density_oe.train``)
+2. small PixelCNN++ baseline, then OE fine-tuning with the margin loss   (``python -m density_oe.train``);
+   with ``--models pixelcnn glow`` (preset ``full``) also a small Glow, trained and OE-tuned the same way
 3. MSP and bits-per-dim detectors before and after OE on the OOD suite   (``python -m analysis.evaluate``)
 4. the comparison table, every figure, the digits-vs-photos likelihood study (``analysis.compare``,
    ``analysis.figures``, ``analysis.svhn_likelihood``)
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import json
 import resource
+import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -51,19 +53,31 @@ class Preset:
     pcnn_ema: float           # baseline EMA decay (0.9995 averages over ~2000 steps, more than a mini run has)
     limit_steps: int = 0      # cap on steps per epoch (0: full epochs)
     num_to_avg: int = 10
+    models: tuple = ("pixelcnn",)  # density model families (--models overrides)
+    glow_epochs: int = 8
+    glow_oe_epochs: int = 1
+    glow_levels: int = 2
+    glow_steps: int = 8
+    glow_hidden: int = 64
+    glow_batch: int = 32
+    glow_ema: float = 0.995
 
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(size=8, n_test=100, cls_epochs=1, cls_oe_epochs=1, cls_depth=10, cls_width=1,
                    pcnn_epochs=1, pcnn_oe_epochs=1, pcnn_filters=8, pcnn_resnet=1, pcnn_mix=2, pcnn_batch=32, pcnn_ema=0.9,
-                   limit_steps=4, num_to_avg=2),
+                   limit_steps=4, num_to_avg=2, glow_epochs=1, glow_steps=1, glow_hidden=4, glow_ema=0.9),
     "default": Preset(size=16, n_test=1000, cls_epochs=10, cls_oe_epochs=3, cls_depth=16,
                       cls_width=2, pcnn_epochs=8, pcnn_oe_epochs=1, pcnn_filters=32, pcnn_resnet=1, pcnn_mix=5,
                       pcnn_batch=32, pcnn_ema=0.995),
     "full": Preset(size=16, n_test=1000, cls_epochs=20, cls_oe_epochs=5, cls_depth=16,
                    cls_width=2, pcnn_epochs=35, pcnn_oe_epochs=2, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
-                   pcnn_batch=32, pcnn_ema=0.999),
+                   pcnn_batch=32, pcnn_ema=0.999, models=("pixelcnn", "glow"), glow_epochs=8, glow_steps=4,
+                   glow_hidden=32),
 }
+
+# density family -> (run label, display name, likelihood-study folder under eval/)
+FAMILIES = {"pixelcnn": ("pcnn", "PixelCNN++", "likelihood"), "glow": ("glow", "Glow", "likelihood_glow")}
 
 OOD_SETS = ("mini-svhn", "mini-svhn-saturated", "mini-textures", "mini-faces", "gaussian", "rademacher", "blobs")
 
@@ -81,9 +95,14 @@ class StudyConfig:
     progress: bool = help_field(True, "show progress bars")
     fresh: bool = help_field(False, "retrain everything (default: finished runs in --out are reused, "
                                     "interrupted ones resumed)")
+    models: list[str] = help_field([], "density model families to train, OE-tune and evaluate: pixelcnn, glow "
+                                       "(empty: the preset's; default and tiny: pixelcnn; full: pixelcnn glow)")
 
     def validate(self) -> None:
         require(self.threads >= 0, f"--threads must be >= 0, got {self.threads}")
+        for m in self.models:
+            require(m in FAMILIES, f"--models: unknown density model family {m!r}; known: {', '.join(FAMILIES)}")
+        require(len(set(self.models)) == len(self.models), f"--models names a family twice: {self.models}")
 
 
 @dataclass
@@ -107,7 +126,7 @@ class Study:
         return f"{s},size={p.size},n={p.n_test}"
 
     def run(self, name: str, module: str, main: Callable[[Sequence[str]], object], argv: list[str]) -> None:
-        command = f"python -m {module} " + " ".join(argv)
+        command = f"python -m {module} " + shlex.join(argv)
         print(f"\n=== [{len(self.steps) + 1}] {name}\n$ {command}", file=sys.stderr, flush=True)
         t0 = time.time()
         rc = main(argv)
@@ -130,9 +149,26 @@ def _train_common(study: Study, out: str) -> list[str]:
     return argv
 
 
+def _density_options(p: Preset, family: str) -> tuple[list[str], list[str], int, int]:
+    """The options of one density family at preset ``p``: (model and batch options of both runs, options of the
+    baseline run only (its EMA: the OE fine-tune scores its trained weights), baseline epochs, OE epochs).  Glow's baseline warms its learning rate up over the first
+    epoch (as openai's recipe; a cold start at 1e-3 can diverge) and initialises actnorm on 4 batches."""
+    if family == "glow":
+        steps_per_epoch = p.limit_steps or 5000 // p.glow_batch  # mini-id train has 5000 images
+        return (["--arch", "glow", "--glow-levels", str(p.glow_levels), "--glow-steps", str(p.glow_steps),
+                 "--glow-hidden", str(p.glow_hidden), "--batch-size", str(p.glow_batch)],
+                ["--init-batch-size", str(4 * p.glow_batch), "--warmup-steps", str(steps_per_epoch),
+                 "--ema-decay", str(p.glow_ema)],
+                p.glow_epochs, p.glow_oe_epochs)
+    return (["--nr-filters", str(p.pcnn_filters), "--nr-resnet", str(p.pcnn_resnet), "--nr-logistic-mix",
+             str(p.pcnn_mix), "--batch-size", str(p.pcnn_batch)],
+            ["--ema-decay", str(p.pcnn_ema)],  # the OE fine-tune scores its trained weights (density_oe.config)
+            p.pcnn_epochs, p.pcnn_oe_epochs)
+
+
 def run_study(cfg: StudyConfig) -> Path:
     from classifiers_oe import train as cls_train
-    from density_oe import train as pcnn_train
+    from density_oe import train as density_train
 
     from . import compare, evaluate, svhn_likelihood
     from .figures import __main__ as figures
@@ -145,7 +181,9 @@ def run_study(cfg: StudyConfig) -> Path:
     save_config(cfg, root / "study_config.json")
     study = Study(cfg, p, root)
     t_start = time.time()
-    runs = {k: str(root / k) for k in ("clf", "clf_oe", "pcnn", "pcnn_oe")}
+    families = list(cfg.models) or list(p.models)
+    labels = [FAMILIES[f][0] for f in families]
+    runs = {k: str(root / k) for k in ("clf", "clf_oe", *[x for lab in labels for x in (lab, f"{lab}_oe")])}
 
     study.run("classifier baseline", "classifiers_oe.train", cls_train.main, [
         "--mode", "baseline", "--dataset", "mini-id", "--arch", "wrn", "--depth", str(p.cls_depth),
@@ -155,34 +193,42 @@ def run_study(cfg: StudyConfig) -> Path:
         "--mode", "oe_tune", "--init", runs["clf"], "--dataset", "mini-id", "--arch", "wrn",
         "--depth", str(p.cls_depth), "--widen-factor", str(p.cls_width), "--outliers", "mini-outliers",
         "--epochs", str(p.cls_oe_epochs), *_train_common(study, runs["clf_oe"])])
-    pcnn_model = ["--nr-filters", str(p.pcnn_filters), "--nr-resnet", str(p.pcnn_resnet),
-                  "--nr-logistic-mix", str(p.pcnn_mix), "--batch-size", str(p.pcnn_batch)]
-    study.run("PixelCNN++ baseline", "density_oe.train", pcnn_train.main, [
-        "--mode", "baseline", "--dataset", "mini-id", "--epochs", str(p.pcnn_epochs), *pcnn_model,
-        "--ema-decay", str(p.pcnn_ema),  # the OE fine-tune scores its trained weights (density_oe.config)
-        *_train_common(study, runs["pcnn"])])
-    study.run("PixelCNN++ OE fine-tune", "density_oe.train", pcnn_train.main, [
-        "--mode", "oe_tune", "--init", runs["pcnn"], "--dataset", "mini-id", "--outliers", "mini-outliers",
-        "--epochs", str(p.pcnn_oe_epochs), *pcnn_model, *_train_common(study, runs["pcnn_oe"])])
+    for family in families:
+        label, display, _ = FAMILIES[family]
+        model, baseline_only, epochs, oe_epochs = _density_options(p, family)
+        study.run(f"{display} baseline", "density_oe.train", density_train.main, [
+            "--mode", "baseline", "--dataset", "mini-id", "--epochs", str(epochs), *model, *baseline_only,
+            *_train_common(study, runs[label])])
+        study.run(f"{display} OE fine-tune", "density_oe.train", density_train.main, [
+            "--mode", "oe_tune", "--init", runs[label], "--dataset", "mini-id", "--outliers", "mini-outliers",
+            "--epochs", str(oe_epochs), *model, *_train_common(study, runs[f"{label}_oe"])])
 
     ev = root / "eval"
     study.run("OOD evaluation (reference protocol)", "analysis.evaluate", evaluate.main, [
-        "--ckpt", f"clf={runs['clf']}", f"clf_oe={runs['clf_oe']}", f"pcnn={runs['pcnn']}",
-        f"pcnn_oe={runs['pcnn_oe']}", "--detectors", "msp", "bpd", "--id-dataset", study.spec("mini-id", "test"),
+        "--ckpt", *[f"{k}={v}" for k, v in runs.items()], "--detectors", "msp", "bpd",
+        "--id-dataset", study.spec("mini-id", "test"),
         "--ood", *[study.spec(s) for s in OOD_SETS], "--num-to-avg", str(p.num_to_avg), "--device", cfg.device,
         "--out", str(ev), "--strict"])
-    columns = ["MSP=clf:msp", "MSP+OE=clf_oe:msp", "BPP=pcnn:bpd", "BPP+OE=pcnn_oe:bpd"]
+    columns, bars = ["MSP=clf:msp", "MSP+OE=clf_oe:msp"], []
+    for family in families:  # PixelCNN++ keeps the paper's names; other families are named in brackets
+        label, display, _ = FAMILIES[family]
+        suffix = "" if family == "pixelcnn" else f" ({display})"
+        columns += [f"BPP{suffix}={label}:bpd", f"BPP+OE{suffix}={label}_oe:bpd"]
+        name = "likelihood" if family == "pixelcnn" else display
+        bars += [f"{name}={label}:bpd", f"{name}+OE={label}_oe:bpd"]
+    bars += ["MSP=clf:msp", "MSP+OE=clf_oe:msp"]
     study.run("comparison table", "analysis.compare", compare.main, [
         "--results", str(ev / "results.json"), "--columns", *columns, "--out", str(ev / "compare")])
     study.run("figures", "analysis.figures", figures.main, [
-        "--results", str(ev / "results.json"), "--out", str(ev / "figures"),
-        "--bars", "likelihood=pcnn:bpd", "likelihood+OE=pcnn_oe:bpd", "MSP=clf:msp", "MSP+OE=clf_oe:msp",
+        "--results", str(ev / "results.json"), "--out", str(ev / "figures"), "--bars", *bars,
         "--runs", *[f"{k}={v}" for k, v in runs.items()]])
-    study.run("digits-vs-photos likelihood study", "analysis.svhn_likelihood", svhn_likelihood.main, [
-        "--results", str(ev / "results.json"), "--baseline", "pcnn", "--oe", "pcnn_oe", "--ood", "mini-svhn",
-        "--out", str(ev / "likelihood")])
+    for family in families:
+        label, display, folder = FAMILIES[family]
+        study.run(f"digits-vs-photos likelihood study ({display})", "analysis.svhn_likelihood",
+                  svhn_likelihood.main, ["--results", str(ev / "results.json"), "--baseline", label, "--oe",
+                                         f"{label}_oe", "--ood", "mini-svhn", "--out", str(ev / folder)])
     total = time.time() - t_start
-    report = write_report(root, cfg, p, study.steps, total)
+    report = write_report(root, cfg, p, study.steps, total, families)
     atomic_write_text(root / "timing.json", json.dumps(
         {"total_seconds": total, "peak_rss_mb": max(s.peak_rss_mb for s in study.steps),
          "steps": [asdict(s) for s in study.steps], "preset": asdict(p)}, indent=1) + "\n")

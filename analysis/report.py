@@ -29,54 +29,76 @@ def set_auroc(ev: Evaluation, model: str, detector: str, dataset: str) -> float:
     return float("nan")
 
 
-def findings(ev: Evaluation, likelihood: dict) -> list[str]:
-    """Plain statements of what the run measured, for the report and the console."""
+FAMILY_LABELS = {"pixelcnn": ("pcnn", "PixelCNN++"), "glow": ("glow", "Glow")}  # as analysis.mini_study runs them
+
+
+def _likelihood_findings(likelihood: dict, label: str, name: str, paper: bool) -> list[str]:
+    """(a) and (a, after OE) for one density family: does the failure show, does OE fix it."""
     rows = {r["model"].split("(")[-1].rstrip(")"): r for r in likelihood["rows"]}
-    base, oe = rows.get("pcnn"), rows.get("pcnn_oe")
+    base, oe = rows.get(label), rows.get(f"{label}_oe")
+    tag = "" if paper else f", {name}"
     out = []
     if base:
         fails = base["ood_mean_bpd"] < base["id_mean_bpd"]
         out.append(
-            f"**(a) Does the baseline density model find the SVHN-like digits more likely than its own test "
-            f"images?** {'Yes' if fails else 'No'}: mean {base['ood_mean_bpd']:.3f} bits/dim on mini-svhn vs "
-            f"{base['id_mean_bpd']:.3f} on mini-id test; {100 * base['ood_more_likely_than_median_id']:.1f}% of "
-            f"the digits are more likely than the median test image; AUROC of bpd as the OOD score "
-            f"{100 * base['auroc_bpd']:.1f}% ({'below' if base['auroc_bpd'] < 0.5 else 'above'} chance). "
-            + ("This is the paper's CIFAR-10 vs SVHN failure (SVHN 2.98 vs CIFAR-10 3.06 bpd)." if fails else
-               "The paper's failure does not show at this scale in this run."))
+            f"**(a{tag}) Does the baseline {'density model' if paper else name} find the SVHN-like digits more "
+            f"likely than its own test images?** {'Yes' if fails else 'No'}: mean {base['ood_mean_bpd']:.3f} "
+            f"bits/dim on mini-svhn vs {base['id_mean_bpd']:.3f} on mini-id test; "
+            f"{100 * base['ood_more_likely_than_median_id']:.1f}% of the digits are more likely than the median "
+            f"test image; AUROC of bpd as the OOD score {100 * base['auroc_bpd']:.1f}% "
+            f"({'below' if base['auroc_bpd'] < 0.5 else 'above'} chance). "
+            + (("This is the paper's CIFAR-10 vs SVHN failure (SVHN 2.98 vs CIFAR-10 3.06 bpd)." if paper else
+                "This is the failure Nalisnick et al. (2019) report for Glow on CIFAR-10 vs SVHN.") if fails else
+               "The failure does not show at this scale in this run."))
     if base and oe:
         fixed = oe["ood_mean_bpd"] > oe["id_mean_bpd"]
         out.append(
-            f"**(a, after OE) Does OE fix it?** {'Yes' if fixed else 'No'}: after OE fine-tuning mean "
+            f"**(a{tag}, after OE) Does OE fix it?** {'Yes' if fixed else 'No'}: after OE fine-tuning mean "
             f"{oe['ood_mean_bpd']:.3f} bits/dim on mini-svhn vs {oe['id_mean_bpd']:.3f} on mini-id test; "
-            f"AUROC {100 * base['auroc_bpd']:.1f}% -> {100 * oe['auroc_bpd']:.1f}% "
-            f"(paper: SVHN AUROC 15.8% -> 75.8%, SVHN bpd 2.98 -> 3.43).")
-    for what, b, o, det in (("classifier (MSP)", "clf", "clf_oe", "msp"), ("density model (bpd)", "pcnn",
-                                                                            "pcnn_oe", "bpd")):
+            f"AUROC {100 * base['auroc_bpd']:.1f}% -> {100 * oe['auroc_bpd']:.1f}%"
+            + (" (paper: SVHN AUROC 15.8% -> 75.8%, SVHN bpd 2.98 -> 3.43)." if paper else
+               " (the same loss, margin and outliers as for PixelCNN++; no published number for Glow)."))
+    return out
+
+
+def findings(ev: Evaluation, likelihoods: dict[str, dict]) -> list[str]:
+    """Plain statements of what the run measured, for the report and the console.  ``likelihoods``: the
+    likelihood study (``likelihood.json``) of each density family that ran (``pixelcnn``, ``glow``)."""
+    out = []
+    for family, likelihood in likelihoods.items():
+        label, name = FAMILY_LABELS[family]
+        out += _likelihood_findings(likelihood, label, name, paper=family == "pixelcnn")
+    checks = [("classifier (MSP)", "clf", "clf_oe", "msp")]
+    checks += [("density model (bpd)" if f == "pixelcnn" else f"{FAMILY_LABELS[f][1]} (bpd)",
+                FAMILY_LABELS[f][0], FAMILY_LABELS[f][0] + "_oe", "bpd") for f in likelihoods]
+    for what, b, o, det in checks:
         a0, a1 = mean_auroc(ev, b, det), mean_auroc(ev, o, det)
         if np.isfinite(a0) and np.isfinite(a1):
-            paper = "MSP 89.3% -> 97.8%" if det == "msp" else "BPP 65.8% -> 83.7%"
+            paper = {"clf": "MSP 89.3% -> 97.8%", "pcnn": "BPP 65.8% -> 83.7%"}.get(b)
             line = (f"**(b) Does OE raise the mean AUROC of the {what}?** {'Yes' if a1 > a0 else 'No'}: "
-                    f"{100 * a0:.1f}% -> {100 * a1:.1f}% over {len(ev.group(b, det))} OOD sets "
-                    f"(paper, CIFAR-10: {paper}).")
+                    f"{100 * a0:.1f}% -> {100 * a1:.1f}% over {len(ev.group(b, det))} OOD sets"
+                    + (f" (paper, CIFAR-10: {paper})." if paper else "."))
             if a0 < 0.5:
                 line += (" The baseline is below chance: it is more confident on these OOD sets than on its own "
                          "test images (crops from the held-out half of each photo), so at this scale the "
                          "baseline detector is weak.")
             out.append(line)
-    sat = set_auroc(ev, "pcnn", "bpd", "mini-svhn-saturated")
-    grey = set_auroc(ev, "pcnn", "bpd", "mini-svhn")
-    if np.isfinite(sat) and np.isfinite(grey):
-        out.append(f"**What drives the failure:** the same digit scenes in saturated colours get bpd-AUROC "
-                   f"{100 * sat:.1f}% against {100 * grey:.1f}% for the SVHN-like (grey, low-contrast, blurred) "
-                   "rendering: the likelihood tracks image complexity more than semantics (Serra et al. 2020).")
+    for family in likelihoods:
+        label, name = FAMILY_LABELS[family]
+        sat = set_auroc(ev, label, "bpd", "mini-svhn-saturated")
+        grey = set_auroc(ev, label, "bpd", "mini-svhn")
+        if np.isfinite(sat) and np.isfinite(grey):
+            out.append(f"**What drives the failure ({name}):** the same digit scenes in saturated colours get "
+                       f"bpd-AUROC {100 * sat:.1f}% against {100 * grey:.1f}% for the SVHN-like (grey, "
+                       "low-contrast, blurred) rendering: the likelihood tracks image complexity more than "
+                       "semantics (Serra et al. 2020).")
     return out
 
 
 def model_rows(root: Path) -> list[str]:
     """One line per trained model: its final test metrics from the run's metrics.json."""
     lines = ["| run | epochs | final test metrics |", "|---|---|---|"]
-    for run in ("clf", "clf_oe", "pcnn", "pcnn_oe"):
+    for run in ("clf", "clf_oe", "pcnn", "pcnn_oe", "glow", "glow_oe"):
         p = root / run / "metrics.json"
         if not p.exists():
             continue
@@ -95,11 +117,17 @@ def _embed(folder: Path, root: Path) -> list[str]:
     return lines
 
 
-def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float) -> Path:
+def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
+                 families: Sequence[str] = ("pixelcnn",)) -> Path:
     ev_dir = root / "eval"
     ev = Evaluation.load(ev_dir / "results.json")
-    likelihood = json.loads((ev_dir / "likelihood" / "likelihood.json").read_text())
-    found = findings(ev, likelihood)
+    folders = {f: ev_dir / ("likelihood" if f == "pixelcnn" else f"likelihood_{f}") for f in families}
+    likelihoods = {f: json.loads((d / "likelihood.json").read_text()) for f, d in folders.items()}
+    found = findings(ev, likelihoods)
+    sections = []
+    for f, d in folders.items():
+        heading = [f"**{FAMILY_LABELS[f][1]}**", ""] if len(folders) > 1 else []
+        sections += [*heading, (d / "likelihood.md").read_text().strip(), "", *_embed(d, root), ""]
     peak = max(s.peak_rss_mb for s in steps)
     md = [
         "# OE mini-study report",
@@ -133,10 +161,7 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float)
         "",
         "## Likelihood of the SVHN-like digits vs the in-distribution photos (the paper's Figure 2)",
         "",
-        (ev_dir / "likelihood" / "likelihood.md").read_text().strip(),
-        "",
-        *_embed(ev_dir / "likelihood", root),
-        "",
+        *sections,
         "## Figures",
         "",
         *_embed(ev_dir / "figures", root),

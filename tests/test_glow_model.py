@@ -185,3 +185,13 @@ def test_paper_config_has_44_million_parameters():
         return sum(p.numel() for p in Glow(GlowConfig(glow_steps=k)).parameters())
     one, two = count(1), count(2)
     assert 44.0e6 < one + 31 * (two - one) < 44.3e6  # parameters are linear in K; the paper's K = 32
+
+
+def test_bf16_autocast_leaves_the_flow_in_float32_and_channels_last_changes_nothing():
+    model = randomized(GlowConfig(**TINY), dtype=torch.float32).eval()
+    x = grid_images(4, 8)
+    with torch.no_grad():
+        full = model.log_density(model.dequantize(x)) - 192 * math.log(256)   # float32, no autocast
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.allclose(model(x), full, rtol=0, atol=1e-3)
+        assert torch.allclose(model(x.contiguous(memory_format=torch.channels_last)), full, atol=1e-3)

@@ -23,16 +23,13 @@ from oe_core.errors import Preempted, cli_main
 from oe_core.run import Engine, StepContext, load_checkpoint
 from oe_core.run.distributed import DistInfo
 from tests.faults import preempting
+from tests.test_density_train import history
 
 GLOW = ["--arch", "glow", "--glow-levels", "2", "--glow-steps", "2", "--glow-hidden", "8"]
 COMMON = ["--dataset", "mini-id", "--image-size", "8", *GLOW, "--num-workers", "0", "--no-progress",
           "--device", "cpu", "--eval-images", "32", "--test-batch-size", "32", "--init-batch-size", "32"]
 BASELINE = COMMON + ["--batch-size", "16", "--epochs", "2", "--limit-steps", "5", "--lr", "5e-3",
                      "--ema-decay", "0.5"]
-
-
-def history(out: Path) -> list[dict]:
-    return [{k: v for k, v in row.items() if k != "time_s"} for row in json.loads((out / "metrics.json").read_text())]
 
 
 @pytest.fixture(scope="module")

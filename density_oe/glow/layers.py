@@ -108,14 +108,14 @@ class InvConv1x1(nn.Module):
         return torch.linalg.slogdet(self.weight.double())[1].to(dtype)
 
     def forward(self, x: torch.Tensor, logdet: torch.Tensor):
-        w = self.weight_matrix(x.dtype)
         with torch.autocast(x.device.type, enabled=False):  # the mixing stays in the flow's precision
-            y = F.conv2d(x, w[:, :, None, None])
+            y = F.conv2d(x, self.weight_matrix(x.dtype)[:, :, None, None])
         return y, logdet + self.log_abs_det(x.dtype) * (x.shape[2] * x.shape[3])
 
     def reverse(self, y: torch.Tensor, logdet: torch.Tensor):
-        w_inv = torch.linalg.inv(self.weight_matrix(torch.float64)).to(y.dtype)
-        x = F.conv2d(y, w_inv[:, :, None, None])
+        with torch.autocast(y.device.type, enabled=False):
+            w_inv = torch.linalg.inv(self.weight_matrix(torch.float64)).to(y.dtype)
+            x = F.conv2d(y, w_inv[:, :, None, None])
         return x, logdet - self.log_abs_det(y.dtype) * (y.shape[2] * y.shape[3])
 
 
