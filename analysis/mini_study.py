@@ -28,6 +28,7 @@ import torch
 
 from oe_core.config import help_field, parse_config, require, save_config
 from oe_core.errors import cli_main
+from oe_core.run import cpu_model
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,10 @@ class StudyConfig:
     preset: str = help_field("default", "default: ~10 min on a 2-core CPU; full: ~1 h, closer to convergence; "
                                          "tiny: seconds, for CI", choices=tuple(PRESETS))
     device: str = help_field("auto", "cpu, cuda or auto")
+    amp: str = help_field("auto", "precision of both trainers: bf16 autocast (likelihoods and the density head stay "
+                                  "float32), none (float32), or auto: bf16 where the device computes it natively "
+                                  "(CPUs with AVX512_BF16 or AMX, bf16-capable GPUs), else float32",
+                          choices=("auto", "bf16", "none"))
     seed: int = help_field(1, "seed of every training run (data order, augmentation, dropout, init)")
     threads: int = help_field(0, "torch CPU threads (0: PyTorch's default)")
     progress: bool = help_field(True, "show progress bars")
@@ -90,6 +95,20 @@ class StepRecord:
     command: str
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float = 0.0   # user + system CPU time of the process during the step
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def resolve_amp(amp: str, device: str) -> str:
+    """``auto`` -> ``bf16`` where ``device`` computes bfloat16 natively, else ``none``."""
+    from oe_core.run import native_bf16, resolve_device
+    if amp != "auto":
+        return amp
+    return "bf16" if native_bf16(resolve_device(device)) else "none"
 
 
 @dataclass
@@ -97,6 +116,7 @@ class Study:
     cfg: StudyConfig
     preset: Preset
     root: Path
+    amp: str = "none"
     steps: list[StepRecord] = field(default_factory=list)
 
     def spec(self, name: str, split: Optional[str] = None) -> str:
@@ -107,18 +127,18 @@ class Study:
     def run(self, name: str, module: str, main: Callable[[Sequence[str]], object], argv: list[str]) -> None:
         command = f"python -m {module} " + " ".join(argv)
         print(f"\n=== [{len(self.steps) + 1}] {name}\n$ {command}", file=sys.stderr, flush=True)
-        t0 = time.time()
+        t0, c0 = time.time(), cpu_seconds()
         rc = main(argv)
         if rc not in (None, 0):
             raise SystemExit(f"step {name!r} failed with exit code {rc}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        self.steps.append(StepRecord(name, command, time.time() - t0, peak))
+        self.steps.append(StepRecord(name, command, time.time() - t0, peak, cpu_seconds() - c0))
 
 
 def _train_common(study: Study, out: str) -> list[str]:
     c = study.cfg
     argv = ["--out", out, "--device", c.device, "--seed", str(c.seed), "--num-workers", "0",
-            "--image-size", str(study.preset.size)]
+            "--image-size", str(study.preset.size), "--amp", study.amp]
     if study.preset.limit_steps:
         argv += ["--limit-steps", str(study.preset.limit_steps)]
     if not c.progress:
@@ -142,7 +162,7 @@ def run_study(cfg: StudyConfig) -> Path:
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
     save_config(cfg, root / "study_config.json")
-    study = Study(cfg, p, root)
+    study = Study(cfg, p, root, amp=resolve_amp(cfg.amp, cfg.device))
     t_start = time.time()
     runs = {k: str(root / k) for k in ("clf", "clf_oe", "pcnn", "pcnn_oe")}
 
@@ -181,10 +201,12 @@ def run_study(cfg: StudyConfig) -> Path:
         "--results", str(ev / "results.json"), "--baseline", "pcnn", "--oe", "pcnn_oe", "--ood", "mini-svhn",
         "--out", str(ev / "likelihood")])
     total = time.time() - t_start
-    report = write_report(root, cfg, p, study.steps, total)
+    report = write_report(root, cfg, p, study.steps, total, study.amp)
     (root / "timing.json").write_text(json.dumps(
-        {"total_seconds": total, "peak_rss_mb": max(s.peak_rss_mb for s in study.steps),
-         "steps": [asdict(s) for s in study.steps], "preset": asdict(p)}, indent=1) + "\n")
+        {"total_seconds": total, "cpu_seconds": sum(s.cpu_seconds for s in study.steps),
+         "peak_rss_mb": max(s.peak_rss_mb for s in study.steps), "amp": study.amp, "cpu": cpu_model(),
+         "threads": torch.get_num_threads(), "steps": [asdict(s) for s in study.steps], "preset": asdict(p)},
+        indent=1) + "\n")
     return report
 
 
