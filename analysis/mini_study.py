@@ -11,8 +11,11 @@ commands a user would type:
    ``analysis.figures``, ``analysis.svhn_likelihood``)
 
 and writes ``<out>/report.md`` with the tables and figures embedded, the findings stated from the measured
-numbers, and the wall time and peak memory of every step.  Presets: ``default`` (about 10 minutes on a 2-core
-CPU), ``full`` (about an hour: closer to convergence), ``tiny`` (a CI-sized run of the same code path).
+numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (about 3 minutes on a
+2-core AMD EPYC with native bf16; at most 6 on the 2-core machines of this workplace), ``full`` (about 12 minutes
+there: a larger model trained longer), ``tiny`` (a CI-sized run of the same code path).  ``--amp auto`` (the
+default) trains in bf16 autocast where the CPU or GPU computes bf16 natively (likelihoods and the density head stay
+float32; the report says which precision ran); evaluation scores in float32.
 """
 from __future__ import annotations
 
@@ -47,20 +50,24 @@ class Preset:
     pcnn_resnet: int
     pcnn_mix: int
     pcnn_batch: int
-    pcnn_ema: float           # EMA decay: the paper's 0.9995 averages over ~2000 steps, more than a mini run has
+    pcnn_ema: float           # baseline EMA decay (0.9995 averages over ~2000 steps, more than a mini run has)
     limit_steps: int = 0      # cap on steps per epoch (0: full epochs)
     num_to_avg: int = 10
+    n_ood: int = 0            # images per OOD set (0: n_test); the protocol draws n_test/5 of them per trial
+    pcnn_oe_steps: int = 0    # cap on PixelCNN++ OE fine-tuning steps per epoch (0: full epochs)
 
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(size=8, n_test=100, cls_epochs=1, cls_oe_epochs=1, cls_depth=10, cls_width=1,
                    pcnn_epochs=1, pcnn_oe_epochs=1, pcnn_filters=8, pcnn_resnet=1, pcnn_mix=2, pcnn_batch=32, pcnn_ema=0.9,
                    limit_steps=4, num_to_avg=2),
-    "default": Preset(size=16, n_test=1000, cls_epochs=10, cls_oe_epochs=3, cls_depth=16,
-                      cls_width=2, pcnn_epochs=8, pcnn_oe_epochs=1, pcnn_filters=32, pcnn_resnet=1, pcnn_mix=5,
-                      pcnn_batch=32, pcnn_ema=0.995),
-    "full": Preset(size=16, n_test=1000, cls_epochs=20, cls_oe_epochs=5, cls_depth=16,
-                   cls_width=2, pcnn_epochs=35, pcnn_oe_epochs=2, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
+    # about 3 min on a 2-core AMD EPYC (Zen 4) with bf16: see README "The main job" for the measured runs
+    "default": Preset(size=16, n_test=1000, n_ood=500, cls_epochs=5, cls_oe_epochs=2, cls_depth=16,
+                      cls_width=2, pcnn_epochs=4, pcnn_oe_epochs=1, pcnn_oe_steps=80, pcnn_filters=32,
+                      pcnn_resnet=1, pcnn_mix=5, pcnn_batch=32, pcnn_ema=0.995),
+    # about 12 min of the same machine: a larger PixelCNN++ trained twice as long, full OE epochs
+    "full": Preset(size=16, n_test=1000, cls_epochs=10, cls_oe_epochs=3, cls_depth=16,
+                   cls_width=2, pcnn_epochs=8, pcnn_oe_epochs=1, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
                    pcnn_batch=32, pcnn_ema=0.999),
 }
 
@@ -72,7 +79,7 @@ class StudyConfig:
     """Run the offline mini OE study end to end and write a report."""
 
     out: str = help_field("runs/demo", "folder for every run, table, figure and report.md")
-    preset: str = help_field("default", "default: ~10 min on a 2-core CPU; full: ~1 h, closer to convergence; "
+    preset: str = help_field("default", "default: ~3 min on a 2-core CPU with bf16; full: ~12 min, a larger model; "
                                          "tiny: seconds, for CI", choices=tuple(PRESETS))
     device: str = help_field("auto", "cpu, cuda or auto")
     amp: str = help_field("auto", "precision of both trainers: bf16 autocast (likelihoods and the density head stay "
@@ -119,10 +126,10 @@ class Study:
     amp: str = "none"
     steps: list[StepRecord] = field(default_factory=list)
 
-    def spec(self, name: str, split: Optional[str] = None) -> str:
+    def spec(self, name: str, split: Optional[str] = None, ood: bool = False) -> str:
         p = self.preset
         s = f"{name}:{split}" if split else name
-        return f"{s},size={p.size},n={p.n_test}"
+        return f"{s},size={p.size},n={(p.n_ood or p.n_test) if ood else p.n_test}"
 
     def run(self, name: str, module: str, main: Callable[[Sequence[str]], object], argv: list[str]) -> None:
         command = f"python -m {module} " + " ".join(argv)
@@ -135,12 +142,13 @@ class Study:
         self.steps.append(StepRecord(name, command, time.time() - t0, peak, cpu_seconds() - c0))
 
 
-def _train_common(study: Study, out: str) -> list[str]:
+def _train_common(study: Study, out: str, limit_steps: int = 0) -> list[str]:
     c = study.cfg
     argv = ["--out", out, "--device", c.device, "--seed", str(c.seed), "--num-workers", "0",
             "--image-size", str(study.preset.size), "--amp", study.amp]
-    if study.preset.limit_steps:
-        argv += ["--limit-steps", str(study.preset.limit_steps)]
+    limit = min(x for x in (limit_steps, study.preset.limit_steps, 10 ** 9) if x)
+    if limit < 10 ** 9:
+        argv += ["--limit-steps", str(limit)]
     if not c.progress:
         argv.append("--no-progress")
     if c.fresh:
@@ -175,20 +183,20 @@ def run_study(cfg: StudyConfig) -> Path:
         "--depth", str(p.cls_depth), "--widen-factor", str(p.cls_width), "--outliers", "mini-outliers",
         "--epochs", str(p.cls_oe_epochs), *_train_common(study, runs["clf_oe"])])
     pcnn_model = ["--nr-filters", str(p.pcnn_filters), "--nr-resnet", str(p.pcnn_resnet),
-                  "--nr-logistic-mix", str(p.pcnn_mix), "--batch-size", str(p.pcnn_batch),
-                  "--ema-decay", str(p.pcnn_ema)]
+                  "--nr-logistic-mix", str(p.pcnn_mix), "--batch-size", str(p.pcnn_batch)]
     study.run("PixelCNN++ baseline", "density_oe.train", pcnn_train.main, [
         "--mode", "baseline", "--dataset", "mini-id", "--epochs", str(p.pcnn_epochs), *pcnn_model,
-        *_train_common(study, runs["pcnn"])])
+        "--ema-decay", str(p.pcnn_ema), *_train_common(study, runs["pcnn"])])
     study.run("PixelCNN++ OE fine-tune", "density_oe.train", pcnn_train.main, [
         "--mode", "oe_tune", "--init", runs["pcnn"], "--dataset", "mini-id", "--outliers", "mini-outliers",
-        "--epochs", str(p.pcnn_oe_epochs), *pcnn_model, *_train_common(study, runs["pcnn_oe"])])
+        "--epochs", str(p.pcnn_oe_epochs), *pcnn_model, "--ema-decay", "0",  # scored with its trained weights
+        *_train_common(study, runs["pcnn_oe"], p.pcnn_oe_steps)])
 
     ev = root / "eval"
     study.run("OOD evaluation (reference protocol)", "analysis.evaluate", evaluate.main, [
         "--ckpt", f"clf={runs['clf']}", f"clf_oe={runs['clf_oe']}", f"pcnn={runs['pcnn']}",
         f"pcnn_oe={runs['pcnn_oe']}", "--detectors", "msp", "bpd", "--id-dataset", study.spec("mini-id", "test"),
-        "--ood", *[study.spec(s) for s in OOD_SETS], "--num-to-avg", str(p.num_to_avg), "--device", cfg.device,
+        "--ood", *[study.spec(s, ood=True) for s in OOD_SETS], "--num-to-avg", str(p.num_to_avg), "--device", cfg.device,
         "--out", str(ev), "--strict"])
     columns = ["MSP=clf:msp", "MSP+OE=clf_oe:msp", "BPP=pcnn:bpd", "BPP+OE=pcnn_oe:bpd"]
     study.run("comparison table", "analysis.compare", compare.main, [

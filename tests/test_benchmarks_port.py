@@ -41,6 +41,7 @@ def test_port_loads_without_leaking_its_flat_module_names():
     before = {name: sys.modules.get(name) for name in ("utils", "layers", "model")}
     port = load_port()
     assert {name: sys.modules.get(name) for name in before} == before
+    assert not any(getattr(m, "__name__", "").startswith("pclucas14_port") for m in sys.modules.values())
     assert port.patches["utils"]["print e"] == 1 and port.patches["utils"][".cuda()"] > 0
     assert port.utils.__file__.startswith(str(resolve_port_dir()))
 
