@@ -12,8 +12,11 @@ commands a user would type:
    ``analysis.figures``, ``analysis.svhn_likelihood``)
 
 and writes ``<out>/report.md`` with the tables and figures embedded, the findings stated from the measured
-numbers, and the wall time and peak memory of every step.  Presets: ``default`` (about 10 minutes on a 2-core
-CPU), ``full`` (about an hour: closer to convergence), ``tiny`` (a CI-sized run of the same code path).
+numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (about 3 minutes on a
+2-core AMD EPYC with native bf16; at most 6 on the 2-core machines of this workplace), ``full`` (about 12 minutes
+there: a larger model trained longer), ``tiny`` (a CI-sized run of the same code path).  ``--amp auto`` (the
+default) trains in bf16 autocast where the CPU or GPU computes bf16 natively (likelihoods and the density head stay
+float32; the report says which precision ran); evaluation scores in float32.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from oe_core.config import help_field, parse_config, require, save_config
 from oe_core.atomic import atomic_write_text
 from oe_core.errors import cli_main
 from oe_core.outputs import check_writable_folder
+from oe_core.run import cpu_model
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,8 @@ class Preset:
     pcnn_ema: float           # baseline EMA decay (0.9995 averages over ~2000 steps, more than a mini run has)
     limit_steps: int = 0      # cap on steps per epoch (0: full epochs)
     num_to_avg: int = 10
+    n_ood: int = 0            # images per OOD set (0: n_test); the protocol draws n_test/5 of them per trial
+    pcnn_oe_steps: int = 0    # cap on PixelCNN++ OE fine-tuning steps per epoch (0: full epochs)
     models: tuple = ("pixelcnn",)  # density model families (--models overrides)
     glow_epochs: int = 8
     glow_oe_epochs: int = 1
@@ -67,11 +73,13 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(size=8, n_test=100, cls_epochs=1, cls_oe_epochs=1, cls_depth=10, cls_width=1,
                    pcnn_epochs=1, pcnn_oe_epochs=1, pcnn_filters=8, pcnn_resnet=1, pcnn_mix=2, pcnn_batch=32, pcnn_ema=0.9,
                    limit_steps=4, num_to_avg=2, glow_epochs=1, glow_steps=1, glow_hidden=4, glow_ema=0.9),
-    "default": Preset(size=16, n_test=1000, cls_epochs=10, cls_oe_epochs=3, cls_depth=16,
-                      cls_width=2, pcnn_epochs=8, pcnn_oe_epochs=1, pcnn_filters=32, pcnn_resnet=1, pcnn_mix=5,
-                      pcnn_batch=32, pcnn_ema=0.995),
-    "full": Preset(size=16, n_test=1000, cls_epochs=20, cls_oe_epochs=5, cls_depth=16,
-                   cls_width=2, pcnn_epochs=35, pcnn_oe_epochs=2, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
+    # about 3 min on a 2-core AMD EPYC (Zen 4) with bf16: see README "The main job" for the measured runs
+    "default": Preset(size=16, n_test=1000, n_ood=500, cls_epochs=5, cls_oe_epochs=2, cls_depth=16,
+                      cls_width=2, pcnn_epochs=4, pcnn_oe_epochs=1, pcnn_oe_steps=80, pcnn_filters=32,
+                      pcnn_resnet=1, pcnn_mix=5, pcnn_batch=32, pcnn_ema=0.995),
+    # about 12 min of the same machine: a larger PixelCNN++ trained twice as long, full OE epochs
+    "full": Preset(size=16, n_test=1000, cls_epochs=10, cls_oe_epochs=3, cls_depth=16,
+                   cls_width=2, pcnn_epochs=8, pcnn_oe_epochs=1, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
                    pcnn_batch=32, pcnn_ema=0.999, models=("pixelcnn", "glow"), glow_epochs=8, glow_steps=4,
                    glow_hidden=32),
 }
@@ -87,9 +95,14 @@ class StudyConfig:
     """Run the offline mini OE study end to end and write a report."""
 
     out: str = help_field("runs/demo", "folder for every run, table, figure and report.md")
-    preset: str = help_field("default", "default: ~10 min on a 2-core CPU; full: ~1 h, closer to convergence; "
+    preset: str = help_field("default", "default: ~3 min on a 2-core CPU with bf16; full: ~12 min, a larger model; "
                                          "tiny: seconds, for CI", choices=tuple(PRESETS))
     device: str = help_field("auto", "cpu, cuda or auto")
+    amp: str = help_field("auto", "precision of the trainers (Glow always trains in float32): bf16 autocast "
+                                  "(likelihoods and the density head stay "
+                                  "float32), none (float32), or auto: bf16 where the device computes it natively "
+                                  "(CPUs with AVX512_BF16 or AMX, bf16-capable GPUs), else float32",
+                          choices=("auto", "bf16", "none"))
     seed: int = help_field(1, "seed of every training run (data order, augmentation, dropout, init)")
     threads: int = help_field(0, "torch CPU threads (0: PyTorch's default)")
     progress: bool = help_field(True, "show progress bars")
@@ -111,6 +124,20 @@ class StepRecord:
     command: str
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float = 0.0   # user + system CPU time of the process during the step
+
+
+def cpu_seconds() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def resolve_amp(amp: str, device: str) -> str:
+    """``auto`` -> ``bf16`` where ``device`` computes bfloat16 natively, else ``none``."""
+    from oe_core.run import native_bf16, resolve_device
+    if amp != "auto":
+        return amp
+    return "bf16" if native_bf16(resolve_device(device)) else "none"
 
 
 @dataclass
@@ -118,30 +145,32 @@ class Study:
     cfg: StudyConfig
     preset: Preset
     root: Path
+    amp: str = "none"
     steps: list[StepRecord] = field(default_factory=list)
 
-    def spec(self, name: str, split: Optional[str] = None) -> str:
+    def spec(self, name: str, split: Optional[str] = None, ood: bool = False) -> str:
         p = self.preset
         s = f"{name}:{split}" if split else name
-        return f"{s},size={p.size},n={p.n_test}"
+        return f"{s},size={p.size},n={(p.n_ood or p.n_test) if ood else p.n_test}"
 
     def run(self, name: str, module: str, main: Callable[[Sequence[str]], object], argv: list[str]) -> None:
         command = f"python -m {module} " + shlex.join(argv)
         print(f"\n=== [{len(self.steps) + 1}] {name}\n$ {command}", file=sys.stderr, flush=True)
-        t0 = time.time()
+        t0, c0 = time.time(), cpu_seconds()
         rc = main(argv)
         if rc not in (None, 0):
             raise SystemExit(f"step {name!r} failed with exit code {rc}")
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-        self.steps.append(StepRecord(name, command, time.time() - t0, peak))
+        self.steps.append(StepRecord(name, command, time.time() - t0, peak, cpu_seconds() - c0))
 
 
-def _train_common(study: Study, out: str) -> list[str]:
+def _train_common(study: Study, out: str, limit_steps: int = 0, amp: Optional[str] = None) -> list[str]:
     c = study.cfg
     argv = ["--out", out, "--device", c.device, "--seed", str(c.seed), "--num-workers", "0",
-            "--image-size", str(study.preset.size)]
-    if study.preset.limit_steps:
-        argv += ["--limit-steps", str(study.preset.limit_steps)]
+            "--image-size", str(study.preset.size), "--amp", amp or study.amp]
+    limit = min(x for x in (limit_steps, study.preset.limit_steps, 10 ** 9) if x)
+    if limit < 10 ** 9:
+        argv += ["--limit-steps", str(limit)]
     if not c.progress:
         argv.append("--no-progress")
     if c.fresh:
@@ -179,7 +208,7 @@ def run_study(cfg: StudyConfig) -> Path:
     p = PRESETS[cfg.preset]
     root = check_writable_folder(cfg.out)
     save_config(cfg, root / "study_config.json")
-    study = Study(cfg, p, root)
+    study = Study(cfg, p, root, amp=resolve_amp(cfg.amp, cfg.device))
     t_start = time.time()
     families = list(cfg.models) or list(p.models)
     labels = [FAMILIES[f][0] for f in families]
@@ -196,18 +225,20 @@ def run_study(cfg: StudyConfig) -> Path:
     for family in families:
         label, display, _ = FAMILIES[family]
         model, baseline_only, epochs, oe_epochs = _density_options(p, family)
+        # Glow's log-determinants are sums over every pixel: it trains in float32 (bf16 is PixelCNN++'s lever)
+        oe_steps, amp = (p.pcnn_oe_steps, study.amp) if family == "pixelcnn" else (0, "none")
         study.run(f"{display} baseline", "density_oe.train", density_train.main, [
             "--mode", "baseline", "--dataset", "mini-id", "--epochs", str(epochs), *model, *baseline_only,
-            *_train_common(study, runs[label])])
+            *_train_common(study, runs[label], 0, amp)])
         study.run(f"{display} OE fine-tune", "density_oe.train", density_train.main, [
             "--mode", "oe_tune", "--init", runs[label], "--dataset", "mini-id", "--outliers", "mini-outliers",
-            "--epochs", str(oe_epochs), *model, *_train_common(study, runs[f"{label}_oe"])])
+            "--epochs", str(oe_epochs), *model, *_train_common(study, runs[f"{label}_oe"], oe_steps, amp)])
 
     ev = root / "eval"
     study.run("OOD evaluation (reference protocol)", "analysis.evaluate", evaluate.main, [
         "--ckpt", *[f"{k}={v}" for k, v in runs.items()], "--detectors", "msp", "bpd",
         "--id-dataset", study.spec("mini-id", "test"),
-        "--ood", *[study.spec(s) for s in OOD_SETS], "--num-to-avg", str(p.num_to_avg), "--device", cfg.device,
+        "--ood", *[study.spec(s, ood=True) for s in OOD_SETS], "--num-to-avg", str(p.num_to_avg), "--device", cfg.device,
         "--out", str(ev), "--strict"])
     columns, bars = ["MSP=clf:msp", "MSP+OE=clf_oe:msp"], []
     for family in families:  # PixelCNN++ keeps the paper's names; other families are named in brackets
@@ -228,10 +259,12 @@ def run_study(cfg: StudyConfig) -> Path:
                   svhn_likelihood.main, ["--results", str(ev / "results.json"), "--baseline", label, "--oe",
                                          f"{label}_oe", "--ood", "mini-svhn", "--out", str(ev / folder)])
     total = time.time() - t_start
-    report = write_report(root, cfg, p, study.steps, total, families)
+    report = write_report(root, cfg, p, study.steps, total, families, study.amp)
     atomic_write_text(root / "timing.json", json.dumps(
-        {"total_seconds": total, "peak_rss_mb": max(s.peak_rss_mb for s in study.steps),
-         "steps": [asdict(s) for s in study.steps], "preset": asdict(p)}, indent=1) + "\n")
+        {"total_seconds": total, "cpu_seconds": sum(s.cpu_seconds for s in study.steps),
+         "peak_rss_mb": max(s.peak_rss_mb for s in study.steps), "amp": study.amp, "cpu": cpu_model(),
+         "threads": torch.get_num_threads(), "steps": [asdict(s) for s in study.steps], "preset": asdict(p)},
+        indent=1) + "\n")
     return report
 
 

@@ -3,7 +3,7 @@ measured numbers (never tuned to agree with the paper: a finding that does not s
 from __future__ import annotations
 
 import json
-import platform
+import os
 from dataclasses import asdict
 from pathlib import Path
 from typing import Sequence
@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from oe_core.atomic import atomic_write_text
+from oe_core.run import cpu_model
 
 from .results import Evaluation
 
@@ -117,8 +118,15 @@ def _embed(folder: Path, root: Path) -> list[str]:
     return lines
 
 
+def _load() -> str:
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
 def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
-                 families: Sequence[str] = ("pixelcnn",)) -> Path:
+                 families: Sequence[str] = ("pixelcnn",), amp: str = "none") -> Path:
     ev_dir = root / "eval"
     ev = Evaluation.load(ev_dir / "results.json")
     folders = {f: ev_dir / ("likelihood" if f == "pixelcnn" else f"likelihood_{f}") for f in families}
@@ -133,9 +141,10 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
         "# OE mini-study report",
         "",
         f"Preset **{cfg.preset}** ({preset.size}x{preset.size} images), seed {cfg.seed}; total wall time "
-        f"**{total_seconds / 60:.1f} min**, peak memory **{peak / 1024:.2f} GB** "
-        f"({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, torch "
-        f"{torch.__version__}).",
+        f"**{total_seconds / 60:.1f} min**, peak memory **{peak / 1024:.2f} GB**; training precision "
+        f"**{'bf16 autocast' if amp == 'bf16' else 'float32'}** (likelihoods in float32) "
+        f"({cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}, 1-minute load average "
+        f"{_load()} at the end).",
         "",
         "Everything here is built offline from images that ship inside installed packages (see "
         "`python -m oe_core.data`): in-distribution `mini-id` = colour photo thumbnails, one class per source "
@@ -168,9 +177,10 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
         "",
         "## Steps, wall time and memory",
         "",
-        "| step | command | wall time (s) | peak RSS so far (MB) |",
-        "|---|---|---|---|",
-        *[f"| {s.name} | `{s.command}` | {s.seconds:.1f} | {s.peak_rss_mb:.0f} |" for s in steps],
+        "| step | command | wall time (s) | CPU time (s) | peak RSS so far (MB) |",
+        "|---|---|---|---|---|",
+        *[f"| {s.name} | `{s.command}` | {s.seconds:.1f} | {s.cpu_seconds:.1f} | {s.peak_rss_mb:.0f} |"
+          for s in steps],
         "",
         "Full per-set results (mean and std over trials, every metric): `eval/results.{md,csv,json,tex}`. "
         "Regenerate every table and figure from the score cache: `scripts/figures.sh " + str(ev_dir) + "`.",

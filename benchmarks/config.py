@@ -10,7 +10,8 @@ from .cases import CASES, ordered
 
 @dataclass
 class BenchConfig:
-    """Measure the suite's PixelCNN++ / DMOL / WRN code against the plain way, side by side, in one process."""
+    """Measure the suite's PixelCNN++ / DMOL code against the pclucas14 port's own code (and the WRN OE step against
+    the OE reference's loop), side by side, in one process."""
 
     device: str = help_field("cpu", "cpu, cuda, cuda:N or auto (cuda if available)")
     amp: str = help_field("none", "bf16: run the networks under bf16 autocast (likelihoods stay float32); the FLOP "
@@ -25,6 +26,10 @@ class BenchConfig:
                                             "--channels-last option)")
     linearity: bool = help_field(True, "also time the train step over several batch sizes and scoring over "
                                        "several data-set sizes, and fit a line to each")
+    compile: bool = help_field(False, "run the suite's PixelCNN++ through torch.compile (minutes to compile on a "
+                                      "small CPU; meant for GPUs)")
+    port_dir: str = help_field("", "folder of a pclucas14/pixel-cnn-pp clone (default: ../shared/anchors/"
+                                   "pixel-cnn-pp next to this repository)")
     seed: int = help_field(0, "seed for the random weights and inputs")
     json: str = help_field("", "where to write the JSON results (default: benchmarks/results/<device>[-bf16]"
                                "[-quick].json)")

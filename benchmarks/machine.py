@@ -3,19 +3,10 @@ from __future__ import annotations
 
 import os
 import platform
-from pathlib import Path
 
 import torch
 
-
-def cpu_model() -> str:
-    """The CPU's model name from ``/proc/cpuinfo`` (Linux), else ``platform.processor()``."""
-    info = Path("/proc/cpuinfo")
-    if info.exists():
-        for line in info.read_text(errors="replace").splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
+from oe_core.run import cpu_flags, cpu_model, native_bf16
 
 
 def load_average() -> list[float] | None:
@@ -26,9 +17,10 @@ def load_average() -> list[float] | None:
 
 
 def describe(device: torch.device) -> dict:
-    """CPU model and cores, torch version, threads, accelerator name (and its TF32 settings), OS and the load
+    """CPU model, flags and cores, torch version, threads, accelerator name (and its TF32 settings), OS and the load
     average now."""
-    info = {"cpu": cpu_model(), "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+    info = {"cpu": cpu_model(), "cpu_flags": " ".join(cpu_flags()), "native_bf16": native_bf16(device),
+            "cpu_cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "python": platform.python_version(), "os": platform.platform(),
             "device": str(device), "load_average_1_5_15min": load_average()}
     if device.type == "cuda":

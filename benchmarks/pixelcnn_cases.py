@@ -1,11 +1,21 @@
 """PixelCNN++ cases: training steps (small and paper config), the OE fine-tuning step, the DMOL loss alone and
-bpd scoring, each done by the suite (:mod:`density_oe`) and the plain way (:mod:`benchmarks.plain_pixelcnn`).
+bpd scoring, each done by the suite (:mod:`density_oe`) and by the pclucas14/pixel-cnn-pp port's own code
+(:mod:`benchmarks.port`: loaded at run time, unmodified but for the two CPU patches its README names).
 
-Both variants do the same work with the same settings: the TF recipe's Adam (lr 1e-3, betas 0.95/0.9995),
-element-wise dropout 0.5, weights initialised as the port does (PyTorch defaults, ``g = ||v||``) from the same
-seed, and the same random 8-bit images.  A training step is ``zero_grad``, forward, loss, backward,
-``optimizer.step()``; the EMA update and data loading are left out of both.  Under ``--amp bf16`` both run the
-network under autocast and the likelihood in float32 (the plain loss gets ``params.float()``).
+The port is the code the OE paper's authors used, so it is the baseline of every PixelCNN++ case.  Where the port
+has no function for the work, the baseline uses the port's model and the port's likelihood code with the last sum
+left out (:func:`benchmarks.plain_pixelcnn.discretized_mix_logistic_log_prob`, per-image log-likelihoods: the OE
+step and scoring need one value per image, which the port cannot give).
+
+Both variants get the same Adam hyperparameters (lr 1e-3, betas 0.95/0.9995), weights from the same seed and the
+same random 8-bit images.  Each runs its own code as written: the suite's trainer uses fused Adam and
+``zero_grad(set_to_none=True)``; the port's ``main.py`` uses ``torch.optim.Adam`` with its defaults and
+``zero_grad()``.  Dropout is the suite's element-wise dropout 0.5 (as the TF code) against the port's hard-coded
+channel-wise ``Dropout2d(0.5)``, which draws 1/(H*W) as many random numbers: a difference of the port, measured as
+it is.  A training step is ``zero_grad``, forward, loss, backward, ``optimizer.step()``; the EMA update and data
+loading are left out of both.  Under ``--amp bf16`` the suite runs its network under bf16 autocast (likelihood in
+float32) and the port runs in float32: the bf16 targets compare the suite's bf16 with the port's float32.
+``--compile`` runs the suite's model through ``torch.compile``.
 """
 from __future__ import annotations
 
@@ -23,13 +33,16 @@ from density_oe.score import score_dataset
 from oe_core.data.transforms import to_unit_range
 
 from . import plain_pixelcnn as plain
+from .port import build_port_model
 from .sizes import PixelCNNShape
-from .workload import FAST, PLAIN, BenchContext, Workload, register_case
+from .workload import BASE, FAST, BenchContext, Workload, register_case
 
 ADAM = dict(lr=1e-3, betas=(0.95, 0.9995))
 DROPOUT = 0.5
 NR_MIX = 10
 OE_MARGIN, OE_LAMBDA = 1.0, 1.0  # density_oe's defaults: margin 1 bit/dim, weight 1
+PORT = "pclucas14 port"
+PORT_PER_IMAGE = "pclucas14 port model, its likelihood per image"
 
 
 def fast_model(ctx: BenchContext, shape: PixelCNNShape) -> PixelCNNpp:
@@ -39,21 +52,31 @@ def fast_model(ctx: BenchContext, shape: PixelCNNShape) -> PixelCNNpp:
     return PixelCNNpp(cfg).to(ctx.device, memory_format=ctx.memory_format)
 
 
-def plain_model(ctx: BenchContext, shape: PixelCNNShape) -> plain.PlainPixelCNN:
+def _maybe_compiled(ctx: BenchContext, model: torch.nn.Module) -> torch.nn.Module:
+    return torch.compile(model) if ctx.compile else model
+
+
+def _fused_adam(ctx: BenchContext, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """The density trainer's optimizer: Adam, one fused kernel per step on CPUs and CUDA."""
+    return torch.optim.Adam(model.parameters(), **ADAM, fused=ctx.device.type in ("cpu", "cuda"))
+
+
+def port_model(ctx: BenchContext, shape: PixelCNNShape) -> torch.nn.Module:
     torch.manual_seed(ctx.seed)
-    return plain.PlainPixelCNN(shape.nr_resnet, shape.nr_filters, NR_MIX, DROPOUT).to(ctx.device)
+    return build_port_model(ctx.require_port(), shape.nr_resnet, shape.nr_filters, NR_MIX).to(ctx.device)
 
 
 def fast_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
     """One training step of the suite's model on the mean bits/dim."""
     model = fast_model(ctx, shape).train()
-    opt = torch.optim.Adam(model.parameters(), **ADAM)
+    opt = _fused_adam(ctx, model)
+    net = _maybe_compiled(ctx, model)
     x = ctx.images(batch).contiguous(memory_format=ctx.memory_format)
 
     def step() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         with ctx.autocast():
-            params = model(x)
+            params = net(x)
         loss = nll_bpd(params, x).mean()
         loss.backward()
         opt.step()
@@ -61,17 +84,16 @@ def fast_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Call
     return step
 
 
-def plain_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
-    """One training step as the port writes it (loss summed over the batch in nats)."""
-    model = plain_model(ctx, shape).train()
+def port_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
+    """One training step as the port's ``main.py`` does it: its loss summed over the batch, in float32."""
+    model = port_model(ctx, shape).train()
     opt = torch.optim.Adam(model.parameters(), **ADAM)
+    loss_fn = ctx.require_port().loss
     x = ctx.images(batch)
 
     def step() -> torch.Tensor:
         opt.zero_grad()
-        with ctx.autocast():
-            output = model(x)
-        loss = plain.discretized_mix_logistic_loss(x, output.float())
+        loss = loss_fn(x, model(x))
         loss.backward()
         opt.step()
         return loss.detach()
@@ -81,8 +103,9 @@ def plain_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Cal
 def _train_case(ctx: BenchContext, which: str, batch: int) -> Workload:
     shape = ctx.sizes.shape(which)
     return Workload(images=batch, variants={FAST: lambda: fast_train_step(ctx, shape, batch),
-                                            PLAIN: lambda: plain_train_step(ctx, shape, batch)},
-                    detail=f"{shape.label()}, K={NR_MIX}, batch {batch}, {ctx.sizes.image}x{ctx.sizes.image}")
+                                            BASE: lambda: port_train_step(ctx, shape, batch)},
+                    detail=f"{shape.label()}, K={NR_MIX}, batch {batch}, {ctx.sizes.image}x{ctx.sizes.image}",
+                    baseline=PORT)
 
 
 @register_case("train_small", "PixelCNN++ train step, small config", order=10)
@@ -106,13 +129,14 @@ def oe_step(ctx: BenchContext) -> Workload:
 
     def fast() -> Callable[[], torch.Tensor]:
         model = fast_model(ctx, shape).train()
-        opt = torch.optim.Adam(model.parameters(), **ADAM)
+        opt = _fused_adam(ctx, model)
+        net = _maybe_compiled(ctx, model)
         x = both.contiguous(memory_format=ctx.memory_format)
 
         def call() -> torch.Tensor:
             opt.zero_grad(set_to_none=True)
             with ctx.autocast():
-                params = model(x)
+                params = net(x)
             bpd = nll_bpd(params, x)
             loss = oe_density_loss(bpd[:n], bpd[n:], OE_MARGIN, OE_LAMBDA)
             loss.backward()
@@ -120,23 +144,22 @@ def oe_step(ctx: BenchContext) -> Workload:
             return loss.detach()
         return call
 
-    def plain_way() -> Callable[[], torch.Tensor]:
-        model = plain_model(ctx, shape).train()
+    def port_way() -> Callable[[], torch.Tensor]:
+        model = port_model(ctx, shape).train()
         opt = torch.optim.Adam(model.parameters(), **ADAM)
 
         def call() -> torch.Tensor:
             opt.zero_grad()
-            with ctx.autocast():
-                output = model(both)
-            bpd = -plain.discretized_mix_logistic_log_prob(both, output.float()) / (dims * math.log(2.0))
+            bpd = -plain.discretized_mix_logistic_log_prob(both, model(both)) / (dims * math.log(2.0))
             loss = oe_density_loss(bpd[:n], bpd[n:], OE_MARGIN, OE_LAMBDA)
             loss.backward()
             opt.step()
             return loss.detach()
         return call
 
-    return Workload(images=2 * n, variants={FAST: fast, PLAIN: plain_way},
-                    detail=f"{shape.label()}, {n} in + {n} outliers, NLL + margin ranking loss (bits/dim)")
+    return Workload(images=2 * n, variants={FAST: fast, BASE: port_way},
+                    detail=f"{shape.label()}, {n} in + {n} outliers, NLL + margin ranking loss (bits/dim)",
+                    baseline=PORT_PER_IMAGE)
 
 
 def random_dmol_params(ctx: BenchContext, batch: int) -> torch.Tensor:
@@ -164,18 +187,19 @@ def dmol_loss(ctx: BenchContext) -> Workload:
             return loss.detach()
         return call
 
-    def plain_way() -> Callable[[], torch.Tensor]:
+    def port_way() -> Callable[[], torch.Tensor]:
         params = base.clone().requires_grad_(True)
+        loss_fn = ctx.require_port().loss
 
         def call() -> torch.Tensor:
             params.grad = None
-            loss = plain.discretized_mix_logistic_loss(x, params)
+            loss = loss_fn(x, params)
             loss.backward()
             return loss.detach()
         return call
 
-    return Workload(images=batch, variants={FAST: fast, PLAIN: plain_way},
-                    detail=f"K={NR_MIX}, batch {batch}, {ctx.sizes.image}x{ctx.sizes.image}, float32")
+    return Workload(images=batch, variants={FAST: fast, BASE: port_way},
+                    detail=f"K={NR_MIX}, batch {batch}, {ctx.sizes.image}x{ctx.sizes.image}, float32", baseline=PORT)
 
 
 def uint8_loader(images: torch.Tensor, batch_size: int) -> DataLoader:
@@ -186,7 +210,7 @@ def uint8_loader(images: torch.Tensor, batch_size: int) -> DataLoader:
 @register_case("score", "PixelCNN++ bpd scoring, paper config", order=50)
 def score(ctx: BenchContext) -> Workload:
     """One batch: the suite's ``density_oe.score.score_dataset`` (uint8 batch in, float64 bpd out) against the
-    port's evaluation (``no_grad``, per-image log-likelihood of a [-1, 1] batch)."""
+    port's model in eval mode under ``no_grad`` with its likelihood per image, on the [-1, 1] batch."""
     shape, batch = ctx.sizes.paper, ctx.sizes.paper_batch
     images = ctx.uint8_images(batch)
     x = to_unit_range(images.to(ctx.device))
@@ -194,17 +218,16 @@ def score(ctx: BenchContext) -> Workload:
 
     def fast() -> Callable[[], np.ndarray]:
         model, loader = fast_model(ctx, shape).eval(), uint8_loader(images, batch)
-        return lambda: score_dataset(model, loader, ctx.device, ctx.amp, ctx.memory_format)
+        net = _maybe_compiled(ctx, model)
+        return lambda: score_dataset(net, loader, ctx.device, ctx.amp, ctx.memory_format)
 
-    def plain_way() -> Callable[[], torch.Tensor]:
-        model = plain_model(ctx, shape).eval()
+    def port_way() -> Callable[[], torch.Tensor]:
+        model = port_model(ctx, shape).eval()
 
         def call() -> torch.Tensor:
             with torch.no_grad():
-                with ctx.autocast():
-                    output = model(x)
-                return -plain.discretized_mix_logistic_log_prob(x, output.float()) / (dims * math.log(2.0))
+                return -plain.discretized_mix_logistic_log_prob(x, model(x)) / (dims * math.log(2.0))
         return call
 
-    return Workload(images=batch, variants={FAST: fast, PLAIN: plain_way},
-                    detail=f"{shape.label()}, batch {batch}, eval mode, no gradients")
+    return Workload(images=batch, variants={FAST: fast, BASE: port_way},
+                    detail=f"{shape.label()}, batch {batch}, eval mode, no gradients", baseline=PORT_PER_IMAGE)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from .workload import FAST, PLAIN
+from .workload import FAST, BASE
 
 
 def _gflops(run: dict) -> str:
@@ -17,11 +17,11 @@ def _num(value: Optional[float], fmt: str) -> str:
 def case_rows(results: dict) -> list[list[str]]:
     rows = []
     for name, case in results["cases"].items():
-        for variant in (FAST, PLAIN):
+        for variant in (FAST, BASE):
             v = case[variant]
             is_fast = variant == FAST
             rows.append([
-                name if is_fast else "", variant, _num(v["images_per_s"], ".2f"), _num(1e3 * v["median_s"], ".1f"),
+                name if is_fast else "", "density_oe" if is_fast else case.get("baseline", variant), _num(v["images_per_s"], ".2f"), _num(1e3 * v["median_s"], ".1f"),
                 _num(v["spread"], ".2f"),
                 _num(v["peak_mem_mb"], ".1f"), _num(v["gflops_per_s"], ".1f"),
                 _num(None if v["peak_fraction"] is None else 100 * v["peak_fraction"], ".0f"),
@@ -30,8 +30,8 @@ def case_rows(results: dict) -> list[list[str]]:
     return rows
 
 
-CASE_HEADER = ["case", "variant", "images/s", "ms/call", "max/min", "peak MB", "GFLOP/s", "% peak", "speed f/p",
-               "mem f/p"]
+CASE_HEADER = ["case", "variant", "images/s", "ms/call", "max/min", "peak MB", "GFLOP/s", "% peak", "speed f/b",
+               "mem f/b"]
 TARGET_HEADER = ["target", "value", "need", "met"]
 LINEAR_HEADER = ["series", "n", "seconds", "ms/image", "slope ms/image", "overhead ms", "R^2"]
 
@@ -80,7 +80,7 @@ def noise_warnings(results: dict) -> list[str]:
     rates = [r["gflops"] for r in results["matmul_peak"]["runs"]]
     if max(rates) > (1 + PEAK_DRIFT) * min(rates):
         warnings.append(f"the matmul peak moved from {rates[0]:.1f} to {rates[-1]:.1f} GFLOP/s during the run")
-    noisy = [f"{name}/{v}" for name, case in results["cases"].items() for v in (FAST, PLAIN)
+    noisy = [f"{name}/{v}" for name, case in results["cases"].items() for v in (FAST, BASE)
              if case[v]["spread"] > SPREAD_NOISY]
     if noisy:
         warnings.append(f"timed calls scattered by more than {SPREAD_NOISY}x (max/min): {', '.join(noisy)}")

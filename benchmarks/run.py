@@ -1,4 +1,5 @@
-"""``python -m benchmarks.run``: the suite's PixelCNN++, DMOL and WRN code against the plain way, side by side.
+"""``python -m benchmarks.run``: the suite's PixelCNN++ and DMOL code against the pclucas14 port's own code (read at
+run time from ``--port-dir``), and the WRN OE step against the OE reference's loop, side by side.
 
 For every case: build each variant and call it once as a warm-up (peak memory from the start of the build to the
 end of the warm-up; FLOPs of the warm-up call), then time the variants alternately, call by call, for up to
@@ -32,11 +33,12 @@ from .flops import flop_counter, matmul_peak
 from .linearity import batch_linearity, dataset_linearity
 from .machine import describe, load_average
 from .memory import MemoryTracker, memory_tracker
+from .port import load_port
 from .report import markdown_section, noise_warnings, text_report
 from .sizes import sizes_for
 from .targets import check_targets
 from .timing import alternate, median, synchronizer, timed
-from .workload import FAST, PLAIN, BenchContext, CaseSpec
+from .workload import FAST, BASE, BenchContext, CaseSpec
 
 MB = 2.0 ** 20
 
@@ -55,15 +57,15 @@ def measure_case(spec: CaseSpec, ctx: BenchContext, tracker: MemoryTracker, cfg:
             flops[variant] = counter.get_total_flops()
     peaks = {v: tracker.peaks[v] for v in calls}
     times = alternate(calls, sync, cfg.repeats, cfg.case_seconds)
-    out: dict = {"title": spec.title, "detail": work.detail, "images_per_call": work.images,
-                 "repeats": len(times[FAST])}
+    out: dict = {"title": spec.title, "detail": work.detail, "baseline": work.baseline,
+                 "images_per_call": work.images, "repeats": len(times[FAST])}
     for variant, ts in times.items():
         med = median(ts)
         gflops = flops[variant] / med / 1e9 if flops[variant] else None
         out[variant] = {"times_s": ts, "median_s": med, "spread": max(ts) / min(ts), "warmup_s": warmup[variant],
                         "images_per_s": work.images / med, "peak_mem_mb": peaks[variant] / MB,
                         "flops_per_call": flops[variant], "gflops_per_s": gflops}
-    fast, plain = out[FAST], out[PLAIN]
+    fast, plain = out[FAST], out[BASE]
     out["speedup"] = fast["images_per_s"] / plain["images_per_s"]
     out["memory_ratio"] = fast["peak_mem_mb"] / plain["peak_mem_mb"] if plain["peak_mem_mb"] > 0 else None
     del work, calls
@@ -73,13 +75,13 @@ def measure_case(spec: CaseSpec, ctx: BenchContext, tracker: MemoryTracker, cfg:
 
 def add_peak_fractions(case: dict, peak_gflops: float) -> None:
     """Each variant's achieved FLOP rate as a fraction of the matmul peak (``None`` without counted FLOPs)."""
-    for variant in (FAST, PLAIN):
+    for variant in (FAST, BASE):
         rate = case[variant]["gflops_per_s"]
         case[variant]["peak_fraction"] = None if rate is None else rate / peak_gflops
 
 
 def default_json_path(device_type: str, cfg: BenchConfig) -> Path:
-    suffix = ("-bf16" if cfg.amp == "bf16" else "") + ("-quick" if cfg.quick else "")
+    suffix = ("-bf16" if cfg.amp == "bf16" else "") + ("-compile" if cfg.compile else "") + ("-quick" if cfg.quick else "")
     return Path("benchmarks") / "results" / f"{device_type}{suffix}.json"
 
 
@@ -117,14 +119,18 @@ def run(cfg: BenchConfig) -> dict:
 
 def _run(cfg: BenchConfig, device: torch.device) -> dict:
     profile, sizes = sizes_for(device, cfg.quick)
-    ctx = BenchContext(device=device, amp=cfg.amp, sizes=sizes, channels_last=cfg.channels_last, seed=cfg.seed)
+    needs_port = any(CASES.get(n).needs_port for n in cfg.selected_cases())
+    port = load_port(cfg.port_dir, drop_cuda=device.type != "cuda") if needs_port else None
+    ctx = BenchContext(device=device, amp=cfg.amp, sizes=sizes, channels_last=cfg.channels_last, seed=cfg.seed,
+                       compile=cfg.compile, port=port)
     tracker = memory_tracker(device)
     log, load_start = _Log(), load_average()
     dtype = torch.bfloat16 if cfg.amp == "bf16" else torch.float32
     log(f"matmul peak ({', '.join(map(str, sizes.matmul_sizes))})")
     first_peak = matmul_peak(device, dtype, sizes.matmul_sizes)
     results: dict = {"profile": profile, "device_type": device.type, "config": asdict(cfg),
-                     "load_start": load_start, "cases": {}, "linearity": {}}
+                     "port": port.describe() if port else None, "load_start": load_start, "cases": {},
+                     "linearity": {}}
     for name in cfg.selected_cases():
         log(f"{name}: {CASES.get(name).title}")
         results["cases"][name] = measure_case(CASES.get(name), ctx, tracker, cfg)

@@ -1,8 +1,9 @@
-"""What a benchmark case is: a builder that returns the fast and plain callables of one unit of work."""
+"""What a benchmark case is: a builder that returns the callables of one unit of work done two ways: ``fast`` (this
+suite) and ``base`` (the baseline: the pclucas14 port for PixelCNN++, the OE reference's loop for the WRN)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 import torch
 
@@ -10,9 +11,10 @@ from oe_core.data.transforms import to_unit_range
 from oe_core.registry import Registry
 from oe_core.run import autocast
 
+from .port import Port
 from .sizes import Sizes
 
-FAST, PLAIN = "fast", "plain"
+FAST, BASE = "fast", "base"
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,14 @@ class BenchContext:
     sizes: Sizes
     channels_last: bool = False
     seed: int = 0
+    compile: bool = False
+    port: Optional[Port] = None
+
+    def require_port(self) -> Port:
+        """The loaded pclucas14 port (the run loads it before any case that needs it)."""
+        if self.port is None:
+            raise RuntimeError("this benchmark case needs the pclucas14 port; BenchContext.port is not set")
+        return self.port
 
     def autocast(self):
         return autocast(self.device, self.amp)
@@ -48,7 +58,7 @@ class BenchContext:
 
 @dataclass
 class Workload:
-    """One unit of work (a training step, a scoring batch, ...) done two ways.
+    """One unit of work (a training step, a scoring batch, ...) done two ways; ``baseline`` names the ``base`` way.
 
     ``variants[name]()`` builds that variant (its model, optimizer, ...) and returns a callable that does the work
     once; ``images`` is the number of images one call processes.  Inputs shared by both variants are built by the
@@ -58,6 +68,7 @@ class Workload:
     images: int
     variants: dict[str, Callable[[], Callable[[], object]]]
     detail: str
+    baseline: str
 
 
 @dataclass(frozen=True)
@@ -66,16 +77,18 @@ class CaseSpec:
     title: str
     order: int
     build: Callable[[BenchContext], Workload]
+    needs_port: bool
 
 
 CASES: Registry[CaseSpec] = Registry("benchmark case")
 
 
-def register_case(name: str, title: str, order: int) -> Callable:
-    """Decorator: register ``build(ctx) -> Workload`` as case ``name``; ``order`` sets its place in the report."""
+def register_case(name: str, title: str, order: int, needs_port: bool = True) -> Callable:
+    """Decorator: register ``build(ctx) -> Workload`` as case ``name``; ``order`` sets its place in the report;
+    ``needs_port``: its baseline runs the pclucas14 port."""
 
     def wrap(build: Callable[[BenchContext], Workload]) -> Callable[[BenchContext], Workload]:
-        CASES.add(name, CaseSpec(name, title, order, build))
+        CASES.add(name, CaseSpec(name, title, order, build, needs_port))
         return build
 
     return wrap

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from classifiers_oe.losses import oe_loss
 from classifiers_oe.models import build_model
 
-from .workload import FAST, PLAIN, BenchContext, Workload, register_case
+from .workload import FAST, BASE, BenchContext, Workload, register_case
 
 NUM_CLASSES = 10
 SGD = dict(lr=0.001, momentum=0.9, nesterov=True, weight_decay=5e-4)  # oe_tune's settings
@@ -26,7 +26,7 @@ def _wrn(ctx: BenchContext) -> torch.nn.Module:
     return build_model("wrn", NUM_CLASSES, depth=ctx.sizes.wrn_depth, widen_factor=2, dropout=0.3).to(ctx.device)
 
 
-@register_case("wrn_oe_step", "WRN-40-2 OE step (in + outliers)", order=60)
+@register_case("wrn_oe_step", "WRN-40-2 OE step (in + outliers)", order=60, needs_port=False)
 def wrn_oe_step(ctx: BenchContext) -> Workload:
     n_in, n_out = ctx.sizes.wrn_batch
     s = ctx.sizes.image
@@ -65,5 +65,6 @@ def wrn_oe_step(ctx: BenchContext) -> Workload:
             return loss.detach()
         return call
 
-    return Workload(images=n_in + n_out, variants={FAST: fast, PLAIN: plain_way},
-                    detail=f"WRN-{ctx.sizes.wrn_depth}-2, {n_in} in + {n_out} outliers, {s}x{s}, SGD (Nesterov)")
+    return Workload(images=n_in + n_out, variants={FAST: fast, BASE: plain_way},
+                    detail=f"WRN-{ctx.sizes.wrn_depth}-2, {n_in} in + {n_out} outliers, {s}x{s}, SGD (Nesterov)",
+                    baseline="OE reference loop")

@@ -9,7 +9,9 @@ Structure (``R = nr_resnet``, ``F = nr_filters``, ``K = nr_logistic_mix``):
   as auxiliary input), stride-2 shifted convolutions in between; every activation is kept for the down pass;
 * down pass at 8, 16, 32 with ``R``, ``R+1``, ``R+1`` blocks: ``u`` takes the matching up-pass ``u`` as auxiliary
   input, ``ul`` takes ``cat(u, up-pass ul)``; stride-2 shifted transposed convolutions in between;
-* head: ``nin(elu(ul), 10 K)``.
+* head: ``nin(elu(ul), 10 K)``, always in float32: under bf16 autocast the body runs in bfloat16 and the head
+  turns its last activation back into float32, so the DMOL parameters the likelihood reads are float32 (rounding
+  them to bfloat16 would move the bits/dim; the head is under 1% of the FLOPs).
 
 Outputs at a position depend only on the pixels before it in raster order (and, per channel, the DMOL couples
 R -> G -> B).  Any batch size works in any call; height and width must be multiples of 4.  Parameter names follow
@@ -115,7 +117,8 @@ class PixelCNNpp(nn.Module):
             u, ul = block(u, ul, u_list, ul_list)
             if i < 2:
                 u, ul = self.upsize_u_stream[i](u), self.upsize_ul_stream[i](ul)
-        return self.nin_out(elu(ul))
+        with torch.autocast(device_type=ul.device.type, enabled=False):
+            return self.nin_out(elu(ul.float()))
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         """Per-image log-likelihood in nats of ``x`` ([-1, 1] grid images; the density-model interface): the exact

@@ -200,10 +200,18 @@ def test_bf16_autocast_runs_the_network_in_bf16_and_the_likelihood_in_fp32():
     model, _ = tiny_pair()
     x = images(2)
     ref = model(x)
+    body = {}
+
+    def record(module, args, out):
+        body["dtype"] = out[0].dtype
+
+    hook = model.up_layers[0].register_forward_hook(record)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out = model(x)
         ll = dmol.log_prob(out, x)
-    assert out.dtype == torch.bfloat16 and ll.dtype == torch.float32
+    hook.remove()
+    # the body in bf16; the head, and so the DMOL parameters the likelihood reads, in float32
+    assert body["dtype"] == torch.bfloat16 and out.dtype == torch.float32 and ll.dtype == torch.float32
     torch.testing.assert_close(out.float(), ref, rtol=0.05, atol=0.05)
     ll.sum().backward()
     assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())

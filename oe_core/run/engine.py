@@ -37,7 +37,7 @@ from ..errors import ConfigError, NonFiniteLossError, OEError, Preempted
 from ..outputs import check_writable_folder
 from .checkpoint import assert_finite_state, has_checkpoint, load_checkpoint, save_checkpoint
 from .config import RunConfig
-from .device import autocast, resolve_device
+from .device import autocast, native_bf16, resolve_device
 from .distributed import DistInfo, any_rank, barrier, dist_info_from_env, init_distributed, shutdown_distributed
 from .history import write_history
 from .lock import RunLock
@@ -168,8 +168,9 @@ class Engine:
         cfg = self.cfg
         dist = dist_info_from_env()
         device = resolve_device(cfg.device, dist.local_rank)
-        if cfg.amp == "bf16" and device.type == "cpu":
-            warnings.warn("bf16 autocast on the CPU is slow; it is meant for GPUs", stacklevel=2)
+        if cfg.amp == "bf16" and not native_bf16(device):
+            warnings.warn(f"bf16 autocast on this {device.type} is slow: it has no native bfloat16 arithmetic "
+                          "(on CPUs: AVX512_BF16 or AMX)", stacklevel=2)
         lock = RunLock(self.out)
         if dist.is_main:  # only rank 0 writes the folder; a second job's rank 0 stops here and torchrun ends it
             check_writable_folder(self.out, "output folder")

@@ -1,0 +1,305 @@
+"""``python -m benchmarks.gpu_check`` (``scripts/gpu_check.sh``): everything a short GPU loan should check, in one call.
+
+Steps, each in its own process, every log kept under ``--out``:
+
+1. the CUDA tests (``pytest -m cuda``; skipped tests and their reasons are reported);
+2. the benchmark against the pclucas14 port, float32 and bf16, each without and with ``--compile`` (paper-config
+   train step, scoring, WRN-40-2 OE step);
+3. one short epoch of each trainer with ``--amp bf16 --channels-last``, interrupted by SIGTERM once the progress
+   bar shows a finished step, then resumed by rerunning the same command to the end;
+4. bpd scoring of the trained density run in bf16 and in float32 on the same weights (must agree within 0.01);
+   the run's training weights (``--weights train``): after one short epoch its EMA is still mostly the
+   initialisation, a degenerate model whose bits/dim no precision reproduces.
+
+Prints one markdown summary on stdout and exits 1 if any step failed (the failing logs' tails go to stderr).
+``--dry-run`` runs the same steps on the CPU at toy sizes (no ``--compile``: compiling takes minutes on a CPU), so
+CI proves the script works before a GPU is ever lent.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from oe_core.config import help_field, parse_config, require
+from oe_core.errors import cli_main
+
+REPO = Path(__file__).resolve().parents[1]
+SCORE_TOLERANCE_BPD = 0.01
+TARGET_PAPER_BF16_IMG_S = 500.0      # the issue's GPU targets, for the record
+TARGET_WRN_OE_EPOCH_S = 60.0
+CIFAR_TRAIN_IMAGES = 50_000
+BAR = re.compile(r"\|\s*(\d+)/(\d+)\s*\[")          # a tqdm bar: "|  3/40 ["
+PROGRESS = re.compile(r"\|\s*([1-9]\d*)/(\d+)\s*\[")   # ... with at least one finished step
+
+
+@dataclass
+class CheckConfig:
+    """Run the one-call GPU check (or, with --dry-run, the same steps on the CPU at toy sizes)."""
+
+    dry_run: bool = help_field(False, "run every step on the CPU at toy sizes, without --compile (for CI)")
+    out: str = help_field("", "folder for logs, runs and benchmark JSON (default: a new temporary folder)")
+    device: str = help_field("cuda", "the GPU to check (ignored with --dry-run, which uses the CPU)")
+    port_dir: str = help_field("", "pclucas14/pixel-cnn-pp clone for the benchmark (default: ../shared/anchors/"
+                                   "pixel-cnn-pp next to this repository)")
+    step_timeout: float = help_field(240.0, "seconds after which one step is killed and counted as failed")
+
+    def validate(self) -> None:
+        require(self.step_timeout > 0, f"--step-timeout must be positive, got {self.step_timeout}")
+
+
+@dataclass
+class Step:
+    name: str
+    ok: bool
+    seconds: float
+    detail: str
+    logs: list[Path] = field(default_factory=list)
+
+
+class Checker:
+    def __init__(self, cfg: CheckConfig, out: Path):
+        self.cfg, self.out = cfg, out
+        self.device = "cpu" if cfg.dry_run else cfg.device
+        self.steps: list[Step] = []
+        self.bench: list[dict] = []
+        self.env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+                    "MPLBACKEND": "Agg"}
+
+    # ---------------------------------------------------------------- processes
+    def _cmd(self, module: str, *args: str) -> list[str]:
+        return [sys.executable, "-m", module, *args]
+
+    def run(self, log: Path, cmd: list[str]) -> int:
+        """Run ``cmd`` to the end (or the step timeout), stdout and stderr into ``log``."""
+        with log.open("w") as f:
+            f.write("$ " + " ".join(cmd) + "\n")
+            f.flush()
+            try:
+                return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, env=self.env,
+                                      timeout=self.cfg.step_timeout).returncode
+            except subprocess.TimeoutExpired:
+                f.write(f"\n[gpu_check] killed after {self.cfg.step_timeout:.0f} s\n")
+                return 124
+
+    def run_interrupted(self, log: Path, cmd: list[str]) -> tuple[int, int]:
+        """Start ``cmd``; SIGTERM it once its progress bar shows a finished step; return ``(steps done when
+        signalled, exit code)``.  ``(0, rc)``: it ended before any step showed."""
+        with log.open("w") as f:
+            f.write("$ " + " ".join(cmd) + "\n")
+            f.flush()
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO, env=self.env)
+            seen = threading.Event()
+            done_at = [0]
+
+            def pump() -> None:
+                buf = ""
+                assert proc.stdout is not None
+                while True:
+                    chunk = proc.stdout.read1(4096) if hasattr(proc.stdout, "read1") else proc.stdout.read(1)
+                    if not chunk:
+                        return
+                    text = chunk.decode(errors="replace")
+                    f.write(text)
+                    buf = (buf + text)[-400:]
+                    m = PROGRESS.search(buf)
+                    if m and not seen.is_set():
+                        done_at[0] = int(m.group(1))
+                        seen.set()
+
+            reader = threading.Thread(target=pump, daemon=True)
+            reader.start()
+            deadline = time.time() + self.cfg.step_timeout
+            while proc.poll() is None and not seen.is_set() and time.time() < deadline:
+                seen.wait(0.05)
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+            try:
+                rc = proc.wait(timeout=max(1.0, deadline - time.time()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                rc = proc.wait()
+            reader.join(timeout=5)
+            return done_at[0], rc
+
+    # ---------------------------------------------------------------- steps
+    def record(self, name: str, t0: float, ok: bool, detail: str, logs: list[Path]) -> bool:
+        self.steps.append(Step(name, ok, time.time() - t0, detail, logs))
+        return ok
+
+    def cuda_tests(self) -> None:
+        t0, log = time.time(), self.out / "cuda_tests.log"
+        rc = self.run(log, self._cmd("pytest", "-m", "cuda", "-rs", "-q", "-p", "no:cacheprovider",
+                                     str(REPO / "tests")))
+        text = log.read_text()
+        summary = next((ln.strip("= ") for ln in reversed(text.splitlines()) if re.search(r"\d+ (passed|skipped|"
+                                                                                         r"failed|error)", ln)), "")
+        skips = sorted({m.group(1).strip() for m in re.finditer(r"SKIPPED \[\d+\] [^:]+:\d+: (.*)", text)})
+        detail = summary + ("; skipped because: " + "; ".join(skips) if skips else "")
+        self.record("CUDA tests (`pytest -m cuda`)", t0, rc == 0, detail or f"exit code {rc}", [log])
+
+    def benchmark(self) -> None:
+        for amp in ("none", "bf16"):
+            for compiled in ((False,) if self.cfg.dry_run else (False, True)):
+                t0 = time.time()
+                tag = f"{amp}{'-compile' if compiled else ''}"
+                log, js = self.out / f"bench-{tag}.log", self.out / f"bench-{tag}.json"
+                args = ["--device", self.device, "--amp", amp, "--no-linearity", "--json", str(js)]
+                if self.cfg.port_dir:
+                    args += ["--port-dir", self.cfg.port_dir]
+                if self.cfg.dry_run:
+                    args += ["--quick", "--threads", "1", "--repeats", "1", "--cases", "train_small", "score"]
+                else:
+                    args += ["--repeats", "10", "--case-seconds", "20", "--cases", "train_paper", "score",
+                             "wrn_oe_step"]
+                if compiled:
+                    args.append("--compile")
+                rc = self.run(log, self._cmd("benchmarks.run", *args))
+                ok = rc == 0 and js.exists()
+                if ok:
+                    results = json.loads(js.read_text())
+                    for name, case in results["cases"].items():
+                        self.bench.append({"amp": amp, "compile": compiled, "case": name, "detail": case["detail"],
+                                           "baseline": case["baseline"], "fast": case["fast"]["images_per_s"],
+                                           "base": case["base"]["images_per_s"], "speedup": case["speedup"]})
+                self.record(f"benchmark, amp {amp}{', --compile' if compiled else ''}", t0, ok,
+                            f"{len(self.bench)} rows so far" if ok else f"exit code {rc}", [log])
+
+    def _trainer(self, name: str, module: str, out: Path, args: list[str]) -> bool:
+        t0 = time.time()
+        cmd = self._cmd(module, "--out", str(out), "--device", self.device, "--amp", "bf16", "--channels-last",
+                        "--num-workers", "0", *args)
+        first, second = self.out / f"{out.name}-interrupted.log", self.out / f"{out.name}-resumed.log"
+        done, rc1 = self.run_interrupted(first, cmd)
+        if rc1 != 75:
+            return self.record(name, t0, False, f"expected exit code 75 after SIGTERM at step {done}, got {rc1}",
+                               [first])
+        rc2 = self.run(second, cmd)
+        metrics = out / "metrics.json"
+        rows = json.loads(metrics.read_text()) if metrics.exists() else []
+        bar = BAR.search(second.read_text(errors="replace"))        # the resumed bar starts where the run stopped
+        start = int(bar.group(1)) if bar else 0
+        ok = rc2 == 0 and len(rows) == 1 and start >= 1
+        detail = (f"SIGTERM after step {done}: exit 75, checkpoint written; the rerun resumed at step {start} and "
+                  f"finished the epoch ({', '.join(f'{k} {v:.4g}' for k, v in rows[-1].items() if k.startswith('test'))})"
+                  if ok else f"resume: exit code {rc2}, {len(rows)} epoch rows, resumed at step {start}")
+        return self.record(name, t0, ok, detail, [first, second])
+
+    def trainers(self) -> Optional[Path]:
+        dry = self.cfg.dry_run
+        size = ["--image-size", "8"] if dry else []
+        cls = ["--mode", "baseline", "--dataset", "mini-id", "--arch", "wrn", "--epochs", "1", "--seed", "1",
+               "--limit-steps", "40" if dry else "60", *(["--depth", "10", "--widen-factor", "1"] if dry else
+                                                         ["--depth", "40", "--widen-factor", "2"]), *size]
+        self._trainer("classifier trainer: bf16, channels_last, SIGTERM + resume", "classifiers_oe.train",
+                      self.out / "clf", cls)
+        density = self.out / "pcnn"
+        pcnn = ["--mode", "baseline", "--dataset", "mini-id", "--epochs", "1", "--seed", "1",
+                "--limit-steps", "40" if dry else "60", "--eval-images", "32" if dry else "500",
+                *(["--nr-filters", "8", "--nr-resnet", "1", "--nr-logistic-mix", "2", "--batch-size", "8",
+                   "--test-batch-size", "16"] if dry else ["--batch-size", "64"]), *size]
+        ok = self._trainer("density trainer: bf16, channels_last, SIGTERM + resume", "density_oe.train", density,
+                           pcnn)
+        return density if ok else None
+
+    def scoring(self, run: Optional[Path]) -> None:
+        t0 = time.time()
+        if run is None:
+            self.record("bpd scoring, bf16 vs float32", t0, False, "no trained density run (previous step failed)",
+                        [])
+            return
+        files, logs = {}, []
+        for amp in ("none", "bf16"):
+            files[amp] = self.out / f"scores-{amp}.npy"
+            log = self.out / f"score-{amp}.log"
+            logs.append(log)
+            args = ["--ckpt", str(run), "--dataset", "mini-id", "--split", "test", "--device", self.device,
+                    "--amp", amp, "--weights", "train", "--num-workers", "0", "--limit", "64" if self.cfg.dry_run else "2000",
+                    "--out", str(files[amp])]
+            if self.cfg.dry_run:
+                args += ["--image-size", "8"]
+            if self.run(log, self._cmd("density_oe.score", *args)) != 0:
+                self.record("bpd scoring, bf16 vs float32", t0, False, f"scoring with --amp {amp} failed", logs)
+                return
+        a, b = np.load(files["none"]), np.load(files["bf16"])
+        diff = float(np.abs(a - b).max())
+        self.record("bpd scoring, bf16 vs float32", t0, diff <= SCORE_TOLERANCE_BPD,
+                    f"{len(a)} images, mean {a.mean():.4f} (float32) vs {b.mean():.4f} (bf16) bits/dim, max |diff| "
+                    f"{diff:.5f} (limit {SCORE_TOLERANCE_BPD})", logs)
+
+    # ---------------------------------------------------------------- report
+    def markdown(self, wall: float) -> str:
+        import torch
+
+        from oe_core.run import cpu_model
+        gpu = (torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA GPU")
+        mode = "dry run on the CPU (toy sizes, no --compile)" if self.cfg.dry_run else f"device {self.device}"
+        lines = [f"## GPU check: {gpu} -- {mode}", "",
+                 f"- machine: {gpu}; CPU {cpu_model()}; torch {torch.__version__}; {wall:.0f} s in all",
+                 f"- logs and runs: `{self.out}`", "",
+                 "| step | result | seconds | detail |", "|---|---|---|---|"]
+        lines += [f"| {s.name} | {'ok' if s.ok else '**FAILED**'} | {s.seconds:.0f} | {s.detail} |"
+                  for s in self.steps]
+        if self.bench:
+            lines += ["", "| case | amp | compile | density_oe images/s | baseline | baseline images/s | speed-up |",
+                      "|---|---|---|---|---|---|---|"]
+            lines += [f"| {r['case']} ({r['detail']}) | {r['amp']} | {'yes' if r['compile'] else 'no'} | "
+                      f"{r['fast']:.1f} | {r['baseline']} | {r['base']:.1f} | {r['speedup']:.2f}x |"
+                      for r in self.bench]
+            lines += ["", "Targets for the record (GPU only): " + "; ".join(self._targets())]
+        return "\n".join(lines) + "\n"
+
+    def _targets(self) -> list[str]:
+        out = []
+        paper = [r["fast"] for r in self.bench if r["case"] == "train_paper" and r["amp"] == "bf16"]
+        if paper:
+            out.append(f"paper-config train step in bf16 {max(paper):.0f} images/s (target >= "
+                       f"{TARGET_PAPER_BF16_IMG_S:.0f})")
+        wrn = [r["fast"] for r in self.bench if r["case"] == "wrn_oe_step"]
+        if wrn:
+            out.append(f"WRN-40-2 OE epoch (50,000 in-distribution images, with 2x outliers) about "
+                       f"{CIFAR_TRAIN_IMAGES * 3 / max(wrn):.0f} s at the measured rate (target < "
+                       f"{TARGET_WRN_OE_EPOCH_S:.0f} s)")
+        return out or ["no benchmark rows"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_config(CheckConfig, argv, prog="python -m benchmarks.gpu_check")
+    if not cfg.dry_run:
+        import torch
+        if not torch.cuda.is_available():
+            print("error: gpu_check needs a CUDA GPU and torch sees none (use --dry-run to check the script on a "
+                  "CPU)", file=sys.stderr)
+            return 2
+    out = Path(cfg.out) if cfg.out else Path(tempfile.mkdtemp(prefix="gpu_check_"))
+    out.mkdir(parents=True, exist_ok=True)
+    checker, t0 = Checker(cfg, out), time.time()
+    checker.cuda_tests()
+    checker.benchmark()
+    checker.scoring(checker.trainers())
+    print(checker.markdown(time.time() - t0), flush=True)
+    failed = [s for s in checker.steps if not s.ok]
+    for s in failed:
+        for log in s.logs:
+            if log.exists():
+                tail = "".join(log.read_text(errors="replace").splitlines(keepends=True)[-25:])
+                print(f"\n---- FAILED: {s.name}: last lines of {log}\n{tail}", file=sys.stderr)
+    if failed:
+        print(f"gpu_check: {len(failed)} of {len(checker.steps)} steps FAILED", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main(main))

@@ -1,0 +1,70 @@
+"""The pclucas14/pixel-cnn-pp port loaded at run time: the two in-memory patches, no leaked modules, one clear error
+when it is missing, and density_oe equal to the port's own model and loss on the same weights."""
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from benchmarks.port import build_port_model, load_port, patch_source, port_or_skip_reason, resolve_port_dir
+from benchmarks.run import main
+from density_oe import dmol
+from density_oe.model import ModelConfig, PixelCNNpp
+from density_oe.port import load_port_state_dict
+from oe_core.errors import ConfigError, cli_main
+
+PORT, WHY = port_or_skip_reason()
+needs_port = pytest.mark.skipif(PORT is None, reason=f"pclucas14 port not available: {WHY}")
+
+
+def test_patch_source_applies_the_two_cpu_patches_only():
+    text = "try:\n    x = y.cuda()\nexcept Exception as e:\n    print e\nprint ever\n"
+    patched, counts = patch_source(text)
+    assert patched == "try:\n    x = y\nexcept Exception as e:\n    print(e)\nprint ever\n"
+    assert counts == {"print e": 1, ".cuda()": 1}
+    kept, counts = patch_source(text, drop_cuda=False)
+    assert "y.cuda()" in kept and "print(e)" in kept and counts[".cuda()"] == 0
+
+
+def test_missing_port_dir_is_one_clear_error(tmp_path, capsys):
+    (tmp_path / "utils.py").write_text("")
+    with pytest.raises(ConfigError, match="missing layers.py, model.py"):
+        resolve_port_dir(str(tmp_path))
+    assert cli_main(main, ["--quick", "--cases", "dmol_loss", "--port-dir", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "pclucas14/pixel-cnn-pp port is not at --port-dir" in err[0]
+
+
+@needs_port
+def test_port_loads_without_leaking_its_flat_module_names():
+    before = {name: sys.modules.get(name) for name in ("utils", "layers", "model")}
+    port = load_port()
+    assert {name: sys.modules.get(name) for name in before} == before
+    assert not any(getattr(m, "__name__", "").startswith("pclucas14_port") for m in sys.modules.values())
+    assert port.patches["utils"]["print e"] == 1 and port.patches["utils"][".cuda()"] > 0
+    assert port.utils.__file__.startswith(str(resolve_port_dir()))
+
+
+@needs_port
+def test_density_oe_equals_the_port_model_and_loss_on_the_same_weights():
+    """The port's own model (eval mode: its Dropout2d off) and its summed DMOL loss against density_oe, with the
+    port's weights converted by density_oe.port (randomised gains and biases, so every weight-norm path matters)."""
+    torch.manual_seed(0)
+    port_net = build_port_model(PORT, nr_resnet=1, nr_filters=8, nr_logistic_mix=3).eval()
+    with torch.no_grad():
+        for name, p in port_net.named_parameters():
+            if name.endswith("weight_g"):
+                p.mul_(torch.rand_like(p) + 0.5)
+            elif name.endswith("bias"):
+                p.normal_(0, 0.1)
+    ours = PixelCNNpp(ModelConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=3)).eval()
+    load_port_state_dict(ours, port_net.state_dict())
+    g = torch.Generator().manual_seed(1)
+    x = torch.randint(0, 256, (3, 3, 8, 8), generator=g).float() / 127.5 - 1.0
+    with torch.no_grad():
+        port_out, our_out = port_net(x), ours(x)
+        torch.testing.assert_close(our_out, port_out, rtol=1e-4, atol=1e-5)
+        port_loss = PORT.loss(x, port_out)
+        our_loss = -dmol.log_prob(port_out, x).sum()
+    torch.testing.assert_close(our_loss, port_loss, rtol=1e-5, atol=1e-2)

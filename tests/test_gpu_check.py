@@ -1,0 +1,49 @@
+"""scripts/gpu_check.sh: --dry-run runs every step on the CPU at toy sizes and reports them in one markdown summary;
+without a GPU (and without --dry-run) it refuses in one line."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmarks.gpu_check import main
+from benchmarks.port import port_or_skip_reason
+from oe_core.errors import cli_main
+
+ROOT = Path(__file__).resolve().parents[1]
+PORT, WHY = port_or_skip_reason()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is present: the refusal cannot be shown")
+def test_without_a_gpu_it_refuses_in_one_line(capsys, tmp_path):
+    assert cli_main(main, ["--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs a CUDA GPU" in err[0] and "--dry-run" in err[0]
+    assert not any(tmp_path.iterdir())                       # nothing was started
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(PORT is None, reason=f"pclucas14 port not available: {WHY}")
+def test_dry_run_runs_every_step_on_the_cpu_and_summarises_them(tmp_path):
+    out = tmp_path / "check"
+    env = {**os.environ, "OE_PYTHON": sys.executable, "OE_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([str(ROOT / "scripts" / "gpu_check.sh"), "--dry-run", "--out", str(out)],
+                       capture_output=True, text=True, env=env, timeout=900)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    md = r.stdout
+    assert md.startswith("## GPU check:") and "dry run on the CPU" in md
+    rows = [line for line in md.splitlines() if line.startswith("| ") and " | ok | " in line]
+    names = " ".join(rows)
+    for step in ("CUDA tests", "benchmark, amp none", "benchmark, amp bf16", "classifier trainer",
+                 "density trainer", "bpd scoring, bf16 vs float32"):
+        assert step in names, step
+    assert "FAILED" not in md
+    if not torch.cuda.is_available():
+        assert "skipped because: no CUDA GPU" in md
+    assert md.count("SIGTERM after step") == 2 and "exit 75" in md and "resumed at step" in md
+    assert md.count("| pclucas14 port") >= 2                 # benchmark rows against the port
+    assert (out / "pcnn" / "metrics.json").is_file() and (out / "scores-bf16.npy").is_file()
