@@ -18,10 +18,11 @@ import numpy as np
 
 from oe_core.config import help_field, parse_config
 from oe_core.errors import ConfigError, cli_main
-from oe_core.outputs import check_writable_folder
 from oe_core.atomic import atomic_write_text
+from oe_core.outputs import check_writable_folder
 
 from .paper_numbers import PAPER_COLUMNS, PaperColumn, paper_column
+from .recorded import record_config
 from .results import Evaluation, SetResult
 from .tables import MISSING, Table, header, write_tables
 
@@ -171,12 +172,8 @@ def _check(evals: list[Evaluation], metrics: list[str]) -> None:
             raise ConfigError(f"--metrics: {m!r} is not in the results; metrics: {', '.join(sorted(known))}")
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    cfg = parse_config(CompareConfig, argv, prog="python -m analysis.compare", description=__doc__)
-    if cfg.list_paper:
-        for key, c in PAPER_COLUMNS.items():
-            print(f"{key:28s} {c.title}; ID {c.id_dataset}, detector {c.detector}; {c.source}")
-        return 0
+def run_compare(cfg: CompareConfig) -> tuple[list[Table], dict[str, Path]]:
+    """Write the comparison tables of ``cfg`` (and its settings, for ``analysis.regenerate``)."""
     out = check_writable_folder(cfg.out)
     evals = [Evaluation.load(p) for p in cfg.results]
     _check(evals, cfg.metrics)
@@ -186,6 +183,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     paths["json"] = out / "compare.json"
     atomic_write_text(paths["json"], json.dumps({"columns": [c.title for c in cols], "records": records},
                                                 indent=1) + "\n")
+    record_config(cfg, out, "analysis.compare", results=[str(Path(p).resolve()) for p in cfg.results])
+    return tables, paths
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    cfg = parse_config(CompareConfig, argv, prog="python -m analysis.compare", description=__doc__)
+    if cfg.list_paper:
+        for key, c in PAPER_COLUMNS.items():
+            print(f"{key:28s} {c.title}; ID {c.id_dataset}, detector {c.detector}; {c.source}")
+        return 0
+    tables, paths = run_compare(cfg)
     print("\n".join(t.markdown() for t in tables))
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

@@ -27,6 +27,7 @@ from oe_core.atomic import atomic_write_text
 from .datasets import DatasetSpec
 from .figures import bpd_histograms, save_figure
 from .paper_numbers import PAPER_BPD
+from .recorded import record_config
 from .results import Evaluation
 from .scoring import stored_scores
 from .tables import Table, write_tables
@@ -122,6 +123,7 @@ def run_study(cfg: LikelihoodConfig) -> tuple[list[LikelihoodRow], Table, dict[s
     fig = bpd_histograms(panels, bins=cfg.bins,
                          title=f"Bits per dim: {id_spec.display} test vs {ood_display}, baseline and OE")
     paths["png"], paths["pdf"] = save_figure(fig, out / "bpd_histogram")
+    record_config(cfg, out, "analysis.svhn_likelihood", results=str(Path(cfg.results).resolve()))
     return rows, table, paths
 
 

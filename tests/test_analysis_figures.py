@@ -120,7 +120,7 @@ def test_cli_renders_every_figure_from_the_cache(tmp_path, capsys):
                                    "--runs", f"clf={tmp_path / 'run'}", "--formats", "png", "--dpi", "40"]) == 0
     out = results.parent / "figures"
     stems = {"hist_clf_msp", "roc_clf_msp", "hist_pcnn_bpd", "roc_pcnn_bpd", "auroc_bars", "training_curves"}
-    assert {p.name for p in out.iterdir()} == {f"{s}.png" for s in stems} | {"figures.md"}
+    assert {p.name for p in out.iterdir()} == {f"{s}.png" for s in stems} | {"figures.md", "config.json"}
     assert all(imread(out / f"{s}.png").shape[1] > 100 for s in stems)
     assert "![AUROC per OOD set" in (out / "figures.md").read_text()
 

@@ -150,7 +150,8 @@ def test_score_cli_writes_per_image_bits_per_dim(baseline, tmp_path):
 
 
 def test_sample_cli_writes_a_reproducible_png_grid(baseline, tmp_path):
-    args = ["--ckpt", str(baseline), "--n", "4", "--nrow", "2", "--image-size", "8", "--device", "cpu"]
+    assert load_density_model(baseline)[0].trained_size == (8, 8)  # the trainer records its image size
+    args = ["--ckpt", str(baseline), "--n", "4", "--nrow", "2", "--device", "cpu"]  # default: the trained size
     assert cli_main(sample.main, args + ["--out", str(tmp_path / "a.png")]) == 0
     assert cli_main(sample.main, args + ["--out", str(tmp_path / "b.png")]) == 0
     with Image.open(tmp_path / "a.png") as im:

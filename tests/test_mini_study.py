@@ -43,3 +43,23 @@ def test_demo_tiny_preset_writes_report_tables_and_figures(tmp_path):
         assert (out / "eval" / f"results.{ext}").is_file()
     timing = json.loads((out / "timing.json").read_text())
     assert len(timing["steps"]) == 8 and timing["peak_rss_mb"] > 0
+
+    # scripts/figures.sh regenerates the evaluation's outputs without loss: results.json byte-identical, every
+    # table (compare titles, likelihood study) and figures.md (training curves included) the same, no file lost
+    ev = out / "eval"
+
+    def outputs() -> dict:
+        return {p.relative_to(ev): p.read_bytes() for p in ev.rglob("*")
+                if p.is_file() and "score_cache" not in p.parts}
+
+    before = outputs()
+    r = subprocess.run([str(ROOT / "scripts" / "figures.sh"), str(ev)], capture_output=True, text=True, env=env,
+                       timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    after = outputs()
+    assert set(after) == set(before)
+    text = [k for k in before if k.suffix in (".json", ".md", ".csv", ".tex")]
+    assert Path("results.json") in text and Path("likelihood/likelihood.md") in text
+    assert [k for k in text if after[k] != before[k]] == []
+    assert b"| MSP+OE |" in after[Path("compare/compare.md")]
+    assert b"training_curves.png" in after[Path("figures/figures.md")]

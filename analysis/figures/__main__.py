@@ -18,6 +18,7 @@ from oe_core.errors import ConfigError, cli_main
 from oe_core.outputs import check_writable_folder
 
 from ..datasets import DatasetSpec
+from ..recorded import absolute_pairs, record_config
 from ..results import Evaluation
 from ..scoring import stored_scores
 from . import auroc_bars, read_metrics_csv, roc_figure, save_figure, score_histograms, training_curves
@@ -88,6 +89,8 @@ def render_figures(cfg: FiguresConfig) -> list[tuple[Path, str]]:
 
     lines = ["# Figures", ""] + [f"![{cap}]({p.name})\n\n{cap}\n" for p, cap in made]
     atomic_write_text(out / "figures.md", "\n".join(lines))
+    record_config(cfg, out, "analysis.figures", results=str(Path(cfg.results).resolve()),
+                  runs=absolute_pairs(cfg.runs))
     return made
 
 
