@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Subset
 
 from oe_core.data import dataset_info, get_dataset
+from oe_core.data.folders import ImageFiles
 from oe_core.errors import ConfigError, OEError
 
 # The paper's OOD suites (reference CIFAR/test.py), in its table order.
@@ -143,6 +144,13 @@ def open_dataset(spec: DatasetSpec, data_root: str = "", limit: int = 0):
     if limit and limit < len(ds):
         ds = Subset(ds, range(limit))
     return ds
+
+
+def image_files(dataset) -> Optional[ImageFiles]:
+    """The image-folder dataset under ``dataset`` (through subsets), or ``None`` for other kinds."""
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    return dataset if isinstance(dataset, ImageFiles) else None
 
 
 def iter_batches(dataset, batch_size: int) -> Iterator[torch.Tensor]:

@@ -21,16 +21,24 @@ same options (and ``--limit``).
 from __future__ import annotations
 
 import copy
+import dataclasses
 import fnmatch
+import hashlib
+import re
+import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Optional, Sequence
 
 import numpy as np
+import torch
+from torch import nn
 
-from oe_core.config import help_field, parse_config, require
+from classifiers_oe.weights import parse_options
+from oe_core.config import help_field, parse_config, require, validate
 from oe_core.data import dataset_info
-from oe_core.detectors import DETECTORS, DetectorEntry, detectors_for, get_detector
+from oe_core.detectors import DETECTORS, Detector, DetectorEntry, detectors_for, get_detector
 from oe_core.errors import ConfigError, DataError, OEError, cli_main
 from oe_core.metrics import FPR_RULES
 from oe_core.outputs import check_writable_folder
@@ -39,7 +47,7 @@ from oe_core.run import resolve_device
 
 from .cache import ScoreCache, ScoreKey
 from .datasets import DatasetSpec, ood_suite
-from .models import DensityModel, ScoringModel, load_model
+from .models import ClassifierModel, DensityModel, ScoringModel, load_model
 from .results import Evaluation, SetResult, relative_to
 from .scoring import BoundDetector, cached_scores, read_or_recompute
 from .tables import evaluation_tables, write_evaluation
@@ -49,8 +57,11 @@ from .tables import evaluation_tables, write_evaluation
 class EvaluateConfig:
     """Evaluate OOD detectors of trained models with the reference protocol; write CSV/JSON/Markdown/LaTeX."""
 
-    ckpt: list[str] = help_field([], "models to evaluate: LABEL=PATH (or PATH; the label is then the run "
-                                     "folder's name), PATH a checkpoint file or run folder")
+    ckpt: list[str] = help_field([], "models to evaluate: LABEL=PATH[:OPTIONS] (or PATH; the label is then the run "
+                                     "folder's name), PATH a checkpoint file or run folder of this suite, or your "
+                                     "own classifier file: a plain state dict (architecture inferred from its keys "
+                                     "or given as OPTIONS, e.g. :arch=wrn,depth=40,widen=2,classes=10 or "
+                                     ":arch=resnet18 for a torchvision model) or a whole saved model")
     cached: list[str] = help_field([], "model labels (shell-style patterns allowed) to evaluate from the score "
                                        "cache alone, without checkpoints")
     from_results: str = help_field("", "re-render the tables of an earlier results.json from its score cache "
@@ -90,14 +101,22 @@ class EvaluateConfig:
                 "--from-results takes its models from the results file; drop --ckpt/--cached")
 
 
-def _label_and_path(text: str) -> tuple[str, Path]:
+_OPTIONS = re.compile(r"^(?P<path>.+):(?P<opts>[A-Za-z_]+=[^:]*)$")
+
+
+def _label_and_path(text: str) -> tuple[str, Path, dict[str, str]]:
+    """``LABEL=PATH[:OPTIONS]`` (or ``PATH``) -> label, path and model options."""
+    options: dict[str, str] = {}
+    m = _OPTIONS.match(text)
+    if m and not Path(text).exists():
+        text, options = m.group("path"), parse_options(m.group("opts"))
     label, eq, path = text.partition("=")
     if not eq:
         p = Path(text)
-        return (p.parent.name if p.is_file() or p.suffix == ".pt" else p.name) or "model", p
+        return (p.parent.name if p.is_file() or p.suffix == ".pt" else p.name) or "model", p, options
     if not label or not path:
         raise ConfigError(f"--ckpt {text!r}: expected LABEL=PATH")
-    return label, Path(path)
+    return label, Path(path), options
 
 
 @dataclass
@@ -184,6 +203,11 @@ class _Evaluator:
                 print(f"  {model.label} / {detector.name} / {spec.text}: skipped ({e})", flush=True)
                 out.append(row)
                 continue
+            per_trial = len(id_scores) // cfg.ratio
+            if len(ood_scores) < per_trial and cfg.num_to_avg > 1:
+                warnings.warn(f"OOD set {spec.text} has {len(ood_scores)} images, fewer than the {per_trial} each "
+                              f"protocol trial draws (len(ID) // {cfg.ratio}): every trial uses the same images, so "
+                              "the ± over trials is 0 and says nothing", stacklevel=2)
             row.protocol = evaluate_protocol(id_scores, ood_scores, num_to_avg=cfg.num_to_avg, ratio=cfg.ratio,
                                              seed=cfg.seed, rule=cfg.rule, tpr=cfg.tpr).to_dict()
             out.append(row)
@@ -248,8 +272,8 @@ def run_evaluation(cfg: EvaluateConfig) -> Evaluation:
     labels: set[str] = set()
     device = resolve_device(cfg.device) if cfg.ckpt or cfg.background else None
     for text in cfg.ckpt:
-        label, path = _label_and_path(text)
-        models.append(load_model(path, label, device))
+        label, path, options = _label_and_path(text)
+        models.append(load_model(path, label, device, options))
     models += _cached_models(cache, cfg.cached, id_spec)
     for m in models:
         if m.label in labels:
@@ -280,13 +304,19 @@ def run_evaluation(cfg: EvaluateConfig) -> Evaluation:
         raise ConfigError(f"fitted detectors ({', '.join(sorted({d.name for _, d in plan if d.needs_fit}))}) "
                           f"are fitted on the in-distribution training set, but {id_spec.name!r} has no train split")
 
+    return _run_plan(cfg, id_spec, oods, cache, models, plan, background)
+
+
+def _run_plan(cfg: EvaluateConfig, id_spec: DatasetSpec, oods: list[DatasetSpec], cache: ScoreCache, models: list,
+              plan: list, background: Optional[DensityModel]) -> Evaluation:
     ev = Evaluation(
         settings={"id_dataset": id_spec.to_dict(), "ood": [s.to_dict() for s in oods], "num_to_avg": cfg.num_to_avg,
                   "ratio": cfg.ratio, "seed": cfg.seed, "rule": cfg.rule, "tpr": cfg.tpr, "limit": cfg.limit,
-                  "cache_dir": relative_to(cache.root, out),
+                  "cache_dir": relative_to(cache.root, cfg.out),
                   "background": getattr(background, "digest", "")},
         models=[{"label": m.label, "kind": m.kind, "digest": getattr(m, "digest", ""),
-                 "source": "cache" if isinstance(m, _CachedModel) else "checkpoint"} for m in models])
+                 "source": "cache" if isinstance(m, _CachedModel) else "checkpoint" if getattr(m, "path", "")
+                 else "python"} for m in models])
     evaluator = _Evaluator(cfg, id_spec, oods, cache)
     for m, d in plan:
         ev.rows += evaluator.rows(m, d, background)
@@ -304,6 +334,89 @@ def list_detectors() -> str:
         state = f" -- NOT INSTALLED: {d.missing}" if d.missing else ""
         lines.append(f"{name:18s} [{', '.join(tags)}] {d.description}; units: {d.units}{state}")
     return "\n".join(lines)
+
+
+@dataclass
+class ScoreFunctionModel:
+    """A model known only by its score function: uint8 batch (B, 3, H, W) -> per-image scores [B], higher =
+    more anomalous (scored by the built-in ``score`` detector, :data:`SCORE_FUNCTION`)."""
+
+    fn: Callable[[torch.Tensor], torch.Tensor]
+    label: str = "function"
+    digest: str = ""
+    path: str = ""
+    kind: ClassVar[str] = "function"
+
+    @property
+    def module(self) -> Callable[[torch.Tensor], torch.Tensor]:
+        return self.fn
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    def for_dataset(self, fed_raw: bool) -> "ScoreFunctionModel":
+        return self
+
+    def inputs(self, x: torch.Tensor) -> torch.Tensor:
+        return x  # the function takes the uint8 images as they are
+
+
+class _FunctionDetector(Detector):
+    def predict(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.as_tensor(self.model(x)).reshape(-1)
+
+
+# Not registered: it scores only the functions handed to evaluate().
+SCORE_FUNCTION = DetectorEntry("score", "function", _FunctionDetector, units="score", paper_name="score",
+                               description="a score function handed to analysis.evaluate.evaluate()")
+
+
+def _state_digest(net: nn.Module) -> str:
+    h = hashlib.sha256()
+    for key, t in net.state_dict().items():
+        h.update(key.encode())
+        h.update(t.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def evaluate(models: Mapping[str, Any], *, id_dataset: str = "cifar10", ood: Sequence[str] = ("default",),
+             detectors: Sequence[str] = ("auto",), data_root: str = "", out: str = "", cache_dir: str = "",
+             **settings: Any) -> Evaluation:
+    """Evaluate models handed over in Python with the reference protocol; returns the results (and writes the
+    tables to ``out`` when given).
+
+    ``models`` maps labels to any ``nn.Module`` classifier (fed CIFAR-normalised images; logits out; scored by
+    ``detectors``, default MSP), a score function ``fn(uint8 batch (B, 3, H, W)) -> scores [B]`` (higher = more
+    anomalous), or an :class:`analysis.models.ClassifierModel` / :class:`~analysis.models.DensityModel`.
+    ``settings``: any other option of :class:`EvaluateConfig` (``num_to_avg``, ``ratio``, ``seed``, ``limit``,
+    ``strict``, ``batch_size``, ...).  Scores are cached in ``cache_dir`` when given, else in a temporary folder.
+    """
+    with tempfile.TemporaryDirectory(prefix="oe-evaluate-") as tmp:
+        cfg = EvaluateConfig(id_dataset=id_dataset, ood=list(ood), detectors=list(detectors), data_root=data_root,
+                             out=out or tmp, cache_dir=cache_dir or str(Path(tmp) / "score_cache"),
+                             **{"progress": False, **settings})
+        validate(cfg)
+        id_spec = DatasetSpec.parse(cfg.id_dataset, default_split="test")
+        oods = ood_suite(id_spec, cfg.ood)
+        wrapped, plan = [], []
+        for label, m in models.items():
+            if isinstance(m, (ClassifierModel, DensityModel)):
+                m = dataclasses.replace(m, label=label)
+            elif isinstance(m, nn.Module):
+                m = ClassifierModel(m.eval(), label=label, digest=_state_digest(m))
+            elif callable(m):
+                m = ScoreFunctionModel(m, label=label, digest=f"python:{label}")
+            else:
+                raise ConfigError(f"model {label!r}: expected an nn.Module, a score function or a scoring model, "
+                                  f"got {type(m).__name__}")
+            wrapped.append(m)
+            plan += [(m, SCORE_FUNCTION)] if isinstance(m, ScoreFunctionModel) else \
+                [(m, d) for d in detectors_for(m.kind, cfg.detectors)]
+        ev = _run_plan(cfg, id_spec, oods, ScoreCache(cfg.cache_dir), wrapped, plan, None)
+        if out:
+            write_evaluation(ev, out)
+        return ev
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -7,26 +7,30 @@ classifiers; [-1, 1] for density models, whose ``module.log_prob(x)`` gives nats
 :func:`load_model` recognises the kind from the checkpoint and loads it with its package's own loader
 (:func:`classifiers_oe.weights.load_classifier`, :func:`density_oe.weights.load_density_model`); the weights
 are identified by the checkpoint's sha256.
+A user's own classifier file (a plain state dict, a whole model, a torchvision model's state dict; see
+:func:`classifiers_oe.weights.load_user_classifier`) loads when ``options`` name its architecture or the file
+is not a suite checkpoint; its digest is the sha256 of the file and the options.
 """
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, ClassVar, Union
+from typing import Callable, ClassVar, Optional, Union
 
 import torch
 from torch import nn
 
 from classifiers_oe.config import KIND as CLASSIFIER
 from classifiers_oe.inputs import model_input
-from classifiers_oe.weights import load_classifier
+from classifiers_oe.weights import load_classifier, load_user_classifier
 from density_oe.config import KIND as DENSITY
 from density_oe.weights import load_density_model
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError
-from oe_core.run import load_checkpoint
+from oe_core.run import load_checkpoint, read_checkpoint
 
 
 def module_device(net: nn.Module) -> torch.device:
@@ -117,9 +121,32 @@ _LOADERS: dict[str, tuple[type, Callable[[Path, dict, torch.device], nn.Module]]
 }
 
 
-def load_model(path: str | Path, label: str, device: torch.device) -> ScoringModel:
-    """Load a checkpoint file or run folder as a scoring model (kind read from the checkpoint)."""
+def _is_suite_checkpoint(path: Path) -> bool:
+    try:
+        read_checkpoint(path)
+    except CheckpointError as e:
+        return "not an OE-suite checkpoint" not in str(e)  # corrupt suite checkpoints are reported as such
+    return True
+
+
+def _file_digest(path: Path, options: dict) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    h.update(repr(sorted(options.items())).encode())
+    return h.hexdigest()
+
+
+def load_model(path: str | Path, label: str, device: torch.device,
+               options: Optional[dict[str, str]] = None) -> ScoringModel:
+    """Load a checkpoint file or run folder as a scoring model (kind read from the checkpoint), or a user's own
+    classifier file (``options``: its architecture, e.g. ``{"arch": "wrn", "depth": "40", "widen": "2"}``)."""
     path = Path(path).expanduser()
+    if path.is_file() and (options or not _is_suite_checkpoint(path)):
+        net = load_user_classifier(path, options, device)
+        return ClassifierModel(net=net, label=label, digest=_file_digest(path, options or {}),
+                               path=str(path.resolve()))
     state = load_checkpoint(path)
     kind = state.get("kind")
     if kind not in _LOADERS:

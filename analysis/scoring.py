@@ -19,7 +19,7 @@ from oe_core.progress import progress_bar
 from oe_core.run import resolve_device
 
 from .cache import DamagedEntry, ScoreCache, ScoreEntry, ScoreKey
-from .datasets import DatasetSpec, iter_batches, open_dataset
+from .datasets import DatasetSpec, image_files, iter_batches, open_dataset
 from .models import DensityModel, ScoringModel, load_model
 from .results import Evaluation
 
@@ -122,7 +122,14 @@ def cached_scores(cache: ScoreCache, model: ScoringModel, detector: BoundDetecto
 
     def compute() -> np.ndarray:
         desc = f"{model.label} / {detector.name} / {spec.text}" if progress else ""
-        return score_batches(scored, detector, open_dataset(spec, data_root, limit), batch_size, desc)
+        dataset = open_dataset(spec, data_root, limit)
+        files = image_files(dataset)
+        if files is not None:  # find every unreadable image in this one pass, then name them all
+            files.collect_errors = True
+        scores = score_batches(scored, detector, dataset, batch_size, desc)
+        if files is not None:
+            files.check_bad()
+        return scores
 
     background = detector.background if detector.entry.needs_background else None
     source = {"checkpoint": model.path, "data_root": str(Path(data_root).expanduser().resolve()) if data_root else "",

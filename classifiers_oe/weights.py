@@ -70,3 +70,96 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu", cfg: O
     model = build_model(cfg.arch, int(sd[head].shape[0]), cfg.depth, cfg.widen_factor, cfg.dropout, cfg.norm)
     load_into(model, sd, str(path))
     return model.to(device).eval(), cfg
+
+
+def parse_options(text: str) -> dict[str, str]:
+    """``arch=wrn,depth=40,widen=2,classes=10`` -> a dict (the ``:OPTIONS`` part of ``--ckpt LABEL=PATH:OPTIONS``)."""
+    out = {}
+    for item in filter(None, (p.strip() for p in text.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            raise CheckpointError(f"model option {item!r} is not KEY=VALUE (e.g. arch=wrn,depth=40,widen=2)")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def infer_config(sd: dict[str, torch.Tensor]) -> Optional[ClassifierConfig]:
+    """The WRN / AllConv config a state dict's keys and shapes imply (``None`` when they fit neither)."""
+    if "fc.weight" in sd and "conv1.weight" in sd and "block1.layer.0.conv1.weight" in sd:
+        per_block = len({k.split(".")[2] for k in sd if k.startswith("block1.layer.")})
+        widen = int(sd["block1.layer.0.conv1.weight"].shape[0]) // 16
+        norm = "batch" if "block1.layer.0.bn1.weight" in sd else "none"
+        return ClassifierConfig(arch="wrn", depth=6 * per_block + 4, widen_factor=max(widen, 1), norm=norm)
+    if "classifier.weight" in sd and "features.0.weight" in sd:
+        return ClassifierConfig(arch="allconv")
+    return None
+
+
+def _int(options: dict[str, str], key: str, default: Optional[int] = None) -> Optional[int]:
+    if key not in options:
+        return default
+    try:
+        return int(options[key])
+    except ValueError:
+        raise CheckpointError(f"model option {key}={options[key]!r} is not an integer") from None
+
+
+def _torchvision_model(name: str, sd: dict[str, torch.Tensor], options: dict[str, str], source: str) -> nn.Module:
+    """torchvision model ``name`` with the number of classes the state dict's head implies."""
+    import torchvision
+    if name not in torchvision.models.list_models():
+        raise CheckpointError(f"{source!r}: arch={name!r} is neither wrn, allconv nor a torchvision model "
+                              "(torchvision.models.list_models())")
+    classes = _int(options, "classes")
+    if classes is None:  # the head is the parameter with 1000 rows in the ImageNet-sized model
+        default = torchvision.models.get_model(name, weights=None).state_dict()
+        heads = [k for k, v in default.items() if v.dim() >= 1 and v.shape[0] == 1000 and k in sd]
+        classes = int(sd[heads[-1]].shape[0]) if heads else 1000
+    return torchvision.models.get_model(name, weights=None, num_classes=classes)
+
+
+def load_user_classifier(path: str | Path, options: Optional[dict[str, str]] = None,
+                         device: str | torch.device = "cpu") -> nn.Module:
+    """A classifier from a user's own file, in eval mode on ``device``.
+
+    ``path`` holds a plain state dict (``torch.save(net.state_dict())``; a ``module.`` prefix is stripped) or a
+    whole model (``torch.save(net)``; unpickling runs code from the file: only for files you trust).  For a
+    state dict the architecture comes from ``options`` -- ``arch=wrn,depth=40,widen=2[,classes=10][,norm=batch]``,
+    ``arch=allconv``, or ``arch=<torchvision model name>[,classes=N]`` -- or is inferred from the keys when they
+    fit the WRN or AllConv unambiguously.
+    """
+    options = dict(options or {})
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise CheckpointError(f"classifier weights {str(path)!r} do not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a pickled whole model (or not a torch file)
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:
+            raise CheckpointError(f"cannot read {str(path)!r} as a PyTorch file ({type(e).__name__})") from None
+    if isinstance(obj, nn.Module):
+        return obj.to(device).eval()
+    if not (isinstance(obj, dict) and obj and all(torch.is_tensor(v) for v in obj.values())):
+        raise CheckpointError(f"{str(path)!r} holds a {type(obj).__name__}, not a state dict or a model")
+    sd = {k.removeprefix("module."): v for k, v in obj.items()}
+    arch = options.get("arch")
+    if arch in (None, "wrn", "allconv"):
+        cfg = infer_config(sd)
+        if arch is not None:
+            cfg = ClassifierConfig(arch=arch, depth=_int(options, "depth", cfg.depth if cfg else 40),
+                                   widen_factor=_int(options, "widen", cfg.widen_factor if cfg else 2),
+                                   norm=options.get("norm", cfg.norm if cfg else "batch"))
+        if cfg is None:
+            raise CheckpointError(f"cannot tell the architecture of the state dict {str(path)!r} from its keys; "
+                                  "give it: --ckpt LABEL=PATH:arch=wrn,depth=40,widen=2 (or arch=<torchvision name>)")
+        head = HEAD_KEYS[cfg.arch]
+        if head not in sd:
+            raise CheckpointError(f"weights in {str(path)!r} have no {head!r}: not a {cfg.arch} classifier")
+        classes = _int(options, "classes", int(sd[head].shape[0]))
+        model = build_model(cfg.arch, classes, cfg.depth, cfg.widen_factor, 0.0, cfg.norm)
+    else:
+        model = _torchvision_model(arch, sd, options, str(path))
+    load_into(model, sd, str(path))
+    return model.to(device).eval()

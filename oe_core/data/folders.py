@@ -1,4 +1,5 @@
-"""Natural-image OOD test sets stored as image folders: Textures (DTD), Places365, LSUN, iSUN.
+"""Natural-image OOD test sets stored as image folders: Textures (DTD), Places365, LSUN, iSUN, and any folder of
+the user's own images (``folder,path=DIR``).
 
 Every image is converted to RGB, resized so its shorter side is ``size`` and
 center-cropped to ``size`` x ``size`` (the reference's ``Resize(32)`` +
@@ -29,13 +30,14 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS
 
-from ..errors import DataError, OEError
+from ..errors import DataError, OEError, one_line
 from .registry import data_error, register_dataset
 from .transforms import to_uint8_tensor
 
 
-def find_images(name: str, folder: Path) -> list[Path]:
-    """All image files under ``folder`` (recursive, sorted, hidden names skipped)."""
+def find_images(name: str, folder: Path, display: str = "") -> list[Path]:
+    """All image files under ``folder`` (recursive, sorted, hidden names skipped); ``display`` names a set that
+    is not under the data root in errors."""
     if not folder.is_dir():
         raise data_error(name, folder, "folder not found")
     files = sorted((p for p in folder.rglob("*")
@@ -43,12 +45,19 @@ def find_images(name: str, folder: Path) -> list[Path]:
                     and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
                    key=lambda p: p.relative_to(folder).as_posix())
     if not files:
+        if display:
+            raise DataError(f"dataset {display!r}: no images ({', '.join(IMG_EXTENSIONS)}) under {str(folder)!r}")
         raise data_error(name, folder, f"no images ({', '.join(IMG_EXTENSIONS)}) found in the folder")
     return files
 
 
 class ImageFiles(Dataset):
-    """Image files resized (shorter side) and center-cropped to ``size``; target ``-1``."""
+    """Image files resized (shorter side) and center-cropped to ``size``; target ``-1``.
+
+    An unreadable file raises :class:`DataError` naming it -- or, with ``collect_errors`` set (what scoring
+    does), yields a black image and is recorded in :attr:`bad`, so one pass finds every bad file
+    (:meth:`check_bad` then names them all in one error).
+    """
 
     def __init__(self, files: list[Path], size: int = 32, transform: Optional[Callable] = None,
                  name: str = "images"):
@@ -58,6 +67,15 @@ class ImageFiles(Dataset):
         self.size = size
         self.transform = transform
         self.name = name
+        self.collect_errors = False
+        self.bad: dict[str, str] = {}
+
+    def check_bad(self) -> None:
+        """:class:`DataError` listing every unreadable file met so far (none: nothing)."""
+        if self.bad:
+            listed = "; ".join(f"{p} ({why})" for p, why in sorted(self.bad.items()))
+            raise DataError(f"dataset {self.name!r}: {len(self.bad)} of {len(self.files)} images cannot be read: "
+                            f"{listed}")
 
     def __len__(self) -> int:
         return len(self.files)
@@ -73,7 +91,13 @@ class ImageFiles(Dataset):
         return TF.center_crop(TF.resize(img, self.size), self.size)
 
     def __getitem__(self, index: int) -> tuple[Any, int]:
-        img = self.load(index)
+        try:
+            img = self.load(index)
+        except DataError as e:
+            if not self.collect_errors:
+                raise
+            self.bad[str(self.files[index])] = one_line(e.__cause__ or e, 120)
+            img = Image.new("RGB", (self.size, self.size))
         return (to_uint8_tensor(img) if self.transform is None else self.transform(img)), -1
 
 
@@ -116,3 +140,19 @@ def _folder_builder(spec: _FolderSet) -> Callable:
 for _spec in _FOLDER_SETS:
     register_dataset(_spec.name, splits=("test",), description=_spec.description, files=_spec.files,
                      url=_spec.url, role="ood", tags=_spec.tags)(_folder_builder(_spec))
+
+
+@register_dataset("folder", splits=("test",), description="any folder of your own images (recursive; jpg, png, "
+                  "...), e.g. --ood folder,path=/data/my_ood; Resize(size) + CenterCrop(size) as the paper's "
+                  "natural-image sets", files="", url="", role="ood", needs_root=False)
+def build_folder(root: Optional[Path], split: str, transform: Optional[Callable], download: bool, *,
+                 path: str = "", size: int = 32) -> ImageFiles:
+    """Every image file under ``path`` (recursive, sorted by relative path, hidden names skipped)."""
+    if not path:
+        raise OEError("dataset 'folder' needs path=DIR, e.g. folder,path=/data/my_ood")
+    folder = Path(str(path)).expanduser()
+    name = f"folder,path={path}"
+    if not folder.is_dir():
+        raise DataError(f"dataset {name!r}: {str(folder)!r} is not a folder")
+    files = find_images("folder", folder, name)
+    return ImageFiles(files, size, transform, name)
