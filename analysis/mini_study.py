@@ -27,7 +27,9 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from oe_core.config import help_field, parse_config, require, save_config
+from oe_core.atomic import atomic_write_text
 from oe_core.errors import cli_main
+from oe_core.outputs import check_writable_folder
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,7 @@ def run_study(cfg: StudyConfig) -> Path:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     p = PRESETS[cfg.preset]
-    root = Path(cfg.out)
-    root.mkdir(parents=True, exist_ok=True)
+    root = check_writable_folder(cfg.out)
     save_config(cfg, root / "study_config.json")
     study = Study(cfg, p, root)
     t_start = time.time()
@@ -182,7 +183,7 @@ def run_study(cfg: StudyConfig) -> Path:
         "--out", str(ev / "likelihood")])
     total = time.time() - t_start
     report = write_report(root, cfg, p, study.steps, total)
-    (root / "timing.json").write_text(json.dumps(
+    atomic_write_text(root / "timing.json", json.dumps(
         {"total_seconds": total, "peak_rss_mb": max(s.peak_rss_mb for s in study.steps),
          "steps": [asdict(s) for s in study.steps], "preset": asdict(p)}, indent=1) + "\n")
     return report

@@ -47,9 +47,9 @@ def regenerate(folder: str | Path) -> list[str]:
     """Rebuild the outputs of ``folder``; returns what was rebuilt, one line each."""
     folder = Path(folder)
     results = folder / "results.json"
+    check_writable_folder(folder, "DIR")
     if not results.is_file():
         raise OEError(f"{str(folder)!r} holds no results.json (an output folder of python -m analysis.evaluate)")
-    check_writable_folder(folder, "DIR")
     write_evaluation(reevaluate(results, folder), folder)
     done = [f"{folder}/results.{{json,csv,md,tex}}"]
     recorded = {}

@@ -64,12 +64,18 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu", cfg: O
     if cfg is None:
         raise CheckpointError(f"{str(path)!r} is a bare state dict; pass the config (arch, depth, widen factor) "
                               "it was trained with")
+    return _built(sd, cfg, str(path), dropout=cfg.dropout).to(device).eval(), cfg
+
+
+def _built(sd: dict[str, torch.Tensor], cfg: ClassifierConfig, source: str, classes: Optional[int] = None,
+           dropout: float = 0.0) -> nn.Module:
+    """The WRN/AllConv of ``cfg`` with the state dict ``sd`` loaded (classes: from its head unless given)."""
     head = HEAD_KEYS[cfg.arch]
     if head not in sd:
-        raise CheckpointError(f"weights in {str(path)!r} have no {head!r}: not a {cfg.arch} classifier")
-    model = build_model(cfg.arch, int(sd[head].shape[0]), cfg.depth, cfg.widen_factor, cfg.dropout, cfg.norm)
-    load_into(model, sd, str(path))
-    return model.to(device).eval(), cfg
+        raise CheckpointError(f"weights in {source!r} have no {head!r}: not a {cfg.arch} classifier")
+    model = build_model(cfg.arch, classes or int(sd[head].shape[0]), cfg.depth, cfg.widen_factor, dropout, cfg.norm)
+    load_into(model, sd, source)
+    return model
 
 
 def parse_options(text: str) -> dict[str, str]:
@@ -154,12 +160,7 @@ def load_user_classifier(path: str | Path, options: Optional[dict[str, str]] = N
         if cfg is None:
             raise CheckpointError(f"cannot tell the architecture of the state dict {str(path)!r} from its keys; "
                                   "give it: --ckpt LABEL=PATH:arch=wrn,depth=40,widen=2 (or arch=<torchvision name>)")
-        head = HEAD_KEYS[cfg.arch]
-        if head not in sd:
-            raise CheckpointError(f"weights in {str(path)!r} have no {head!r}: not a {cfg.arch} classifier")
-        classes = _int(options, "classes", int(sd[head].shape[0]))
-        model = build_model(cfg.arch, classes, cfg.depth, cfg.widen_factor, 0.0, cfg.norm)
-    else:
-        model = _torchvision_model(arch, sd, options, str(path))
+        return _built(sd, cfg, str(path), classes=_int(options, "classes")).to(device).eval()
+    model = _torchvision_model(arch, sd, options, str(path))
     load_into(model, sd, str(path))
     return model.to(device).eval()

@@ -17,7 +17,7 @@ from oe_core.errors import cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ["density_oe.sample", "density_oe.score", "density_oe.port", "analysis.figures", "analysis.compare",
-         "analysis.svhn_likelihood", "analysis.evaluate"]
+         "analysis.svhn_likelihood", "analysis.evaluate", "analysis.mini_study", "analysis.regenerate"]
 
 
 def _main(module: str):
@@ -36,6 +36,8 @@ def _argv(module: str, out: str, missing: str) -> list[str]:
         "analysis.compare": ["--results", missing, "--out", out],
         "analysis.svhn_likelihood": ["--results", missing, "--baseline", "a", "--oe", "b", "--out", out],
         "analysis.evaluate": ["--ckpt", f"a={missing}", "--id-dataset", "gaussian", "--ood", "blobs", "--out", out],
+        "analysis.mini_study": ["--preset", "tiny", "--out", out],
+        "analysis.regenerate": [out],
     }[module]
 
 
@@ -46,7 +48,8 @@ def test_unwritable_output_is_refused_before_any_work(tmp_path, capsys, module):
     rc = cli_main(_main(module), _argv(module, str(blocker / "sub"), str(tmp_path / "missing")))
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 2 and len(err) == 1, err
-    assert "--out" in err[0] and "is not writable" in err[0] and "missing" not in err[0], err
+    option = "DIR" if module == "analysis.regenerate" else "--out"
+    assert f"error: {option} " in err[0] and "is not writable" in err[0] and "missing" not in err[0], err
 
 
 @pytest.mark.parametrize("module", TOOLS)
@@ -121,7 +124,7 @@ def test_ctrl_c_during_sampling_ends_quietly(tmp_path):
     assert not (tmp_path / "s.png").exists()
 
 
-@pytest.mark.parametrize("module", TOOLS + ["density_oe.train", "classifiers_oe.train", "analysis.mini_study"])
+@pytest.mark.parametrize("module", TOOLS + ["density_oe.train", "classifiers_oe.train"])
 def test_help_states_each_default_once(capsys, module):
     with pytest.raises(SystemExit):
         _main(module)(["--help"])
