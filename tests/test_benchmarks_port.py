@@ -13,6 +13,7 @@ from density_oe import dmol
 from density_oe.model import ModelConfig, PixelCNNpp
 from density_oe.port import load_port_state_dict
 from oe_core.errors import ConfigError, cli_main
+from tests.test_density_model import randomise_gains_and_biases
 
 PORT, WHY = port_or_skip_reason()
 needs_port = pytest.mark.skipif(PORT is None, reason=f"pclucas14 port not available: {WHY}")
@@ -51,13 +52,7 @@ def test_density_oe_equals_the_port_model_and_loss_on_the_same_weights():
     """The port's own model (eval mode: its Dropout2d off) and its summed DMOL loss against density_oe, with the
     port's weights converted by density_oe.port (randomised gains and biases, so every weight-norm path matters)."""
     torch.manual_seed(0)
-    port_net = build_port_model(PORT, nr_resnet=1, nr_filters=8, nr_logistic_mix=3).eval()
-    with torch.no_grad():
-        for name, p in port_net.named_parameters():
-            if name.endswith("weight_g"):
-                p.mul_(torch.rand_like(p) + 0.5)
-            elif name.endswith("bias"):
-                p.normal_(0, 0.1)
+    port_net = randomise_gains_and_biases(build_port_model(PORT, nr_resnet=1, nr_filters=8, nr_logistic_mix=3)).eval()
     ours = PixelCNNpp(ModelConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=3)).eval()
     load_port_state_dict(ours, port_net.state_dict())
     g = torch.Generator().manual_seed(1)

@@ -17,16 +17,22 @@ from oe_core.errors import OEError
 TINY = ModelConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.5)
 
 
+@torch.no_grad()
+def randomise_gains_and_biases(net: torch.nn.Module) -> torch.nn.Module:
+    """Weight-norm gains scaled by U(0.5, 1.5) and biases drawn from N(0, 0.1), so every weight-norm path matters
+    (a fresh layer has ``g = ||v||``)."""
+    for name, p in net.named_parameters():
+        if name.endswith("weight_g"):
+            p.mul_(torch.rand_like(p) + 0.5)
+        elif name.endswith("bias"):
+            p.normal_(0, 0.1)
+    return net
+
+
 def tiny_pair(seed: int = 0, cfg: ModelConfig = TINY) -> tuple[PixelCNNpp, PlainPixelCNN]:
     """A plain model with randomised gains (so every weight-norm path matters) and the fast model loaded from it."""
     torch.manual_seed(seed)
-    plain = PlainPixelCNN(cfg.nr_resnet, cfg.nr_filters, cfg.nr_logistic_mix, cfg.dropout)
-    with torch.no_grad():
-        for name, p in plain.named_parameters():
-            if name.endswith("weight_g"):
-                p.mul_(torch.rand_like(p) + 0.5)
-            elif name.endswith("bias"):
-                p.normal_(0, 0.1)
+    plain = randomise_gains_and_biases(PlainPixelCNN(cfg.nr_resnet, cfg.nr_filters, cfg.nr_logistic_mix, cfg.dropout))
     fast = PixelCNNpp(cfg)
     load_port_state_dict(fast, plain.state_dict())
     return fast.eval(), plain.eval()
