@@ -3,8 +3,8 @@
 # (classifier + PixelCNN++ baselines, OE fine-tuning of both, MSP vs likelihood evaluation, tables, figures).
 # Writes runs/demo/report.md and prints where it is.
 #
-#   scripts/demo.sh                    default preset: about 10 minutes on a 2-core CPU
-#   scripts/demo.sh --preset full      about an hour: trained closer to convergence
+#   scripts/demo.sh                    default preset: about 3 minutes on a 2-core CPU with native bf16
+#   scripts/demo.sh --preset full      about 12 minutes: a larger model trained longer
 #   scripts/demo.sh --help             every option (python -m analysis.mini_study --help)
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 export MPLBACKEND=Agg
