@@ -171,6 +171,8 @@ class Engine:
         if cfg.amp == "bf16" and not native_bf16(device):
             warnings.warn(f"bf16 autocast on this {device.type} is slow: it has no native bfloat16 arithmetic "
                           "(on CPUs: AVX512_BF16 or AMX)", stacklevel=2)
+        if cfg.tensorboard:
+            check_tensorboard()  # before the run folder is created
         lock = RunLock(self.out)
         if dist.is_main:  # only rank 0 writes the folder; a second job's rank 0 stops here and torchrun ends it
             check_writable_folder(self.out, "output folder")
@@ -186,8 +188,6 @@ class Engine:
 
     def _run(self, dist: DistInfo, device: torch.device) -> dict:
         cfg, task = self.cfg, self.task
-        if cfg.tensorboard:
-            check_tensorboard()
         if dist.is_main:
             # temporary files of atomic writes (checkpoint, config, metrics) that a kill -9 cut short; safe to
             # delete because the run lock keeps every other trainer out of this folder
