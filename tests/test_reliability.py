@@ -22,11 +22,12 @@ def _kill_when(out: Path, n_checkpoints: int, extra_delay: float) -> None:
     seen, last = 0, None
     deadline = time.time() + 60
     while seen < n_checkpoints and time.time() < deadline and p.poll() is None:
-        ck = out / "checkpoint.pt"
-        if ck.exists():
-            m = ck.stat().st_mtime_ns
-            if m != last:
-                seen, last = seen + 1, m
+        try:  # the run rotates checkpoint.pt away and back in; between the two the file is absent
+            m = (out / "checkpoint.pt").stat().st_mtime_ns
+        except FileNotFoundError:
+            m = last
+        if m != last:
+            seen, last = seen + 1, m
         time.sleep(0.005)
     time.sleep(extra_delay)
     p.send_signal(signal.SIGKILL)
