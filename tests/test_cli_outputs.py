@@ -114,13 +114,21 @@ def test_ctrl_c_during_sampling_ends_quietly(tmp_path):
     del torch
     p = subprocess.Popen([sys.executable, "-m", "density_oe.sample", "--ckpt", str(tmp_path / "d"), "--n", "64",
                           "--image-size", "64", "--force-size", "--out", str(tmp_path / "s.png"), "--device", "cpu"],
-                         stderr=subprocess.PIPE, cwd=ROOT)
+                         stderr=subprocess.PIPE, cwd=ROOT,
+                         # a shell without job control starts background jobs with SIGINT ignored, and Python keeps
+                         # an inherited SIG_IGN: give the tool the default disposition a terminal's process has
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     first = p.stderr.readline().decode()  # "sampling 64 images of 64x64": the tool is inside its work
     time.sleep(0.5)
     p.send_signal(signal.SIGINT)
-    err = p.stderr.read().decode().strip().splitlines()
+    try:
+        _, err = p.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        raise AssertionError("density_oe.sample did not stop within 60 s of SIGINT") from None
+    err = err.decode().strip().splitlines()
     assert first.startswith("sampling 64 images of 64x64")
-    assert p.wait(timeout=60) == 130 and err == ["interrupted (Ctrl-C)"], err
+    assert p.returncode == 130 and err == ["interrupted (Ctrl-C)"], err
     assert not (tmp_path / "s.png").exists()
 
 
