@@ -8,7 +8,8 @@ separate module so evaluation, sampling and checkpoints use it directly.
 ``sum_s (1 - decay) decay^(t-s) w_s / (1 - decay^t)``, i.e. ``ema += (w - ema) * (1 - decay) / (1 - decay^t)``.
 It holds none of the starting weights (the first update copies ``w_1``).  The plain average keeps ``decay^t`` of
 them, which is what the OE fine-tune must avoid: it starts from the pre-OE model (see ``density_oe/README.md``).
-``decay = 0`` is no averaging (the evaluation weights are a copy of the trained ones).
+``decay = 0`` is no averaging (a copy of the trained weights); the trainer then keeps no copy at all and evaluates
+and saves the trained weights themselves.
 """
 from __future__ import annotations
 

@@ -100,7 +100,9 @@ class DensityTask(Task):
     def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer:
         cfg = self.cfg
         # the engine has moved the model to its device and memory format
-        self.ema = EMA(model, cfg.ema_decay, debias=cfg.ema_debiased)
+        # no average (decay 0, the OE fine-tune's default): evaluate and save the trained weights themselves
+        # rather than a copy refreshed after every step
+        self.ema = EMA(model, cfg.ema_decay, debias=cfg.ema_debiased) if cfg.ema_decay > 0 else None
         fused = self.device.type in ("cpu", "cuda")  # one kernel per step instead of ~10 per parameter tensor
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), eps=1e-8, fused=fused)
 
@@ -138,27 +140,32 @@ class DensityTask(Task):
         return self.criterion(bpd_in, bpd_out), logs
 
     def after_step(self, model: nn.Module, ctx: StepContext) -> None:
-        self.ema.update(model)
+        if self.ema is not None:
+            self.ema.update(model)
 
     def evaluate(self, model: nn.Module, ctx: StepContext) -> dict:
         total, count = 0.0, 0
-        with frozen_weights(self.ema.model):
+        eval_model = self.ema.model if self.ema is not None else model     # the engine has set model.eval()
+        with frozen_weights(eval_model):
             for x, _ in self.test_loader:
                 x = to_unit_range(ctx.to_device(x))
                 with ctx.autocast():
-                    bpd = self.bits_per_dim(self.ema.model, x, ctx)
+                    bpd = self.bits_per_dim(eval_model, x, ctx)
                 total += float(bpd.double().sum())
                 count += len(x)
         return {"test_bpd": total / count}
 
     def eval_state_dict(self, model: nn.Module) -> Optional[dict]:
-        return self.ema.state_dict()
+        return self.ema.state_dict() if self.ema is not None else None     # None: the checkpoint's "model"
 
     def state_dict(self) -> dict:
+        if self.ema is None:
+            return {"ema": None, "ema_updates": 0, "image_size": self.image_size}
         return {"ema": self.ema.state_dict(), "ema_updates": self.ema.updates, "image_size": self.image_size}
 
     def load_state_dict(self, state: dict) -> None:
-        self.ema.load_state_dict(state["ema"], state.get("ema_updates", 0))
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"], state.get("ema_updates", 0))
 
     def summary(self, row: dict) -> str:
         extra = f" | outlier bpd {row['outlier_bpd']:.4f}" if "outlier_bpd" in row else ""

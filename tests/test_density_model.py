@@ -6,6 +6,7 @@ import re
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from benchmarks.plain_pixelcnn import PlainPixelCNN, discretized_mix_logistic_log_prob
 from density_oe import dmol
@@ -117,6 +118,26 @@ def test_training_mode_uses_elementwise_dropout_at_the_configured_rate():
     assert float((m == 0).float().mean()) == pytest.approx(0.3, abs=0.005)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_the_one_bit_dropout_mask_at_the_paper_rate(dtype, layout):
+    """p = 0.5 takes one random bit per element: values 0 and 2, half dropped, neighbours independent (each bit of
+    a random byte used once), laid out like the tensor it masks, reproducible under the seed."""
+    from density_oe.activations import dropout_mask
+    like = torch.empty(50, 40, 10, 10, dtype=dtype).contiguous(memory_format=layout)
+    torch.manual_seed(0)
+    m = dropout_mask(like, 0.5)
+    assert m.dtype == dtype and m.shape == like.shape and m.stride() == like.stride()
+    assert torch.unique(m).tolist() == [0.0, 2.0]
+    kept = (m.permute(0, 2, 3, 1) if layout == torch.channels_last else m).reshape(-1).double() / 2
+    assert float(kept.mean()) == pytest.approx(0.5, abs=0.005)
+    for lag in (1, 2, 7, 8):        # the bits of one byte, and of neighbouring bytes, are independent
+        c = float(((kept[lag:] - 0.5) * (kept[:-lag] - 0.5)).mean()) * 4
+        assert abs(c) < 0.01, (lag, c)
+    torch.manual_seed(0)
+    assert torch.equal(dropout_mask(like, 0.5), m)
+
+
 def test_cropped_rows_give_the_same_outputs_as_the_full_image():
     """What the sampler relies on: outputs of the first r rows (r a multiple of 4) do not depend on later rows."""
     model, _ = tiny_pair()
@@ -200,6 +221,16 @@ def test_fused_concat_elu_equals_the_composite_ops_torch_compile_traces(monkeypa
     kept = dropped != 0
     torch.testing.assert_close(dropped[kept], 2 * fast.detach()[kept])
     assert 0.3 < float(kept[fast != 0].float().mean()) < 0.7
+    for p in (0.5, 0.3):             # the gradient through the dropout: the composite ops times the same mask
+        torch.manual_seed(4)
+        dropped = activations.concat_elu(xin, p, True, pad)
+        (gx_drop,) = torch.autograd.grad((dropped * up).sum(), x)
+        torch.manual_seed(4)
+        mask = activations.dropout_mask(fast.detach(), p)
+        torch.testing.assert_close(dropped, fast * mask, rtol=1e-6, atol=1e-7)
+        composite = F.elu(torch.cat([F.pad(x, pad), -F.pad(x, pad)], dim=1))
+        (gx_ref,) = torch.autograd.grad((composite * mask * up).sum(), x)
+        torch.testing.assert_close(gx_drop, gx_ref, rtol=1e-6, atol=1e-6)
 
 
 def test_bf16_autocast_runs_the_network_in_bf16_and_the_likelihood_in_fp32():

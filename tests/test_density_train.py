@@ -120,6 +120,8 @@ def test_oe_tune_with_defaults_scores_the_fine_tuned_weights(baseline, tmp_path,
     assert pre_oe_fraction(baseline, out) <= 0.10
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["ema_decay"] == 0.0 and cfg["eval_weights"] == "trained weights (no averaging)"
+    state = load_checkpoint(out, expect_kind="density")
+    assert state["eval_model"] is None and state["task"]["ema"] is None   # no second copy of the weights kept
     assert json.loads((baseline / "config.json").read_text())["eval_weights"].startswith("EMA 0.8 started")
     model, _ = load_density_model(out)                               # test_bpd is of those weights too
     test = get_dataset("mini-id", "test", size=8)
@@ -136,6 +138,10 @@ def test_an_explicit_ema_in_oe_tune_is_zero_debiased(baseline, tmp_path):
     task.device = torch.device("cpu")
     task.build_optimizer(torch.nn.Linear(2, 2))
     assert task.ema.debias and task.ema.decay == 0.9
+    task = DensityTask(parse_config(DensityConfig, oe_args(baseline) + ["--out", str(tmp_path)]))
+    task.device = torch.device("cpu")
+    task.build_optimizer(torch.nn.Linear(2, 2))
+    assert task.ema is None                                             # decay 0: no averaged copy to update
     cfg = parse_config(DensityConfig, BASELINE + ["--out", str(tmp_path)])
     task = DensityTask(cfg)
     task.device = torch.device("cpu")
