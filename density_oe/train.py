@@ -5,7 +5,8 @@ A thin :class:`~oe_core.run.Task` on the shared run engine (run folder, config.j
 checkpoints, ``--resume``, progress bars, DDP through ``torchrun``, bf16 autocast with the likelihood in float32,
 channels_last, ``--compile``).  Every epoch reports the mean training bits/dim and the test bits/dim of the
 evaluation weights (``eval_model`` in the checkpoint, which scoring and sampling use): the Polyak-averaged (EMA)
-weights for the baseline, the trained weights themselves for the OE fine-tune (``config.json``'s
+weights for the baseline, the trained weights themselves for the OE fine-tune (``--ema-decay 0``: no averaged copy
+is kept, ``eval_model`` is empty and readers take ``model``; ``config.json``'s
 ``eval_weights`` says which; reasons in :mod:`density_oe.config`).  In ``oe_tune`` mode the in-distribution and
 outlier batches go through one forward pass and the loss is :class:`~density_oe.losses.OEMarginLoss`.  The
 trainer sees a model only through its per-image log-likelihood (:mod:`density_oe.archs`), so both architectures
