@@ -89,7 +89,8 @@ class _ConcatEluDropout(torch.autograd.Function):
         left, right, top, bottom = pad
         for border in (out[:, :, :top], out[:, :, shape[2] - bottom:], out[:, :, :, :left],
                        out[:, :, :, shape[3] - right:]):
-            border.zero_()
+            if border.numel():
+                border.zero_()
         base = x.permute(0, 2, 3, 1) if cl else x
         pos, neg = _halves(out, cl, pad)
         e = base.abs().clamp_(max=80.0).neg_().exp_().sub_(1.0)   # e^-80 - 1 = -1: no denormals
