@@ -13,8 +13,8 @@ commands a user would type:
 
 and writes ``<out>/report.md`` with the tables and figures embedded, the findings stated from the measured
 numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (about 3 minutes on a
-2-core AMD EPYC with native bf16: 3 min 39 s measured), ``full`` (a larger PixelCNN++ trained longer, sized to
-about 12 minutes there, plus a small Glow; not yet measured end to end), ``tiny`` (a CI-sized run of the same code path).  ``--amp auto`` (the
+2-core AMD EPYC with native bf16: 3 min 17 s measured), ``full`` (a larger PixelCNN++ trained longer, plus a small
+Glow: 14 min 51 s measured there), ``tiny`` (a CI-sized run of the same code path).  ``--amp auto`` (the
 default) trains in bf16 autocast where the CPU or GPU computes bf16 natively (likelihoods and the density head stay
 float32; the report says which precision ran); evaluation scores in float32.
 """
@@ -78,7 +78,7 @@ PRESETS: dict[str, Preset] = {
     "default": Preset(size=16, n_test=1000, n_ood=500, cls_epochs=5, cls_oe_epochs=2, cls_depth=16,
                       cls_width=2, pcnn_epochs=4, pcnn_oe_epochs=1, pcnn_oe_steps=80, pcnn_filters=32,
                       pcnn_resnet=1, pcnn_mix=5, pcnn_batch=32, pcnn_ema=0.995),
-    # a larger PixelCNN++ trained twice as long, full OE epochs (~12 min there), plus a small Glow (not yet measured)
+    # a larger PixelCNN++ trained twice as long, full OE epochs, plus a small Glow: 14 min 51 s there (README)
     "full": Preset(size=16, n_test=1000, cls_epochs=10, cls_oe_epochs=3, cls_depth=16,
                    cls_width=2, pcnn_epochs=8, pcnn_oe_epochs=1, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
                    pcnn_batch=32, pcnn_ema=0.995, models=("pixelcnn", "glow"), glow_epochs=8, glow_steps=4,
@@ -96,7 +96,7 @@ class StudyConfig:
     """Run the offline mini OE study end to end and write a report."""
 
     out: str = help_field("runs/demo", "folder for every run, table, figure and report.md")
-    preset: str = help_field("default", "default: ~3-4 min on a 2-core CPU with bf16; full: a larger PixelCNN++ (~12 min) plus Glow; "
+    preset: str = help_field("default", "default: ~3-4 min on a 2-core CPU with bf16; full: a larger PixelCNN++ plus Glow (~15 min); "
                                          "tiny: seconds, for CI", choices=tuple(PRESETS))
     device: str = help_field("auto", "cpu, cuda or auto")
     amp: str = help_field("auto", "precision of the trainers (Glow always trains in float32): bf16 autocast "
