@@ -63,3 +63,30 @@ def test_density_oe_equals_the_port_model_and_loss_on_the_same_weights():
         port_loss = PORT.loss(x, port_out)
         our_loss = -dmol.log_prob(port_out, x).sum()
     torch.testing.assert_close(our_loss, port_loss, rtol=1e-5, atol=1e-2)
+
+
+def test_profile_buckets_and_bounds():
+    """The op buckets and the bound arithmetic of ``benchmarks.profile`` (what docs/performance.md quotes)."""
+    from benchmarks.profile import bounds, category
+    assert category("aten::mkldnn_convolution") == category("aten::convolution_backward") == "convolutions"
+    assert category("aten::bmm") == category("aten::addmm") == "matrix products"
+    assert category("aten::elu") == category("aten::_fused_adam_") == "everything else"
+    suite = {"convolutions": 2.0, "matrix products": 0.5, "everything else": 1.5, "total": 4.0}
+    port = {"convolutions": 2.0, "matrix products": 0.5, "everything else": 3.5, "total": 6.0}
+    b = bounds(suite, port, target=2.0)
+    assert b["ratio"] == pytest.approx(1.5) and b["bound"] == pytest.approx(2.4)
+    assert b["rest_now"] == 1.5 and b["rest_allowed"] == pytest.approx(0.5)    # 6 / 2 - 2.5
+
+
+@needs_port
+def test_profile_runs_both_variants_and_splits_every_op(capsys):
+    from benchmarks import profile
+    assert profile.main(["--quick", "--steps", "1"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ") and " s (" in line}
+    assert set(rows) == {"convolutions", "matrix products", "everything else", "total"}
+    for col in (2, 3):                                   # suite, port: the buckets add up to the total
+        seconds = {k: float(v.split("|")[col].split(" s")[0]) for k, v in rows.items()}
+        assert seconds["total"] > 0 and seconds["convolutions"] > 0
+        assert sum(seconds[k] for k in rows if k != "total") == pytest.approx(seconds["total"], abs=0.002)
+    assert "target 1.6x" in out and "bound with the suite's matrix work" in out
