@@ -132,7 +132,8 @@ def test_ctrl_c_during_sampling_ends_quietly(tmp_path):
     assert not (tmp_path / "s.png").exists()
 
 
-@pytest.mark.parametrize("module", TOOLS + ["density_oe.train", "classifiers_oe.train"])
+@pytest.mark.parametrize("module", TOOLS + ["density_oe.train", "classifiers_oe.train", "benchmarks.run",
+                                    "benchmarks.profile"])
 def test_help_states_each_default_once(capsys, module):
     with pytest.raises(SystemExit):
         _main(module)(["--help"])
