@@ -115,15 +115,18 @@ def gap(run: Path) -> float:
 
 
 def test_short_oe_fine_tune_widens_the_outlier_gap_and_a_swapped_loss_narrows_it(tmp_path, monkeypatch):
+    """60 OE steps without dropout (a tiny model's dropout noise swamps a few steps' effect).  Sized on seeds 0-9:
+    the OE loss widened the held-out gap by 0.83-2.79 bits/dim, the swapped loss narrowed it by 0.25-0.70."""
+    model = ["--dropout", "0", "--batch-size", "16", "--epochs", "1"]
     base = tmp_path / "base"
-    assert density_train.main(COMMON + ["--batch-size", "16", "--epochs", "1", "--limit-steps", "8", "--lr", "3e-3",
-                                        "--ema-decay", "0", "--out", str(base)]) == 0
-    tune = COMMON + ["--mode", "oe_tune", "--init", str(base), "--outliers", "mini-outliers", "--batch-size", "16",
-                     "--epochs", "1", "--limit-steps", "6", "--lr", "3e-3", "--outlier-sampling", "shuffle"]
+    assert density_train.main(COMMON + model + ["--limit-steps", "8", "--lr", "3e-3", "--ema-decay", "0",
+                                                "--out", str(base)]) == 0
+    tune = COMMON + model + ["--mode", "oe_tune", "--init", str(base), "--outliers", "mini-outliers",
+                             "--limit-steps", "60", "--lr", "1e-3", "--outlier-sampling", "shuffle"]
     assert density_train.main(tune + ["--out", str(tmp_path / "oe")]) == 0
     monkeypatch.setattr(OEMarginLoss, "forward",
                         lambda self, bpd_in, bpd_out: oe_density_loss(bpd_out, bpd_in, self.margin, self.lam))
     assert density_train.main(tune + ["--out", str(tmp_path / "swapped")]) == 0
     before, after, swapped = gap(base), gap(tmp_path / "oe"), gap(tmp_path / "swapped")
-    assert after > before + 0.2, (before, after, swapped)
-    assert swapped < before - 0.03, (before, after, swapped)
+    assert after > before + 0.5, (before, after, swapped)
+    assert swapped < before - 0.1, (before, after, swapped)
