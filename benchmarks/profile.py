@@ -108,18 +108,24 @@ def markdown(cfg: ProfileConfig, suite: dict, port: dict, target: float, machine
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    cfg = parse_config(ProfileConfig, argv, prog="python -m benchmarks.profile")
+def profile_both(cfg: ProfileConfig) -> tuple[dict[str, float], dict[str, float], str]:
+    """Per-step seconds in each category for the suite and for the port (threads as set), and the case's label."""
     device = resolve_device("cpu")
-    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
     _, sizes = sizes_for(device, cfg.quick)
     ctx = BenchContext(device=device, amp=cfg.amp, sizes=sizes, seed=cfg.seed, port=load_port(cfg.port_dir))
     shape = sizes.shape(cfg.config)
     batch = sizes.small_batch if cfg.config == "small" else sizes.paper_batch
     suite = breakdown(fast_train_step(ctx, shape, batch), cfg.steps)
     port = breakdown(port_train_step(ctx, shape, batch), cfg.steps)
+    return suite, port, f"{shape.label()}, batch {batch}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_config(ProfileConfig, argv, prog="python -m benchmarks.profile")
+    torch.set_num_threads(cfg.threads or os.cpu_count() or 1)
+    suite, port, label = profile_both(cfg)
     target = SPEEDUP_TARGETS["bf16" if cfg.amp == "bf16" else "none"][f"train_{cfg.config}"]
-    print(markdown(cfg, suite, port, target, describe(device), f"{shape.label()}, batch {batch}"))
+    print(markdown(cfg, suite, port, target, describe(torch.device("cpu")), label))
     return 0
 
 

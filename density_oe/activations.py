@@ -28,9 +28,6 @@ import torch.nn.functional as F
 from torch.autograd.function import once_differentiable
 
 
-_BIT_VALUES = tuple(1 << k for k in range(8))
-
-
 def _random_words(n: int, device: torch.device) -> torch.Tensor:
     """``n`` random 64-bit words from the default generator of ``device``."""
     return torch.randint(-2 ** 63, 2 ** 63 - 1, (n,), dtype=torch.int64, device=device)
@@ -41,7 +38,7 @@ def _half_mask(like: torch.Tensor) -> torch.Tensor:
     bits with one broadcast ``&``, then ``min(bit, 1) * 2`` (uint8 arithmetic, one conversion to the float type)."""
     n = like.numel()
     octets = _random_words((n + 63) // 64, like.device).view(torch.uint8)
-    values = torch.tensor(_BIT_VALUES, dtype=torch.uint8, device=like.device)
+    values = 1 << torch.arange(8, dtype=torch.uint8, device=like.device)   # built on the device: no host copy
     bits = torch.bitwise_and(octets.unsqueeze(-1), values).view(-1)[:n]
     mask = bits.clamp_(max=1).mul_(2).as_strided(like.shape, like.stride())
     return mask.to(like.dtype)

@@ -160,9 +160,9 @@ class DensityTask(Task):
         return self.ema.state_dict() if self.ema is not None else None     # None: the checkpoint's "model"
 
     def state_dict(self) -> dict:
-        if self.ema is None:
-            return {"ema": None, "ema_updates": 0, "image_size": self.image_size}
-        return {"ema": self.ema.state_dict(), "ema_updates": self.ema.updates, "image_size": self.image_size}
+        ema = self.ema
+        return {"ema": ema.state_dict() if ema else None, "ema_updates": ema.updates if ema else 0,
+                "image_size": self.image_size}
 
     def load_state_dict(self, state: dict) -> None:
         if self.ema is not None:

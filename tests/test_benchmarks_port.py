@@ -79,14 +79,21 @@ def test_profile_buckets_and_bounds():
 
 
 @needs_port
-def test_profile_runs_both_variants_and_splits_every_op(capsys):
+def test_profile_finds_each_kind_of_work_in_both_codes():
+    """Each bucket catches ops of both codes: the suite's 1x1 layers are bmm/baddbmm, the port's mm/addmm; an op
+    name the buckets missed would leave a bucket empty."""
+    from benchmarks.profile import CATEGORIES, ProfileConfig, profile_both
+    suite, port, label = profile_both(ProfileConfig(quick=True, steps=1))
+    assert label.startswith("F=")
+    for seconds in (suite, port):
+        assert all(seconds[c] > 0 for c in CATEGORIES), seconds
+
+
+@needs_port
+def test_profile_cli_prints_the_table_and_the_target_of_the_case(capsys):
     from benchmarks import profile
-    assert profile.main(["--quick", "--steps", "1"]) == 0
+    assert profile.main(["--quick", "--steps", "1", "--amp", "bf16"]) == 0
     out = capsys.readouterr().out
-    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ") and " s (" in line}
-    assert set(rows) == {"convolutions", "matrix products", "everything else", "total"}
-    for col in (2, 3):                                   # suite, port: the buckets add up to the total
-        seconds = {k: float(v.split("|")[col].split(" s")[0]) for k, v in rows.items()}
-        assert seconds["total"] > 0 and seconds["convolutions"] > 0
-        assert sum(seconds[k] for k in rows if k != "total") == pytest.approx(seconds["total"], abs=0.002)
-    assert "target 1.6x" in out and "bound with the suite's matrix work" in out
+    rows = [line.split("|")[1].strip() for line in out.splitlines() if line.startswith("| ") and " s (" in line]
+    assert rows == ["convolutions", "matrix products", "everything else", "total"]
+    assert "the suite in bf16 autocast" in out and "target 2.0x" in out        # the small-config bf16 target
