@@ -21,7 +21,7 @@ from classifiers_oe import train as cls_train
 from density_oe import port, sample, score
 from density_oe import train as pcnn_train
 from oe_core.errors import CheckpointError, UnsafeFileError, cli_main
-from oe_core.run.checkpoint import FORMAT_V1, MAGIC, read_checkpoint
+from oe_core.run.checkpoint import FORMAT_V1, MAGIC, load_checkpoint
 from tests.test_analysis_evaluate import classifier_ckpt
 from tests.test_bad_input import TINY_CLS, TINY_PCNN
 
@@ -136,7 +136,7 @@ def test_the_payload_is_live(tmp_path):
 def test_suite_layout_with_a_payload_is_unsafe_not_corrupt(tmp_path, form):
     marker = tmp_path / "PAYLOAD_RAN"
     with pytest.raises(UnsafeFileError, match="holds pickled Python objects"):
-        read_checkpoint(write_payload(tmp_path / "c.pt", form, marker))
+        load_checkpoint(write_payload(tmp_path / "c.pt", form, marker))
     assert not marker.exists()
 
 
@@ -229,8 +229,8 @@ def test_format_1_checkpoints_still_load_and_resume(tmp_path):
     argv.pop(TINY_CLS.index("--epochs") + 1)
     argv.pop(TINY_CLS.index("--epochs"))
     assert cli_main(cls_train.main, argv) == 0
-    final = read_checkpoint(out / "checkpoint.pt")["model"]
-    state = read_checkpoint(out / "checkpoint.prev.pt")
+    final = load_checkpoint(out / "checkpoint.pt")["model"]
+    state = load_checkpoint(out / "checkpoint.prev.pt")
     assert state["position"]["epoch"] == 1
     meta = state.pop("meta")
     for k in ("sha256", "path"):
@@ -241,10 +241,10 @@ def test_format_1_checkpoints_still_load_and_resume(tmp_path):
     (out / "checkpoint.prev.pt").unlink()
     (out / "checkpoint.pt").write_bytes(_torch_bytes({"format": FORMAT_V1, "sha256": hashlib.sha256(blob).hexdigest(),
                                                       "meta": meta, "blob": blob}))
-    old = read_checkpoint(out / "checkpoint.pt")
+    old = load_checkpoint(out / "checkpoint.pt")
     assert old["kind"] == "classifier" and old["sha256"] == hashlib.sha256(blob).hexdigest()
     assert cli_main(cls_train.main, argv) == 0
-    resumed = read_checkpoint(out / "checkpoint.pt")
+    resumed = load_checkpoint(out / "checkpoint.pt")
     assert resumed["position"]["epoch"] == 2 and (out / "checkpoint.pt").read_bytes().startswith(MAGIC)
     for k, v in final.items():
         assert torch.equal(v, resumed["model"][k]), k
@@ -258,4 +258,4 @@ def test_a_corrupt_checkpoint_is_still_corrupt_not_unsafe(tmp_path):
     data[-100] ^= 0xFF
     ck.write_bytes(bytes(data))
     with pytest.raises(CheckpointError, match="fails its checksum"):
-        read_checkpoint(ck)
+        load_checkpoint(ck)

@@ -10,7 +10,7 @@ The state (kind, config, model, optimizer, scheduler, task state, position, RNG 
 what ``torch.load(weights_only=True)`` accepts: dicts, lists, tuples, strings, numbers, ``None`` and tensors.
 :func:`save_checkpoint` checks that before writing.
 
-Reading never runs code from the file. :func:`read_checkpoint` checks the first line, parses the JSON
+Reading never runs code from the file. Loading checks the first line, parses the JSON
 header, verifies the length and the checksum of the blob, and only then unpacks the blob with
 ``weights_only=True``. A file that holds pickled Python objects is refused with
 :class:`~oe_core.errors.UnsafeFileError`.
@@ -194,7 +194,7 @@ def checkpoint_format(path: str | Path) -> Optional[int]:
     return None
 
 
-def read_checkpoint(path: str | Path, expect_kind: Optional[str] = None, map_location: Any = "cpu") -> dict:
+def _read_file(path: Path, expect_kind: Optional[str] = None, map_location: Any = "cpu") -> dict:
     """Read and verify one checkpoint file. Raises :class:`CheckpointError` (or a subclass) naming the file."""
     path = Path(path)
     if not path.is_file():
@@ -222,22 +222,22 @@ def read_checkpoint(path: str | Path, expect_kind: Optional[str] = None, map_loc
 
 def checkpoint_digest(path: str | Path) -> str:
     """The checksum stored in the checkpoint header (identifies the exact weights)."""
-    return read_checkpoint(path)["sha256"]
+    return load_checkpoint(path)["sha256"]
 
 
 def load_checkpoint(path: str | Path, expect_kind: Optional[str] = None, map_location: Any = "cpu") -> dict:
-    """Read a checkpoint file, or the latest good one in a run folder.
+    """Read and verify a checkpoint file, or the latest good one in a run folder.
 
     Given a folder, tries ``checkpoint.pt`` and falls back (with a warning) to ``checkpoint.prev.pt`` when the
     latest is missing or corrupt. A wrong kind or a file holding pickled objects is never fallen back over.
     """
     path = Path(path)
     if not path.is_dir():
-        return read_checkpoint(path, expect_kind, map_location)
+        return _read_file(path, expect_kind, map_location)
     errors = []
     for name in (LATEST, PREVIOUS):
         try:
-            return read_checkpoint(path / name, expect_kind, map_location)
+            return _read_file(path / name, expect_kind, map_location)
         except (CheckpointKindError, UnsafeFileError):
             raise
         except CheckpointError as e:
