@@ -611,8 +611,8 @@ def load_resources(path: Optional[str]) -> dict[str, dict]:
                 raise OEError(f"resources file {path!r}: [{sec}] {k} must be a {RESOURCE_KEYS[k].__name__}")
     merged = {}
     for sec in base:
-        r = {**base["default"], **user.get("default", {}), **(base[sec] if sec != "default" else {}),
-             **(user.get(sec, {}) if sec != "default" else {})}
+        # built-in default < built-in kind < your [default] < your kind
+        r = {**base["default"], **base[sec], **user.get("default", {}), **user.get(sec, {})}
         merged[sec] = r
     return merged
 
@@ -665,7 +665,8 @@ def job_script(node: Node, res: dict, out: Path, py: str) -> str:
              'mkdir -p "$STATE"; rm -f "$STATE/$NODE.failed"',
              'HEAD_NODE="$(scontrol show hostnames "${SLURM_JOB_NODELIST:-localhost}" 2>/dev/null | head -n 1)"',
              'HEAD_NODE="${HEAD_NODE:-localhost}"',
-             'echo "== $NODE: SLURM job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $(hostname), $(date)"',
+             'echo "== $NODE: SLURM job $SLURM_JOB_ID (restart ${SLURM_RESTART_COUNT:-0}) on $(hostname), $(date), '
+             'start $(date +%s.%N)"',
              "TERMED=0",
              "child=",
              "# the batch shell gets SIGTERM (--signal=B:TERM@120, or a preemption): pass it to the run, which",
@@ -679,7 +680,7 @@ def job_script(node: Node, res: dict, out: Path, py: str) -> str:
              "set +m",
              'if [[ $rc -eq 0 ]]; then',
              '  echo "job $SLURM_JOB_ID, $(date)" > "$STATE/$NODE.done"',
-             '  echo "== $NODE: finished"; exit 0',
+             '  echo "== $NODE: finished at $(date +%s.%N)"; exit 0',
              "fi",
              f'if [[ $rc -eq {EXIT_PREEMPTED} || $TERMED -eq 1 ]]; then',
              '  echo "== $NODE: interrupted (exit $rc); requeueing job $SLURM_JOB_ID to resume from the checkpoint"',
