@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 DAEMONS = ("munged", "slurmctld", "slurmd")
-CLIENTS = ("sbatch", "squeue", "scontrol", "scancel", "srun")
+CLIENTS = ("sbatch", "squeue", "sinfo", "scontrol", "scancel", "srun")
 
 
 def _which(name: str) -> str | None:
@@ -154,7 +154,21 @@ class SlurmCluster:
                            f"slurmd: {self._log('slurmd')}")
 
     def stop(self) -> None:
-        """End the daemons by their pids (slurmd, slurmctld, then munged) and any job processes they left."""
+        """Cancel what is still queued, then end the daemons by their pids (slurmd, slurmctld, then munged)."""
+        if getattr(self, "_popen", {}).get("slurmctld") is not None and self._popen["slurmctld"].poll() is None:
+            try:
+                q = subprocess.run(["squeue", "-h", "-o", "%i"], env=self.env(), capture_output=True, text=True,
+                                   timeout=30)
+                ids = q.stdout.split()
+                if ids:
+                    subprocess.run(["scancel", *ids], env=self.env(), capture_output=True, timeout=30)
+                    end = time.time() + 20
+                    while time.time() < end and subprocess.run(
+                            ["squeue", "-h", "-o", "%i"], env=self.env(), capture_output=True, text=True,
+                            timeout=30).stdout.strip():
+                        time.sleep(0.5)
+            except (OSError, subprocess.SubprocessError):
+                pass
         for name in ("slurmd", "slurmctld", "munged"):
             proc = getattr(self, "_popen", {}).get(name)
             if proc is None or proc.poll() is not None:
