@@ -1,4 +1,4 @@
-"""``scripts/reproduce.sh`` / ``python -m analysis.reproduce`` without a cluster: --help, --plan, the graph against
+"""``scripts/reproduce.sh`` / ``python -m oe_core.reproduce`` without a cluster: --help, --plan, the graph against
 the single scripts, bad input (one line, nothing submitted), the job scripts, and --slurm/--status through fake
 ``sbatch``/``squeue`` commands.  The real SLURM runs are in ``tests/test_reproduce_slurm.py``."""
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import reproduce as R
+from oe_core import reproduce as R
 from oe_core.errors import cli_main
 from tests.paper_data import apply_checksums, write_paper_data_root
 

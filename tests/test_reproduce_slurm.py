@@ -10,7 +10,8 @@ While they run the fixture plays the cluster and the user:
 * local: the first ``--local`` is sent SIGTERM after the first step of the CIFAR-10 WRN OE-from-scratch run (exit 75); the second
   ``--local`` on the same ``--out`` skips the finished nodes and resumes that run from its checkpoint.
 * a third ``--out`` runs one WRN node as a 2-process DDP job (``srun`` + ``torchrun``, 2 tasks, gloo on the CPU),
-  a fourth one node that fails (``--status`` names its log).
+  a fourth one node that fails (``--status`` names its log), and ``scripts/slurm_multinode_example.sh`` runs as a
+  user submits it, with 2 tasks on the CPU.
 
 Needs root and Debian's slurm-wlm and munge: skipped with the reason otherwise, failed under ``OE_REQUIRE_SLURM=1``
 (``.ci/run`` sets it and installs them).
@@ -76,7 +77,9 @@ def reproduce(env: dict, *args: str, check: bool = True, timeout: float = 300) -
 
 
 def status(env: dict, out: Path) -> dict[str, str]:
-    r = reproduce(env, "--status", "--out", str(out))
+    # --status reads files and asks squeue; without the fixture's start-up hook it needs no torch (fast)
+    light = {k: v for k, v in env.items() if k not in ("OE_TEST_CHECKSUMS", "PYTHONPATH")}
+    r = reproduce(light, "--status", "--out", str(out))
     return dict(line.split(None, 1) for line in r.stdout.splitlines() if line.strip())
 
 
@@ -171,6 +174,7 @@ def runs(cluster, tmp_path_factory):
             if not ddp_submitted and stage == "wait-done":
                 info["ddp_submit"] = reproduce(env, "--slurm", "--out", str(dout), "--resources", str(ddp_res),
                                                *common, "--only", "cifar10_wrn_baseline")
+                info["example_job"] = submit_example(env, base, data)
                 ddp_submitted = True
             if local2 is not None and local2.poll() is not None and "local2" not in info:
                 info["local2"] = (local2.returncode, *local2.communicate())
@@ -188,6 +192,22 @@ def runs(cluster, tmp_path_factory):
     return info
 
 
+def submit_example(env: dict, base: Path, data: Path) -> str:
+    """scripts/slurm_multinode_example.sh as a user submits it, on the CPU: 2 tasks (torchrun launchers) on the
+    one node stand in for 2 nodes, one process each, gloo."""
+    from tests.slurm_cluster import _free_ports
+
+    (base / "example_ranks").mkdir()
+    eenv = {**env, "DATA_ROOT": str(data), "OUT": str(base / "example"), "DEVICE": "cpu", "GPUS_PER_NODE": "1",
+            "NNODES": "2", "RDZV_PORT": str(_free_ports(1)[0]), "OE_TEST_RANKS_DIR": str(base / "example_ranks")}
+    r = subprocess.run(["sbatch", "--parsable", "--nodes=1", "--ntasks-per-node=2", "--gpus-per-node=0",
+                        "--cpus-per-task=1", "--time=10:00", f"--output={base / 'example.log'}",
+                        str(ROOT / "scripts" / "slurm_multinode_example.sh"), "--depth", "10", "--widen-factor", "1",
+                        "--batch-size", "8", *FAST.split()], env=eenv, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, f"sbatch of the multinode example: {r.stderr}"
+    return r.stdout.strip().split(";")[0]
+
+
 def _times(log: Path) -> tuple[list[float], float]:
     """Start times of every attempt and the finish time, from a job log's '== NODE: ...' lines."""
     text = log.read_text()
@@ -198,7 +218,7 @@ def _times(log: Path) -> tuple[list[float], float]:
 
 
 def test_slurm_jobs_ran_in_dependency_order_with_afterok(runs):
-    from analysis.reproduce import saved_graph
+    from oe_core.reproduce import saved_graph
 
     out = runs["slurm"]
     graph = {n.name: n for n in saved_graph(out)}
@@ -294,3 +314,14 @@ def test_a_ddp_node_runs_as_srun_torchrun_with_two_tasks_on_gloo(runs):
     assert len(rows) == 1
     st = status(runs["env"], out)
     assert st["cifar10_wrn_baseline"] == "finished" and st["cifar10_wrn_oe_tune"] == "not started"
+
+
+def test_the_multinode_example_runs_under_slurm_with_two_tasks_on_gloo(runs):
+    st = job_state(runs["env"], runs["example_job"])
+    log = (runs["base"] / "example.log").read_text(errors="replace")
+    assert st["JobState"] == "COMPLETED", log[-3000:]
+    ranks = sorted(p.name for p in (runs["base"] / "example_ranks").iterdir())
+    assert ranks == ["rank0-of-2-gloo", "rank1-of-2-gloo"], (ranks, log[-3000:])
+    cfg = json.loads((runs["base"] / "example" / "cifar10_wrn_baseline" / "config.json").read_text())
+    assert cfg["mode"] == "baseline" and cfg["device"] == "cpu" and not cfg["sync_bn"]
+    assert len(json.loads((runs["base"] / "example" / "cifar10_wrn_baseline" / "metrics.json").read_text())) == 1

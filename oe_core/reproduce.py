@@ -1,4 +1,4 @@
-"""``python -m analysis.reproduce`` (``scripts/reproduce.sh``): the whole paper in one command.
+"""``python -m oe_core.reproduce`` (``scripts/reproduce.sh``): the whole paper in one command.
 
 The paper's run graph, each node one of the suite's existing scripts or CLIs with its flags (no training code
 here):
@@ -648,7 +648,7 @@ def job_script(node: Node, res: dict, out: Path, py: str) -> str:
         body = f"( {body} )"
     state = state_dir(out) / "state"
     lines = ["#!/bin/bash",
-             f"# {node.name}: {node.title} (written by python -m analysis.reproduce --slurm)",
+             f"# {node.name}: {node.title} (written by python -m oe_core.reproduce --slurm)",
              f"#SBATCH --job-name=oe-{node.name}",
              f"#SBATCH --output={log}",
              "#SBATCH --open-mode=append",
@@ -742,7 +742,7 @@ def submit_slurm(o, graph: list[Node], sel: list[Node], out: Path, py: str) -> i
         else:
             print(f"{n.name:34s} finished, not submitted")
     print(f"{len(submitted)} jobs submitted; ids in {state_dir(out) / 'slurm_jobs.txt'}; "
-          f"logs in {state_dir(out) / 'logs'}; python -m analysis.reproduce --status --out {out}",
+          f"logs in {state_dir(out) / 'logs'}; python -m oe_core.reproduce --status --out {out}",
           file=sys.stderr)
     return 0
 
