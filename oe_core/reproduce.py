@@ -438,14 +438,15 @@ def pick_benchmark(device: str, amp: str, path: Optional[str]) -> tuple[Optional
                                                                          if x[1].get("device_type") == "cpu"]
     if not kind:
         return None, ""
-    best = sorted(kind, key=lambda x: (("bf16" in x[0].name) != bf16, x[0].name))[0]
+    best = sorted(kind, key=lambda x: ("quick" in x[0].name, "compile" in x[0].name, ("bf16" in x[0].name) != bf16,
+                                       x[0].name))[0]
     return best[1], str(best[0].relative_to(ROOT))
 
 
 def machine_words(bench: dict) -> str:
     m = bench.get("machine", {})
     if bench.get("device_type") == "cuda":
-        what = m.get("gpu") or m.get("gpu_name") or m.get("device_name") or "GPU"
+        what = f"GPU {m.get('accelerator') or 'unnamed'}"
     else:
         what = f"CPU {m.get('cpu', '?')}, {m.get('cpu_cores', '?')} cores"
     amp = bench.get("config", {}).get("amp", "none")
