@@ -21,9 +21,11 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -45,6 +47,7 @@ ARGS = ["--device", "cpu", "--score-sets", "cifar10",
 RESOURCES = '[default]\ngpus_per_node = 0\ncpus_per_task = 1\ntime = "0:15:00"\n'
 DDP_RESOURCES = RESOURCES + "[wrn_baseline]\ntasks_per_node = 2\nnproc_per_task = 1\nrdzv_port = {port}\n"
 DEADLINE = 540      # seconds for the whole fixture
+CLUSTER: list = []  # the running cluster, for the diagnostics of a failure
 
 
 def _require(reason: str):
@@ -58,14 +61,19 @@ def cluster(tmp_path_factory):
     reason = unavailable()
     if reason:
         _require(reason)
-    c = SlurmCluster(tmp_path_factory.mktemp("slurm"), cpus=2)
+    # a short folder: the munge and slurmd sockets live there (unix socket paths are limited to 107 bytes)
+    base = tempfile.mkdtemp(prefix="oeslurm-")
+    c = SlurmCluster(base, cpus=2)
     try:
         c.start()
     except Exception as e:
         c.stop()
         pytest.fail(f"the test SLURM cluster did not start: {e}", pytrace=False)
+    CLUSTER[:] = [c]
     yield c
+    CLUSTER.clear()
     c.stop()
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def reproduce(env: dict, *args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -94,7 +102,8 @@ def diagnostics(env: dict, outs: list[Path]) -> str:
     for out in outs:
         for log in sorted((out / ".reproduce" / "logs").glob("*.log")):
             logs.append(f"--- {log}\n{log.read_text(errors='replace')[-1500:]}")
-    return f"squeue:\n{q}\n" + "\n".join(logs)
+    daemons = "".join(f"--- {name} log\n{CLUSTER[0]._log(name)}\n" for name in ("slurmctld", "slurmd") if CLUSTER)
+    return f"squeue:\n{q}\n" + "\n".join(logs) + "\n" + daemons
 
 
 @pytest.fixture(scope="module")
