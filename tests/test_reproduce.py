@@ -264,3 +264,17 @@ def test_status_without_slurm_reads_the_out_folder(tmp_path, capsys):
     assert st["cifar10_eval"] == f"failed (exit 1; log {out}/.reproduce/logs/cifar10_eval.log)"
     assert st["cifar10_wrn_oe_tune"] == "not started; a checkpoint is there: it resumes"
     assert st["cifar100_eval"] == "not started"
+
+
+def test_local_runs_a_training_node_through_torchrun_when_more_gpus_are_asked(tmp_path, capsys):
+    o = R.parser().parse_args(["--local"])
+    o.out, o.data_root = tmp_path / "runs", tmp_path
+    nodes = {n.name: n for n in R.build_graph(o, "py")}
+    base = nodes["cifar10_wrn_baseline"]
+    assert R.local_cmds(base, 1) == base.cmds
+    assert R.local_cmds(base, 4) == [["py", "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "4",
+                                      "-m", "classifiers_oe.train", *base.cmds[0][3:]]]
+    assert R.local_cmds(nodes["cifar10_eval"], 4) == nodes["cifar10_eval"].cmds   # not a training node
+    rc, _, err = run(["--local", "--data-root", tmp_path, "--out", tmp_path / "o", "--pixelcnn-weights",
+                      tmp_path / "missing.pth"], capsys)
+    assert rc == 2 and "--pixelcnn-weights" in err and "no such file" in err
