@@ -26,9 +26,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from density_oe.dmol import log_prob, nll_bpd
+from density_oe.pixelcnn.dmol import log_prob, nll_bpd
 from density_oe.losses import oe_density_loss
-from density_oe.model import ModelConfig, PixelCNNpp
+from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.score import score_dataset
 from oe_core.data.transforms import to_unit_range
 
@@ -47,7 +47,7 @@ PORT_PER_IMAGE = "pclucas14 port model, its likelihood per image"
 
 def fast_model(ctx: BenchContext, shape: PixelCNNShape) -> PixelCNNpp:
     torch.manual_seed(ctx.seed)
-    cfg = ModelConfig(nr_resnet=shape.nr_resnet, nr_filters=shape.nr_filters, nr_logistic_mix=NR_MIX,
+    cfg = PixelCNNConfig(nr_resnet=shape.nr_resnet, nr_filters=shape.nr_filters, nr_logistic_mix=NR_MIX,
                       dropout=DROPOUT)
     return PixelCNNpp(cfg).to(ctx.device, memory_format=ctx.memory_format)
 

@@ -36,7 +36,7 @@ from oe_core.run import read_checkpoint, save_checkpoint
 from .config import KIND, DensityConfig
 
 PORT_IMAGE_SIZE = (32, 32)  # the port's released weights are CIFAR-10 models
-from .model import ModelConfig, PixelCNNpp
+from .pixelcnn import PixelCNNConfig as ModelConfig, PixelCNNpp  # renamed after issue 21 merges
 
 _WRAPPED = re.compile(r"^(?P<layer>.+)\.(?P<wrap>conv|lin_a|deconv)\.(?P<param>weight_g|weight_v|bias)$")
 

@@ -3,7 +3,7 @@
 
 The OOD score of the paper (BPP): higher bits/dim = more anomalous.  Writes one value per image, in dataset order,
 to ``--out``: ``.npy`` (float64 array) or ``.csv`` (``index,bpd`` rows).  Scoring runs in eval mode under
-``torch.inference_mode`` with every weight normalised once (:func:`~density_oe.weight_norm.frozen_weights`);
+``torch.inference_mode`` with every weight normalised once (:func:`~density_oe.pixelcnn.weight_norm.frozen_weights`);
 ``--amp bf16`` runs the network in bfloat16 and the likelihood in float32.  Glow's bits/dim use one fixed
 dequantisation draw (:mod:`density_oe.glow.model`), so scores are deterministic.
 """
@@ -31,9 +31,9 @@ from oe_core.run import autocast, resolve_device
 from oe_core.atomic import atomic_write_bytes
 
 from .archs import arch_for_model
-from .dmol import bits_per_dim
-from .model import image_shape
-from .weight_norm import frozen_weights
+from .pixelcnn import frozen_weights
+from .shapes import image_shape
+from .units import bits_per_dim
 from .weights import image_size_for, load_density_model
 
 OUT_SUFFIXES = (".npy", ".csv")
@@ -75,15 +75,14 @@ class ScoreConfig:
 def score_dataset(model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: str = "none",
                   memory_format: torch.memory_format = torch.contiguous_format, progress: bool = False) -> np.ndarray:
     """Per-image bits/dim (float64 array, in loader order) of uint8 batches ``(x, target)`` from ``loader``."""
-    arch = arch_for_model(model)
     model = model.to(device, memory_format=memory_format).eval()
     scores = []
     with frozen_weights(model):
         for x, _ in progress_bar(loader, "scoring", progress):
             x = to_unit_range(x.to(device))
             with autocast(device, amp):
-                out = model(x.contiguous(memory_format=memory_format))
-            scores.append(bits_per_dim(arch.likelihood(out, x), x[0].numel()).double().cpu())
+                ll = model.log_prob(x.contiguous(memory_format=memory_format))
+            scores.append(bits_per_dim(ll, x[0].numel()).double().cpu())
     return torch.cat(scores).numpy()
 
 

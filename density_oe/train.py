@@ -36,15 +36,15 @@ from oe_core.data import open_dataset
 from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError, cli_main
-from oe_core.run import Engine, StepContext, Task, derive_seed, has_checkpoint
+from oe_core.run import Engine, StepContext, Task, derive_seed, has_checkpoint, unwrap
 
 from .archs import get_arch
 from .config import KIND, DensityConfig
-from .dmol import bits_per_dim
 from .ema import EMA
 from .losses import OEMarginLoss
-from .model import image_shape
-from .weight_norm import frozen_weights
+from .pixelcnn import frozen_weights
+from .shapes import image_shape
+from .units import bits_per_dim
 from .weights import load_density_model
 
 
@@ -115,9 +115,13 @@ class DensityTask(Task):
             optimizer, lambda step: min(1.0, (step + 1) / cfg.warmup_steps) * cfg.lr_decay ** step)
 
     def bits_per_dim(self, model: nn.Module, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        """Per-image bits/dim of ``x`` ([-1, 1] grid) from the architecture's log-likelihood in nats."""
+        """Per-image bits/dim of ``x`` ([-1, 1] grid) from the network's ``log_prob``.
+
+        ``model`` may be the engine's DDP or ``torch.compile`` wrapper.  The forward pass goes through it, because
+        a wrapper only wraps ``forward``; ``log_prob`` then reads that output.
+        """
         out = model(x.contiguous(memory_format=ctx.memory_format))
-        return bits_per_dim(self.arch.likelihood(out, x), self.num_dims)
+        return bits_per_dim(unwrap(model).log_prob(x, out=out), self.num_dims)
 
     def steps_per_epoch(self) -> int:
         return len(self.stream)

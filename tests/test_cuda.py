@@ -10,8 +10,8 @@ import torch
 from benchmarks.pixelcnn_cases import uint8_loader
 from benchmarks.port import build_port_model, load_port, resolve_port_dir
 from classifiers_oe.models import build_model
-from density_oe import dmol
-from density_oe.model import ModelConfig, PixelCNNpp
+from density_oe.pixelcnn import dmol
+from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.port import load_port_state_dict
 from density_oe.score import score_dataset
 from oe_core.errors import ConfigError
@@ -34,7 +34,7 @@ def no_tf32():
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_pixelcnn_outputs_and_gradients_match_the_cpu(channels_last):
     torch.manual_seed(0)
-    model = PixelCNNpp(ModelConfig(nr_resnet=1, nr_filters=16, nr_logistic_mix=3)).eval()
+    model = PixelCNNpp(PixelCNNConfig(nr_resnet=1, nr_filters=16, nr_logistic_mix=3)).eval()
     x = torch.rand(4, 3, 16, 16) * 2 - 1
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     losses, grads = [], []
@@ -79,7 +79,7 @@ def test_port_runs_on_cuda_as_written_and_equals_density_oe():
     port = load_port(drop_cuda=False)
     torch.manual_seed(0)
     port_net = build_port_model(port, 1, 8, 3).to(CUDA).eval()
-    ours = PixelCNNpp(ModelConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=3))
+    ours = PixelCNNpp(PixelCNNConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=3))
     load_port_state_dict(ours, port_net.state_dict())
     ours = ours.to(CUDA).eval()
     x = torch.rand(2, 3, 8, 8, device=CUDA) * 2 - 1

@@ -192,9 +192,13 @@ class Glow(nn.Module):
             y = self.dequantize(x, noise)
             return self.log_density(y) - y[0].numel() * math.log(N_BINS)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-image log-likelihood in nats on the 8-bit grid (the density-model interface)."""
-        return self(x)
+    def log_prob(self, x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Per-image log-likelihood in nats on the 8-bit grid.
+
+        ``out`` is ``self(x)`` when the caller has already run the network (through a DDP or ``torch.compile``
+        wrapper); Glow's forward returns the log-likelihood itself.
+        """
+        return self(x) if out is None else out
 
     def decode(self, z_top: torch.Tensor, temperature: float = 1.0, generator: Optional[torch.Generator] = None,
                latents: Optional[list] = None) -> torch.Tensor:

@@ -374,3 +374,10 @@ class _CompileFallback(nn.Module):
 
 def _try_compile(model: nn.Module) -> nn.Module:
     return _CompileFallback(model)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside the engine's DDP and ``torch.compile`` wrappers (both keep it as ``.module``)."""
+    while isinstance(getattr(model, "module", None), nn.Module):
+        model = model.module
+    return model

@@ -38,6 +38,8 @@ from torch.autograd.function import once_differentiable
 
 from oe_core.errors import OEError
 
+from ..units import bits_per_dim
+
 HALF_BIN = 1.0 / 255.0
 EDGE = 0.999
 TINY_MASS = 1e-5
@@ -201,11 +203,6 @@ def log_prob(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     k = _check(params, x)
     with torch.autocast(device_type=params.device.type, enabled=False):
         return _DMOLLogProb.apply(params.float().contiguous(), x.float().contiguous(), k)
-
-
-def bits_per_dim(log_likelihood: torch.Tensor, num_dims: int) -> torch.Tensor:
-    """Negative log-likelihood in nats -> bits per dimension: ``-ll / (num_dims * ln 2)``."""
-    return -log_likelihood / (num_dims * math.log(2.0))
 
 
 def nll_bpd(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
