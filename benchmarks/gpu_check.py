@@ -1,4 +1,4 @@
-"""``python -m benchmarks.gpu_check`` (``scripts/gpu_check.sh``): everything a short GPU loan should check, in one call.
+"""``python -m benchmarks.gpu_check`` (``scripts/gpu_check.sh``): the GPU checks of the suite in one call.
 
 Steps, each in its own process, every log kept under ``--out``:
 
@@ -37,7 +37,7 @@ from oe_core.errors import cli_main
 
 REPO = Path(__file__).resolve().parents[1]
 SCORE_TOLERANCE_BPD = 0.01
-TARGET_PAPER_BF16_IMG_S = 500.0      # the issue's GPU targets, for the record
+TARGET_PAPER_BF16_IMG_S = 500.0      # GPU speed targets, reported beside the measurement
 TARGET_WRN_OE_EPOCH_S = 60.0
 CIFAR_TRAIN_IMAGES = 50_000
 BAR = re.compile(r"\|\s*(\d+)/(\d+)\s*\[")          # a tqdm bar: "|  3/40 ["

@@ -1,8 +1,8 @@
 """Problem sizes per device: the paper's shapes where the machine allows, scaled batches where it does not.
 
-The CPU profile keeps the whole run within about five minutes on two cores: the paper config at batch 4, and the
-WRN-40-2 OE step at 32 + 64 images (the reference's 1:2 ratio; its 128 + 256 takes about 25 s per step on one core
-here, and the cost per image is the same, see the linearity series).  The GPU profile uses the reference's
+The CPU profile keeps a run short on a small CPU: the paper config at batch 4, and the WRN-40-2 OE step at 32 + 64
+images.  That is the reference's 1:2 ratio at a quarter of its 128 + 256; the cost per image does not depend on the
+batch (the linearity series checks it).  Run times: ``docs/performance.md``.  The GPU profile uses the reference's
 128 + 256 and larger PixelCNN++ batches; ``quick`` shrinks everything to a smoke test of the harness.
 """
 from __future__ import annotations

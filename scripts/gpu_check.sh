@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One call for a short GPU loan (<= 8 min on one GPU): the CUDA tests, the benchmark against the pclucas14 port
+# The GPU checks in one call (<= 8 min on one GPU): the CUDA tests, the benchmark against the pclucas14 port
 # in float32 and bf16 with and without --compile, one short epoch of each trainer with --amp bf16 --channels-last
 # interrupted by SIGTERM and resumed, and bf16 vs float32 scoring on the same weights.  Prints one markdown
 # summary on stdout; exits non-zero if any step fails (the failing logs' tails go to stderr).

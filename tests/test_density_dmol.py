@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.special import expit, log_expit, log_softmax, logsumexp
 
-from benchmarks.plain_pixelcnn import discretized_mix_logistic_log_prob as plain_log_prob
+from tests.plain_pixelcnn import discretized_mix_logistic_log_prob as plain_log_prob
 from density_oe.pixelcnn import dmol
 from density_oe.units import bits_per_dim
 from oe_core.errors import OEError

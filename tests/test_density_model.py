@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.plain_pixelcnn import PlainPixelCNN, discretized_mix_logistic_log_prob
+from tests.plain_pixelcnn import PlainPixelCNN, discretized_mix_logistic_log_prob
 from density_oe.pixelcnn import dmol
 from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.port import load_port_state_dict

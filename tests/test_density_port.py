@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import pytest
 
-from benchmarks.plain_pixelcnn import PlainPixelCNN
+from tests.plain_pixelcnn import PlainPixelCNN
 from density_oe import port
 from density_oe.pixelcnn.model import PixelCNNConfig
 from density_oe.weights import load_density_model
