@@ -65,9 +65,9 @@ def measure_case(spec: CaseSpec, ctx: BenchContext, tracker: MemoryTracker, cfg:
         out[variant] = {"times_s": ts, "median_s": med, "spread": max(ts) / min(ts), "warmup_s": warmup[variant],
                         "images_per_s": work.images / med, "peak_mem_mb": peaks[variant] / MB,
                         "flops_per_call": flops[variant], "gflops_per_s": gflops}
-    fast, plain = out[FAST], out[BASE]
-    out["speedup"] = fast["images_per_s"] / plain["images_per_s"]
-    out["memory_ratio"] = fast["peak_mem_mb"] / plain["peak_mem_mb"] if plain["peak_mem_mb"] > 0 else None
+    fast, base = out[FAST], out[BASE]
+    out["speedup"] = fast["images_per_s"] / base["images_per_s"]
+    out["memory_ratio"] = fast["peak_mem_mb"] / base["peak_mem_mb"] if base["peak_mem_mb"] > 0 else None
     del work, calls
     gc.collect()
     return out
