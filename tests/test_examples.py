@@ -1,4 +1,5 @@
-"""examples/oe_minimal.py runs as shipped and shows what OE does: MSP separates the OOD sets better after it."""
+"""The examples run as shipped and show what OE does: MSP (examples/oe_minimal.py) and bits/dim
+(examples/density_oe_minimal.py) separate the OOD sets better after it."""
 from __future__ import annotations
 
 import os
@@ -23,6 +24,20 @@ def test_oe_minimal_example_improves_msp_auroc():
     before, after = float(m.group(1)), float(m.group(2))
     # measured: 52.7% -> 75.1%; the same fine-tuning without the OE term (--lam=0) gives 52.7% -> 61.7%
     assert after > before + 15.0, proc.stdout
+
+
+def test_oe_minimal_every_oe_epoch_covers_the_training_set_and_the_schedule_ends_at_zero():
+    """Twice as many in-distribution batches as outlier batches: the outlier stream must cycle, not end the epoch."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    tiny = ["--threads=1", "--n_train=256", "--batch_size=32", "--oe_batch_size=64", "--n_eval=40", "--epochs=1",
+            "--widen=1", "--oe_epochs=2"]
+    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "oe_minimal.py"), *tiny], env=env,
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    epochs = re.findall(r"OE epoch (\d)/2: .* (\d+) in-distribution images \| lr ([\d.e+-]+)", proc.stdout)
+    assert [int(seen) for _, seen, _ in epochs] == [256, 256], proc.stdout
+    assert float(epochs[0][2]) == pytest.approx(0.005, rel=1e-6)      # half-way down the cosine from 0.01
+    assert float(epochs[1][2]) < 1e-9, proc.stdout                    # the schedule ends where it says
 
 
 def test_oe_minimal_example_rejects_unknown_options():
