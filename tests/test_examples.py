@@ -13,11 +13,16 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def run_example(name: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``python examples/NAME.py ARGS`` on one thread, from the repository root."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py"), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
 @pytest.mark.slow
 def test_oe_minimal_example_improves_msp_auroc():
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "oe_minimal.py"), "--threads=1"], env=env,
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = run_example("oe_minimal", "--threads=1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     m = re.search(r"mean MSP AUROC ([\d.]+)% -> ([\d.]+)%", proc.stdout)
     assert m, proc.stdout[-2000:]
@@ -28,11 +33,9 @@ def test_oe_minimal_example_improves_msp_auroc():
 
 def test_oe_minimal_every_oe_epoch_covers_the_training_set_and_the_schedule_ends_at_zero():
     """Twice as many in-distribution batches as outlier batches: the outlier stream must cycle, not end the epoch."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     tiny = ["--threads=1", "--n_train=256", "--batch_size=32", "--oe_batch_size=64", "--n_eval=40", "--epochs=1",
             "--widen=1", "--oe_epochs=2"]
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "oe_minimal.py"), *tiny], env=env,
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    proc = run_example("oe_minimal", *tiny, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     epochs = re.findall(r"OE epoch (\d)/2: .* (\d+) in-distribution images \| lr ([\d.e+-]+)", proc.stdout)
     assert [int(seen) for _, seen, _ in epochs] == [256, 256], proc.stdout
@@ -40,18 +43,16 @@ def test_oe_minimal_every_oe_epoch_covers_the_training_set_and_the_schedule_ends
     assert float(epochs[1][2]) < 1e-9, proc.stdout                    # the schedule ends where it says
 
 
-def test_oe_minimal_example_rejects_unknown_options():
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "oe_minimal.py"), "--nope=1"],
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
+@pytest.mark.parametrize("name", ["oe_minimal", "density_oe_minimal"])
+def test_examples_reject_unknown_options(name):
+    proc = run_example(name, "--nope=1", timeout=300)
     assert proc.returncode == 1 and "unknown or malformed option '--nope=1'" in proc.stderr
 
 
 @pytest.mark.slow
 def test_density_oe_minimal_example_fixes_the_likelihood_failure():
     """The baseline PixelCNN++ finds the digits more likely than its own test images; OE reverses that."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "density_oe_minimal.py"), "--threads=1"], env=env,
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    proc = run_example("density_oe_minimal", "--threads=1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     digits = [float(a) for a in re.findall(r"mini-svhn [\d.]+ bpd AUROC ([\d.]+)", proc.stdout)]
     m = re.search(r"mean bpd AUROC ([\d.]+)% -> ([\d.]+)%", proc.stdout)
@@ -61,8 +62,3 @@ def test_density_oe_minimal_example_fixes_the_likelihood_failure():
     assert digits[0] < 50.0 < digits[1] - 5.0, proc.stdout
     assert after > before + 15.0, proc.stdout
 
-
-def test_density_oe_minimal_example_rejects_unknown_options():
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "density_oe_minimal.py"), "--nope=1"],
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1 and "unknown or malformed option '--nope=1'" in proc.stderr
