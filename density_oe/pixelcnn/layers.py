@@ -100,8 +100,8 @@ class DownRightShiftedDeconv2d(_ShiftedDeconv):
 
 class Nin(WeightNormLayer):
     """Network-in-network layer: a weight-normalised 1x1 convolution.  NCHW inputs go through one batched matrix
-    product ``W @ x[b]`` on the ``(C, H*W)`` planes (up to 3x faster than the CPU convolution paths for these
-    shapes, which zero-fill and reorder); channels_last inputs through oneDNN's convolution, already as fast."""
+    product ``W @ x[b]`` on the ``(C, H*W)`` planes, faster than the CPU convolution paths for these shapes, which
+    zero-fill and reorder; channels_last inputs through oneDNN's convolution, already as fast."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__((cout, cin, 1, 1), out_dim=0)
