@@ -1,25 +1,25 @@
-"""``python -m density_oe.train``: a density model (``--arch pixelcnn``: PixelCNN++, the default; ``--arch glow``:
-Glow) by maximum likelihood (baseline) or with Outlier Exposure (oe_tune).
+"""``python -m density_oe.train``: train a density model (``--arch pixelcnn``, the default, or ``--arch glow``) by
+maximum likelihood (baseline) or fine-tune it with Outlier Exposure (oe_tune).
 
-A thin :class:`~oe_core.run.Task` on the shared run engine (run folder, config.json, metrics.csv/jsonl, atomic
-checkpoints, ``--resume``, progress bars, DDP through ``torchrun``, bf16 autocast with the likelihood in float32,
-channels_last, ``--compile``).  Every epoch reports the mean training bits/dim and the test bits/dim of the
-evaluation weights (``eval_model`` in the checkpoint, which scoring and sampling use): the Polyak-averaged (EMA)
-weights for the baseline, the trained weights themselves for the OE fine-tune (``--ema-decay 0``: no averaged copy
-is kept, ``eval_model`` is empty and readers take ``model``; ``config.json``'s
-``eval_weights`` says which; reasons in :mod:`density_oe.config`).  In ``oe_tune`` mode the in-distribution and
-outlier batches go through one forward pass and the loss is :class:`~density_oe.losses.OEMarginLoss`.  The
-trainer sees a model only through its per-image log-likelihood (:mod:`density_oe.archs`), so both architectures
-share the loss, the margin units, the data stream, the evaluation weights and everything else.
+:class:`DensityTask` is a thin :class:`~oe_core.run.Task` on the shared run engine, which handles the run folder,
+checkpoints, resume, DDP, bf16 autocast, channels_last and ``--compile``.  The task sees a model only through
+``log_prob``, so both families share the loss, the margin units, the data stream and the evaluation weights.
+
+* Each step: :meth:`DensityTask.train_step`.  The baseline minimises the mean bits/dim.  In ``oe_tune`` mode the
+  in-distribution and outlier batches go through one forward pass, and the loss is
+  :class:`~density_oe.losses.OEMarginLoss`.
+* Each epoch: the mean training bits/dim and the test bits/dim of the evaluation weights, which scoring and
+  sampling also use.  The baseline evaluates its Polyak-averaged (EMA) weights; the OE fine-tune its trained
+  weights (reasons in :mod:`density_oe.config`).  ``config.json`` names them in ``eval_weights``.
 
 Deliberate differences from the TF code and the pclucas14 port:
 
-* PyTorch's Adam (``eps`` outside the square root; the TF code adds 1e-8 inside it) -- with the loss in bits/dim
-  the gradients' RMS is far above either epsilon, so the two agree;
-* the learning-rate decay is applied every step, as in TF (the port steps it once per epoch, i.e. hardly at all);
-* the test bits/dim averages every test image (the port divides by the number of batches minus one and drops
-  the last partial batch); training drops the last partial batch, as both do;
-* data order and dropout come from seeded generators per (seed, epoch, step, rank), so runs resume exactly.
+* PyTorch's Adam puts ``eps`` outside the square root (TF: inside).  With the loss in bits/dim the gradients' RMS
+  is far above either epsilon, so the two agree.
+* The learning-rate decay is applied every step, as in TF; the port steps it once per epoch.
+* The test bits/dim averages every test image.  The port divides by the number of batches minus one and drops the
+  last partial batch.  Training drops the last partial batch, as both do.
+* Data order and dropout come from seeded generators per (seed, epoch, step, rank), so runs resume exactly.
 """
 from __future__ import annotations
 
