@@ -1,5 +1,5 @@
 """Run plumbing shared by both trainers: the engine, checkpoints, devices, DDP, seeds."""
-from .checkpoint import checkpoint_digest, has_checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .device import autocast, cpu_flags, cpu_model, native_bf16, resolve_device
 from .distributed import DistInfo, dist_info_from_env
@@ -7,5 +7,5 @@ from .engine import Engine, StepContext, Task
 from .seed import derive_seed, seed_everything
 
 __all__ = ["Engine", "Task", "StepContext", "RunConfig", "load_checkpoint", "save_checkpoint",
-           "checkpoint_digest", "has_checkpoint", "resolve_device", "autocast", "cpu_flags", "cpu_model", "native_bf16", "DistInfo", "dist_info_from_env",
+           "has_checkpoint", "resolve_device", "autocast", "cpu_flags", "cpu_model", "native_bf16", "DistInfo", "dist_info_from_env",
            "derive_seed", "seed_everything"]
