@@ -28,6 +28,7 @@ from oe_core.errors import cli_main
 from oe_core.outputs import check_writable_file
 from oe_core.progress import progress_bar
 from oe_core.run import autocast, resolve_device
+from oe_core.run.cuda_graph import StepGraph, resolve_cuda_graphs
 from oe_core.atomic import atomic_write_bytes
 
 from .archs import arch_for_model
@@ -60,6 +61,9 @@ class ScoreConfig:
     device: str = help_field("auto", "cpu, cuda, cuda:N or auto")
     amp: str = help_field("none", "bf16: network in bfloat16, likelihood in float32", choices=("none", "bf16"))
     channels_last: bool = help_field(False, "run the network in the channels_last memory format")
+    compile: bool = help_field(False, "run the network through torch.compile")
+    cuda_graphs: str = help_field("auto", "capture each full-size batch (network and likelihood) as one CUDA graph "
+                                          "and replay it; auto: on CUDA", choices=("auto", "on", "off"))
     num_workers: int = help_field(2, "DataLoader worker processes")
     progress: bool = help_field(True, "show a progress bar")
 
@@ -73,17 +77,29 @@ class ScoreConfig:
 
 @torch.inference_mode()
 def score_dataset(model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: str = "none",
-                  memory_format: torch.memory_format = torch.contiguous_format, progress: bool = False) -> np.ndarray:
-    """Per-image bits/dim (float64 array, in loader order) of uint8 batches ``(x, target)`` from ``loader``."""
+                  memory_format: torch.memory_format = torch.contiguous_format, progress: bool = False,
+                  compile: bool = False, cuda_graphs: str = "off") -> np.ndarray:
+    """Per-image bits/dim (float64 array, in loader order) of uint8 batches ``(x, target)`` from ``loader``.
+
+    ``compile``: the network through ``torch.compile``; ``cuda_graphs`` (``auto``/``on``/``off``): on CUDA, the
+    whole batch (network and likelihood) captured as one CUDA graph per run and replayed for every batch of the
+    same shape (a last partial batch runs eagerly; see :mod:`oe_core.run.cuda_graph`)."""
     arch = arch_for_model(model)
     model = model.to(device, memory_format=memory_format).eval()
+    net = torch.compile(model) if compile else model
+
+    def batch_bpd(images: torch.Tensor) -> torch.Tensor:
+        x = to_unit_range(images)
+        with autocast(device, amp):
+            out = net(x.contiguous(memory_format=memory_format))
+        return bits_per_dim(arch.likelihood(out, x), x[0].numel())
+
+    step = StepGraph(batch_bpd, device, warmup=1, name="scoring batch") if resolve_cuda_graphs(
+        cuda_graphs, device) else batch_bpd
     scores = []
     with frozen_weights(model):
         for x, _ in progress_bar(loader, "scoring", progress):
-            x = to_unit_range(x.to(device))
-            with autocast(device, amp):
-                out = model(x.contiguous(memory_format=memory_format))
-            scores.append(bits_per_dim(arch.likelihood(out, x), x[0].numel()).double().cpu())
+            scores.append(step(x.to(device)).double().cpu())
     return torch.cat(scores).numpy()
 
 
@@ -123,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda")
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    scores = score_dataset(model, loader, device, cfg.amp, fmt, progress=cfg.progress)
+    scores = score_dataset(model, loader, device, cfg.amp, fmt, progress=cfg.progress, compile=cfg.compile,
+                           cuda_graphs=cfg.cuda_graphs)
     write_scores(Path(cfg.out), scores)
     print(f"{cfg.dataset}: {len(scores)} images{note}, mean {scores.mean():.4f} bits/dim -> {cfg.out}",
           file=sys.stderr)

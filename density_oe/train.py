@@ -52,6 +52,7 @@ class DensityTask(Task):
     """Maximum-likelihood or OE training of a density model."""
 
     kind = KIND
+    capturable = True      # no host syncs in train_step; the EMA update is split for --cuda-graphs
 
     def setup(self, ctx: StepContext) -> None:
         cfg = self.cfg
@@ -133,16 +134,24 @@ class DensityTask(Task):
             x = torch.cat([x, to_unit_range(ctx.to_device(outliers[0]))])
         bpd = self.bits_per_dim(model, x, ctx)
         bpd_in = bpd[:n]
-        logs = {"train_bpd": float(bpd_in.detach().mean())}
+        logs = {"train_bpd": bpd_in.detach().mean()}       # tensors: the engine reads them after the step
         if outliers is None:
             return bpd_in.mean(), logs
         bpd_out = bpd[n:]
-        logs["outlier_bpd"] = float(bpd_out.detach().mean())
+        logs["outlier_bpd"] = bpd_out.detach().mean()
         return self.criterion(bpd_in, bpd_out), logs
 
     def after_step(self, model: nn.Module, ctx: StepContext) -> None:
         if self.ema is not None:
             self.ema.update(model)
+
+    def before_captured_step(self, ctx: StepContext) -> None:
+        if self.ema is not None:
+            self.ema.advance()
+
+    def captured_after_step(self, model: nn.Module, ctx: StepContext) -> None:
+        if self.ema is not None:
+            self.ema.apply(model)
 
     def evaluate(self, model: nn.Module, ctx: StepContext) -> dict:
         total, count = 0.0, 0
