@@ -9,6 +9,7 @@ dequantisation draw (:mod:`density_oe.glow.model`), so scores are deterministic.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 from dataclasses import dataclass
@@ -75,32 +76,63 @@ class ScoreConfig:
         require(self.limit >= 0 and self.num_workers >= 0, "--limit and --num-workers must be >= 0")
 
 
-@torch.inference_mode()
+class Scorer:
+    """Per-image bits/dim of uint8 image batches under ``model`` in eval mode, with every weight normalised once
+    for the scorer's life (``with Scorer(...) as scorer: scorer(loader)``).
+
+    ``compile``: the network through ``torch.compile``; ``cuda_graphs`` (``auto``/``on``/``off``): on CUDA, one
+    batch (network and likelihood) captured as a CUDA graph after a warm-up batch and replayed for every batch of
+    the same shape (a last partial batch runs eagerly; :mod:`oe_core.run.cuda_graph`).  The graph reads the
+    normalised weights of this scorer, so it lives no longer than the ``with`` block."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, amp: str = "none",
+                 memory_format: torch.memory_format = torch.contiguous_format, compile: bool = False,
+                 cuda_graphs: str = "off"):
+        self.arch = arch_for_model(model)
+        self.model = model.to(device, memory_format=memory_format).eval()
+        self.device, self.amp, self.memory_format = device, amp, memory_format
+        self.net = torch.compile(self.model) if compile else self.model
+        self.use_graphs = resolve_cuda_graphs(cuda_graphs, device)
+        self._frozen: Optional[contextlib.AbstractContextManager] = None
+        self._step = None
+
+    def __enter__(self) -> "Scorer":
+        self._frozen = frozen_weights(self.model)
+        self._frozen.__enter__()
+        self._step = StepGraph(self._bpd, self.device, warmup=1, name="scoring batch") if self.use_graphs \
+            else self._bpd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._step = None
+        if self._frozen is not None:
+            self._frozen.__exit__(*exc)
+            self._frozen = None
+
+    def _bpd(self, images: torch.Tensor) -> torch.Tensor:
+        x = to_unit_range(images)
+        with autocast(self.device, self.amp):
+            out = self.net(x.contiguous(memory_format=self.memory_format))
+        return bits_per_dim(self.arch.likelihood(out, x), x[0].numel())
+
+    @torch.inference_mode()
+    def batch(self, images: torch.Tensor) -> torch.Tensor:
+        """bits/dim (float64, on the CPU) of one uint8 batch."""
+        if self._step is None:
+            raise RuntimeError("Scorer.batch outside its with block")
+        return self._step(images.to(self.device)).double().cpu()
+
+    def __call__(self, loader: DataLoader, progress: bool = False) -> np.ndarray:
+        return torch.cat([self.batch(x) for x, _ in progress_bar(loader, "scoring", progress)]).numpy()
+
+
 def score_dataset(model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: str = "none",
                   memory_format: torch.memory_format = torch.contiguous_format, progress: bool = False,
                   compile: bool = False, cuda_graphs: str = "off") -> np.ndarray:
-    """Per-image bits/dim (float64 array, in loader order) of uint8 batches ``(x, target)`` from ``loader``.
-
-    ``compile``: the network through ``torch.compile``; ``cuda_graphs`` (``auto``/``on``/``off``): on CUDA, the
-    whole batch (network and likelihood) captured as one CUDA graph per run and replayed for every batch of the
-    same shape (a last partial batch runs eagerly; see :mod:`oe_core.run.cuda_graph`)."""
-    arch = arch_for_model(model)
-    model = model.to(device, memory_format=memory_format).eval()
-    net = torch.compile(model) if compile else model
-
-    def batch_bpd(images: torch.Tensor) -> torch.Tensor:
-        x = to_unit_range(images)
-        with autocast(device, amp):
-            out = net(x.contiguous(memory_format=memory_format))
-        return bits_per_dim(arch.likelihood(out, x), x[0].numel())
-
-    step = StepGraph(batch_bpd, device, warmup=1, name="scoring batch") if resolve_cuda_graphs(
-        cuda_graphs, device) else batch_bpd
-    scores = []
-    with frozen_weights(model):
-        for x, _ in progress_bar(loader, "scoring", progress):
-            scores.append(step(x.to(device)).double().cpu())
-    return torch.cat(scores).numpy()
+    """Per-image bits/dim (float64 array, in loader order) of uint8 batches ``(x, target)`` from ``loader``
+    (:class:`Scorer`: eval mode, ``inference_mode``, weights normalised once; optional compile and CUDA graphs)."""
+    with Scorer(model, device, amp, memory_format, compile, cuda_graphs) as scorer:
+        return scorer(loader, progress)
 
 
 def dataset_at(cfg: ScoreConfig, size: Optional[tuple[int, int]]) -> tuple[Dataset, str]:
