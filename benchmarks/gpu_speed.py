@@ -16,6 +16,7 @@ every measurement, so a run stopped by its time limit keeps what it measured (co
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import time
@@ -69,7 +70,7 @@ def train_step(cfg: SpeedConfig, device: torch.device, batch: int, compiled: boo
     """A zero-argument train step (and its model) of ``batch`` fixed random images."""
     model = _model(cfg, device, True)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.95, 0.9995), fused=device.type in ("cpu", "cuda"))
-    lrs = TensorLR(opt, device)
+    lrs = TensorLR(opt, device) if graphs else None      # as the trainer: float LR in eager steps
     net = torch.compile(model) if compiled else model
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     x = (_images(batch, 8 if cfg.dry_run else 32, device).float() / 127.5 - 1.0).contiguous(memory_format=fmt)
@@ -80,7 +81,7 @@ def train_step(cfg: SpeedConfig, device: torch.device, batch: int, compiled: boo
             params = net(x)
         loss = nll_bpd(params, x).mean()
         loss.backward()
-        with lrs.for_step():
+        with lrs.for_step() if lrs is not None else contextlib.nullcontext():
             opt.step()
         return loss.detach()
     fn = StepGraph(step, device, name="train step") if graphs else step

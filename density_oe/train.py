@@ -37,6 +37,7 @@ from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError, cli_main
 from oe_core.run import Engine, StepContext, Task, derive_seed, has_checkpoint
+from oe_core.run.engine import compile_with_fallback
 
 from .archs import get_arch
 from .config import KIND, DensityConfig
@@ -57,6 +58,8 @@ class DensityTask(Task):
     def setup(self, ctx: StepContext) -> None:
         cfg = self.cfg
         self.arch = get_arch(cfg.arch)
+        # --compile: the engine compiles the network, this the likelihood (traceable too: one graph each)
+        self.likelihood = compile_with_fallback(self.arch.likelihood) if cfg.compile else self.arch.likelihood
         self.device = ctx.device
         data = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size)
         self.train_set = open_dataset(cfg.dataset, "train", **data)
@@ -118,7 +121,7 @@ class DensityTask(Task):
     def bits_per_dim(self, model: nn.Module, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
         """Per-image bits/dim of ``x`` ([-1, 1] grid) from the architecture's log-likelihood in nats."""
         out = model(x.contiguous(memory_format=ctx.memory_format))
-        return bits_per_dim(self.arch.likelihood(out, x), self.num_dims)
+        return bits_per_dim(self.likelihood(out, x), self.num_dims)
 
     def steps_per_epoch(self) -> int:
         return len(self.stream)

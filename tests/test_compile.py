@@ -4,6 +4,9 @@ bits as the eager kernel).  ``aot_eager`` keeps these tests fast (an Inductor co
 on the shared 2-core CPU, so Inductor itself is exercised by ``scripts/gpu_check.sh`` on a GPU, not here)."""
 from __future__ import annotations
 
+import json
+import warnings
+
 import pytest
 import torch
 
@@ -11,7 +14,11 @@ from density_oe import dmol
 from density_oe.glow import Glow, GlowConfig
 from density_oe.losses import oe_density_loss
 from density_oe.model import ModelConfig, PixelCNNpp
+from density_oe.train import main
+from oe_core.run.checkpoint import load_checkpoint
+from oe_core.run.engine import compile_with_fallback
 from tests.test_density_dmol import random_case
+from tests.test_density_train import BASELINE
 
 TINY = ModelConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=2)
 
@@ -86,3 +93,42 @@ def test_compiled_loss_and_gradients_equal_eager_with_dropout(fmt):
     for name, g in eager[1].items():
         torch.testing.assert_close(compiled[1][name], g, rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")
 
+
+
+def test_a_failed_compile_warns_once_and_runs_eagerly(monkeypatch):
+    def broken(fn, **kwargs):
+        def call(*args, **kw):
+            raise RuntimeError("no C++ compiler found")
+        return call
+    monkeypatch.setattr(torch, "compile", broken)
+    double = compile_with_fallback(lambda t: t * 2)
+    with pytest.warns(UserWarning, match="torch.compile failed .*running eagerly") as seen:
+        assert double(torch.ones(2)).tolist() == [2.0, 2.0]
+        assert double(torch.ones(2)).tolist() == [2.0, 2.0]
+    assert len(seen) == 1
+
+
+def test_the_trainer_with_compile_trains_as_eager(tmp_path, monkeypatch):
+    """``--compile`` in the density trainer: the network (engine) and the likelihood (task) compiled, here with
+    the aot_eager backend (Inductor takes minutes on this CPU): the same losses and weights as eager."""
+    args = [*BASELINE, "--epochs", "1", "--limit-steps", "3"]
+    assert main(args + ["--out", str(tmp_path / "eager")]) == 0
+    real = torch.compile
+    calls = []
+
+    def aot_eager(fn, **kwargs):
+        calls.append(fn)
+        return real(fn, backend="aot_eager")
+    monkeypatch.setattr(torch, "compile", aot_eager)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert main(args + ["--out", str(tmp_path / "compiled"), "--compile"]) == 0
+    assert not [w for w in seen if "torch.compile failed" in str(w.message)]     # no fallback to eager
+    assert len(calls) == 2                                   # the network and the likelihood
+    rows = [json.loads((tmp_path / run / "metrics.json").read_text())[-1] for run in ("eager", "compiled")]
+    for key in ("train_loss", "train_bpd", "test_bpd"):
+        assert rows[1][key] == pytest.approx(rows[0][key], rel=1e-4), key
+    states = [load_checkpoint(tmp_path / run, expect_kind="density")["model"] for run in ("eager", "compiled")]
+    for name, value in states[0].items():   # (Adam turns float32-level gradient differences into up to lr-sized
+        # moves for near-zero gradients: 3 steps at lr 3e-3 bound what may differ)
+        torch.testing.assert_close(states[1][name], value, rtol=1e-3, atol=1e-4, msg=lambda m: f"{name}: {m}")

@@ -86,9 +86,9 @@ def _fit(lr_as_tensor: bool, steps: int = 20) -> tuple[list[float], torch.Tensor
             lrs.sync()
             seen.append(float(lrs.tensors[0]))
             with lrs.for_step():
-                assert isinstance(opt.param_groups[0]["lr"], torch.Tensor)
+                assert isinstance(opt.param_groups[0]["lr"], torch.Tensor) and opt.param_groups[0]["capturable"]
                 opt.step()
-            assert isinstance(opt.param_groups[0]["lr"], float)                 # the scheduler sees floats
+            assert isinstance(opt.param_groups[0]["lr"], float) and not opt.param_groups[0]["capturable"]
         else:
             seen.append(opt.param_groups[0]["lr"])
             opt.step()

@@ -182,6 +182,8 @@ class TensorLR:
         self.optimizer = optimizer
         self.tensors = [torch.tensor(float(g["lr"]), dtype=torch.float32, device=device)
                         for g in optimizer.param_groups]
+        # the eager warm-up steps run with capturable=True too (see for_step): no warning about it
+        optimizer._warned_capturable_if_run_uncaptured = True
 
     def sync(self) -> None:
         for t, group in zip(self.tensors, self.optimizer.param_groups):
@@ -189,12 +191,14 @@ class TensorLR:
 
     @contextlib.contextmanager
     def for_step(self) -> Iterator[None]:
+        """The optimizer step with the tensor learning rates and ``capturable=True`` (which ``step()`` demands
+        under capture, also for fused Adam); both restored afterwards, so state dicts keep floats."""
         groups = self.optimizer.param_groups
-        saved = [g["lr"] for g in groups]
+        saved = [(g["lr"], g.get("capturable", False)) for g in groups]
         for t, g in zip(self.tensors, groups):
-            g["lr"] = t
+            g["lr"], g["capturable"] = t, True
         try:
             yield
         finally:
-            for lr, g in zip(saved, groups):
-                g["lr"] = lr
+            for (lr, capturable), g in zip(saved, groups):
+                g["lr"], g["capturable"] = lr, capturable

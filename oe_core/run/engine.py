@@ -30,7 +30,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import nn
@@ -413,10 +413,10 @@ def _progress(enabled: bool, total: int, initial: int, desc: str):
 
 
 class _CompileFallback(nn.Module):
-    """Calls the compiled module; if compiling fails (at the first call, where torch.compile fails), warns once
-    and runs the eager module from then on."""
+    """Calls the compiled module (or function); if compiling fails (at the first call, where torch.compile
+    fails), warns once and runs the eager one from then on."""
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module | Callable):
         super().__init__()
         self.module = module
         self.compiled = torch.compile(module)
@@ -435,3 +435,9 @@ class _CompileFallback(nn.Module):
 
 def _try_compile(model: nn.Module) -> nn.Module:
     return _CompileFallback(model)
+
+
+def compile_with_fallback(fn: Callable) -> nn.Module:
+    """``torch.compile(fn)`` that warns once and runs ``fn`` eagerly if compiling fails (for a task's own
+    functions, e.g. the density trainer's likelihood)."""
+    return _CompileFallback(fn)
