@@ -144,3 +144,20 @@ def test_a_density_run_through_the_graph_path_ends_with_the_eager_weights(tmp_pa
     for part in ("model", "eval_model"):
         for name, value in states[0][part].items():
             torch.testing.assert_close(states[1][part][name], value, rtol=1e-4, atol=1e-5, msg=lambda m: f"{name} {m}")
+
+
+def test_glow_keeps_its_fixed_evaluation_draw_on_the_device_with_the_same_values():
+    """Glow's scoring batch is capturable: the fixed dequantisation draw is made once per image shape (not copied
+    from the host at every call) and is the same draw as before (seeded CPU generator)."""
+    from density_oe.glow import Glow, GlowConfig
+    from density_oe.glow.model import EVAL_NOISE_SEED
+    torch.manual_seed(0)
+    model = Glow(GlowConfig(glow_levels=2, glow_steps=2, glow_hidden=8)).eval()
+    for side in (8, 16):
+        x = torch.randint(0, 256, (3, 3, side, side)).float() / 127.5 - 1
+        draw = torch.rand(x.shape[1:], generator=torch.Generator().manual_seed(EVAL_NOISE_SEED)).expand_as(x)
+        with torch.inference_mode():
+            first = model(x)
+        kept = model._eval_noise_cache[1]
+        assert torch.equal(model(x), first) and torch.equal(model(x, draw), first)
+        assert model._eval_noise_cache[1] is kept and not kept.is_inference()
