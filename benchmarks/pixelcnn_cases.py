@@ -19,6 +19,8 @@ float32) and the port runs in float32: the bf16 targets compare the suite's bf16
 """
 from __future__ import annotations
 
+import contextlib
+import math
 from typing import Callable
 
 import numpy as np
@@ -28,8 +30,10 @@ from torch.utils.data import DataLoader, TensorDataset
 from density_oe.pixelcnn.dmol import log_prob, nll_bpd
 from density_oe.losses import oe_density_loss
 from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
-from density_oe.score import score_dataset
+from density_oe.score import Scorer, score_dataset
 from oe_core.data.transforms import to_unit_range
+
+from oe_core.run.cuda_graph import StepGraph, TensorLR
 
 from .port import build_port_model
 from .sizes import PixelCNNShape
@@ -65,21 +69,25 @@ def port_model(ctx: BenchContext, shape: PixelCNNShape) -> torch.nn.Module:
 
 
 def fast_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
-    """One training step of the suite's model on the mean bits/dim."""
+    """One training step of the suite's model on the mean bits/dim (``--cuda-graphs``: captured whole, as the
+    trainer does on CUDA, with the learning rate as a device tensor)."""
     model = fast_model(ctx, shape).train()
     opt = _fused_adam(ctx, model)
+    lrs = TensorLR(opt, ctx.device) if ctx.cuda_graphs else None
     net = _maybe_compiled(ctx, model)
     x = ctx.images(batch).contiguous(memory_format=ctx.memory_format)
 
-    def step() -> torch.Tensor:
+    def step(x: torch.Tensor) -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         with ctx.autocast():
             params = net(x)
         loss = nll_bpd(params, x).mean()
         loss.backward()
-        opt.step()
+        with lrs.for_step() if lrs is not None else contextlib.nullcontext():
+            opt.step()
         return loss.detach()
-    return step
+    graphed = StepGraph(step, ctx.device, name="benchmark train step") if ctx.cuda_graphs else step
+    return lambda: graphed(x)
 
 
 def port_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
@@ -208,15 +216,19 @@ def uint8_loader(images: torch.Tensor, batch_size: int) -> DataLoader:
 def score(ctx: BenchContext) -> Workload:
     """One batch: the suite's ``density_oe.score.score_dataset`` (uint8 batch in, float64 bpd out) against the
     port's model in eval mode under ``no_grad`` with the suite's per-image likelihood, on the [-1, 1] batch."""
-    shape, batch = ctx.sizes.paper, ctx.sizes.paper_batch
+    shape, batch = ctx.sizes.paper, ctx.sizes.score_batch
     images = ctx.uint8_images(batch)
     x = to_unit_range(images.to(ctx.device))
 
     def fast() -> Callable[[], np.ndarray]:
         model, loader = fast_model(ctx, shape).eval(), uint8_loader(images, batch)
-        if ctx.compile:
-            model.compile()  # in place: ``log_prob`` calls the compiled forward
-        return lambda: score_dataset(model, loader, ctx.device, ctx.amp, ctx.memory_format)
+        if not (ctx.compile or ctx.cuda_graphs):
+            return lambda: score_dataset(model, loader, ctx.device, ctx.amp, ctx.memory_format)
+        # one scorer for every call: the compiled network and the captured graph are built once, as when
+        # score_dataset scores a whole data set
+        scorer = Scorer(model, ctx.device, ctx.amp, ctx.memory_format, ctx.compile,
+                        "on" if ctx.cuda_graphs else "off").__enter__()
+        return lambda: scorer(loader)
 
     def port_way() -> Callable[[], torch.Tensor]:
         model = port_model(ctx, shape).eval()

@@ -37,6 +37,7 @@ from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError, cli_main
 from oe_core.run import Engine, StepContext, Task, derive_seed, has_checkpoint, unwrap
+from oe_core.run.engine import compile_with_fallback
 
 from .archs import get_arch
 from .config import KIND, DensityConfig
@@ -48,14 +49,22 @@ from .units import bits_per_dim
 from .weights import load_density_model
 
 
+def log_prob(net: nn.Module, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``net.log_prob(x, out=out)``: the likelihood half of a step, a function so that ``--compile`` can compile it."""
+    return net.log_prob(x, out=out)
+
+
 class DensityTask(Task):
     """Maximum-likelihood or OE training of a density model."""
 
     kind = KIND
+    capturable = True      # no host syncs in train_step; the EMA update is split for --cuda-graphs
 
     def setup(self, ctx: StepContext) -> None:
         cfg = self.cfg
         self.arch = get_arch(cfg.arch)
+        # --compile: the engine compiles the network, this the likelihood (traceable too: one graph each)
+        self.likelihood = compile_with_fallback(log_prob) if cfg.compile else log_prob
         self.device = ctx.device
         data = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size)
         self.train_set = open_dataset(cfg.dataset, "train", **data)
@@ -121,7 +130,7 @@ class DensityTask(Task):
         a wrapper only wraps ``forward``; ``log_prob`` then reads that output.
         """
         out = model(x.contiguous(memory_format=ctx.memory_format))
-        return bits_per_dim(unwrap(model).log_prob(x, out=out), self.num_dims)
+        return bits_per_dim(self.likelihood(unwrap(model), x, out), self.num_dims)
 
     def steps_per_epoch(self) -> int:
         return len(self.stream)
@@ -137,16 +146,24 @@ class DensityTask(Task):
             x = torch.cat([x, to_unit_range(ctx.to_device(outliers[0]))])
         bpd = self.bits_per_dim(model, x, ctx)
         bpd_in = bpd[:n]
-        logs = {"train_bpd": float(bpd_in.detach().mean())}
+        logs = {"train_bpd": bpd_in.detach().mean()}       # tensors: the engine reads them after the step
         if outliers is None:
             return bpd_in.mean(), logs
         bpd_out = bpd[n:]
-        logs["outlier_bpd"] = float(bpd_out.detach().mean())
+        logs["outlier_bpd"] = bpd_out.detach().mean()
         return self.criterion(bpd_in, bpd_out), logs
 
     def after_step(self, model: nn.Module, ctx: StepContext) -> None:
         if self.ema is not None:
             self.ema.update(model)
+
+    def before_captured_step(self, ctx: StepContext) -> None:
+        if self.ema is not None:
+            self.ema.advance()
+
+    def captured_after_step(self, model: nn.Module, ctx: StepContext) -> None:
+        if self.ema is not None:
+            self.ema.apply(model)
 
     def evaluate(self, model: nn.Module, ctx: StepContext) -> dict:
         total, count = 0.0, 0

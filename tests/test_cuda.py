@@ -3,6 +3,8 @@ running as written.  Marked ``cuda`` (``pytest -m cuda`` selects them; ``scripts
 skipped, with the reason, where torch sees no CUDA GPU."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -39,15 +41,21 @@ def test_pixelcnn_outputs_and_gradients_match_the_cpu(channels_last):
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     losses, grads = [], []
     for device in (torch.device("cpu"), CUDA):
-        m = model.to(device, memory_format=fmt)
+        # a fresh copy per device (Module.to moves parameters and their .grad in place, so a CPU gradient kept as
+        # a reference would move to the GPU with the model), and gradients copied to the CPU (.cpu() of a CPU
+        # tensor is that same tensor)
+        m = copy.deepcopy(model).to(device, memory_format=fmt)
         xd = x.to(device).contiguous(memory_format=fmt)
-        m.zero_grad()
         loss = -dmol.log_prob(m(xd), xd).sum()
         loss.backward()
+        assert m.nin_out.weight_v.grad.device.type == device.type
         losses.append(loss.item())
-        grads.append(m.nin_out.weight_v.grad.cpu())
+        grads.append({name: p.grad.detach().to("cpu", copy=True) for name, p in m.named_parameters()})
+    assert [g.device.type for g in grads[0].values()] == ["cpu"] * len(grads[0])   # a real CPU reference
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
-    torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-3)
+    assert grads[1].keys() == grads[0].keys()
+    for name, reference in grads[0].items():
+        torch.testing.assert_close(grads[1][name], reference, rtol=1e-3, atol=1e-3, msg=lambda m: f"{name}: {m}")
 
 
 def test_bf16_scoring_on_cuda_is_within_a_hundredth_of_a_bit_of_float32():

@@ -203,7 +203,7 @@ def test_bad_input_shapes_are_one_clear_error():
 def test_fused_concat_elu_equals_the_composite_ops_torch_compile_traces(monkeypatch, pad, channels_last):
     """The eager kernel (exp-only ELU, fused padding and dropout) against elu(cat([x, -x])) on a padded x, in
     value and gradient; dropout masks keep or zero whole elements and scale by 1/(1-p)."""
-    from density_oe import activations
+    from density_oe.pixelcnn import activations
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(2, 5, 6, 4, generator=g) * 3).requires_grad_(True)
     xin = x.contiguous(memory_format=torch.channels_last) if channels_last else x

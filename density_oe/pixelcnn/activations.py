@@ -138,5 +138,6 @@ def concat_elu(x: torch.Tensor, dropout: float = 0.0, training: bool = False,
     """``dropout(elu(cat([x, -x], 1)))`` (dropout only when ``training`` and ``dropout > 0``), surrounded by a zero
     border of ``pad = (left, right, top, bottom)`` pixels (the same as zero-padding ``x`` first: elu(0) = 0)."""
     if torch.compiler.is_compiling():
-        return F.dropout(F.elu(torch.cat([F.pad(x, pad), -F.pad(x, pad)], dim=1)), dropout, training)
+        out = F.elu(torch.cat([F.pad(x, pad), -F.pad(x, pad)], dim=1))
+        return out * dropout_mask(out, dropout) if training and dropout > 0 else out   # the eager kernel's mask
     return _ConcatEluDropout.apply(x, dropout, training, tuple(pad))
