@@ -35,14 +35,14 @@ from oe_core.run import save_checkpoint
 from oe_core.run.checkpoint import checkpoint_format
 
 from .config import KIND, DensityConfig
+from .pixelcnn import PixelCNNConfig, PixelCNNpp
 
 PORT_IMAGE_SIZE = (32, 32)  # the port's released weights are CIFAR-10 models
-from .model import ModelConfig, PixelCNNpp
 
 _WRAPPED = re.compile(r"^(?P<layer>.+)\.(?P<wrap>conv|lin_a|deconv)\.(?P<param>weight_g|weight_v|bias)$")
 
 
-def infer_model_config(port_state: Mapping[str, torch.Tensor], dropout: float = 0.5) -> ModelConfig:
+def infer_model_config(port_state: Mapping[str, torch.Tensor], dropout: float = 0.5) -> PixelCNNConfig:
     """Read ``nr_resnet``, ``nr_filters`` and ``nr_logistic_mix`` off a port ``state_dict`` (prefix stripped)."""
     try:
         filters = port_state["u_init.conv.weight_v"].shape[0]
@@ -50,7 +50,7 @@ def infer_model_config(port_state: Mapping[str, torch.Tensor], dropout: float = 
     except KeyError as e:
         raise CheckpointError(f"not a pixel-cnn-pp checkpoint: key {e.args[0]!r} is missing") from None
     blocks = {int(m.group(1)) for k in port_state if (m := re.match(r"up_layers\.0\.u_stream\.(\d+)\.", k))}
-    return ModelConfig(nr_resnet=len(blocks), nr_filters=filters, nr_logistic_mix=mix, dropout=dropout)
+    return PixelCNNConfig(nr_resnet=len(blocks), nr_filters=filters, nr_logistic_mix=mix, dropout=dropout)
 
 
 def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:

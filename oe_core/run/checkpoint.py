@@ -220,11 +220,6 @@ def _read_file(path: Path, expect_kind: Optional[str] = None, map_location: Any 
     return state
 
 
-def checkpoint_digest(path: str | Path) -> str:
-    """The checksum stored in the checkpoint header (identifies the exact weights)."""
-    return load_checkpoint(path)["sha256"]
-
-
 def load_checkpoint(path: str | Path, expect_kind: Optional[str] = None, map_location: Any = "cpu") -> dict:
     """Read and verify a checkpoint file, or the latest good one in a run folder.
 
