@@ -57,6 +57,7 @@ class Preset:
     pcnn_ema: float           # baseline EMA decay: the TF average keeps decay^steps of the initial weights, so a
                               # mini run needs one it forgets (0.9995 over 1250 steps would keep 54%, 0.995 0.2%)
     limit_steps: int = 0      # cap on steps per epoch (0: full epochs)
+    cls_oe_lr: float = 0.0    # OE fine-tune learning rate of the classifier (0: the trainer's, the paper's 0.001)
     num_to_avg: int = 10
     n_ood: int = 0            # images per OOD set (0: n_test); the protocol draws n_test/5 of them per trial
     pcnn_oe_steps: int = 0    # cap on PixelCNN++ OE fine-tuning steps per epoch (0: full epochs)
@@ -75,7 +76,8 @@ PRESETS: dict[str, Preset] = {
                    pcnn_epochs=1, pcnn_oe_epochs=1, pcnn_filters=8, pcnn_resnet=1, pcnn_mix=2, pcnn_batch=32, pcnn_ema=0.9,
                    limit_steps=4, num_to_avg=2, glow_epochs=1, glow_steps=1, glow_hidden=4, glow_ema=0.9),
     # about 3 min on a 2-core AMD EPYC (Zen 4) with bf16: see README "The main job" for the measured runs
-    "default": Preset(size=16, n_test=1000, n_ood=500, cls_epochs=5, cls_oe_epochs=2, cls_depth=16,
+    # classifier OE length and learning rate chosen on validation sets (analysis.mini_select; README)
+    "default": Preset(size=16, n_test=1000, n_ood=500, cls_epochs=5, cls_oe_epochs=4, cls_oe_lr=0.01, cls_depth=16,
                       cls_width=2, pcnn_epochs=4, pcnn_oe_epochs=1, pcnn_oe_steps=80, pcnn_filters=32,
                       pcnn_resnet=1, pcnn_mix=5, pcnn_batch=32, pcnn_ema=0.995),
     # a larger PixelCNN++ trained twice as long, full OE epochs, plus a small Glow: 14 min 51 s there (README)
@@ -222,7 +224,8 @@ def run_study(cfg: StudyConfig) -> Path:
     study.run("classifier OE fine-tune", "classifiers_oe.train", cls_train.main, [
         "--mode", "oe_tune", "--init", runs["clf"], "--dataset", "mini-id", "--arch", "wrn",
         "--depth", str(p.cls_depth), "--widen-factor", str(p.cls_width), "--outliers", "mini-outliers",
-        "--epochs", str(p.cls_oe_epochs), *_train_common(study, runs["clf_oe"])])
+        "--epochs", str(p.cls_oe_epochs), *(["--lr", str(p.cls_oe_lr)] if p.cls_oe_lr else []),
+        *_train_common(study, runs["clf_oe"])])
     for family in families:
         label, display, _ = FAMILIES[family]
         model, baseline_only, epochs, oe_epochs = _density_options(p, family)
