@@ -12,8 +12,9 @@ commands a user would type:
    ``analysis.figures``, ``analysis.svhn_likelihood``)
 
 and writes ``<out>/report.md`` with the tables and figures embedded, the findings stated from the measured
-numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (about 3 minutes on a
-2-core AMD EPYC with native bf16: 3 min 17 s measured), ``full`` (a larger PixelCNN++ trained longer, plus a small
+numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (about 4 minutes on a
+2-core AMD EPYC with native bf16: 3 min 17 s measured with the 2-epoch classifier OE of mini benchmark v1; v2's
+4 OE epochs add two), ``full (a larger PixelCNN++ trained longer, plus a small
 Glow: 14 min 51 s measured there), ``tiny`` (a CI-sized run of the same code path).  ``--amp auto`` (the
 default) trains in bf16 autocast where the CPU or GPU computes bf16 natively (likelihoods and the density head stay
 float32; the report says which precision ran); evaluation scores in float32.
@@ -101,7 +102,7 @@ class StudyConfig:
     """Run the offline mini OE study end to end and write a report."""
 
     out: str = help_field("runs/demo", "folder for every run, table, figure and report.md")
-    preset: str = help_field("default", "default: ~3-4 min on a 2-core CPU with bf16; full: a larger PixelCNN++ plus Glow (~15 min); "
+    preset: str = help_field("default", "default: ~4 min on a 2-core CPU with bf16; full: a larger PixelCNN++ plus Glow (~15 min); "
                                          "tiny: seconds, for CI", choices=tuple(PRESETS))
     device: str = help_field("auto", "cpu, cuda or auto")
     amp: str = help_field("auto", "precision of the trainers (Glow always trains in float32): bf16 autocast "
