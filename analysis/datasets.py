@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 import torch
 from torch.utils.data import DataLoader, Subset
 
-from oe_core.data import dataset_info, get_dataset
+from oe_core.data import dataset_info, open_dataset
 from oe_core.data.folders import ImageFiles
 from oe_core.errors import ConfigError, OEError
 
@@ -106,6 +106,13 @@ class DatasetSpec:
     def from_dict(cls, d: dict) -> "DatasetSpec":
         return cls(d["name"], d["split"], tuple(sorted(d.get("options", {}).items())))
 
+    def open(self, data_root: str = "", limit: int = 0):
+        """The dataset of this spec (uint8 images); ``limit > 0`` keeps its first ``limit`` images.
+
+        Missing or corrupt data raises :class:`oe_core.errors.DataError` naming the set, path and source.
+        """
+        return open_dataset(self.name, self.split, root=data_root, options=dict(self.options), limit=limit)
+
     @property
     def fed_raw(self) -> bool:
         """True for sets the reference feeds classifiers un-normalised (the synthetic noise)."""
@@ -128,22 +135,6 @@ def ood_suite(id_spec: DatasetSpec, ood: list[str]) -> list[DatasetSpec]:
     if size is None:
         return specs
     return [s.with_options(size=size) if not dataset_info(s.name).needs_root else s for s in specs]
-
-
-def open_dataset(spec: DatasetSpec, data_root: str = "", limit: int = 0):
-    """Build the dataset of ``spec`` (uint8 images); ``limit > 0`` keeps its first ``limit`` images.
-
-    Missing or corrupt data raises :class:`oe_core.errors.DataError` naming the set, path and source.
-    """
-    try:
-        ds = get_dataset(spec.name, split=spec.split, root=data_root or None, **dict(spec.options))
-    except TypeError as e:  # an option the builder does not take
-        raise ConfigError(f"dataset {spec.text!r}: bad option ({e})") from None
-    if len(ds) == 0:
-        raise OEError(f"dataset {spec.text!r} holds no images")
-    if limit and limit < len(ds):
-        ds = Subset(ds, range(limit))
-    return ds
 
 
 def image_files(dataset) -> Optional[ImageFiles]:

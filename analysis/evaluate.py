@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from classifiers_oe.weights import parse_options
+from classifiers_oe.weights import TRUST_PICKLE_HELP, parse_options
 from oe_core.config import help_field, parse_config, require, validate
 from oe_core.data import dataset_info
 from oe_core.detectors import DETECTORS, Detector, DetectorEntry, detectors_for, get_detector
@@ -61,7 +61,9 @@ class EvaluateConfig:
                                      "folder's name), PATH a checkpoint file or run folder of this suite, or your "
                                      "own classifier file: a plain state dict (architecture inferred from its keys "
                                      "or given as OPTIONS, e.g. :arch=wrn,depth=40,widen=2,classes=10 or "
-                                     ":arch=resnet18 for a torchvision model) or a whole saved model")
+                                     ":arch=resnet18 for a torchvision model); a whole pickled model loads only with "
+                                     "--trust-pickle")
+    trust_pickle: bool = help_field(False, TRUST_PICKLE_HELP)
     cached: list[str] = help_field([], "model labels (shell-style patterns allowed) to evaluate from the score "
                                        "cache alone, without checkpoints")
     from_results: str = help_field("", "re-render the tables of an earlier results.json from its score cache "
@@ -273,7 +275,7 @@ def run_evaluation(cfg: EvaluateConfig) -> Evaluation:
     device = resolve_device(cfg.device) if cfg.ckpt or cfg.background else None
     for text in cfg.ckpt:
         label, path, options = _label_and_path(text)
-        models.append(load_model(path, label, device, options))
+        models.append(load_model(path, label, device, options, trust_pickle=cfg.trust_pickle))
     models += _cached_models(cache, cfg.cached, id_spec)
     for m in models:
         if m.label in labels:

@@ -30,7 +30,8 @@ from density_oe.config import KIND as DENSITY
 from density_oe.weights import load_density_model
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError
-from oe_core.run import load_checkpoint, read_checkpoint
+from oe_core.run import load_checkpoint
+from oe_core.run.checkpoint import checkpoint_format
 
 
 def module_device(net: nn.Module) -> torch.device:
@@ -121,14 +122,6 @@ _LOADERS: dict[str, tuple[type, Callable[[Path, dict, torch.device], nn.Module]]
 }
 
 
-def _is_suite_checkpoint(path: Path) -> bool:
-    try:
-        read_checkpoint(path)
-    except CheckpointError as e:
-        return "not an OE-suite checkpoint" not in str(e)  # corrupt suite checkpoints are reported as such
-    return True
-
-
 def _file_digest(path: Path, options: dict) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -139,12 +132,15 @@ def _file_digest(path: Path, options: dict) -> str:
 
 
 def load_model(path: str | Path, label: str, device: torch.device,
-               options: Optional[dict[str, str]] = None) -> ScoringModel:
+               options: Optional[dict[str, str]] = None, trust_pickle: bool = False) -> ScoringModel:
     """Load a checkpoint file or run folder as a scoring model (kind read from the checkpoint), or a user's own
-    classifier file (``options``: its architecture, e.g. ``{"arch": "wrn", "depth": "40", "widen": "2"}``)."""
+    classifier file (``options``: its architecture, e.g. ``{"arch": "wrn", "depth": "40", "widen": "2"}``).
+
+    Nothing is unpickled, except a user's whole pickled model when ``trust_pickle`` (see
+    :func:`classifiers_oe.weights.load_user_classifier`)."""
     path = Path(path).expanduser()
-    if path.is_file() and (options or not _is_suite_checkpoint(path)):
-        net = load_user_classifier(path, options, device)
+    if path.is_file() and (options or checkpoint_format(path) is None):
+        net = load_user_classifier(path, options, device, trust_pickle=trust_pickle)
         return ClassifierModel(net=net, label=label, digest=_file_digest(path, options or {}),
                                path=str(path.resolve()))
     state = load_checkpoint(path)

@@ -19,7 +19,7 @@ from oe_core.progress import progress_bar
 from oe_core.run import resolve_device
 
 from .cache import DamagedEntry, ScoreCache, ScoreEntry, ScoreKey
-from .datasets import DatasetSpec, image_files, iter_batches, open_dataset
+from .datasets import DatasetSpec, image_files, iter_batches
 from .models import DensityModel, ScoringModel, load_model
 from .results import Evaluation
 
@@ -84,7 +84,7 @@ class BoundDetector:
                 obj.to(self.model.device)  # pytorch-ood detectors keep their own device
             if self.fit_spec is not None:
                 fit_model = self.model.for_dataset(self.fit_spec.fed_raw)
-                data = open_dataset(self.fit_spec, self.data_root, self.limit)
+                data = self.fit_spec.open(self.data_root, self.limit)
                 print(f"  {self.model.label} / {self.name}: fitting on {self.fit_spec.text} ({len(data)} images)",
                       flush=True)
                 obj.fit(_FitBatches(fit_model, data, self.batch_size))
@@ -122,7 +122,7 @@ def cached_scores(cache: ScoreCache, model: ScoringModel, detector: BoundDetecto
 
     def compute() -> np.ndarray:
         desc = f"{model.label} / {detector.name} / {spec.text}" if progress else ""
-        dataset = open_dataset(spec, data_root, limit)
+        dataset = spec.open(data_root, limit)
         files = image_files(dataset)
         if files is not None:  # find every unreadable image in this one pass, then name them all
             files.collect_errors = True

@@ -28,6 +28,8 @@ class BenchConfig:
                                        "several data-set sizes, and fit a line to each")
     compile: bool = help_field(False, "run the suite's PixelCNN++ through torch.compile (minutes to compile on a "
                                       "small CPU; meant for GPUs)")
+    cuda_graphs: bool = help_field(False, "capture the suite's train step (forward, loss, backward, fused Adam with "
+                                          "the LR as a tensor) and its scoring batch as CUDA graphs (CUDA only)")
     port_dir: str = help_field("", "folder of a pclucas14/pixel-cnn-pp clone (default: ../shared/anchors/"
                                    "pixel-cnn-pp next to this repository)")
     seed: int = help_field(0, "seed for the random weights and inputs")

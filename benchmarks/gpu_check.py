@@ -1,19 +1,30 @@
-"""``python -m benchmarks.gpu_check`` (``scripts/gpu_check.sh``): everything a short GPU loan should check, in one call.
+"""``python -m benchmarks.gpu_check`` (``scripts/gpu_check.sh``): the GPU checks of the suite in one call,
+at most 8 minutes (``--budget``: each step gets what is left; a step past it is killed and reported).
 
-Steps, each in its own process, every log kept under ``--out``:
+Steps, each in its own process, every log kept under ``--out``, in order of importance:
 
 1. the CUDA tests (``pytest -m cuda``; skipped tests and their reasons are reported);
-2. the benchmark against the pclucas14 port, float32 and bf16, each without and with ``--compile`` (paper-config
-   train step; without ``--compile`` also scoring and the WRN-40-2 OE step);
-3. one short epoch of each trainer with ``--amp bf16 --channels-last``, interrupted by SIGTERM once the progress
-   bar shows a finished step, then resumed by rerunning the same command to the end;
-4. bpd scoring of the trained density run in bf16 and in float32 on the same weights (must agree within 0.01);
-   the run's training weights (``--weights train``): after one short epoch its EMA is still mostly the
-   initialisation, a degenerate model whose bits/dim no precision reproduces.
+2. the benchmark against the pclucas14 port in bf16 with the fast path (channels_last, the whole train step and
+   the scoring batch as CUDA graphs): paper-config train step at batch 64 (the port's default), scoring at batch
+   256, the WRN-40-2 OE step; the port runs as written, in float32;
+3. one short epoch of each trainer with ``--amp bf16 --channels-last`` (the density trainer captures its step:
+   ``--cuda-graphs auto``), interrupted by SIGTERM once the progress bar shows a finished step, then resumed by
+   rerunning the same command to the end;
+4. bpd scoring of the trained density run in bf16 and in float32 on the same weights, over 2000 images (must agree
+   within 0.01); the run's training weights (``--weights train``): after one short epoch its EMA is still mostly
+   the initialisation, a degenerate model whose bits/dim no precision reproduces;
+5. :mod:`benchmarks.gpu_speed`: the train-step batch table (32/64/128/256, eager and CUDA graph), eager vs
+   ``torch.compile`` vs CUDA graph vs both for the train step and scoring, and kernels, aten ops and layout
+   transposes per step (compile last: its compile time is the least predictable).
 
-Prints one markdown summary on stdout and exits 1 if any step failed (the failing logs' tails go to stderr).
-``--dry-run`` runs the same steps on the CPU at toy sizes (no ``--compile``: compiling takes minutes on a CPU), so
-CI proves the script works before a GPU is ever lent.
+Writes ``benchmarks/results/gpu.json`` (``--results``): the benchmark's JSON in the format of ``cpu.json`` plus
+``gpu_speed``, ``score_precision`` and ``gpu_targets`` (train step >= 1500 images/s at batch 64, scoring >= 5000
+images/s).  Prints one markdown summary on stdout and exits 1 if any step failed (the failing logs' tails go to
+stderr).  ``--dry-run`` runs the same steps on the CPU at toy sizes (no compile, no graphs), writing its JSON under
+``--out`` only, so CI proves the script works before a GPU is ever lent.
+
+On a machine without ``../shared`` next to the repository, ``scripts/gpu_check.sh --stage-port`` first copies the
+port into the git-ignored ``.port/`` (carry it along), where :mod:`benchmarks.port` finds it.
 """
 from __future__ import annotations
 
@@ -32,13 +43,17 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from oe_core.atomic import atomic_write_text
 from oe_core.config import help_field, parse_config, require
 from oe_core.errors import cli_main
 
 REPO = Path(__file__).resolve().parents[1]
 SCORE_TOLERANCE_BPD = 0.01
-TARGET_PAPER_BF16_IMG_S = 500.0      # the issue's GPU targets, for the record
+SCORE_IMAGES = 2000                  # bf16 vs float32 scoring over at least this many images
+TARGET_TRAIN_IMG_S = 1500.0          # paper-config bf16 train step at batch >= 64, one H200 (issue 19)
+TARGET_SCORE_IMG_S = 5000.0          # paper-config bf16 scoring
 TARGET_WRN_OE_EPOCH_S = 60.0
+RESULTS = REPO / "benchmarks" / "results" / "gpu.json"
 CIFAR_TRAIN_IMAGES = 50_000
 BAR = re.compile(r"\|\s*(\d+)/(\d+)\s*\[")          # a tqdm bar: "|  3/40 ["
 PROGRESS = re.compile(r"\|\s*([1-9]\d*)/(\d+)\s*\[")   # ... with at least one finished step
@@ -54,9 +69,13 @@ class CheckConfig:
     port_dir: str = help_field("", "pclucas14/pixel-cnn-pp clone for the benchmark (default: ../shared/anchors/"
                                    "pixel-cnn-pp next to this repository)")
     step_timeout: float = help_field(240.0, "seconds after which one step is killed and counted as failed")
+    budget: float = help_field(450.0, "seconds for all steps together (each gets at most what is left)")
+    results: str = help_field("", "where to write the results JSON (default: benchmarks/results/gpu.json; "
+                                  "--dry-run: OUT/gpu.json)")
 
     def validate(self) -> None:
         require(self.step_timeout > 0, f"--step-timeout must be positive, got {self.step_timeout}")
+        require(self.budget > 0, f"--budget must be positive, got {self.budget}")
 
 
 @dataclass
@@ -74,6 +93,10 @@ class Checker:
         self.device = "cpu" if cfg.dry_run else cfg.device
         self.steps: list[Step] = []
         self.bench: list[dict] = []
+        self.bench_json: Optional[dict] = None
+        self.speed: Optional[dict] = None
+        self.precision: Optional[dict] = None
+        self.deadline = time.time() + cfg.budget
         self.env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
                     "MPLBACKEND": "Agg"}
 
@@ -81,16 +104,21 @@ class Checker:
     def _cmd(self, module: str, *args: str) -> list[str]:
         return [sys.executable, "-m", module, *args]
 
+    def timeout(self) -> float:
+        """This step's time limit: the step timeout or what is left of the budget, whichever is less."""
+        return max(1.0, min(self.cfg.step_timeout, self.deadline - time.time()))
+
     def run(self, log: Path, cmd: list[str]) -> int:
-        """Run ``cmd`` to the end (or the step timeout), stdout and stderr into ``log``."""
+        """Run ``cmd`` to the end (or the step's time limit), stdout and stderr into ``log``."""
+        limit = self.timeout()
         with log.open("w") as f:
             f.write("$ " + " ".join(cmd) + "\n")
             f.flush()
             try:
                 return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=REPO, env=self.env,
-                                      timeout=self.cfg.step_timeout).returncode
+                                      timeout=limit).returncode
             except subprocess.TimeoutExpired:
-                f.write(f"\n[gpu_check] killed after {self.cfg.step_timeout:.0f} s\n")
+                f.write(f"\n[gpu_check] killed after {limit:.0f} s (step timeout or the check's budget)\n")
                 return 124
 
     def run_interrupted(self, log: Path, cmd: list[str]) -> tuple[int, int]:
@@ -120,7 +148,7 @@ class Checker:
 
             reader = threading.Thread(target=pump, daemon=True)
             reader.start()
-            deadline = time.time() + self.cfg.step_timeout
+            deadline = time.time() + self.timeout()
             while proc.poll() is None and not seen.is_set() and time.time() < deadline:
                 seen.wait(0.05)
             if proc.poll() is None:
@@ -150,31 +178,40 @@ class Checker:
         self.record("CUDA tests (`pytest -m cuda`)", t0, rc == 0, detail or f"exit code {rc}", [log])
 
     def benchmark(self) -> None:
-        for amp in ("none", "bf16"):
-            for compiled in ((False,) if self.cfg.dry_run else (False, True)):
-                t0 = time.time()
-                tag = f"{amp}{'-compile' if compiled else ''}"
-                log, js = self.out / f"bench-{tag}.log", self.out / f"bench-{tag}.json"
-                args = ["--device", self.device, "--amp", amp, "--no-linearity", "--json", str(js)]
-                if self.cfg.port_dir:
-                    args += ["--port-dir", self.cfg.port_dir]
-                if self.cfg.dry_run:
-                    args += ["--quick", "--threads", "1", "--repeats", "1", "--cases", "train_small", "score"]
-                else:   # compiling takes minutes: the compiled runs measure the paper-config train step only
-                    args += ["--repeats", "10", "--case-seconds", "20", "--cases", "train_paper",
-                             *(() if compiled else ("score", "wrn_oe_step"))]
-                if compiled:
-                    args.append("--compile")
-                rc = self.run(log, self._cmd("benchmarks.run", *args))
-                ok = rc == 0 and js.exists()
-                if ok:
-                    results = json.loads(js.read_text())
-                    for name, case in results["cases"].items():
-                        self.bench.append({"amp": amp, "compile": compiled, "case": name, "detail": case["detail"],
-                                           "baseline": case["baseline"], "fast": case["fast"]["images_per_s"],
-                                           "base": case["base"]["images_per_s"], "speedup": case["speedup"]})
-                self.record(f"benchmark, amp {amp}{', --compile' if compiled else ''}", t0, ok,
-                            f"{len(self.bench)} rows so far" if ok else f"exit code {rc}", [log])
+        """The suite's fast path (bf16, channels_last, CUDA graphs) against the port, side by side in one run."""
+        t0, amp = time.time(), "bf16"
+        log, js = self.out / "bench-bf16.log", self.out / "bench-bf16.json"
+        args = ["--device", self.device, "--amp", amp, "--no-linearity", "--json", str(js)]
+        if self.cfg.port_dir:
+            args += ["--port-dir", self.cfg.port_dir]
+        if self.cfg.dry_run:
+            args += ["--quick", "--threads", "1", "--repeats", "1", "--cases", "train_paper", "score"]
+        else:
+            args += ["--channels-last", "--cuda-graphs", "--repeats", "10", "--case-seconds", "20", "--cases",
+                     "train_paper", "score", "wrn_oe_step"]
+        rc = self.run(log, self._cmd("benchmarks.run", *args))
+        ok = rc == 0 and js.exists()
+        if ok:
+            self.bench_json = json.loads(js.read_text())
+            for name, case in self.bench_json["cases"].items():
+                self.bench.append({"amp": amp, "case": name, "detail": case["detail"], "baseline": case["baseline"],
+                                   "fast": case["fast"]["images_per_s"], "base": case["base"]["images_per_s"],
+                                   "speedup": case["speedup"]})
+        what = "" if self.cfg.dry_run else ", channels_last, CUDA graphs"
+        self.record(f"benchmark, amp {amp}{what}, against the port", t0, ok,
+                    f"{len(self.bench)} cases" if ok else f"exit code {rc}", [log])
+
+    def gpu_speed(self) -> None:
+        t0, log, js = time.time(), self.out / "gpu_speed.log", self.out / "gpu_speed.json"
+        rc = self.run(log, self._cmd("benchmarks.gpu_speed", "--json", str(js),
+                                     *(["--dry-run"] if self.cfg.dry_run else ["--device", self.device])))
+        if js.exists():
+            self.speed = json.loads(js.read_text())
+        ok = rc == 0 and self.speed is not None
+        detail = (f"{len(self.speed['batch_table'])} batch sizes, {len(self.speed['modes'])} mode rows"
+                  if self.speed else "no results") + ("" if rc == 0 else f"; exit code {rc} (partial results kept)")
+        self.record("GPU speed: batch table, eager vs compile vs CUDA graphs, kernels per step", t0, ok, detail,
+                    [log])
 
     def _trainer(self, name: str, module: str, out: Path, args: list[str]) -> bool:
         t0 = time.time()
@@ -225,15 +262,20 @@ class Checker:
             log = self.out / f"score-{amp}.log"
             logs.append(log)
             args = ["--ckpt", str(run), "--dataset", "mini-id", "--split", "test", "--device", self.device,
-                    "--amp", amp, "--weights", "train", "--num-workers", "0", "--limit", "64" if self.cfg.dry_run else "2000",
-                    "--out", str(files[amp])]
+                    "--amp", amp, "--weights", "train", "--num-workers", "0", "--out", str(files[amp])]
             if self.cfg.dry_run:
-                args += ["--image-size", "8"]
+                args += ["--image-size", "8", "--limit", "64"]
+            else:   # the test split has 1000 images: score training images (the precision check needs 2000)
+                args[args.index("test")] = "train"
+                args += ["--limit", str(SCORE_IMAGES), "--batch-size", "256", "--channels-last"]
             if self.run(log, self._cmd("density_oe.score", *args)) != 0:
                 self.record("bpd scoring, bf16 vs float32", t0, False, f"scoring with --amp {amp} failed", logs)
                 return
         a, b = np.load(files["none"]), np.load(files["bf16"])
         diff = float(np.abs(a - b).max())
+        self.precision = {"images": len(a), "mean_bpd_fp32": float(a.mean()), "mean_bpd_bf16": float(b.mean()),
+                          "max_abs_diff_bpd": diff, "mean_abs_diff_bpd": float(np.abs(a - b).mean()),
+                          "tolerance": SCORE_TOLERANCE_BPD, "ok": diff <= SCORE_TOLERANCE_BPD}
         self.record("bpd scoring, bf16 vs float32", t0, diff <= SCORE_TOLERANCE_BPD,
                     f"{len(a)} images, mean {a.mean():.4f} (float32) vs {b.mean():.4f} (bf16) bits/dim, max |diff| "
                     f"{diff:.5f} (limit {SCORE_TOLERANCE_BPD})", logs)
@@ -244,34 +286,83 @@ class Checker:
 
         from oe_core.run import cpu_model
         gpu = (torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA GPU")
-        mode = "dry run on the CPU (toy sizes, no --compile)" if self.cfg.dry_run else f"device {self.device}"
+        mode = "dry run on the CPU (toy sizes, no compile, no CUDA graphs)" if self.cfg.dry_run else \
+            f"device {self.device}"
         lines = [f"## GPU check: {gpu} -- {mode}", "",
                  f"- machine: {gpu}; CPU {cpu_model()}; torch {torch.__version__}; {wall:.0f} s in all",
-                 f"- logs and runs: `{self.out}`", "",
+                 f"- logs and runs: `{self.out}`; results: `{self.results_path()}`", "",
                  "| step | result | seconds | detail |", "|---|---|---|---|"]
         lines += [f"| {s.name} | {'ok' if s.ok else '**FAILED**'} | {s.seconds:.0f} | {s.detail} |"
                   for s in self.steps]
         if self.bench:
-            lines += ["", "| case | amp | compile | density_oe images/s | baseline | baseline images/s | speed-up |",
-                      "|---|---|---|---|---|---|---|"]
-            lines += [f"| {r['case']} ({r['detail']}) | {r['amp']} | {'yes' if r['compile'] else 'no'} | "
-                      f"{r['fast']:.1f} | {r['baseline']} | {r['base']:.1f} | {r['speedup']:.2f}x |"
-                      for r in self.bench]
-            lines += ["", "Targets for the record (GPU only): " + "; ".join(self._targets())]
+            lines += ["", "| case | amp | density_oe images/s | baseline | baseline images/s | speed-up |",
+                      "|---|---|---|---|---|---|"]
+            lines += [f"| {r['case']} ({r['detail']}) | {r['amp']} | {r['fast']:.1f} | {r['baseline']} | "
+                      f"{r['base']:.1f} | {r['speedup']:.2f}x |" for r in self.bench]
+        lines += self._speed_tables()
+        lines += ["", "Targets (GPU only): " + "; ".join(t["text"] for t in self.targets())]
         return "\n".join(lines) + "\n"
 
-    def _targets(self) -> list[str]:
+    def _speed_tables(self) -> list[str]:
+        sp = self.speed
+        if not sp:
+            return []
+        lines = ["", "| train step batch | eager images/s (ms) | CUDA graph images/s (ms) |", "|---|---|---|"]
+        cell = lambda r: f"{r['images_per_s']:.0f} ({r['ms_per_step']:.1f})" if r else "-"
+        lines += [f"| {row['batch']} | {cell(row.get('eager'))} | {cell(row.get('graph'))} |"
+                  for row in sp["batch_table"]]
+        lines += ["", "| mode | images/s | ms per step | warm-up s (compile, capture) |", "|---|---|---|---|"]
+        lines += [f"| {name} | {r['images_per_s']:.0f} | {r['ms_per_step']:.1f} | {r['warmup_s']:.1f} |"
+                  for name, r in sp["modes"].items()]
+        lines += ["", "| train step | CUDA kernels | aten ops (all levels) | NCHW/NHWC transposes |",
+                  "|---|---|---|---|"]
+        lines += [f"| {name} | {c['cuda_kernels']} | {c['aten_ops']} | {c['layout_transposes']} |"
+                  for name, c in sp["per_step"].items()]
+        return lines
+
+    def targets(self) -> list[dict]:
+        """The issue's GPU targets with the measured values (``met`` is ``None`` where nothing was measured)."""
+        cases = (self.bench_json or {}).get("cases", {})
         out = []
-        paper = [r["fast"] for r in self.bench if r["case"] == "train_paper" and r["amp"] == "bf16"]
-        if paper:
-            out.append(f"paper-config train step in bf16 {max(paper):.0f} images/s (target >= "
-                       f"{TARGET_PAPER_BF16_IMG_S:.0f})")
-        wrn = [r["fast"] for r in self.bench if r["case"] == "wrn_oe_step"]
-        if wrn:
-            out.append(f"WRN-40-2 OE epoch (50,000 in-distribution images, with 2x outliers) about "
-                       f"{CIFAR_TRAIN_IMAGES * 3 / max(wrn):.0f} s at the measured rate (target < "
-                       f"{TARGET_WRN_OE_EPOCH_S:.0f} s)")
-        return out or ["no benchmark rows"]
+
+        def target(name: str, value: Optional[float], need: float, unit: str, higher: bool = True,
+                   extra: str = "") -> None:
+            met = None if value is None else (value >= need if higher else value <= need)
+            shown = "not measured" if value is None else f"{value:.0f} {unit}"
+            out.append({"target": name, "value": value, "need": need, "met": met,
+                        "text": f"{name} {shown} ({'>=' if higher else '<'} {need:.0f}{extra}: "
+                                f"{'met' if met else 'NOT met' if met is not None else 'not measured'})"})
+
+        train, score = cases.get("train_paper"), cases.get("score")
+        batch = train["images_per_call"] if train else 0
+        target(f"paper-config bf16 train step, batch {batch}", train["fast"]["images_per_s"] if train and batch >= 64
+               else None, TARGET_TRAIN_IMG_S, "images/s", extra=f"; the port {train['base']['images_per_s']:.0f}"
+               if train else "")
+        target("paper-config bf16 scoring", score["fast"]["images_per_s"] if score else None, TARGET_SCORE_IMG_S,
+               "images/s", extra=f"; the port {score['base']['images_per_s']:.0f}" if score else "")
+        wrn = cases.get("wrn_oe_step")
+        target("WRN-40-2 OE epoch (50,000 images + 2x outliers)", CIFAR_TRAIN_IMAGES * 3 /
+               wrn["fast"]["images_per_s"] if wrn else None, TARGET_WRN_OE_EPOCH_S, "s", higher=False)
+        return out
+
+    def results_path(self) -> Path:
+        if self.cfg.results:
+            return Path(self.cfg.results)
+        return self.out / "gpu.json" if self.cfg.dry_run else RESULTS
+
+    def write_results(self) -> Optional[Path]:
+        """The benchmark's JSON (the format of cpu.json) with the speed table, the precision check and the
+        targets added; nothing when the benchmark did not run."""
+        if self.bench_json is None:
+            return None
+        path = self.results_path()
+        results = {**self.bench_json, "gpu_speed": self.speed, "score_precision": self.precision,
+                   "gpu_targets": [{k: v for k, v in t.items() if k != "text"} for t in self.targets()],
+                   "gpu_check_steps": [{"name": s.name, "ok": s.ok, "seconds": round(s.seconds, 1),
+                                        "detail": s.detail} for s in self.steps]}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(results, indent=1) + "\n")
+        return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -288,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     checker.cuda_tests()
     checker.benchmark()
     checker.scoring(checker.trainers())
+    checker.gpu_speed()
+    checker.write_results()
     print(checker.markdown(time.time() - t0), flush=True)
     failed = [s for s in checker.steps if not s.ok]
     for s in failed:

@@ -2,10 +2,10 @@
 bpd scoring, each done by the suite (:mod:`density_oe`) and by the pclucas14/pixel-cnn-pp port's own code
 (:mod:`benchmarks.port`: loaded at run time, unmodified but for the two CPU patches its README names).
 
-The port is the code the OE paper's authors used, so it is the baseline of every PixelCNN++ case.  Where the port
-has no function for the work, the baseline uses the port's model and the port's likelihood code with the last sum
-left out (:func:`benchmarks.plain_pixelcnn.discretized_mix_logistic_log_prob`, per-image log-likelihoods: the OE
-step and scoring need one value per image, which the port cannot give).
+The port is the code the OE paper's authors used, so it is the baseline of every PixelCNN++ case.  The OE step and
+scoring need one log-likelihood per image, which the port's loss cannot give (it sums over the batch).  There the
+baseline is the port's model with the suite's per-image likelihood (:func:`density_oe.pixelcnn.dmol.log_prob`), so
+those two cases compare the networks.
 
 Both variants get the same Adam hyperparameters (lr 1e-3, betas 0.95/0.9995), weights from the same seed and the
 same random 8-bit images.  Each runs its own code as written: the suite's trainer uses fused Adam and
@@ -19,6 +19,7 @@ float32) and the port runs in float32: the bf16 targets compare the suite's bf16
 """
 from __future__ import annotations
 
+import contextlib
 import math
 from typing import Callable
 
@@ -26,13 +27,14 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from density_oe.dmol import log_prob, nll_bpd
+from density_oe.pixelcnn.dmol import log_prob, nll_bpd
 from density_oe.losses import oe_density_loss
-from density_oe.model import ModelConfig, PixelCNNpp
-from density_oe.score import score_dataset
+from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
+from density_oe.score import Scorer, score_dataset
 from oe_core.data.transforms import to_unit_range
 
-from . import plain_pixelcnn as plain
+from oe_core.run.cuda_graph import StepGraph, TensorLR
+
 from .port import build_port_model
 from .sizes import PixelCNNShape
 from .workload import BASE, FAST, BenchContext, Workload, register_case
@@ -42,12 +44,12 @@ DROPOUT = 0.5
 NR_MIX = 10
 OE_MARGIN, OE_LAMBDA = 1.0, 1.0  # density_oe's defaults: margin 1 bit/dim, weight 1
 PORT = "pclucas14 port"
-PORT_PER_IMAGE = "pclucas14 port model, its likelihood per image"
+PORT_PER_IMAGE = "pclucas14 port model, the suite's per-image likelihood"
 
 
 def fast_model(ctx: BenchContext, shape: PixelCNNShape) -> PixelCNNpp:
     torch.manual_seed(ctx.seed)
-    cfg = ModelConfig(nr_resnet=shape.nr_resnet, nr_filters=shape.nr_filters, nr_logistic_mix=NR_MIX,
+    cfg = PixelCNNConfig(nr_resnet=shape.nr_resnet, nr_filters=shape.nr_filters, nr_logistic_mix=NR_MIX,
                       dropout=DROPOUT)
     return PixelCNNpp(cfg).to(ctx.device, memory_format=ctx.memory_format)
 
@@ -67,21 +69,25 @@ def port_model(ctx: BenchContext, shape: PixelCNNShape) -> torch.nn.Module:
 
 
 def fast_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
-    """One training step of the suite's model on the mean bits/dim."""
+    """One training step of the suite's model on the mean bits/dim (``--cuda-graphs``: captured whole, as the
+    trainer does on CUDA, with the learning rate as a device tensor)."""
     model = fast_model(ctx, shape).train()
     opt = _fused_adam(ctx, model)
+    lrs = TensorLR(opt, ctx.device) if ctx.cuda_graphs else None
     net = _maybe_compiled(ctx, model)
     x = ctx.images(batch).contiguous(memory_format=ctx.memory_format)
 
-    def step() -> torch.Tensor:
+    def step(x: torch.Tensor) -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         with ctx.autocast():
             params = net(x)
         loss = nll_bpd(params, x).mean()
         loss.backward()
-        opt.step()
+        with lrs.for_step() if lrs is not None else contextlib.nullcontext():
+            opt.step()
         return loss.detach()
-    return step
+    graphed = StepGraph(step, ctx.device, name="benchmark train step") if ctx.cuda_graphs else step
+    return lambda: graphed(x)
 
 
 def port_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
@@ -125,7 +131,6 @@ def oe_step(ctx: BenchContext) -> Workload:
     shape = ctx.sizes.shape(ctx.sizes.oe_shape)
     n = ctx.sizes.oe_batch
     both = torch.cat([ctx.images(n, stream=0), ctx.images(n, stream=1)])
-    dims = both[0].numel()
 
     def fast() -> Callable[[], torch.Tensor]:
         model = fast_model(ctx, shape).train()
@@ -150,7 +155,7 @@ def oe_step(ctx: BenchContext) -> Workload:
 
         def call() -> torch.Tensor:
             opt.zero_grad()
-            bpd = -plain.discretized_mix_logistic_log_prob(both, model(both)) / (dims * math.log(2.0))
+            bpd = nll_bpd(model(both), both)
             loss = oe_density_loss(bpd[:n], bpd[n:], OE_MARGIN, OE_LAMBDA)
             loss.backward()
             opt.step()
@@ -210,23 +215,27 @@ def uint8_loader(images: torch.Tensor, batch_size: int) -> DataLoader:
 @register_case("score", "PixelCNN++ bpd scoring, paper config", order=50)
 def score(ctx: BenchContext) -> Workload:
     """One batch: the suite's ``density_oe.score.score_dataset`` (uint8 batch in, float64 bpd out) against the
-    port's model in eval mode under ``no_grad`` with its likelihood per image, on the [-1, 1] batch."""
-    shape, batch = ctx.sizes.paper, ctx.sizes.paper_batch
+    port's model in eval mode under ``no_grad`` with the suite's per-image likelihood, on the [-1, 1] batch."""
+    shape, batch = ctx.sizes.paper, ctx.sizes.score_batch
     images = ctx.uint8_images(batch)
     x = to_unit_range(images.to(ctx.device))
-    dims = x[0].numel()
 
     def fast() -> Callable[[], np.ndarray]:
         model, loader = fast_model(ctx, shape).eval(), uint8_loader(images, batch)
-        net = _maybe_compiled(ctx, model)
-        return lambda: score_dataset(net, loader, ctx.device, ctx.amp, ctx.memory_format)
+        if not (ctx.compile or ctx.cuda_graphs):
+            return lambda: score_dataset(model, loader, ctx.device, ctx.amp, ctx.memory_format)
+        # one scorer for every call: the compiled network and the captured graph are built once, as when
+        # score_dataset scores a whole data set
+        scorer = Scorer(model, ctx.device, ctx.amp, ctx.memory_format, ctx.compile,
+                        "on" if ctx.cuda_graphs else "off").__enter__()
+        return lambda: scorer(loader)
 
     def port_way() -> Callable[[], torch.Tensor]:
         model = port_model(ctx, shape).eval()
 
         def call() -> torch.Tensor:
             with torch.no_grad():
-                return -plain.discretized_mix_logistic_log_prob(x, model(x)) / (dims * math.log(2.0))
+                return nll_bpd(model(x), x)
         return call
 
     return Workload(images=batch, variants={FAST: fast, BASE: port_way},

@@ -28,6 +28,7 @@ from oe_core.errors import ConfigError
 FILES = ("utils", "layers", "model")
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_PORT_DIR = REPO_ROOT.parent / "shared" / "anchors" / "pixel-cnn-pp"
+CARRIED_PORT_DIR = REPO_ROOT / ".port" / "pixel-cnn-pp"     # git-ignored; see resolve_port_dir
 _PRINT_E = re.compile(r"\bprint e\b")
 _CUDA = ".cuda()"
 
@@ -56,7 +57,10 @@ class Port:
 
 def resolve_port_dir(port_dir: str = "") -> Path:
     """``port_dir`` or the default location; one clear error if the port's files are not there."""
-    path = Path(port_dir).expanduser() if port_dir else DEFAULT_PORT_DIR
+    if port_dir:
+        path = Path(port_dir).expanduser()
+    else:   # a git-ignored copy travels to a machine without ../shared (scripts/gpu_check.sh --stage-port)
+        path = CARRIED_PORT_DIR if not DEFAULT_PORT_DIR.is_dir() and CARRIED_PORT_DIR.is_dir() else DEFAULT_PORT_DIR
     missing = [f"{name}.py" for name in FILES if not (path / f"{name}.py").is_file()]
     if missing:
         where = f"--port-dir {port_dir!r}" if port_dir else f"the default location {str(path)!r}"

@@ -1,9 +1,9 @@
 """Problem sizes per device: the paper's shapes where the machine allows, scaled batches where it does not.
 
-The CPU profile keeps the whole run within about five minutes on two cores: the paper config at batch 4, and the
-WRN-40-2 OE step at 32 + 64 images (the reference's 1:2 ratio; its 128 + 256 takes about 25 s per step on one core
-here, and the cost per image is the same, see the linearity series).  The GPU profile uses the reference's
-128 + 256 and larger PixelCNN++ batches; ``quick`` shrinks everything to a smoke test of the harness.
+The CPU profile keeps a run short on a small CPU: the paper config at batch 4, and the WRN-40-2 OE step at 32 + 64
+images.  That is the reference's 1:2 ratio at a quarter of its 128 + 256; the cost per image does not depend on the
+batch (the linearity series checks it).  Run times: ``docs/performance.md``.  The GPU profile uses the reference's
+128 + 256 and larger PixelCNN++ batches (the train step at the port's default batch 64, scoring at 256); ``quick`` shrinks everything to a smoke test of the harness.
 """
 from __future__ import annotations
 
@@ -35,7 +35,8 @@ class Sizes:
     small: PixelCNNShape
     paper: PixelCNNShape
     small_batch: int                 # train step at the small config
-    paper_batch: int                 # train step and scoring at the paper config
+    paper_batch: int                 # train step at the paper config
+    score_batch: int                 # scoring at the paper config
     oe_shape: str                    # "small" or "paper": the config of the OE fine-tuning step
     oe_batch: int                    # in-distribution images per OE step (as many outliers)
     loss_batch: int                  # the DMOL loss alone
@@ -51,14 +52,14 @@ class Sizes:
 
 
 PROFILES: dict[str, Sizes] = {
-    "cpu": Sizes(image=32, small=SMALL, paper=PAPER, small_batch=32, paper_batch=4, oe_shape="small", oe_batch=16,
-                 loss_batch=64, wrn_depth=40, wrn_batch=(32, 64), linear_batches=(1, 2, 4, 8),
+    "cpu": Sizes(image=32, small=SMALL, paper=PAPER, small_batch=32, paper_batch=4, score_batch=4, oe_shape="small",
+                 oe_batch=16, loss_batch=64, wrn_depth=40, wrn_batch=(32, 64), linear_batches=(1, 2, 4, 8),
                  linear_images=(16, 32, 64), linear_score_batch=16, matmul_sizes=(1024, 2048)),
-    "gpu": Sizes(image=32, small=SMALL, paper=PAPER, small_batch=32, paper_batch=32, oe_shape="paper", oe_batch=16,
-                 loss_batch=64, wrn_depth=40, wrn_batch=(128, 256), linear_batches=(8, 16, 32, 64),
+    "gpu": Sizes(image=32, small=SMALL, paper=PAPER, small_batch=32, paper_batch=64, score_batch=256, oe_shape="paper",
+                 oe_batch=16, loss_batch=64, wrn_depth=40, wrn_batch=(128, 256), linear_batches=(8, 16, 32, 64),
                  linear_images=(512, 1024, 2048), linear_score_batch=128, matmul_sizes=(4096, 8192)),
     "quick": Sizes(image=8, small=PixelCNNShape(8, 1), paper=PixelCNNShape(16, 1), small_batch=4, paper_batch=2,
-                   oe_shape="small", oe_batch=2, loss_batch=4, wrn_depth=10, wrn_batch=(4, 8),
+                   score_batch=2, oe_shape="small", oe_batch=2, loss_batch=4, wrn_depth=10, wrn_batch=(4, 8),
                    linear_batches=(1, 2, 4), linear_images=(4, 8, 16), linear_score_batch=4, matmul_sizes=(64, 128)),
 }
 

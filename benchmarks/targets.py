@@ -1,4 +1,4 @@
-"""The issue's performance targets, checked against a results dict (the JSON the benchmark writes).
+"""The performance targets, checked against a results dict (the JSON the benchmark writes).
 
 All ratios are the suite over its baseline (the pclucas14 port's own code for PixelCNN++), measured in the same
 run.  The train-step targets depend on the precision of the run: float32 against the port's float32, and under

@@ -28,6 +28,7 @@ class BenchContext:
     seed: int = 0
     compile: bool = False
     port: Optional[Port] = None
+    cuda_graphs: bool = False
 
     def require_port(self) -> Port:
         """The loaded pclucas14 port (the run loads it before any case that needs it)."""

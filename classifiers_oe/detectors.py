@@ -1,10 +1,9 @@
 """The classifier detectors: MSP, max logit, energy and cross-entropy to uniform, as objects in the registry.
 
 ``MSP(model).predict(x)`` runs ``model`` (any ``nn.Module`` giving logits [B, K] for its inputs ``x``) and scores
-the logits; ``predict_features(logits)`` (alias ``predict_logits``, pytorch-ood 0.4's name) scores logits the
-caller already has.  Every score is computed from the logits cast to float64 (deliberate difference from the
-reference, which takes the softmax in float32: there the MSP of confident images rounds to exactly 1.0 once the
-logit gap exceeds about 17, and those images tie).  The formulas are :mod:`classifiers_oe.scores`.
+the logits; ``predict_features(logits)`` scores logits the caller already has.  Every score is computed from the
+logits cast to float64.  The reference takes the softmax in float32, where the MSP of confident images rounds to
+exactly 1.0 and those images tie.  The formulas are :mod:`classifiers_oe.scores`.
 """
 from __future__ import annotations
 
@@ -25,8 +24,6 @@ class LogitDetector(Detector):
 
     def predict_features(self, logits: torch.Tensor) -> torch.Tensor:
         return self.score(logits.double())
-
-    predict_logits = predict_features
 
     @staticmethod
     def score(logits: torch.Tensor) -> torch.Tensor:
@@ -60,8 +57,6 @@ class Energy(LogitDetector):
 
     def predict_features(self, logits: torch.Tensor) -> torch.Tensor:
         return energy_score(logits.double(), T=self.temperature)
-
-    predict_logits = predict_features
 
 
 @register_detector("xent_uniform", kind=KIND, units="-H(U; softmax) (nats)", paper_name="H(U; p)",

@@ -20,16 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def uniform_cross_entropy(logits: torch.Tensor) -> torch.Tensor:
-    """Per-example cross-entropy from the uniform distribution to softmax(z):
-
-    ``H(U; p) = -(1/K) sum_k log p_k = logsumexp(z) - mean_k(z)``  ([B, K] -> [B]).
-
-    It is bounded below by ``log K``, reached exactly when all logits are equal.
-    """
-    z = logits.float()
-    return torch.logsumexp(z, dim=1) - z.mean(dim=1)
+from .scores import free_energy, uniform_cross_entropy
 
 
 def oe_loss(logits_in: torch.Tensor, targets: torch.Tensor, logits_out: torch.Tensor,
@@ -49,11 +40,6 @@ def oe_loss(logits_in: torch.Tensor, targets: torch.Tensor, logits_out: torch.Te
     return ce + lam * uniform_cross_entropy(logits_out).mean()
 
 
-def energy(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """Free energy ``E(x) = -T * logsumexp(z / T)`` ([B, K] -> [B]); lower = more in-distribution."""
-    return -temperature * torch.logsumexp(logits.float() / temperature, dim=1)
-
-
 def energy_oe_loss(logits_in: torch.Tensor, targets: torch.Tensor, logits_out: torch.Tensor,
                    m_in: float = -25.0, m_out: float = -7.0, lam: float = 0.1) -> torch.Tensor:
     """Energy-bounded OE loss of Liu et al. (2020, "Energy-based OOD detection"):
@@ -67,8 +53,8 @@ def energy_oe_loss(logits_in: torch.Tensor, targets: torch.Tensor, logits_out: t
     ce = F.cross_entropy(logits_in.float(), targets)
     if logits_out.shape[0] == 0:
         return ce
-    hinge_in = F.relu(energy(logits_in) - m_in).pow(2).mean()
-    hinge_out = F.relu(m_out - energy(logits_out)).pow(2).mean()
+    hinge_in = F.relu(free_energy(logits_in) - m_in).pow(2).mean()
+    hinge_out = F.relu(m_out - free_energy(logits_out)).pow(2).mean()
     return ce + lam * (hinge_in + hinge_out)
 
 

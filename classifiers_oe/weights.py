@@ -1,6 +1,7 @@
 """Loading classifier weights: this suite's checkpoints and the reference code's state dicts."""
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 from typing import Optional
 
@@ -8,7 +9,7 @@ import torch
 from torch import nn
 
 from oe_core.config import config_from_dict
-from oe_core.errors import CheckpointError
+from oe_core.errors import CheckpointError, CheckpointKindError, UnsafeFileError
 from oe_core.run import load_checkpoint
 
 from .config import KIND, ClassifierConfig
@@ -37,7 +38,7 @@ def read_weights(path: str | Path, state: Optional[dict] = None
                 return {k.removeprefix("module."): v for k, v in obj.items()}, None
         state = load_checkpoint(path, expect_kind=KIND)
     elif state.get("kind") != KIND:
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a {state.get('kind')} model, not a {KIND} model")
+        raise CheckpointKindError(f"checkpoint {str(path)!r} holds a {state.get('kind')} model, not a {KIND} model")
     return state["model"], config_from_dict(ClassifierConfig, state["config"])
 
 
@@ -124,15 +125,29 @@ def _torchvision_model(name: str, sd: dict[str, torch.Tensor], options: dict[str
     return torchvision.models.get_model(name, weights=None, num_classes=classes)
 
 
+TRUST_PICKLE_HELP = ("load whole pickled models (torch.save(model)) from --ckpt files. Unpickling runs code from the "
+                     "file: use it only for files whose source you trust. State dicts and suite checkpoints never "
+                     "need it")
+
+
+def _refuse_pickle(path: Path) -> UnsafeFileError:
+    return UnsafeFileError(
+        f"{str(path)!r} cannot be read as tensors only: it holds pickled Python objects (a whole model saved with "
+        "torch.save(model)?), and unpickling them would run code from the file; save a state dict instead (torch.save(model.state_dict(), 'w.pt'), then "
+        "--ckpt LABEL=w.pt:arch=...), or pass --trust-pickle if you trust its source")
+
+
 def load_user_classifier(path: str | Path, options: Optional[dict[str, str]] = None,
-                         device: str | torch.device = "cpu") -> nn.Module:
+                         device: str | torch.device = "cpu", trust_pickle: bool = False) -> nn.Module:
     """A classifier from a user's own file, in eval mode on ``device``.
 
-    ``path`` holds a plain state dict (``torch.save(net.state_dict())``; a ``module.`` prefix is stripped) or a
-    whole model (``torch.save(net)``; unpickling runs code from the file: only for files you trust).  For a
-    state dict the architecture comes from ``options`` -- ``arch=wrn,depth=40,widen=2[,classes=10][,norm=batch]``,
-    ``arch=allconv``, or ``arch=<torchvision model name>[,classes=N]`` -- or is inferred from the keys when they
-    fit the WRN or AllConv unambiguously.
+    ``path`` holds a plain state dict (``torch.save(net.state_dict())``; a ``module.`` prefix is stripped).
+    For a state dict the architecture comes from ``options`` -- ``arch=wrn,depth=40,widen=2[,classes=10]
+    [,norm=batch]``, ``arch=allconv``, or ``arch=<torchvision model name>[,classes=N]`` -- or is inferred from
+    the keys when they fit the WRN or AllConv unambiguously.
+
+    A whole pickled model (``torch.save(net)``) is refused with :class:`UnsafeFileError`, because unpickling
+    runs code from the file. ``trust_pickle=True`` loads it anyway.
     """
     options = dict(options or {})
     path = Path(path).expanduser()
@@ -140,11 +155,15 @@ def load_user_classifier(path: str | Path, options: Optional[dict[str, str]] = N
         raise CheckpointError(f"classifier weights {str(path)!r} do not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a pickled whole model (or not a torch file)
+    except pickle.UnpicklingError:
+        if not trust_pickle:
+            raise _refuse_pickle(path) from None
         try:
             obj = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as e:
             raise CheckpointError(f"cannot read {str(path)!r} as a PyTorch file ({type(e).__name__})") from None
+    except Exception as e:  # not a torch file, truncated, ...
+        raise CheckpointError(f"cannot read {str(path)!r} as a PyTorch file ({type(e).__name__})") from None
     if isinstance(obj, nn.Module):
         return obj.to(device).eval()
     if not (isinstance(obj, dict) and obj and all(torch.is_tensor(v) for v in obj.values())):

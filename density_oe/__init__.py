@@ -1,8 +1,12 @@
-"""PixelCNN++ with Outlier Exposure: the model, its likelihood, the OE margin loss and the trainer.
+"""Density models with Outlier Exposure: two families behind one interface, the OE margin loss and the trainer.
 
-``python -m density_oe.train`` trains (modes ``baseline``, ``oe_tune``); :class:`OEMarginLoss` is the OE loss;
-:func:`density_oe.weights.load_density_model` loads any density weights.  Importing the package registers its
-detectors (:mod:`density_oe.detectors`) in :data:`oe_core.detectors.DETECTORS`.
+The families are PixelCNN++ (:mod:`density_oe.pixelcnn`) and Glow (:mod:`density_oe.glow`).  Each owns its
+network, layers, likelihood and config; :mod:`density_oe.archs` registers them for ``--arch``.  Everything else
+sees a model only through ``model.log_prob(x)``, the per-image log-likelihood in nats, and is shared: bits/dim
+(:mod:`density_oe.units`), image-shape checks (:mod:`density_oe.shapes`), the OE loss
+(:class:`OEMarginLoss`), the trainer (``python -m density_oe.train``), scoring, sampling, weight loading
+(:func:`density_oe.weights.load_density_model`) and the detectors.  Importing the package registers the detectors
+(:mod:`density_oe.detectors`) in :data:`oe_core.detectors.DETECTORS`.
 """
 from . import detectors  # noqa: F401  (detector registration)
 from .config import KIND, DensityConfig

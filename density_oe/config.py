@@ -1,4 +1,4 @@
-"""The density trainer's config: the TF PixelCNN++ recipe as defaults, per mode, for every architecture
+"""The density trainer's config: the TF PixelCNN++ recipe as defaults, per mode, for both families
 (``--arch pixelcnn``, the default, or ``--arch glow``; see :mod:`density_oe.archs`).
 
 | mode     | epochs | lr    | batch (in + outliers) | start                                   | evaluation weights |
@@ -9,28 +9,25 @@
 Common to both (TF ``train.py``): Adam with betas (0.95, 0.9995), the learning rate multiplied by 0.999995 after
 every step, element-wise dropout 0.5, no augmentation, the last partial training batch dropped, seed 1.
 
-Evaluation, sampling and scoring weights: the baseline uses the TF code's Polyak EMA 0.9995.  The OE fine-tune
-scores its trained weights (``--ema-decay`` unset means 0 there), as the pclucas14 port the paper used has no EMA:
-an EMA started from the loaded weights would keep ``0.9995^steps`` of the pre-OE model (46% after the paper's ~1560
-steps), so "after OE" would be scored half with the baseline.  An explicit ``--ema-decay`` in oe_tune is
-zero-debiased (:class:`~density_oe.ema.EMA`), so it too holds none of the pre-OE weights.  ``config.json`` records
-the choice in ``eval_weights``.
+The baseline evaluates, samples and scores its Polyak EMA 0.9995, as the TF code.  The OE fine-tune uses its
+trained weights (``--ema-decay`` unset means 0 there), as the pclucas14 port the paper used has no EMA.  An EMA
+started from the loaded weights would keep ``0.9995^steps`` of the pre-OE model, so "after OE" would be scored
+partly with the baseline (``density_oe/README.md``, "Which weights are scored after OE").  An explicit
+``--ema-decay`` in oe_tune is zero-debiased (:class:`~density_oe.ema.EMA`), so it holds none of the pre-OE weights.
+``config.json`` records the choice in ``eval_weights``.
 
-Choices where the sources are silent or do not fit one process, with reasons:
+Choices where the sources are silent:
 
-* epochs (baseline): the TF code's ``max_epochs`` is 5000 (a stop-when-you-like bound); the Flax port reaches
-  2.92 bits/dim in 200 epochs at batch 320 and the port's released weights are from epoch 319-889.  300 is a
-  budget, not a convergence claim; resume with a larger ``--epochs`` to continue.
+* epochs (baseline): the TF code's ``max_epochs`` is 5000, a stop-when-you-like bound.  300 is a budget, not a
+  convergence claim; resume with a larger ``--epochs`` to continue.
 * batch: 128 is the TF global batch (16 per GPU x 8); here it is global over all torchrun processes.  OE
-  fine-tuning feeds 64 in-distribution and 64 outlier images through one forward pass (the same 128 per step).
-* lr (oe_tune): the paper gives none; 2e-4 is the default of the port the authors used (their released baselines
-  were trained at 4e-4 with a per-epoch decay that leaves it there), lower than the from-scratch 1e-3 because the
-  fine-tune starts from a trained model with a fresh Adam state.
+  fine-tuning feeds 64 in-distribution and 64 outlier images through one forward pass.
+* lr (oe_tune): the paper gives none.  2e-4 is the default of the port the authors used, lower than the
+  from-scratch 1e-3 because the fine-tune starts from a trained model with a fresh Adam state.
 * OE margin and weight: see :mod:`density_oe.losses` (1 bit/dim, ``lam = 1``).
-* Glow uses the same optimiser, schedule, evaluation weights and OE loss, so the two families differ only in the network.
-  openai's Glow recipe is Adamax at lr 1e-3, batch 512 and a linear warm-up over 10 epochs (``--warmup-steps``
-  gives the warm-up; README: the paper-scale command); its actnorm init batch is 256 images per GPU (our default
-  ``--init-batch-size`` for Glow; PixelCNN++'s is TF's 16).
+* Glow uses the same optimiser, schedule, evaluation weights and OE loss, so the two families differ only in the
+  network.  ``scripts/density_cifar10_glow_baseline.sh`` passes openai's lr 1e-3, batch 512 and 10-epoch
+  warm-up.  Glow's default ``--init-batch-size`` is openai's 256 images, PixelCNN++'s is TF's 16.
 """
 from __future__ import annotations
 
@@ -43,7 +40,7 @@ from oe_core.run import RunConfig
 from .archs import ARCHS, DEFAULT_ARCH, get_arch
 from .glow import GlowConfig
 from .losses import MARGIN_UNITS
-from .model import ModelConfig
+from .pixelcnn import PixelCNNConfig
 
 MODES = ("baseline", "oe_tune")
 MODE_DEFAULTS: dict[str, dict[str, int | float]] = {
@@ -54,7 +51,7 @@ KIND = "density"  # the checkpoint kind of this package's runs
 
 
 @dataclass
-class DensityConfig(ModelConfig, GlowConfig, RunConfig):
+class DensityConfig(PixelCNNConfig, GlowConfig, RunConfig):
     """Train a density model (PixelCNN++ or Glow) by maximum likelihood (baseline) or fine-tune it with the OE
     margin ranking loss (oe_tune)."""
 
@@ -120,14 +117,13 @@ class DensityConfig(ModelConfig, GlowConfig, RunConfig):
         return self.mode == "oe_tune"
 
     @property
-    def model_config(self) -> ModelConfig | GlowConfig:
+    def model_config(self) -> PixelCNNConfig | GlowConfig:
         """The hyperparameters of the chosen architecture only."""
         return get_arch(self.arch).config(self)
 
     def validate(self) -> None:
         RunConfig.validate(self)
-        ModelConfig.validate(self)
-        GlowConfig.validate(self)
+        self.model_config.validate()  # the chosen family's options only
         require(self.lr > 0, f"--lr must be positive, got {self.lr}")
         require(0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
@@ -146,6 +142,3 @@ class DensityConfig(ModelConfig, GlowConfig, RunConfig):
                 "--mode oe_tune needs --init (the trained density run, checkpoint or port .pth to fine-tune)")
         require(self.mode == "oe_tune" or not self.init,
                 f"--init is only used by --mode oe_tune (got --mode {self.mode})")
-
-
-TrainConfig = DensityConfig  # deprecated name

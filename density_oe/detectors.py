@@ -23,9 +23,9 @@ from oe_core.errors import ConfigError, OEError
 
 from .complexity import COMPRESSORS, complexity_bits_per_dim
 from .config import KIND
-from .dmol import bits_per_dim
 from .typicality import BATCH_SIZES as TYPICALITY_BATCH_SIZES
 from .typicality import entropy_estimate, typicality_scores
+from .units import bits_per_dim
 
 
 def _bpd(model, x: torch.Tensor) -> torch.Tensor:

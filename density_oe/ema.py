@@ -26,6 +26,7 @@ class EMA:
         self.decay = decay
         self.debias = debias
         self.updates = 0
+        self._weight: torch.Tensor | None = None     # the captured update's weight (see advance)
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -47,6 +48,26 @@ class EMA:
         for b_ema, b in zip(self.model.buffers(), model.buffers()):
             b_ema.copy_(b)
         self.updates += 1
+
+    def advance(self) -> None:
+        """Host half of a captured update (:mod:`oe_core.run.cuda_graph`): put the next update's weight in a device
+        tensor and count the update; :meth:`apply`, inside the graph, then reads it (a float would be frozen at
+        capture, and the debiased weight changes every step)."""
+        if self._weight is None:
+            self._weight = torch.zeros((), device=next(self.model.parameters()).device)
+        self._weight.fill_(self.weight())
+        self.updates += 1
+
+    @torch.no_grad()
+    def apply(self, model: nn.Module) -> None:
+        """Device half of a captured update: ``ema += (w - ema) * weight`` with the weight :meth:`advance` set (no
+        host values, so it can be captured)."""
+        ema = list(self.model.parameters())
+        diffs = torch._foreach_sub([p.detach() for p in model.parameters()], ema)
+        torch._foreach_mul_(diffs, self._weight)
+        torch._foreach_add_(ema, diffs)
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)
 
     def state_dict(self) -> dict:
         return self.model.state_dict()

@@ -31,17 +31,18 @@ import torch
 from oe_core.config import config_to_dict, help_field, parse_config, require
 from oe_core.errors import CheckpointError, cli_main, one_line
 from oe_core.outputs import check_writable_folder
-from oe_core.run import read_checkpoint, save_checkpoint
+from oe_core.run import save_checkpoint
+from oe_core.run.checkpoint import checkpoint_format
 
 from .config import KIND, DensityConfig
+from .pixelcnn import PixelCNNConfig, PixelCNNpp
 
 PORT_IMAGE_SIZE = (32, 32)  # the port's released weights are CIFAR-10 models
-from .model import ModelConfig, PixelCNNpp
 
 _WRAPPED = re.compile(r"^(?P<layer>.+)\.(?P<wrap>conv|lin_a|deconv)\.(?P<param>weight_g|weight_v|bias)$")
 
 
-def infer_model_config(port_state: Mapping[str, torch.Tensor], dropout: float = 0.5) -> ModelConfig:
+def infer_model_config(port_state: Mapping[str, torch.Tensor], dropout: float = 0.5) -> PixelCNNConfig:
     """Read ``nr_resnet``, ``nr_filters`` and ``nr_logistic_mix`` off a port ``state_dict`` (prefix stripped)."""
     try:
         filters = port_state["u_init.conv.weight_v"].shape[0]
@@ -49,7 +50,7 @@ def infer_model_config(port_state: Mapping[str, torch.Tensor], dropout: float = 
     except KeyError as e:
         raise CheckpointError(f"not a pixel-cnn-pp checkpoint: key {e.args[0]!r} is missing") from None
     blocks = {int(m.group(1)) for k in port_state if (m := re.match(r"up_layers\.0\.u_stream\.(\d+)\.", k))}
-    return ModelConfig(nr_resnet=len(blocks), nr_filters=filters, nr_logistic_mix=mix, dropout=dropout)
+    return PixelCNNConfig(nr_resnet=len(blocks), nr_filters=filters, nr_logistic_mix=mix, dropout=dropout)
 
 
 def strip_prefix(state: Mapping[str, torch.Tensor], prefix: str = "module.") -> dict[str, torch.Tensor]:
@@ -110,21 +111,19 @@ def load_port_checkpoint(path: str | Path, dropout: float = 0.5) -> PixelCNNpp:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"pixel-cnn-pp checkpoint {str(path)!r} does not exist")
+    if checkpoint_format(path) is not None:
+        raise CheckpointError(f"{str(path)!r} is already an OE-suite checkpoint, not a pixel-cnn-pp .pth "
+                              "file: use it directly (--init, --ckpt)")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # truncated file, not a torch file, pickled objects ...
-        try:
-            kind = read_checkpoint(path).get("kind")
-        except CheckpointError:
-            kind = None
-        if kind is not None:
-            raise CheckpointError(f"{str(path)!r} is already an OE-suite checkpoint (kind {kind!r}), not a "
-                                  "pixel-cnn-pp .pth file: use it directly (--init, --ckpt)") from None
-        why = ("it holds pickled Python objects or is not a torch file" if isinstance(e, pickle.UnpicklingError)
-               else f"{type(e).__name__}: {one_line(e, 160)}")
+        why = ("it holds pickled Python objects, which the suite does not unpickle, or is not a torch file"
+               if isinstance(e, pickle.UnpicklingError) else f"{type(e).__name__}: {one_line(e, 160)}")
         raise CheckpointError(f"cannot read {str(path)!r} as a PyTorch state_dict of tensors ({why})") from None
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{str(path)!r} holds a {type(state).__name__}, not a state_dict")
+    if not all(torch.is_tensor(v) for v in state.values()):
+        raise CheckpointError(f"{str(path)!r} is not a state_dict of tensors only")
     model = PixelCNNpp(infer_model_config(strip_prefix(state), dropout))
     load_port_state_dict(model, state)
     return model

@@ -3,7 +3,7 @@
 The architecture is read from the checkpoint (``--arch`` only checks it).  Glow samples in one reverse pass, with
 the latents drawn at ``--temperature`` times their prior scale (the Glow paper's samples use 0.7; 1 is the model
 itself).  PixelCNN++ sampling is autoregressive: one network pass per pixel, each drawing the pixel's R, G, B in turn from the DMOL
-(:func:`density_oe.dmol.sample`), with every weight normalised once for the whole loop.  Because the network is
+(:func:`density_oe.pixelcnn.dmol.sample`), with every weight normalised once for the whole loop.  Because the network is
 causal in the vertical direction (outputs at row ``i`` depend only on input rows ``<= i``), the pass for a pixel in
 row ``i`` runs on the first ``ceil((i+1)/4)*4`` rows only (the same outputs for those rows as the full image, a
 multiple of 4 for the two stride-2 stages), which halves the work on average.  Random numbers come from a CPU
@@ -27,10 +27,9 @@ from oe_core.progress import progress_bar
 from oe_core.run import autocast, resolve_device
 from oe_core.atomic import atomic_write_bytes
 
-from . import dmol
 from .archs import ARCHS, arch_for_model
 from .glow import Glow
-from .weight_norm import frozen_weights
+from .pixelcnn import dmol, frozen_weights
 from .weights import image_size_for, load_density_model
 
 

@@ -3,12 +3,13 @@
 
 The OOD score of the paper (BPP): higher bits/dim = more anomalous.  Writes one value per image, in dataset order,
 to ``--out``: ``.npy`` (float64 array) or ``.csv`` (``index,bpd`` rows).  Scoring runs in eval mode under
-``torch.inference_mode`` with every weight normalised once (:func:`~density_oe.weight_norm.frozen_weights`);
+``torch.inference_mode`` with every weight normalised once (:func:`~density_oe.pixelcnn.weight_norm.frozen_weights`);
 ``--amp bf16`` runs the network in bfloat16 and the likelihood in float32.  Glow's bits/dim use one fixed
 dequantisation draw (:mod:`density_oe.glow.model`), so scores are deterministic.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 from dataclasses import dataclass
@@ -28,12 +29,13 @@ from oe_core.errors import cli_main
 from oe_core.outputs import check_writable_file
 from oe_core.progress import progress_bar
 from oe_core.run import autocast, resolve_device
+from oe_core.run.cuda_graph import StepGraph, resolve_cuda_graphs
 from oe_core.atomic import atomic_write_bytes
 
 from .archs import arch_for_model
-from .dmol import bits_per_dim
-from .model import image_shape
-from .weight_norm import frozen_weights
+from .pixelcnn import frozen_weights
+from .shapes import image_shape
+from .units import bits_per_dim
 from .weights import image_size_for, load_density_model
 
 OUT_SUFFIXES = (".npy", ".csv")
@@ -60,6 +62,9 @@ class ScoreConfig:
     device: str = help_field("auto", "cpu, cuda, cuda:N or auto")
     amp: str = help_field("none", "bf16: network in bfloat16, likelihood in float32", choices=("none", "bf16"))
     channels_last: bool = help_field(False, "run the network in the channels_last memory format")
+    compile: bool = help_field(False, "run the network through torch.compile")
+    cuda_graphs: str = help_field("auto", "capture each full-size batch (network and likelihood) as one CUDA graph "
+                                          "and replay it; auto: on CUDA", choices=("auto", "on", "off"))
     num_workers: int = help_field(2, "DataLoader worker processes")
     progress: bool = help_field(True, "show a progress bar")
 
@@ -71,20 +76,62 @@ class ScoreConfig:
         require(self.limit >= 0 and self.num_workers >= 0, "--limit and --num-workers must be >= 0")
 
 
-@torch.inference_mode()
+class Scorer:
+    """Per-image bits/dim of uint8 image batches under ``model`` in eval mode, with every weight normalised once
+    for the scorer's life (``with Scorer(...) as scorer: scorer(loader)``).
+
+    ``compile``: the network through ``torch.compile``; ``cuda_graphs`` (``auto``/``on``/``off``): on CUDA, one
+    batch (network and likelihood) captured as a CUDA graph after a warm-up batch and replayed for every batch of
+    the same shape (a last partial batch runs eagerly; :mod:`oe_core.run.cuda_graph`).  The graph reads the
+    normalised weights of this scorer, so it lives no longer than the ``with`` block."""
+
+    def __init__(self, model: torch.nn.Module, device: torch.device, amp: str = "none",
+                 memory_format: torch.memory_format = torch.contiguous_format, compile: bool = False,
+                 cuda_graphs: str = "off"):
+        self.model = model.to(device, memory_format=memory_format).eval()
+        self.device, self.amp, self.memory_format = device, amp, memory_format
+        self.net = torch.compile(self.model) if compile else self.model
+        self.use_graphs = resolve_cuda_graphs(cuda_graphs, device)
+        self._frozen: Optional[contextlib.AbstractContextManager] = None
+        self._step = None
+
+    def __enter__(self) -> "Scorer":
+        self._frozen = frozen_weights(self.model)
+        self._frozen.__enter__()
+        self._step = StepGraph(self._bpd, self.device, warmup=1, name="scoring batch") if self.use_graphs \
+            else self._bpd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._step = None
+        if self._frozen is not None:
+            self._frozen.__exit__(*exc)
+            self._frozen = None
+
+    def _bpd(self, images: torch.Tensor) -> torch.Tensor:
+        x = to_unit_range(images)
+        with autocast(self.device, self.amp):
+            out = self.net(x.contiguous(memory_format=self.memory_format))
+        return bits_per_dim(self.model.log_prob(x, out=out), x[0].numel())
+
+    @torch.inference_mode()
+    def batch(self, images: torch.Tensor) -> torch.Tensor:
+        """bits/dim (float64, on the CPU) of one uint8 batch."""
+        if self._step is None:
+            raise RuntimeError("Scorer.batch outside its with block")
+        return self._step(images.to(self.device)).double().cpu()
+
+    def __call__(self, loader: DataLoader, progress: bool = False) -> np.ndarray:
+        return torch.cat([self.batch(x) for x, _ in progress_bar(loader, "scoring", progress)]).numpy()
+
+
 def score_dataset(model: torch.nn.Module, loader: DataLoader, device: torch.device, amp: str = "none",
-                  memory_format: torch.memory_format = torch.contiguous_format, progress: bool = False) -> np.ndarray:
-    """Per-image bits/dim (float64 array, in loader order) of uint8 batches ``(x, target)`` from ``loader``."""
-    arch = arch_for_model(model)
-    model = model.to(device, memory_format=memory_format).eval()
-    scores = []
-    with frozen_weights(model):
-        for x, _ in progress_bar(loader, "scoring", progress):
-            x = to_unit_range(x.to(device))
-            with autocast(device, amp):
-                out = model(x.contiguous(memory_format=memory_format))
-            scores.append(bits_per_dim(arch.likelihood(out, x), x[0].numel()).double().cpu())
-    return torch.cat(scores).numpy()
+                  memory_format: torch.memory_format = torch.contiguous_format, progress: bool = False,
+                  compile: bool = False, cuda_graphs: str = "off") -> np.ndarray:
+    """Per-image bits/dim (float64 array, in loader order) of uint8 batches ``(x, target)`` from ``loader``
+    (:class:`Scorer`: eval mode, ``inference_mode``, weights normalised once; optional compile and CUDA graphs)."""
+    with Scorer(model, device, amp, memory_format, compile, cuda_graphs) as scorer:
+        return scorer(loader, progress)
 
 
 def dataset_at(cfg: ScoreConfig, size: Optional[tuple[int, int]]) -> tuple[Dataset, str]:
@@ -123,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda")
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    scores = score_dataset(model, loader, device, cfg.amp, fmt, progress=cfg.progress)
+    scores = score_dataset(model, loader, device, cfg.amp, fmt, progress=cfg.progress, compile=cfg.compile,
+                           cuda_graphs=cfg.cuda_graphs)
     write_scores(Path(cfg.out), scores)
     print(f"{cfg.dataset}: {len(scores)} images{note}, mean {scores.mean():.4f} bits/dim -> {cfg.out}",
           file=sys.stderr)

@@ -1,25 +1,25 @@
-"""``python -m density_oe.train``: a density model (``--arch pixelcnn``: PixelCNN++, the default; ``--arch glow``:
-Glow) by maximum likelihood (baseline) or with Outlier Exposure (oe_tune).
+"""``python -m density_oe.train``: train a density model (``--arch pixelcnn``, the default, or ``--arch glow``) by
+maximum likelihood (baseline) or fine-tune it with Outlier Exposure (oe_tune).
 
-A thin :class:`~oe_core.run.Task` on the shared run engine (run folder, config.json, metrics.csv/jsonl, atomic
-checkpoints, ``--resume``, progress bars, DDP through ``torchrun``, bf16 autocast with the likelihood in float32,
-channels_last, ``--compile``).  Every epoch reports the mean training bits/dim and the test bits/dim of the
-evaluation weights (``eval_model`` in the checkpoint, which scoring and sampling use): the Polyak-averaged (EMA)
-weights for the baseline, the trained weights themselves for the OE fine-tune (``--ema-decay 0``: no averaged copy
-is kept, ``eval_model`` is empty and readers take ``model``; ``config.json``'s
-``eval_weights`` says which; reasons in :mod:`density_oe.config`).  In ``oe_tune`` mode the in-distribution and
-outlier batches go through one forward pass and the loss is :class:`~density_oe.losses.OEMarginLoss`.  The
-trainer sees a model only through its per-image log-likelihood (:mod:`density_oe.archs`), so both architectures
-share the loss, the margin units, the data stream, the evaluation weights and everything else.
+:class:`DensityTask` is a thin :class:`~oe_core.run.Task` on the shared run engine, which handles the run folder,
+checkpoints, resume, DDP, bf16 autocast, channels_last and ``--compile``.  The task sees a model only through
+``log_prob``, so both families share the loss, the margin units, the data stream and the evaluation weights.
+
+* Each step: :meth:`DensityTask.train_step`.  The baseline minimises the mean bits/dim.  In ``oe_tune`` mode the
+  in-distribution and outlier batches go through one forward pass, and the loss is
+  :class:`~density_oe.losses.OEMarginLoss`.
+* Each epoch: the mean training bits/dim and the test bits/dim of the evaluation weights, which scoring and
+  sampling also use.  The baseline evaluates its Polyak-averaged (EMA) weights; the OE fine-tune its trained
+  weights (reasons in :mod:`density_oe.config`).  ``config.json`` names them in ``eval_weights``.
 
 Deliberate differences from the TF code and the pclucas14 port:
 
-* PyTorch's Adam (``eps`` outside the square root; the TF code adds 1e-8 inside it) -- with the loss in bits/dim
-  the gradients' RMS is far above either epsilon, so the two agree;
-* the learning-rate decay is applied every step, as in TF (the port steps it once per epoch, i.e. hardly at all);
-* the test bits/dim averages every test image (the port divides by the number of batches minus one and drops
-  the last partial batch); training drops the last partial batch, as both do;
-* data order and dropout come from seeded generators per (seed, epoch, step, rank), so runs resume exactly.
+* PyTorch's Adam puts ``eps`` outside the square root (TF: inside).  With the loss in bits/dim the gradients' RMS
+  is far above either epsilon, so the two agree.
+* The learning-rate decay is applied every step, as in TF; the port steps it once per epoch.
+* The test bits/dim averages every test image.  The port divides by the number of batches minus one and drops the
+  last partial batch.  Training drops the last partial batch, as both do.
+* Data order and dropout come from seeded generators per (seed, epoch, step, rank), so runs resume exactly.
 """
 from __future__ import annotations
 
@@ -36,26 +36,35 @@ from oe_core.data import open_dataset
 from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError, cli_main
-from oe_core.run import Engine, StepContext, Task, derive_seed, has_checkpoint
+from oe_core.run import Engine, StepContext, Task, derive_seed, has_checkpoint, unwrap
+from oe_core.run.engine import compile_with_fallback
 
 from .archs import get_arch
 from .config import KIND, DensityConfig
-from .dmol import bits_per_dim
 from .ema import EMA
 from .losses import OEMarginLoss
-from .model import image_shape
-from .weight_norm import frozen_weights
+from .pixelcnn import frozen_weights
+from .shapes import image_shape
+from .units import bits_per_dim
 from .weights import load_density_model
+
+
+def log_prob(net: nn.Module, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``net.log_prob(x, out=out)``: the likelihood half of a step, a function so that ``--compile`` can compile it."""
+    return net.log_prob(x, out=out)
 
 
 class DensityTask(Task):
     """Maximum-likelihood or OE training of a density model."""
 
     kind = KIND
+    capturable = True      # no host syncs in train_step; the EMA update is split for --cuda-graphs
 
     def setup(self, ctx: StepContext) -> None:
         cfg = self.cfg
         self.arch = get_arch(cfg.arch)
+        # --compile: the engine compiles the network, this the likelihood (traceable too: one graph each)
+        self.likelihood = compile_with_fallback(log_prob) if cfg.compile else log_prob
         self.device = ctx.device
         data = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size)
         self.train_set = open_dataset(cfg.dataset, "train", **data)
@@ -115,9 +124,13 @@ class DensityTask(Task):
             optimizer, lambda step: min(1.0, (step + 1) / cfg.warmup_steps) * cfg.lr_decay ** step)
 
     def bits_per_dim(self, model: nn.Module, x: torch.Tensor, ctx: StepContext) -> torch.Tensor:
-        """Per-image bits/dim of ``x`` ([-1, 1] grid) from the architecture's log-likelihood in nats."""
+        """Per-image bits/dim of ``x`` ([-1, 1] grid) from the network's ``log_prob``.
+
+        ``model`` may be the engine's DDP or ``torch.compile`` wrapper.  The forward pass goes through it, because
+        a wrapper only wraps ``forward``; ``log_prob`` then reads that output.
+        """
         out = model(x.contiguous(memory_format=ctx.memory_format))
-        return bits_per_dim(self.arch.likelihood(out, x), self.num_dims)
+        return bits_per_dim(self.likelihood(unwrap(model), x, out), self.num_dims)
 
     def steps_per_epoch(self) -> int:
         return len(self.stream)
@@ -133,16 +146,24 @@ class DensityTask(Task):
             x = torch.cat([x, to_unit_range(ctx.to_device(outliers[0]))])
         bpd = self.bits_per_dim(model, x, ctx)
         bpd_in = bpd[:n]
-        logs = {"train_bpd": float(bpd_in.detach().mean())}
+        logs = {"train_bpd": bpd_in.detach().mean()}       # tensors: the engine reads them after the step
         if outliers is None:
             return bpd_in.mean(), logs
         bpd_out = bpd[n:]
-        logs["outlier_bpd"] = float(bpd_out.detach().mean())
+        logs["outlier_bpd"] = bpd_out.detach().mean()
         return self.criterion(bpd_in, bpd_out), logs
 
     def after_step(self, model: nn.Module, ctx: StepContext) -> None:
         if self.ema is not None:
             self.ema.update(model)
+
+    def before_captured_step(self, ctx: StepContext) -> None:
+        if self.ema is not None:
+            self.ema.advance()
+
+    def captured_after_step(self, model: nn.Module, ctx: StepContext) -> None:
+        if self.ema is not None:
+            self.ema.apply(model)
 
     def evaluate(self, model: nn.Module, ctx: StepContext) -> dict:
         total, count = 0.0, 0

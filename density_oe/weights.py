@@ -9,7 +9,7 @@ from typing import Any, Optional
 import torch
 from torch import nn
 
-from oe_core.errors import CheckpointError, ConfigError, OEError
+from oe_core.errors import CheckpointError, CheckpointKindError, ConfigError, OEError
 from oe_core.run import load_checkpoint
 
 from .archs import arch_of
@@ -20,7 +20,7 @@ from .port import PORT_IMAGE_SIZE, load_port_checkpoint
 def _is_state_dict_file(path: Path) -> bool:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a suite checkpoint (pickled metadata) or not a torch file: the checkpoint reader says
+    except Exception:  # a suite checkpoint, pickled objects or not a torch file: the checkpoint reader says
         return False
     return isinstance(obj, Mapping) and bool(obj) and all(torch.is_tensor(v) for v in obj.values())
 
@@ -77,7 +77,7 @@ def load_density_model(path: str | Path, weights: str = "eval",
             return model.eval(), model.cfg
         state = load_checkpoint(path, expect_kind=KIND)
     elif state.get("kind") != KIND:
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a {state.get('kind')} model, not a {KIND} model")
+        raise CheckpointKindError(f"checkpoint {str(path)!r} holds a {state.get('kind')} model, not a {KIND} model")
     try:
         arch = arch_of(state["config"])
     except OEError as e:

@@ -67,10 +67,18 @@ def inputs(name: str, x):
 
 
 def batches(x, y, size, generator):
+    """One epoch: shuffled batches of ``size``, the last partial batch dropped."""
     order = torch.randperm(len(x), generator=generator)
     for i in range(0, len(x) - size + 1, size):
         idx = order[i:i + size]
         yield x[idx], y[idx]
+
+
+def endless(x, size, generator):
+    """Shuffled batches of ``x`` without end, reshuffled at every pass: the outlier stream of OE."""
+    assert len(x) >= size, f"{len(x)} images cannot fill a batch of {size}"
+    while True:
+        yield from batches(x, torch.zeros(len(x)), size, generator)
 
 
 # ----------------------------------------------------------------------------- data and model
@@ -111,24 +119,30 @@ for epoch in range(epochs):
         loss.backward()
         optimizer.step()
         schedule.step()
-    print(f"baseline epoch {epoch + 1}/{epochs}: loss {loss.item():.3f} ({time.time() - t0:.0f}s)")
+    print(f"baseline epoch {epoch + 1}/{epochs}: loss {loss.item():.3f} | lr {schedule.get_last_lr()[0]:.2e} "
+          f"({time.time() - t0:.0f}s)")
 before = report("baseline       ")
 
 # ----------------------------------------------------------------------------- 2. OE fine-tuning
+# Every epoch covers the whole in-distribution set; the outlier stream cycles for as long as that takes.
 criterion = OELoss(lam)
 steps = oe_epochs * (len(x_train) // batch_size)
 optimizer = torch.optim.SGD(model.parameters(), lr=oe_lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
-schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)   # ends at 0 after exactly these steps
+outliers = endless(x_out, oe_batch_size, g)
 for epoch in range(oe_epochs):
     model.train()
-    outliers = batches(x_out, torch.zeros(len(x_out)), oe_batch_size, g)
-    for (x, y), (xo, _) in zip(batches(x_train, y_train, batch_size, g), outliers):
+    seen = 0
+    for x, y in batches(x_train, y_train, batch_size, g):
+        xo, _ = next(outliers)
         logits = model(torch.cat([inputs("mini-id", x), inputs("mini-outliers", xo)]))  # one pass: shared BN stats
         loss = criterion(logits[:len(x)], y, logits[len(x):])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         schedule.step()
-    print(f"OE epoch {epoch + 1}/{oe_epochs}: loss {loss.item():.3f} ({time.time() - t0:.0f}s)")
+        seen += len(x)
+    print(f"OE epoch {epoch + 1}/{oe_epochs}: loss {loss.item():.3f} | {seen} in-distribution images | "
+          f"lr {schedule.get_last_lr()[0]:.2e} ({time.time() - t0:.0f}s)")
 after = report("OE fine-tuned  ")
 print(f"mean MSP AUROC {100 * before:.1f}% -> {100 * after:.1f}% in {time.time() - t0:.0f}s")

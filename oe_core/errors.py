@@ -50,6 +50,18 @@ class CheckpointError(OEError):
     """A checkpoint is missing, corrupt or of the wrong kind/shape."""
 
 
+class CheckpointKindError(CheckpointError):
+    """A checkpoint holds a model of another kind than the one asked for."""
+
+
+class NotACheckpointError(CheckpointError):
+    """A file carries no suite checkpoint header (it may be a plain state dict of the original code)."""
+
+
+class UnsafeFileError(CheckpointError):
+    """A file holds pickled Python objects, which could run code if loaded; the suite refuses it."""
+
+
 class NonFiniteLossError(OEError):
     """The training loss became NaN or infinite."""
 

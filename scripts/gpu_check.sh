@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# One call for a short GPU loan (<= 8 min on one GPU): the CUDA tests, the benchmark against the pclucas14 port
-# in float32 and bf16 with and without --compile, one short epoch of each trainer with --amp bf16 --channels-last
-# interrupted by SIGTERM and resumed, and bf16 vs float32 scoring on the same weights.  Prints one markdown
-# summary on stdout; exits non-zero if any step fails (the failing logs' tails go to stderr).
-#   scripts/gpu_check.sh             on the GPU
-#   scripts/gpu_check.sh --dry-run   the same steps on the CPU at toy sizes (CI runs this)
-#   scripts/gpu_check.sh --help      every option (python -m benchmarks.gpu_check --help)
+# The GPU checks in one call (<= 8 min on one GPU): the CUDA tests, the benchmark against the pclucas14 port in
+# bf16 with the fast path (channels_last, whole-step CUDA graphs), one short epoch of each trainer with --amp bf16
+# --channels-last interrupted by SIGTERM and resumed, bf16 vs float32 scoring over 2000 images on the same
+# weights, and the GPU speed table (batch sizes, eager vs compile vs CUDA graphs, kernels per step).  Writes
+# benchmarks/results/gpu.json; prints one markdown summary on stdout; exits non-zero if any step fails (the
+# failing logs' tails go to stderr).
+#   scripts/gpu_check.sh               on the GPU
+#   scripts/gpu_check.sh --dry-run     the same steps on the CPU at toy sizes (CI runs this)
+#   scripts/gpu_check.sh --stage-port  copy the port from ../shared/anchors/pixel-cnn-pp into the git-ignored .port/
+#                                      (for a machine that gets this tree without ../shared: carry .port along)
+#   scripts/gpu_check.sh --help        every option (python -m benchmarks.gpu_check --help)
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 export MPLBACKEND=Agg
+if [[ "${1:-}" == "--stage-port" ]]; then
+  src="$ROOT/../shared/anchors/pixel-cnn-pp"
+  [[ -f "$src/model.py" ]] || { echo "error: no port at $src" >&2; exit 2; }
+  mkdir -p "$ROOT/.port" && rm -rf "$ROOT/.port/pixel-cnn-pp" && cp -r "$src" "$ROOT/.port/pixel-cnn-pp"
+  echo "port copied to $ROOT/.port/pixel-cnn-pp (git-ignored)"
+  exit 0
+fi
 exec "$PY" -m benchmarks.gpu_check "$@"

@@ -15,8 +15,8 @@ from analysis.scoring import stored_scores
 from classifiers_oe.config import ClassifierConfig
 from classifiers_oe.models import build_model
 from classifiers_oe.scores import msp_score
-from density_oe.dmol import log_prob
-from density_oe.model import ModelConfig, PixelCNNpp
+from density_oe.pixelcnn.dmol import log_prob
+from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from oe_core.config import config_to_dict
 from oe_core.data import get_dataset, normalize, to_unit_range
 from oe_core.errors import cli_main
@@ -36,7 +36,7 @@ def classifier_ckpt(folder, seed: int = 0):
 
 def density_ckpt(folder, seed: int = 0):
     torch.manual_seed(seed)
-    mcfg = ModelConfig(nr_resnet=1, nr_filters=4, nr_logistic_mix=1, dropout=0.0)
+    mcfg = PixelCNNConfig(nr_resnet=1, nr_filters=4, nr_logistic_mix=1, dropout=0.0)
     net = PixelCNNpp(mcfg)
     state = {"kind": "density", "config": {**config_to_dict(mcfg), "out": str(folder)}, "model": net.state_dict(),
              "eval_model": None}

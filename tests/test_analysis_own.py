@@ -78,7 +78,7 @@ def test_own_classifier_files_evaluate_from_the_command_line(tmp_path, capsys):
     ood = ["--ood", "gaussian,size=8,n=20"]
     assert cli_main(main, _args(tmp_path, "--ckpt", f"suite={ckpt}", f"plain={tmp_path / 'plain.pt'}",
                                 f"opts={tmp_path / 'dp.pt'}:arch=wrn,depth=10,widen=1,classes=4",
-                                f"whole={tmp_path / 'whole.pt'}", *ood)) == 0
+                                f"whole={tmp_path / 'whole.pt'}", "--trust-pickle", *ood)) == 0
     cache = ScoreCache(tmp_path / "out" / "score_cache")
     spec = DatasetSpec.parse(ID, default_split="test")
     suite = cache.read(ScoreKey("suite", "msp", spec)).scores

@@ -9,8 +9,8 @@ import torch
 
 from benchmarks.port import build_port_model, load_port, patch_source, port_or_skip_reason, resolve_port_dir
 from benchmarks.run import main
-from density_oe import dmol
-from density_oe.model import ModelConfig, PixelCNNpp
+from density_oe.pixelcnn import dmol
+from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.port import load_port_state_dict
 from oe_core.errors import ConfigError, cli_main
 from tests.test_density_model import randomise_gains_and_biases
@@ -53,7 +53,7 @@ def test_density_oe_equals_the_port_model_and_loss_on_the_same_weights():
     port's weights converted by density_oe.port (randomised gains and biases, so every weight-norm path matters)."""
     torch.manual_seed(0)
     port_net = randomise_gains_and_biases(build_port_model(PORT, nr_resnet=1, nr_filters=8, nr_logistic_mix=3)).eval()
-    ours = PixelCNNpp(ModelConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=3)).eval()
+    ours = PixelCNNpp(PixelCNNConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=3)).eval()
     load_port_state_dict(ours, port_net.state_dict())
     g = torch.Generator().manual_seed(1)
     x = torch.randint(0, 256, (3, 3, 8, 8), generator=g).float() / 127.5 - 1.0

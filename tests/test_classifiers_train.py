@@ -13,7 +13,8 @@ import torch
 
 from classifiers_oe.config import ClassifierConfig
 from classifiers_oe.inputs import model_input
-from classifiers_oe.losses import energy_oe_loss, oe_loss, uniform_cross_entropy
+from classifiers_oe.losses import energy_oe_loss, oe_loss
+from classifiers_oe.scores import uniform_cross_entropy
 from classifiers_oe.train import ClassifierTask, main
 from classifiers_oe.weights import read_weights
 from oe_core.config import build_parser, parse_config

@@ -105,10 +105,10 @@ def test_ctrl_c_during_sampling_ends_quietly(tmp_path):
     """A real SIGINT in the middle of the work (sampling a tiny model, progress bar on stderr)."""
     import torch
 
-    from density_oe.model import ModelConfig, PixelCNNpp
+    from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
     from oe_core.config import config_to_dict
     from oe_core.run import save_checkpoint
-    net = PixelCNNpp(ModelConfig(nr_resnet=1, nr_filters=4, nr_logistic_mix=1))
+    net = PixelCNNpp(PixelCNNConfig(nr_resnet=1, nr_filters=4, nr_logistic_mix=1))
     save_checkpoint(tmp_path / "d", {"kind": "density", "config": config_to_dict(net.cfg), "model": net.state_dict(),
                                      "eval_model": None}, kind="density", step=0, epoch=0)
     del torch

@@ -3,6 +3,8 @@ running as written.  Marked ``cuda`` (``pytest -m cuda`` selects them; ``scripts
 skipped, with the reason, where torch sees no CUDA GPU."""
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -10,8 +12,8 @@ import torch
 from benchmarks.pixelcnn_cases import uint8_loader
 from benchmarks.port import build_port_model, load_port, resolve_port_dir
 from classifiers_oe.models import build_model
-from density_oe import dmol
-from density_oe.model import ModelConfig, PixelCNNpp
+from density_oe.pixelcnn import dmol
+from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.port import load_port_state_dict
 from density_oe.score import score_dataset
 from oe_core.errors import ConfigError
@@ -34,20 +36,26 @@ def no_tf32():
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_pixelcnn_outputs_and_gradients_match_the_cpu(channels_last):
     torch.manual_seed(0)
-    model = PixelCNNpp(ModelConfig(nr_resnet=1, nr_filters=16, nr_logistic_mix=3)).eval()
+    model = PixelCNNpp(PixelCNNConfig(nr_resnet=1, nr_filters=16, nr_logistic_mix=3)).eval()
     x = torch.rand(4, 3, 16, 16) * 2 - 1
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     losses, grads = [], []
     for device in (torch.device("cpu"), CUDA):
-        m = model.to(device, memory_format=fmt)
+        # a fresh copy per device (Module.to moves parameters and their .grad in place, so a CPU gradient kept as
+        # a reference would move to the GPU with the model), and gradients copied to the CPU (.cpu() of a CPU
+        # tensor is that same tensor)
+        m = copy.deepcopy(model).to(device, memory_format=fmt)
         xd = x.to(device).contiguous(memory_format=fmt)
-        m.zero_grad()
         loss = -dmol.log_prob(m(xd), xd).sum()
         loss.backward()
+        assert m.nin_out.weight_v.grad.device.type == device.type
         losses.append(loss.item())
-        grads.append(m.nin_out.weight_v.grad.cpu())
+        grads.append({name: p.grad.detach().to("cpu", copy=True) for name, p in m.named_parameters()})
+    assert [g.device.type for g in grads[0].values()] == ["cpu"] * len(grads[0])   # a real CPU reference
     assert losses[1] == pytest.approx(losses[0], rel=1e-5)
-    torch.testing.assert_close(grads[1], grads[0], rtol=1e-3, atol=1e-3)
+    assert grads[1].keys() == grads[0].keys()
+    for name, reference in grads[0].items():
+        torch.testing.assert_close(grads[1][name], reference, rtol=1e-3, atol=1e-3, msg=lambda m: f"{name}: {m}")
 
 
 def test_bf16_scoring_on_cuda_is_within_a_hundredth_of_a_bit_of_float32():
@@ -79,7 +87,7 @@ def test_port_runs_on_cuda_as_written_and_equals_density_oe():
     port = load_port(drop_cuda=False)
     torch.manual_seed(0)
     port_net = build_port_model(port, 1, 8, 3).to(CUDA).eval()
-    ours = PixelCNNpp(ModelConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=3))
+    ours = PixelCNNpp(PixelCNNConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=3))
     load_port_state_dict(ours, port_net.state_dict())
     ours = ours.to(CUDA).eval()
     x = torch.rand(2, 3, 8, 8, device=CUDA) * 2 - 1

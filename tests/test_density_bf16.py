@@ -6,10 +6,10 @@ import numpy as np
 import torch
 
 from benchmarks.pixelcnn_cases import uint8_loader
-from density_oe.dmol import nll_bpd
-from density_oe.model import ModelConfig, PixelCNNpp
+from density_oe.pixelcnn.dmol import nll_bpd
+from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.score import score_dataset
-from density_oe.weight_norm import data_dependent_init
+from density_oe.pixelcnn.weight_norm import data_dependent_init
 
 CPU = torch.device("cpu")
 
@@ -26,7 +26,7 @@ def smooth_images(n: int, size: int = 16, seed: int = 0) -> torch.Tensor:
 def trained_model(images: torch.Tensor, steps: int = 20) -> PixelCNNpp:
     """A small PixelCNN++ past its initialisation (data-dependent init, a few Adam steps)."""
     torch.manual_seed(0)
-    model = PixelCNNpp(ModelConfig(nr_resnet=1, nr_filters=16, nr_logistic_mix=5))
+    model = PixelCNNpp(PixelCNNConfig(nr_resnet=1, nr_filters=16, nr_logistic_mix=5))
     x = images.float() / 127.5 - 1.0
     data_dependent_init(model, x[:16])
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
@@ -39,7 +39,7 @@ def trained_model(images: torch.Tensor, steps: int = 20) -> PixelCNNpp:
 
 
 def test_head_and_dmol_parameters_stay_float32_under_bf16_autocast():
-    model = PixelCNNpp(ModelConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=2)).eval()
+    model = PixelCNNpp(PixelCNNConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=2)).eval()
     x = torch.rand(2, 3, 8, 8) * 2 - 1
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         seen = {}

@@ -9,8 +9,9 @@ import pytest
 import torch
 from scipy.special import expit, log_expit, log_softmax, logsumexp
 
-from benchmarks.plain_pixelcnn import discretized_mix_logistic_log_prob as plain_log_prob
-from density_oe import dmol
+from tests.plain_pixelcnn import discretized_mix_logistic_log_prob as plain_log_prob
+from density_oe.pixelcnn import dmol
+from density_oe.units import bits_per_dim
 from oe_core.errors import OEError
 
 
@@ -166,7 +167,7 @@ def test_channels_last_params_give_the_same_values():
 
 def test_bits_per_dim():
     ll = torch.tensor([-3072 * math.log(2.0) * 3.0])
-    assert dmol.bits_per_dim(ll, 3072).item() == pytest.approx(3.0)
+    assert bits_per_dim(ll, 3072).item() == pytest.approx(3.0)
     params, x = random_case(8, 2, 2, 4, 4)
     torch.testing.assert_close(dmol.nll_bpd(params, x), -dmol.log_prob(params, x) / (48 * math.log(2.0)))
 

@@ -8,14 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from benchmarks.plain_pixelcnn import PlainPixelCNN, discretized_mix_logistic_log_prob
-from density_oe import dmol
-from density_oe.model import ModelConfig, PixelCNNpp
+from tests.plain_pixelcnn import PlainPixelCNN, discretized_mix_logistic_log_prob
+from density_oe.pixelcnn import dmol
+from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.port import load_port_state_dict
-from density_oe.weight_norm import data_dependent_init, frozen_weights
+from density_oe.pixelcnn.weight_norm import data_dependent_init, frozen_weights
 from oe_core.errors import OEError
 
-TINY = ModelConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.5)
+TINY = PixelCNNConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=2, dropout=0.5)
 
 
 @torch.no_grad()
@@ -30,7 +30,7 @@ def randomise_gains_and_biases(net: torch.nn.Module) -> torch.nn.Module:
     return net
 
 
-def tiny_pair(seed: int = 0, cfg: ModelConfig = TINY) -> tuple[PixelCNNpp, PlainPixelCNN]:
+def tiny_pair(seed: int = 0, cfg: PixelCNNConfig = TINY) -> tuple[PixelCNNpp, PlainPixelCNN]:
     """A plain model with randomised gains (so every weight-norm path matters) and the fast model loaded from it."""
     torch.manual_seed(seed)
     plain = randomise_gains_and_biases(PlainPixelCNN(cfg.nr_resnet, cfg.nr_filters, cfg.nr_logistic_mix, cfg.dropout))
@@ -82,7 +82,7 @@ def _param_map(plain: PlainPixelCNN, fast: PixelCNNpp) -> list[tuple[torch.Tenso
 @pytest.mark.parametrize("channels_last", [False, True])
 def test_fast_model_equals_the_plain_model_on_the_same_weights(channels_last):
     """Outputs, per-image log-likelihoods and gradients (input and parameters) agree to float32 rounding."""
-    fast, plain = tiny_pair(3, ModelConfig(nr_resnet=2, nr_filters=12, nr_logistic_mix=3, dropout=0.5))
+    fast, plain = tiny_pair(3, PixelCNNConfig(nr_resnet=2, nr_filters=12, nr_logistic_mix=3, dropout=0.5))
     if channels_last:
         fast = fast.to(memory_format=torch.channels_last)
     x = images(3, 8, 12)
@@ -110,7 +110,7 @@ def test_training_mode_uses_elementwise_dropout_at_the_configured_rate():
     assert not torch.allclose(a, b)
     torch.manual_seed(0)
     torch.testing.assert_close(model(images(2)), a)
-    from density_oe.activations import dropout_mask
+    from density_oe.pixelcnn.activations import dropout_mask
     torch.manual_seed(0)
     m = dropout_mask(torch.empty(200, 100, 10, 10), 0.3)
     values = torch.unique(m).tolist()
@@ -123,7 +123,7 @@ def test_training_mode_uses_elementwise_dropout_at_the_configured_rate():
 def test_the_one_bit_dropout_mask_at_the_paper_rate(dtype, layout):
     """p = 0.5 takes one random bit per element: values 0 and 2, half dropped, neighbours independent (each bit of
     a random byte used once), laid out like the tensor it masks, reproducible under the seed."""
-    from density_oe.activations import dropout_mask
+    from density_oe.pixelcnn.activations import dropout_mask
     like = torch.empty(50, 40, 10, 10, dtype=dtype).contiguous(memory_format=layout)
     torch.manual_seed(0)
     m = dropout_mask(like, 0.5)
@@ -184,7 +184,7 @@ def test_paper_model_has_the_size_of_the_released_checkpoints():
     """5 resnets, 160 filters, 10 mixtures: the port's 214,732,802-byte .pth holds ~53.7M float32 values (plus a
     little pickle overhead); both layouts have the same number of parameters."""
     with torch.device("meta"):
-        fast = sum(p.numel() for p in PixelCNNpp(ModelConfig()).parameters())
+        fast = sum(p.numel() for p in PixelCNNpp(PixelCNNConfig()).parameters())
         plain = sum(p.numel() for p in PlainPixelCNN().parameters())
     assert fast == plain
     assert 0 < 214_732_802 - 4 * fast < 200_000
@@ -203,7 +203,7 @@ def test_bad_input_shapes_are_one_clear_error():
 def test_fused_concat_elu_equals_the_composite_ops_torch_compile_traces(monkeypatch, pad, channels_last):
     """The eager kernel (exp-only ELU, fused padding and dropout) against elu(cat([x, -x])) on a padded x, in
     value and gradient; dropout masks keep or zero whole elements and scale by 1/(1-p)."""
-    from density_oe import activations
+    from density_oe.pixelcnn import activations
     g = torch.Generator().manual_seed(0)
     x = (torch.randn(2, 5, 6, 4, generator=g) * 3).requires_grad_(True)
     xin = x.contiguous(memory_format=torch.channels_last) if channels_last else x

@@ -10,9 +10,9 @@ import torch
 
 import density_oe.train as density_train
 from density_oe.config import DensityConfig
-from density_oe.dmol import log_prob
+from density_oe.pixelcnn.dmol import log_prob
 from density_oe.losses import OEMarginLoss, oe_density_loss
-from density_oe.model import ModelConfig, PixelCNNpp
+from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.weights import load_density_model
 from oe_core.config import parse_config
 from oe_core.data import get_dataset
@@ -42,7 +42,7 @@ def fixed(tmp_path_factory):
     task, ctx = oe_task(tmp_path_factory.mktemp("fixed"))
     batch = next(iter(task.batches(0, 0)))
     torch.manual_seed(0)
-    model = PixelCNNpp(ModelConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=2)).eval()
+    model = PixelCNNpp(PixelCNNConfig(nr_resnet=1, nr_filters=8, nr_logistic_mix=2)).eval()
     (x_in, _), (x_out, *_) = batch
     x = torch.cat([to_unit_range(x_in), to_unit_range(x_out)])
     with torch.no_grad():

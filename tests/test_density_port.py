@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 import pytest
 
-from benchmarks.plain_pixelcnn import PlainPixelCNN
+from tests.plain_pixelcnn import PlainPixelCNN
 from density_oe import port
-from density_oe.model import ModelConfig
+from density_oe.pixelcnn.model import PixelCNNConfig
 from density_oe.weights import load_density_model
 from oe_core.errors import CheckpointError, cli_main
 from oe_core.run import load_checkpoint
@@ -32,7 +32,7 @@ def port_file(tmp_path, nr_resnet=2, nr_filters=8, nr_mix=3):
 def test_port_checkpoint_loads_strictly_and_matches_in_eval_mode(tmp_path):
     path, plain = port_file(tmp_path)
     model = port.load_port_checkpoint(path)
-    assert model.cfg == ModelConfig(nr_resnet=2, nr_filters=8, nr_logistic_mix=3, dropout=0.5)
+    assert model.cfg == PixelCNNConfig(nr_resnet=2, nr_filters=8, nr_logistic_mix=3, dropout=0.5)
     model.eval()
     x = torch.rand(3, 3, 8, 8) * 2 - 1
     torch.testing.assert_close(model(x), plain(x), rtol=1e-5, atol=1e-6)

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from density_oe import sample, score
-from density_oe.model import ModelConfig, PixelCNNpp
+from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.weights import load_density_model
 from oe_core.config import config_to_dict
 from oe_core.data import get_dataset
@@ -24,7 +24,7 @@ def model8(tmp_path_factory):
     """A tiny PixelCNN++ checkpoint that says it was trained on 8x8 images (as density_oe.train records it)."""
     folder = tmp_path_factory.mktemp("pcnn8")
     torch.manual_seed(0)
-    net = PixelCNNpp(ModelConfig(nr_resnet=1, nr_filters=4, nr_logistic_mix=1, dropout=0.0))
+    net = PixelCNNpp(PixelCNNConfig(nr_resnet=1, nr_filters=4, nr_logistic_mix=1, dropout=0.0))
     state = {"kind": "density", "config": config_to_dict(net.cfg), "model": net.state_dict(), "eval_model": None,
              "task": {"image_size": [8, 8]}}
     save_checkpoint(folder, state, kind="density", step=0, epoch=0)
@@ -32,12 +32,11 @@ def model8(tmp_path_factory):
 
 
 def _bpd(folder, images: torch.Tensor) -> np.ndarray:
-    from density_oe.dmol import bits_per_dim
-    from density_oe.archs import arch_for_model
+    from density_oe.units import bits_per_dim
     model, _ = load_density_model(folder)
     x = to_unit_range(images)
     with torch.no_grad():
-        return bits_per_dim(arch_for_model(model).likelihood(model(x), x), x[0].numel()).double().numpy()
+        return bits_per_dim(model.log_prob(x), x[0].numel()).double().numpy()
 
 
 def test_checkpoint_size_is_read_back(model8):

@@ -14,7 +14,7 @@ from PIL import Image
 
 from density_oe import sample, score
 from density_oe.config import DensityConfig
-from density_oe.dmol import nll_bpd
+from density_oe.pixelcnn.dmol import nll_bpd
 from density_oe.ema import EMA
 from density_oe.train import DensityTask, main
 from density_oe.weights import load_density_model

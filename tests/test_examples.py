@@ -1,4 +1,5 @@
-"""examples/oe_minimal.py runs as shipped and shows what OE does: MSP separates the OOD sets better after it."""
+"""The examples run as shipped and show what OE does: MSP (examples/oe_minimal.py) and bits/dim
+(examples/density_oe_minimal.py) separate the OOD sets better after it."""
 from __future__ import annotations
 
 import os
@@ -12,24 +13,52 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="mini benchmark v2 (independent test crops): the example's own recipe "
-                   "(WRN-10-2 without dropout, 2 OE epochs at lr 0.01 on batches of 64 + 128) measured 96.9% -> 90.1% "
-                   "mean MSP AUROC on 2026-12-04; its settings were not re-chosen on validation data yet (issue 20)")
-def test_oe_minimal_example_improves_msp_auroc():
+def run_example(name: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
+    """``python examples/NAME.py ARGS`` on one thread, from the repository root."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "oe_minimal.py"), "--threads=1"], env=env,
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
+    return subprocess.run([sys.executable, str(ROOT / "examples" / f"{name}.py"), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+
+
+@pytest.mark.slow
+def test_oe_minimal_example_improves_msp_auroc():
+    proc = run_example("oe_minimal", "--threads=1")
     assert proc.returncode == 0, proc.stderr[-2000:]
     m = re.search(r"mean MSP AUROC ([\d.]+)% -> ([\d.]+)%", proc.stdout)
     assert m, proc.stdout[-2000:]
     before, after = float(m.group(1)), float(m.group(2))
-    # measured on mini benchmark v1: 52.7% -> 75.1%; the same fine-tuning without the OE term (--lam=0) gave
-    # 52.7% -> 61.7%.  On v2: 96.9% -> 90.1% (see the xfail reason)
+    # measured: 52.7% -> 83.3%; the same fine-tuning without the OE term (--lam=0.0) gives 52.7% -> 66.8%
+    assert after > before + 22.0, proc.stdout
+
+
+def test_oe_minimal_every_oe_epoch_covers_the_training_set_and_the_schedule_ends_at_zero():
+    """Twice as many in-distribution batches as outlier batches: the outlier stream must cycle, not end the epoch."""
+    tiny = ["--threads=1", "--n_train=256", "--batch_size=32", "--oe_batch_size=64", "--n_eval=40", "--epochs=1",
+            "--widen=1", "--oe_epochs=2"]
+    proc = run_example("oe_minimal", *tiny, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    epochs = re.findall(r"OE epoch (\d)/2: .* (\d+) in-distribution images \| lr ([\d.e+-]+)", proc.stdout)
+    assert [int(seen) for _, seen, _ in epochs] == [256, 256], proc.stdout
+    assert float(epochs[0][2]) == pytest.approx(0.005, rel=1e-6)      # half-way down the cosine from 0.01
+    assert float(epochs[1][2]) < 1e-9, proc.stdout                    # the schedule ends where it says
+
+
+@pytest.mark.parametrize("name", ["oe_minimal", "density_oe_minimal"])
+def test_examples_reject_unknown_options(name):
+    proc = run_example(name, "--nope=1", timeout=300)
+    assert proc.returncode == 1 and "unknown or malformed option '--nope=1'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_density_oe_minimal_example_fixes_the_likelihood_failure():
+    """The baseline PixelCNN++ finds the digits more likely than its own test images; OE reverses that."""
+    proc = run_example("density_oe_minimal", "--threads=1")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    digits = [float(a) for a in re.findall(r"mini-svhn [\d.]+ bpd AUROC ([\d.]+)", proc.stdout)]
+    m = re.search(r"mean bpd AUROC ([\d.]+)% -> ([\d.]+)%", proc.stdout)
+    assert m and len(digits) == 2, proc.stdout[-2000:]
+    before, after = float(m.group(1)), float(m.group(2))
+    # measured: digits 22.3 -> 64.0, mean over three sets 50.5% -> 81.5%
+    assert digits[0] < 50.0 < digits[1] - 5.0, proc.stdout
     assert after > before + 15.0, proc.stdout
 
-
-def test_oe_minimal_example_rejects_unknown_options():
-    proc = subprocess.run([sys.executable, str(ROOT / "examples" / "oe_minimal.py"), "--nope=1"],
-                          env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 1 and "unknown or malformed option '--nope=1'" in proc.stderr

@@ -10,16 +10,16 @@ import pytest
 import torch
 
 from density_oe import sample, score
-from density_oe.archs import ARCHS, arch_for_model, arch_of, build_model
+from density_oe.archs import ARCHS, arch_for_model, arch_of
 from density_oe.config import DensityConfig
 from density_oe.glow import Glow
-from density_oe.model import PixelCNNpp
+from density_oe.pixelcnn.model import PixelCNNpp
 from density_oe.train import DensityTask, main
 from density_oe.weights import load_density_model
 from oe_core.config import parse_config
 from oe_core.data import get_dataset
 from oe_core.data.transforms import to_unit_range
-from oe_core.errors import Preempted, cli_main
+from oe_core.errors import ConfigError, Preempted, cli_main
 from oe_core.run import Engine, StepContext, load_checkpoint
 from oe_core.run.distributed import DistInfo
 from tests.faults import preempting
@@ -127,11 +127,35 @@ def test_wrong_architecture_is_one_clear_error(glow_run, tmp_path, capsys):
     assert "flow" in capsys.readouterr().err
 
 
+def _build(name: str, config: dict):
+    arch = ARCHS.get(name)
+    return arch.build(arch.config(config))
+
+
 def test_architecture_registry_builds_by_name_and_reads_old_configs():
     assert ARCHS.names() == ["glow", "pixelcnn"]
     assert arch_of({"nr_filters": 8}).name == "pixelcnn"             # checkpoints from before --arch
-    assert isinstance(build_model("pixelcnn", {"nr_resnet": 1, "nr_filters": 4}), PixelCNNpp)
-    net = build_model("glow", {"glow_levels": 1, "glow_steps": 1, "glow_hidden": 4})
+    assert isinstance(_build("pixelcnn", {"nr_resnet": 1, "nr_filters": 4}), PixelCNNpp)
+
+
+@pytest.mark.parametrize("name, config", [("pixelcnn", {"nr_resnet": 1, "nr_filters": 4, "nr_logistic_mix": 2}),
+                                          ("glow", {"glow_levels": 1, "glow_steps": 1, "glow_hidden": 4})])
+def test_log_prob_takes_a_forward_output_computed_elsewhere(name, config):
+    """The trainer runs forward through its DDP/compile wrapper and hands the output to ``log_prob``."""
+    torch.manual_seed(0)
+    net = _build(name, config).eval()
     x = torch.randint(0, 256, (2, 3, 4, 4)).float() / 127.5 - 1
-    assert net.eval().log_prob(x).shape == (2,)
-    assert ARCHS.get("glow").log_prob(net, x).equal(net.log_prob(x))
+    ll = net.log_prob(x)
+    assert ll.shape == (2,) and bool((ll < 0).all())
+    assert net.log_prob(x, out=net(x)).equal(ll)
+    assert not net.log_prob(x, out=net(x.flip(0))).equal(ll)         # the given output is what is scored
+
+
+def test_config_validates_only_the_chosen_family():
+    base = ["--dataset", "mini-id", "--out", "unused"]
+    assert parse_config(DensityConfig, base + ["--glow-levels", "0"]).arch == "pixelcnn"
+    assert parse_config(DensityConfig, base + ["--arch", "glow", "--nr-resnet", "0"]).arch == "glow"
+    with pytest.raises(ConfigError, match="--glow-levels"):
+        parse_config(DensityConfig, base + ["--arch", "glow", "--glow-levels", "0"])
+    with pytest.raises(ConfigError, match="--nr-resnet"):
+        parse_config(DensityConfig, base + ["--nr-resnet", "0"])

@@ -1,7 +1,9 @@
-"""scripts/gpu_check.sh: --dry-run runs every step on the CPU at toy sizes and reports them in one markdown summary;
-without a GPU (and without --dry-run) it refuses in one line."""
+"""scripts/gpu_check.sh: --dry-run runs every step on the CPU at toy sizes, reports them in one markdown summary and
+writes its results JSON (the format of cpu.json plus the speed table, the precision check and the targets) under
+--out; without a GPU (and without --dry-run) it refuses in one line."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -38,8 +40,8 @@ def test_dry_run_runs_every_step_on_the_cpu_and_summarises_them(tmp_path):
     assert md.startswith("## GPU check:") and "dry run on the CPU" in md
     rows = [line for line in md.splitlines() if line.startswith("| ") and " | ok | " in line]
     names = " ".join(rows)
-    for step in ("CUDA tests", "benchmark, amp none", "benchmark, amp bf16", "classifier trainer",
-                 "density trainer", "bpd scoring, bf16 vs float32"):
+    for step in ("CUDA tests", "benchmark, amp bf16", "classifier trainer", "density trainer",
+                 "bpd scoring, bf16 vs float32", "GPU speed: batch table"):
         assert step in names, step
     assert "FAILED" not in md
     if not torch.cuda.is_available():
@@ -47,3 +49,10 @@ def test_dry_run_runs_every_step_on_the_cpu_and_summarises_them(tmp_path):
     assert md.count("SIGTERM after step") == 2 and "exit 75" in md and "resumed at step" in md
     assert md.count("| pclucas14 port") >= 2                 # benchmark rows against the port
     assert (out / "pcnn" / "metrics.json").is_file() and (out / "scores-bf16.npy").is_file()
+    assert "| train step batch |" in md and "| train/eager |" in md and "Targets (GPU only):" in md
+    results = json.loads((out / "gpu.json").read_text())            # a dry run never writes benchmarks/results
+    assert results["config"]["amp"] == "bf16" and {"train_paper", "score"} <= set(results["cases"])
+    assert results["gpu_speed"]["batch_table"] and results["gpu_speed"]["per_step"]["eager"]["aten_ops"] > 0
+    assert results["score_precision"]["images"] == 64 and results["score_precision"]["ok"]
+    assert [t["target"].split(",")[0] for t in results["gpu_targets"]][:2] == ["paper-config bf16 train step",
+                                                                               "paper-config bf16 scoring"]

@@ -139,3 +139,12 @@ def test_cli_bad_value_is_one_line_exit_2(tmp_path):
     r = subprocess.run(_toy_cmd(tmp_path / "r", "--epochs", "-1"), capture_output=True, text=True)
     assert r.returncode == 2
     assert r.stderr.strip() == "error: --epochs must be positive, got -1"
+
+
+def test_unwrap_finds_the_network_inside_the_engines_wrappers():
+    from oe_core.run import unwrap
+    from oe_core.run.engine import _CompileFallback
+
+    net = torch.nn.Linear(2, 2)
+    assert unwrap(net) is net
+    assert unwrap(_CompileFallback(net)) is net

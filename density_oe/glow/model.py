@@ -162,9 +162,20 @@ class Glow(nn.Module):
             if self.training:
                 noise = torch.rand_like(k)
             else:
-                g = torch.Generator().manual_seed(EVAL_NOISE_SEED)
-                noise = torch.rand(k.shape[1:], generator=g).to(k.device).expand_as(k)
+                noise = self._eval_noise(k)
         return ((k + noise) / N_BINS - 0.5).to(self.top_prior.dtype)
+
+    def _eval_noise(self, k: torch.Tensor) -> torch.Tensor:
+        """The fixed evaluation draw for images shaped like ``k``, made once per image shape and device and kept
+        on the device (a captured scoring graph then holds no host-to-device copy)."""
+        key = (tuple(k.shape[1:]), k.device)
+        cached = getattr(self, "_eval_noise_cache", None)
+        if cached is None or cached[0] != key:
+            with torch.inference_mode(False):       # a normal tensor, also when first made under inference_mode
+                g = torch.Generator().manual_seed(EVAL_NOISE_SEED)
+                cached = (key, torch.rand(k.shape[1:], generator=g).to(k.device))
+            self._eval_noise_cache = cached
+        return cached[1].expand_as(k)
 
     def top_params(self, like: torch.Tensor):
         mean, logs = self.top_prior.to(like.dtype).chunk(2, dim=1)
@@ -192,9 +203,13 @@ class Glow(nn.Module):
             y = self.dequantize(x, noise)
             return self.log_density(y) - y[0].numel() * math.log(N_BINS)
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-image log-likelihood in nats on the 8-bit grid (the density-model interface)."""
-        return self(x)
+    def log_prob(self, x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Per-image log-likelihood in nats on the 8-bit grid.
+
+        ``out`` is ``self(x)`` when the caller has already run the network (through a DDP or ``torch.compile``
+        wrapper); Glow's forward returns the log-likelihood itself.
+        """
+        return self(x) if out is None else out
 
     def decode(self, z_top: torch.Tensor, temperature: float = 1.0, generator: Optional[torch.Generator] = None,
                latents: Optional[list] = None) -> torch.Tensor:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from torch.utils.data import Subset
+
 from ..errors import ConfigError, DataError, OEError
 from ..registry import Registry
 
@@ -110,11 +112,26 @@ def takes_size(name: str) -> bool:
 
 
 def open_dataset(name: str, split: Optional[str] = None, *, root: str | Path | None = None, download: bool = False,
-                 size: int = 0, **kwargs):
-    """:func:`get_dataset` as the trainers and scorers call it: an empty ``root`` means none, and ``size``
-    (the ``--image-size`` option; 0 keeps the dataset's own) is passed on as ``size=`` to generated sets."""
+                 size: int = 0, options: Optional[dict] = None, limit: int = 0):
+    """:func:`get_dataset` as every tool calls it: trainers, scorers and the evaluation.
+
+    An empty ``root`` means none.  ``size`` is the ``--image-size`` option (0 keeps the dataset's own), passed on
+    as ``size=`` to generated sets.  ``options`` are further builder options, e.g. the ``KEY=VALUE`` parts of an
+    evaluation's dataset spec.  ``limit > 0`` keeps the first ``limit`` images.
+    """
+    kwargs = dict(options or {})
     if size:
         if not takes_size(name):
             raise ConfigError(f"--image-size: dataset {name!r} has a fixed image size (no size option)")
         kwargs["size"] = size
-    return get_dataset(name, split, root=root or None, download=download, **kwargs)
+    try:
+        ds = get_dataset(name, split, root=root or None, download=download, **kwargs)
+    except TypeError as e:
+        if not options:
+            raise
+        raise ConfigError(f"dataset {name!r}: bad option ({e})") from None  # an option the builder does not take
+    if len(ds) == 0:
+        raise DataError(f"dataset {name!r} holds no images")
+    if limit and limit < len(ds):
+        ds = Subset(ds, range(limit))
+    return ds

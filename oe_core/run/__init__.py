@@ -1,11 +1,11 @@
 """Run plumbing shared by both trainers: the engine, checkpoints, devices, DDP, seeds."""
-from .checkpoint import checkpoint_digest, has_checkpoint, load_checkpoint, read_checkpoint, save_checkpoint
+from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .device import autocast, cpu_flags, cpu_model, native_bf16, resolve_device
 from .distributed import DistInfo, dist_info_from_env
-from .engine import Engine, StepContext, Task
+from .engine import Engine, StepContext, Task, unwrap
 from .seed import derive_seed, seed_everything
 
-__all__ = ["Engine", "Task", "StepContext", "RunConfig", "load_checkpoint", "read_checkpoint", "save_checkpoint",
-           "checkpoint_digest", "has_checkpoint", "resolve_device", "autocast", "cpu_flags", "cpu_model", "native_bf16", "DistInfo", "dist_info_from_env",
+__all__ = ["Engine", "Task", "StepContext", "unwrap", "RunConfig", "load_checkpoint", "save_checkpoint",
+           "has_checkpoint", "resolve_device", "autocast", "cpu_flags", "cpu_model", "native_bf16", "DistInfo", "dist_info_from_env",
            "derive_seed", "seed_everything"]

@@ -1,36 +1,58 @@
-"""Checkpoints: atomic, checksummed, typed, with the previous one kept as a fallback.
+"""Checkpoints: atomic, checksummed, typed, and loadable without running code.
 
-File layout (``torch.save`` of a small dict)::
+File layout (format 2)::
 
-    {"format": "oe-suite-checkpoint/1", "sha256": <hex of blob>, "meta": {...}, "blob": <bytes>}
+    OE-SUITE-CHECKPOINT/2\\n
+    {"sha256": <hex of blob>, "bytes": <len of blob>, "meta": {...}}\\n     one line of JSON
+    <blob>                                                                   torch.save of the state
 
-``blob`` is ``torch.save`` of the full state (kind, config, model, optimizer, scheduler, task state, position,
-RNG states, history).  The checksum detects truncated or corrupt files; ``meta`` (kind, step, epoch, library
-versions, time) can be read without unpacking the state.  Saving writes the new file completely before moving the
-previous one to ``checkpoint.prev.pt``; loading falls back to the previous file when the latest one
-is corrupt.
+The state (kind, config, model, optimizer, scheduler, task state, position, RNG states, history) holds only
+what ``torch.load(weights_only=True)`` accepts: dicts, lists, tuples, strings, numbers, ``None`` and tensors.
+:func:`save_checkpoint` checks that before writing.
+
+Reading never runs code from the file. Loading checks the first line, parses the JSON
+header, verifies the length and the checksum of the blob, and only then unpacks the blob with
+``weights_only=True``. A file that holds pickled Python objects is refused with
+:class:`~oe_core.errors.UnsafeFileError`.
+
+Format 1 (``torch.save`` of ``{"format", "sha256", "meta", "blob"}``, written before format 2) still loads
+the same safe way. Its RNG state held numpy arrays, so numpy's array constructor is the one extra type
+allowed for those files. The next save writes format 2.
+
+Saving writes the new file completely before moving the previous one to ``checkpoint.prev.pt``.
+Loading a run folder falls back to the previous file when the latest one is corrupt, but never over a file
+of the wrong kind or one that holds pickled objects.
 """
 from __future__ import annotations
 
 import hashlib
 import io
-
+import json
 import os
+import pickle
 import platform
 import time
 import warnings
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
-from ..errors import CheckpointError, NonFiniteLossError
 from ..atomic import atomic_write_bytes
+from ..errors import CheckpointError, CheckpointKindError, NonFiniteLossError, NotACheckpointError, UnsafeFileError
+from ..errors import one_line
 
-FORMAT = "oe-suite-checkpoint/1"
+MAGIC = b"OE-SUITE-CHECKPOINT/2\n"
+FORMAT_V1 = "oe-suite-checkpoint/1"
 LATEST = "checkpoint.pt"
 PREVIOUS = "checkpoint.prev.pt"
 NEXT = ".checkpoint.next.tmp"  # complete but not yet rotated in; removed at the start of a run
+_MAX_HEADER = 1 << 20
+_ZIP = b"PK\x03\x04"
+
+# What a state may hold: what torch.load(weights_only=True) reads back.
+_PLAIN = (str, int, float, bool, type(None), bytes, torch.Size, torch.dtype, torch.device)
 
 
 def library_versions() -> dict:
@@ -48,22 +70,40 @@ def assert_finite_state(state_dict: dict, what: str = "model") -> None:
             raise NonFiniteLossError(f"{what} weight {k!r} is not finite; refusing to write the checkpoint")
 
 
+def assert_plain(obj: Any, where: str = "state") -> None:
+    """Raise ``TypeError`` naming the first value that ``torch.load(weights_only=True)`` could not read back."""
+    if torch.is_tensor(obj) or isinstance(obj, _PLAIN):
+        return
+    if isinstance(obj, (dict, OrderedDict)):
+        for k, v in obj.items():
+            if not isinstance(k, (str, int)):
+                raise TypeError(f"checkpoint {where} has a key of type {type(k).__name__}")
+            assert_plain(v, f"{where}[{k!r}]")
+        return
+    if isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            assert_plain(v, f"{where}[{i}]")
+        return
+    raise TypeError(f"checkpoint {where} is a {type(obj).__module__}.{type(obj).__name__}; store plain "
+                    "containers, numbers, strings and tensors only")
+
+
 def save_checkpoint(folder: str | Path, state: dict, *, kind: str, step: int, epoch: int) -> Path:
     """Write ``state`` to ``folder/checkpoint.pt``; the previous one becomes ``checkpoint.prev.pt``.
 
-    The new file is written completely (and fsynced) under a temporary name first, and only then are the files
+    The new file is written completely (and fsynced) under a temporary name first. Only then are the files
     rotated, so a failing write (full disk, kill) leaves both existing checkpoints untouched.
     """
+    assert_plain(state)
     folder = Path(folder)
     buf = io.BytesIO()
     torch.save(state, buf)
     blob = buf.getvalue()
     meta = {"kind": kind, "step": int(step), "epoch": int(epoch), "time": time.time(),
             "versions": library_versions(), "bytes": len(blob)}
-    outer = io.BytesIO()
-    torch.save({"format": FORMAT, "sha256": hashlib.sha256(blob).hexdigest(), "meta": meta, "blob": blob}, outer)
+    header = json.dumps({"sha256": hashlib.sha256(blob).hexdigest(), "bytes": len(blob), "meta": meta})
     staged = folder / NEXT
-    atomic_write_bytes(staged, outer.getvalue())
+    atomic_write_bytes(staged, MAGIC + header.encode() + b"\n" + blob)
     path = folder / LATEST
     if path.exists():
         os.replace(path, folder / PREVIOUS)
@@ -71,52 +111,131 @@ def save_checkpoint(folder: str | Path, state: dict, *, kind: str, step: int, ep
     return path
 
 
-def read_checkpoint(path: str | Path, expect_kind: Optional[str] = None, map_location: Any = "cpu") -> dict:
-    """Read and verify one checkpoint file.  Raises :class:`CheckpointError` naming the file."""
+def _unsafe(path: Path) -> UnsafeFileError:
+    return UnsafeFileError(f"{str(path)!r} holds pickled Python objects, which can run code when loaded; the "
+                           "suite reads only tensors, numbers, strings and plain containers and refused it")
+
+
+def _corrupt(path: Path, why: str) -> CheckpointError:
+    return CheckpointError(f"checkpoint {str(path)!r} is corrupt or truncated ({why})")
+
+
+def _safe_load(data: bytes, path: Path, map_location: Any, extra_types: list = ()) -> Any:
+    """``torch.load(weights_only=True)`` of ``data``; pickled objects raise :class:`UnsafeFileError`."""
+    try:
+        if extra_types:
+            with torch.serialization.safe_globals(list(extra_types)):
+                return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise _unsafe(path) from None
+    except Exception as e:  # truncated zip, not a torch file, ...
+        raise _corrupt(path, f"{type(e).__name__}: {one_line(e, 160)}") from None
+
+
+def _numpy_array_types() -> list:
+    """The numpy globals a format-1 RNG state needs: the array constructor and the uint32 dtype."""
+    import numpy as np
+    try:
+        from numpy._core.multiarray import _reconstruct
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct
+    return [_reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
+def _read_v2(path: Path, raw: bytes, map_location: Any) -> tuple[dict, dict]:
+    end = raw.find(b"\n", len(MAGIC), len(MAGIC) + _MAX_HEADER)
+    if end < 0:
+        raise _corrupt(path, "no header line")
+    try:
+        header = json.loads(raw[len(MAGIC):end])
+        sha, size, meta = header["sha256"], int(header["bytes"]), header["meta"]
+    except (ValueError, KeyError, TypeError) as e:
+        raise _corrupt(path, f"unreadable header: {type(e).__name__}") from None
+    blob = raw[end + 1:]
+    if len(blob) != size:
+        raise _corrupt(path, f"{len(blob)} of {size} bytes")
+    if hashlib.sha256(blob).hexdigest() != sha:
+        raise CheckpointError(f"checkpoint {str(path)!r} fails its checksum (corrupt file)")
+    return _safe_load(blob, path, map_location), {"sha256": sha, "meta": meta}
+
+
+def _read_v1(path: Path, raw: bytes, map_location: Any) -> tuple[dict, dict]:
+    outer = _safe_load(raw, path, "cpu")
+    if not isinstance(outer, dict) or outer.get("format") != FORMAT_V1:
+        raise _not_a_checkpoint(path)
+    blob = outer.get("blob")
+    if not isinstance(blob, bytes) or hashlib.sha256(blob).hexdigest() != outer.get("sha256"):
+        raise CheckpointError(f"checkpoint {str(path)!r} fails its checksum (corrupt file)")
+    state = _safe_load(blob, path, map_location, _numpy_array_types())
+    return state, {"sha256": outer["sha256"], "meta": outer.get("meta", {})}
+
+
+def _not_a_checkpoint(path: Path) -> NotACheckpointError:
+    return NotACheckpointError(f"{str(path)!r} is not an OE-suite checkpoint (no suite header); to use weights "
+                               "of the original code, use the importers (e.g. density_oe.port)")
+
+
+def checkpoint_format(path: str | Path) -> Optional[int]:
+    """2 or 1 when ``path`` carries a suite checkpoint's header, ``None`` otherwise. Reads no pickle."""
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(len(MAGIC))
+    if head == MAGIC:
+        return 2
+    if head.startswith(_ZIP):
+        try:
+            outer = torch.load(path, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            return None
+        except Exception:  # a damaged zip: it may be one of ours, and reading it says what is wrong
+            return 1
+        return 1 if isinstance(outer, dict) and outer.get("format") == FORMAT_V1 else None
+    return None
+
+
+def _read_file(path: Path, expect_kind: Optional[str] = None, map_location: Any = "cpu") -> dict:
+    """Read and verify one checkpoint file. Raises :class:`CheckpointError` (or a subclass) naming the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        outer = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # truncated zip, not a torch file, ...
-        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt or truncated ({type(e).__name__}: {e})") from None
-    if not isinstance(outer, dict) or outer.get("format") != FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not an OE-suite checkpoint (no {FORMAT!r} header); "
-                              "to use weights of the original code, use the importers (e.g. density_oe.port)")
-    blob = outer["blob"]
-    if hashlib.sha256(blob).hexdigest() != outer["sha256"]:
-        raise CheckpointError(f"checkpoint {str(path)!r} fails its checksum (corrupt file)")
-    state = torch.load(io.BytesIO(blob), map_location=map_location, weights_only=False)
+    raw = path.read_bytes()
+    if raw.startswith(MAGIC):
+        state, header = _read_v2(path, raw, map_location)
+    elif raw.startswith(_ZIP):
+        state, header = _read_v1(path, raw, map_location)
+    elif not raw:
+        raise _corrupt(path, "empty file")
+    else:
+        raise _not_a_checkpoint(path)
+    if not isinstance(state, dict):
+        raise _corrupt(path, f"the state is a {type(state).__name__}")
     kind = state.get("kind")
     if expect_kind is not None and kind != expect_kind:
-        raise CheckpointError(f"checkpoint {str(path)!r} holds a {kind} model, but a {expect_kind} model is needed")
-    state["meta"] = outer["meta"]
-    state["sha256"] = outer["sha256"]
+        raise CheckpointKindError(f"checkpoint {str(path)!r} holds a {kind} model, but a {expect_kind} model "
+                                  "is needed")
+    state["meta"] = header["meta"]
+    state["sha256"] = header["sha256"]
     state["path"] = str(path)
     return state
 
 
-def checkpoint_digest(path: str | Path) -> str:
-    """The checksum stored in the checkpoint header (identifies the exact weights)."""
-    return read_checkpoint(path)["sha256"]
-
-
 def load_checkpoint(path: str | Path, expect_kind: Optional[str] = None, map_location: Any = "cpu") -> dict:
-    """Load a checkpoint file, or the latest good one in a run folder.
+    """Read and verify a checkpoint file, or the latest good one in a run folder.
 
-    Given a folder, tries ``checkpoint.pt`` and falls back (with a warning) to ``checkpoint.prev.pt`` when
-    the latest is missing or corrupt.  A wrong ``kind`` is never papered over.
+    Given a folder, tries ``checkpoint.pt`` and falls back (with a warning) to ``checkpoint.prev.pt`` when the
+    latest is missing or corrupt. A wrong kind or a file holding pickled objects is never fallen back over.
     """
     path = Path(path)
     if not path.is_dir():
-        return read_checkpoint(path, expect_kind, map_location)
+        return _read_file(path, expect_kind, map_location)
     errors = []
     for name in (LATEST, PREVIOUS):
         try:
-            return read_checkpoint(path / name, expect_kind, map_location)
+            return _read_file(path / name, expect_kind, map_location)
+        except (CheckpointKindError, UnsafeFileError):
+            raise
         except CheckpointError as e:
-            if (path / name).exists() and "holds a" in str(e):
-                raise
             errors.append(str(e))
             if (path / name).exists():
                 warnings.warn(f"{e}; falling back to the previous checkpoint", stacklevel=2)
@@ -126,5 +245,3 @@ def load_checkpoint(path: str | Path, expect_kind: Optional[str] = None, map_loc
 def has_checkpoint(folder: str | Path) -> bool:
     folder = Path(folder)
     return (folder / LATEST).exists() or (folder / PREVIOUS).exists()
-
-

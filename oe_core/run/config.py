@@ -22,6 +22,10 @@ class RunConfig:
                           choices=("none", "bf16"))
     compile: bool = help_field(False, "torch.compile the model (falls back to eager with a warning if it fails)")
     channels_last: bool = help_field(False, "use the channels_last memory format (faster convolutions on GPUs)")
+    cuda_graphs: str = help_field("auto", "capture the whole fixed-shape train step (forward, loss, backward, "
+                                          "optimizer, EMA) as one CUDA graph and replay it; auto: on CUDA for "
+                                          "trainers that support it (density models), without DDP; falls back to "
+                                          "eager with a warning where capture fails", choices=("auto", "on", "off"))
     num_workers: int = help_field(2, "DataLoader worker processes")
     resume: bool = help_field(True, "continue from the checkpoint in --out if there is one (--no-resume starts "
                                     "over and overwrites it)")

@@ -14,7 +14,10 @@ A trainer is a :class:`Task` (what a model, an optimizer, a batch and a loss are
   weights are never written;
 * one trainer per run folder: an exclusive lock (:mod:`.lock`) for the whole run; a second trainer on a busy
   folder stops with one line naming it and the holder's pid (exit code 2);
-* DDP under ``torchrun`` (one process per device), bf16 autocast, channels_last, optional ``torch.compile``.
+* DDP under ``torchrun`` (one process per device), bf16 autocast, channels_last, optional ``torch.compile``;
+* on CUDA, the whole train step (forward, loss, backward, optimizer step, EMA update) captured once as a CUDA graph
+  and replayed (``--cuda-graphs``, :mod:`.cuda_graph`), for tasks whose step is written for it
+  (:attr:`Task.capturable`).
 """
 from __future__ import annotations
 
@@ -27,16 +30,18 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_map
 
 from ..config import config_to_dict, save_config, upgrade_dict
 from ..errors import ConfigError, NonFiniteLossError, OEError, Preempted
 from ..outputs import check_writable_folder
 from .checkpoint import assert_finite_state, has_checkpoint, load_checkpoint, save_checkpoint
 from .config import RunConfig
+from .cuda_graph import StepGraph, TensorLR, resolve_cuda_graphs
 from .device import autocast, native_bf16, resolve_device
 from .distributed import DistInfo, any_rank, barrier, dist_info_from_env, init_distributed, shutdown_distributed
 from .history import write_history
@@ -47,7 +52,7 @@ from .tensorboard import ScalarLog, check_tensorboard
 
 # Config fields that may change between a run and its resumption (they do not change the result).
 RUNTIME_FIELDS = {"out", "device", "resume", "progress", "num_workers", "data_root", "download", "compile",
-                  "ckpt_every", "tensorboard"}
+                  "ckpt_every", "tensorboard", "cuda_graphs"}
 
 
 @dataclasses.dataclass
@@ -82,6 +87,9 @@ class Task(abc.ABC):
     """What one kind of training is. Subclasses: the classifier and density trainers."""
 
     kind: str = ""
+    # True: train_step does no host synchronisation (its logs are tensors) and the device work of after_step is in
+    # captured_after_step, so the engine may capture the whole step as one CUDA graph (--cuda-graphs)
+    capturable: bool = False
 
     def __init__(self, cfg: RunConfig):
         self.cfg = cfg
@@ -111,6 +119,13 @@ class Task(abc.ABC):
 
     def after_step(self, model: nn.Module, ctx: StepContext) -> None:
         """Called after every optimizer step (e.g. the EMA update)."""
+
+    def before_captured_step(self, ctx: StepContext) -> None:
+        """CUDA-graph steps: host bookkeeping before each step, outside the graph (e.g. the EMA weight)."""
+
+    def captured_after_step(self, model: nn.Module, ctx: StepContext) -> None:
+        """CUDA-graph steps: the device work of :meth:`after_step`, captured with the step (no host values)."""
+        self.after_step(model, ctx)
 
     def evaluate(self, model: nn.Module, ctx: StepContext) -> dict:
         """Per-epoch test metrics (CSV columns); called on rank 0 under ``torch.no_grad``."""
@@ -244,6 +259,11 @@ class Engine:
             train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
         if cfg.compile:
             train_model = _try_compile(train_model)
+        graph, lrs = None, None
+        if resolve_cuda_graphs(cfg.cuda_graphs, device, self._why_no_graphs(dist)):
+            lrs = TensorLR(optimizer, device)
+            graph = StepGraph(self._whole_step(train_model, model, optimizer, lrs, ctx), device,
+                              name=f"{task.kind} train step")
         if epoch >= cfg.epochs and dist.is_main:
             print(f"{self.out}: already trained for {cfg.epochs} epochs", file=sys.stderr)
 
@@ -258,27 +278,33 @@ class Engine:
                         break
                     ctx.epoch, ctx.step, ctx.global_step = epoch, step, global_step
                     torch.manual_seed(derive_seed(cfg.seed, "step", epoch, step, dist.rank))
-                    with ctx.autocast():
-                        loss, logs = task.train_step(train_model, batch, ctx)
-                    value = float(loss.detach())
-                    optimizer.zero_grad(set_to_none=True)
+                    if graph is not None:    # the whole step, optimizer and EMA update included, as one CUDA graph
+                        value, logs = self._captured_step(graph, lrs, batch, ctx)
+                    else:
+                        with ctx.autocast():
+                            loss, logs = task.train_step(train_model, batch, ctx)
+                        value = float(loss.detach())
+                        optimizer.zero_grad(set_to_none=True)
+                    logs = {k: float(v) for k, v in logs.items()}
                     if not math.isfinite(value):
-                        if cfg.on_nonfinite == "stop":
+                        if cfg.on_nonfinite == "stop":   # (the only policy with CUDA graphs: see _why_no_graphs)
                             raise NonFiniteLossError(
                                 f"non-finite loss ({value}) at epoch {epoch + 1}, step {step} (global step "
                                 f"{global_step}); the last checkpoint in {str(self.out)!r} is intact "
                                 "(try a lower lr, --on-nonfinite skip, or --amp none)")
                         partial["skipped"] += 1
                     else:
-                        loss.backward()
-                        optimizer.step()
+                        if graph is None:
+                            loss.backward()
+                            optimizer.step()
                         if scheduler is not None:
                             scheduler.step()
-                        task.after_step(model, ctx)
+                        if graph is None:
+                            task.after_step(model, ctx)
                         partial["loss_sum"] += value
                         partial["count"] += 1
                         for k, v in logs.items():
-                            partial["logs"][k] = partial["logs"].get(k, 0.0) + float(v)
+                            partial["logs"][k] = partial["logs"].get(k, 0.0) + v
                         scalars.step(global_step + 1, value, optimizer.param_groups[0]["lr"], logs)
                     step += 1
                     global_step += 1
@@ -319,12 +345,47 @@ class Engine:
                     raise Preempted(str(self.out / "checkpoint.pt"))
         return self.history[-1] if self.history else {}
 
+    def _why_no_graphs(self, dist: DistInfo) -> Optional[str]:
+        """Why this run cannot capture its train step as a CUDA graph (``None``: it can)."""
+        if not self.task.capturable:
+            return f"the {self.task.kind} trainer's step is not written for capture"
+        if dist.enabled:
+            return "not under DDP"
+        if self.cfg.on_nonfinite != "stop":
+            return "--on-nonfinite skip needs the loss on the host before the update"
+        return None
+
+    def _whole_step(self, train_model: nn.Module, model: nn.Module, optimizer, lrs: TensorLR, ctx: StepContext):
+        """The function a CUDA graph captures: forward, loss, backward, optimizer step, the task's device-side
+        after-step work; no host synchronisation (the loss and logs come back as device tensors)."""
+        task = self.task
+
+        def whole_step(batch):
+            optimizer.zero_grad(set_to_none=True)
+            with ctx.autocast():
+                loss, logs = task.train_step(train_model, batch, ctx)
+            loss.backward()
+            with lrs.for_step():
+                optimizer.step()
+            task.captured_after_step(model, ctx)
+            return loss.detach(), logs
+        return whole_step
+
+    def _captured_step(self, graph: StepGraph, lrs: TensorLR, batch: Any, ctx: StepContext) -> tuple[float, dict]:
+        """One step through ``graph``: the batch on the device, the learning rate and the task's host state set
+        outside the graph, then the graph (or its eager warm-up/fallback); returns the loss and the logs."""
+        batch = tree_map(lambda t: ctx.to_device(t) if torch.is_tensor(t) else t, batch)
+        lrs.sync()
+        self.task.before_captured_step(ctx)
+        loss, logs = graph(batch)
+        return float(loss), logs
+
     @staticmethod
     def _epoch_row(epoch: int, partial: dict, seconds: float, optimizer) -> dict:
         n = max(partial["count"], 1)
         row = {"epoch": epoch + 1, "time_s": round(seconds, 3), "train_loss": partial["loss_sum"] / n}
         row.update({k: v / n for k, v in partial["logs"].items()})
-        row["lr"] = optimizer.param_groups[0]["lr"]
+        row["lr"] = float(optimizer.param_groups[0]["lr"])
         if partial["skipped"]:
             row["nonfinite_skipped"] = partial["skipped"]
         return row
@@ -352,10 +413,10 @@ def _progress(enabled: bool, total: int, initial: int, desc: str):
 
 
 class _CompileFallback(nn.Module):
-    """Calls the compiled module; if compiling fails (at the first call, where torch.compile fails), warns once
-    and runs the eager module from then on."""
+    """Calls the compiled module (or function); if compiling fails (at the first call, where torch.compile
+    fails), warns once and runs the eager one from then on."""
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module | Callable):
         super().__init__()
         self.module = module
         self.compiled = torch.compile(module)
@@ -374,3 +435,16 @@ class _CompileFallback(nn.Module):
 
 def _try_compile(model: nn.Module) -> nn.Module:
     return _CompileFallback(model)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The network inside the engine's DDP and ``torch.compile`` wrappers (both keep it as ``.module``)."""
+    while isinstance(getattr(model, "module", None), nn.Module):
+        model = model.module
+    return model
+
+
+def compile_with_fallback(fn: Callable) -> nn.Module:
+    """``torch.compile(fn)`` that warns once and runs ``fn`` eagerly if compiling fails (for a task's own
+    functions, e.g. the density trainer's likelihood)."""
+    return _CompileFallback(fn)

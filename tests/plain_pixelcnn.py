@@ -1,6 +1,7 @@
 """PixelCNN++ and its likelihood written "the plain way", as the pclucas14/pixel-cnn-pp port writes them.
 
-This is the baseline the fast :mod:`density_oe` code is measured and tested against: 1x1 layers as permute +
+The tests check :mod:`density_oe.pixelcnn` against it (outputs, likelihoods, gradients, the port's checkpoint
+layout): 1x1 layers as permute +
 ``nn.Linear`` (``nin``), ``concat_elu`` as ``elu(cat([x, -x]))``, weight norm through the
 ``torch.nn.utils.weight_norm`` hooks, the loss through broadcast zeros tensors, float masks ``c*a + (1-c)*b`` and a
 hand-written log-sum-exp.  Its parameters have the port's exact names and shapes (``conv.weight_g``,

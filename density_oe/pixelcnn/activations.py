@@ -1,15 +1,14 @@
 """``concat_elu`` fused with element-wise dropout: one autograd node, one saved tensor.
 
 ``concat_elu(x) = elu(cat([x, -x], channel dim))`` doubles the channels.  With ``e = exp(-|x|) - 1``,
-``elu(x) = max(x, e)`` and ``elu(-x) = max(-x, e)``: one ``exp`` per output pair and no ``expm1`` (unvectorised and
-about 7x slower than ``exp`` on some CPUs; ``exp(t) - 1`` differs from ``expm1(t)`` by at most 6e-8).  The two
-channel blocks are written through a 5-D view, ``(B, 2, C, H, W)`` for NCHW tensors and ``(B, H, W, 2, C)`` for
-channels_last ones (never channel halves of a channels_last tensor, which is several times slower on CPUs), with
-no ``-x``/``cat`` copies.  The zero padding of the convolution that reads the result is written here too (a zero
+``elu(x) = max(x, e)`` and ``elu(-x) = max(-x, e)``: one ``exp`` per output pair and no ``expm1``, which is
+unvectorised on some CPUs.  ``exp(t) - 1`` differs from ``expm1(t)`` by at most 6e-8.  The two channel blocks are
+written through a 5-D view, ``(B, 2, C, H, W)`` for NCHW tensors and ``(B, H, W, 2, C)`` for channels_last ones,
+never as channel halves of a channels_last tensor (slow on CPUs), with no ``-x``/``cat`` copies.  The zero padding of the convolution that reads the result is written here too (a zero
 border around the output: ``elu(0) = 0``), which saves a padded copy in the forward or backward pass.
 
-Dropout (training only) multiplies by a float mask ``keep / (1 - p)``, built from raw random bits (about 10x
-cheaper than ``bernoulli_`` on CPUs).  At ``p = 0.5`` (the paper's rate) one random bit per element decides (16x
+Dropout (training only) multiplies by a float mask ``keep / (1 - p)``, built from raw random bits (cheaper than
+``bernoulli_`` on CPUs).  At ``p = 0.5`` (the paper's rate) one random bit per element decides (16x
 fewer random numbers than the general case); at other rates 16 bits per element (``keep`` iff the 16-bit integer is
 at or above ``p * 65536``), so ``p`` is rounded to a multiple of 1/65536.  The bits come from the default generator
 of the tensor's device, so runs are reproducible under ``torch.manual_seed``.
@@ -47,7 +46,7 @@ def _half_mask(like: torch.Tensor) -> torch.Tensor:
 def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     """Float mask shaped and laid out like the dense tensor ``like``: ``1/(1-p)`` with probability ``1 - p``
     (``p`` rounded to a multiple of 1/65536), else 0.  Built with integer and float arithmetic only (comparisons to
-    bool and bool-to-float conversions are several times slower on CPUs)."""
+    bool and bool-to-float conversions are slower on CPUs)."""
     if p == 0.5:
         return _half_mask(like)
     n = like.numel()
@@ -139,5 +138,6 @@ def concat_elu(x: torch.Tensor, dropout: float = 0.0, training: bool = False,
     """``dropout(elu(cat([x, -x], 1)))`` (dropout only when ``training`` and ``dropout > 0``), surrounded by a zero
     border of ``pad = (left, right, top, bottom)`` pixels (the same as zero-padding ``x`` first: elu(0) = 0)."""
     if torch.compiler.is_compiling():
-        return F.dropout(F.elu(torch.cat([F.pad(x, pad), -F.pad(x, pad)], dim=1)), dropout, training)
+        out = F.elu(torch.cat([F.pad(x, pad), -F.pad(x, pad)], dim=1))
+        return out * dropout_mask(out, dropout) if training and dropout > 0 else out   # the eager kernel's mask
     return _ConcatEluDropout.apply(x, dropout, training, tuple(pad))

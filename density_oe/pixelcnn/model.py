@@ -24,10 +24,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-from torch.utils.data import Dataset
 
 from oe_core.config import help_field, require
-from oe_core.errors import DataError, OEError
+from oe_core.errors import OEError
 
 from .activations import elu
 from .dmol import log_prob as dmol_log_prob
@@ -36,7 +35,7 @@ from .layers import (DownRightShiftedConv2d, DownRightShiftedDeconv2d, DownShift
 
 
 @dataclass
-class ModelConfig:
+class PixelCNNConfig:
     """PixelCNN++ hyperparameters (defaults: the paper's / TF code's)."""
 
     nr_resnet: int = help_field(5, "gated resnet blocks per stream per resolution in the up pass")
@@ -84,9 +83,9 @@ class _DownBlock(nn.Module):
 class PixelCNNpp(nn.Module):
     """PixelCNN++: ``forward(x (B, 3, H, W) in [-1, 1]) -> DMOL parameters (B, 10 K, H, W)``."""
 
-    def __init__(self, cfg: ModelConfig | None = None):
+    def __init__(self, cfg: PixelCNNConfig | None = None):
         super().__init__()
-        cfg = cfg or ModelConfig()
+        cfg = cfg or PixelCNNConfig()
         self.cfg = cfg
         f, r, p = cfg.nr_filters, cfg.nr_resnet, cfg.dropout
         self.u_init = DownShiftedConv2d(4, f, (2, 3))
@@ -120,17 +119,11 @@ class PixelCNNpp(nn.Module):
         with torch.autocast(device_type=ul.device.type, enabled=False):
             return self.nin_out(elu(ul.float()))
 
-    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """Per-image log-likelihood in nats of ``x`` ([-1, 1] grid images; the density-model interface): the exact
-        DMOL likelihood of the network's output."""
-        return dmol_log_prob(self(x), x)
+    def log_prob(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-image log-likelihood in nats of ``x`` ([-1, 1] grid images): the exact DMOL likelihood.
 
+        ``out`` is ``self(x)`` when the caller has already run the network, e.g. through a DDP or
+        ``torch.compile`` wrapper, whose ``forward`` is the only method it wraps.
+        """
+        return dmol_log_prob(self(x) if out is None else out, x)
 
-def image_shape(ds: Dataset, name: str, multiple: int = 4, model: str = "PixelCNN++") -> tuple[int, int, int]:
-    """``(3, H, W)`` of the dataset's images; the density models need RGB with H and W multiples of ``multiple``
-    (4 for PixelCNN++, 2^L for an L-level Glow)."""
-    shape = tuple(ds[0][0].shape)
-    if len(shape) != 3 or shape[0] != 3 or shape[1] % multiple or shape[2] % multiple:
-        raise DataError(f"dataset {name!r} has images of shape {shape}; {model} needs (3, H, W) with H and W "
-                        f"multiples of {multiple} (use --image-size for generated sets)")
-    return shape[0], shape[1], shape[2]

@@ -7,12 +7,12 @@ Causality comes from shifts and one-sided padding instead of masks (as in the TF
 * down-right-shifted convolutions (padded on top and on the left) see the rows above and the pixels to the left
   ("ul" stream).
 
-Everything here is weight-normalised (:class:`~density_oe.weight_norm.WeightNormLayer`).  Speed choices (outputs
+Everything here is weight-normalised (:class:`~density_oe.pixelcnn.weight_norm.WeightNormLayer`).  Speed choices (outputs
 equal to the port's layers): 1x1 layers are batched matrix products (NCHW) or 1x1 convolutions (channels_last),
 not permute + Linear; the shifted transposed
 convolutions crop through ``padding``/``output_padding`` so they return contiguous tensors; ``concat_elu`` is fused
 with the element-wise dropout and writes the zero padding of the convolution that follows
-(:mod:`density_oe.activations`).
+(:mod:`density_oe.pixelcnn.activations`).
 """
 from __future__ import annotations
 
@@ -100,8 +100,8 @@ class DownRightShiftedDeconv2d(_ShiftedDeconv):
 
 class Nin(WeightNormLayer):
     """Network-in-network layer: a weight-normalised 1x1 convolution.  NCHW inputs go through one batched matrix
-    product ``W @ x[b]`` on the ``(C, H*W)`` planes (up to 3x faster than the CPU convolution paths for these
-    shapes, which zero-fill and reorder); channels_last inputs through oneDNN's convolution, already as fast."""
+    product ``W @ x[b]`` on the ``(C, H*W)`` planes, faster than the CPU convolution paths for these shapes, which
+    zero-fill and reorder; channels_last inputs through oneDNN's convolution, already as fast."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__((cout, cin, 1, 1), out_dim=0)

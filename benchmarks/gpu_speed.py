@@ -1,0 +1,196 @@
+"""``python -m benchmarks.gpu_speed``: the GPU fast path of the PixelCNN++ train step and scoring, mode by mode.
+
+For the paper config (F=160, R=5, K=10, 32x32), one process, one JSON (``--json``):
+
+* ``batch_table``: train-step images/s at batches 32/64/128/256 (``--batches``), eager and with the whole step
+  captured as a CUDA graph (forward, DMOL loss, backward, fused Adam with the LR as a device tensor);
+* ``modes``: at batch 64, eager, ``torch.compile``, CUDA graph, and compile + CUDA graph (train step), and the
+  same for scoring (eval mode, ``inference_mode``, batch ``--score-batch``); with the compile time;
+* ``per_step``: CUDA kernels, aten ops (every level) and NCHW<->NHWC layout-transpose kernels in one profiled
+  step of each train mode.
+
+Steps are timed back to back (``--steps`` of them after the warm-up, one synchronisation at the end), as a
+training loop runs them.  ``--amp bf16 --channels-last`` is the fast path; ``--dry-run`` runs everything on the
+CPU at a toy size (no compile, no graphs: there are none on CPUs) to check the script.  The JSON is rewritten after
+every measurement, so a run stopped by its time limit keeps what it measured (compile comes last).
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from density_oe.pixelcnn.dmol import nll_bpd
+from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
+from density_oe.score import Scorer
+from oe_core.atomic import atomic_write_text
+from oe_core.config import help_field, parse_config
+from oe_core.errors import cli_main
+from oe_core.run import autocast, resolve_device
+from oe_core.run.cuda_graph import StepGraph, TensorLR
+
+LAYOUT_KERNELS = ("nchwToNhwc", "nhwcToNchw")
+
+
+@dataclass
+class SpeedConfig:
+    """Measure the PixelCNN++ GPU fast path: batch table, eager vs compile vs CUDA graphs, kernels per step."""
+
+    device: str = help_field("cuda", "the GPU (cpu with --dry-run)")
+    amp: str = help_field("bf16", "precision of the network", choices=("none", "bf16"))
+    channels_last: bool = help_field(True, "channels_last memory format")
+    batches: list[int] = help_field([32, 64, 128, 256], "train-step batch sizes of the table")
+    mode_batch: int = help_field(64, "train-step batch of the eager/compile/graph comparison")
+    score_batch: int = help_field(256, "scoring batch")
+    steps: int = help_field(10, "timed steps per measurement")
+    compile: bool = help_field(True, "also measure torch.compile (its compile time counts against the budget)")
+    dry_run: bool = help_field(False, "CPU, toy model, a few steps, no compile: checks the script")
+    json: str = help_field("", "where to write the results")
+
+
+def _model(cfg: SpeedConfig, device: torch.device, train: bool) -> PixelCNNpp:
+    torch.manual_seed(0)
+    shape = PixelCNNConfig(1, 8, 10) if cfg.dry_run else PixelCNNConfig(5, 160, 10)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    return PixelCNNpp(shape).to(device, memory_format=fmt).train(train)
+
+
+def _images(n: int, size: int, device: torch.device) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8).to(device)
+
+
+def train_step(cfg: SpeedConfig, device: torch.device, batch: int, compiled: bool, graphs: bool):
+    """A zero-argument train step (and its model) of ``batch`` fixed random images."""
+    model = _model(cfg, device, True)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.95, 0.9995), fused=device.type in ("cpu", "cuda"))
+    lrs = TensorLR(opt, device) if graphs else None      # as the trainer: float LR in eager steps
+    net = torch.compile(model) if compiled else model
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    x = (_images(batch, 8 if cfg.dry_run else 32, device).float() / 127.5 - 1.0).contiguous(memory_format=fmt)
+
+    def step(x: torch.Tensor) -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        with autocast(device, cfg.amp):
+            params = net(x)
+        loss = nll_bpd(params, x).mean()
+        loss.backward()
+        with lrs.for_step() if lrs is not None else contextlib.nullcontext():
+            opt.step()
+        return loss.detach()
+    fn = StepGraph(step, device, name="train step") if graphs else step
+    return (lambda: fn(x)), fn
+
+
+def score_step(cfg: SpeedConfig, device: torch.device, compiled: bool, graphs: bool):
+    model = _model(cfg, device, False)
+    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    scorer = Scorer(model, device, cfg.amp, fmt, compiled, "on" if graphs else "off").__enter__()
+    images = _images(cfg.score_batch, 8 if cfg.dry_run else 32, device)
+    return (lambda: scorer.batch(images)), scorer
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def rate(call: Callable[[], object], images: int, steps: int, device: torch.device, warmup: int = 5) -> dict:
+    """Warm-up calls (compile, capture) timed apart, then ``steps`` calls back to back."""
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        call()
+    _sync(device)
+    t1 = time.perf_counter()
+    for _ in range(steps):
+        call()
+    _sync(device)
+    t2 = time.perf_counter()
+    per = (t2 - t1) / steps
+    return {"warmup_s": t1 - t0, "ms_per_step": 1e3 * per, "images_per_s": images / per}
+
+
+def count_step(call: Callable[[], object], device: torch.device) -> dict:
+    """CUDA kernels, aten ops (every nesting level) and layout-transpose kernels of one call."""
+    from torch.profiler import ProfilerActivity, profile
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    _sync(device)
+    with profile(activities=acts) as prof:
+        call()
+        _sync(device)
+    kernels = aten = layout = 0
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA:
+            kernels += 1
+            layout += any(k in e.name for k in LAYOUT_KERNELS)
+        elif e.name.startswith("aten::"):
+            aten += 1
+    return {"cuda_kernels": kernels, "aten_ops": aten, "layout_transposes": layout}
+
+
+def measure(cfg: SpeedConfig, save: Callable[[dict], None] = lambda results: None) -> dict:
+    device = torch.device("cpu") if cfg.dry_run else resolve_device(cfg.device)
+    on_gpu = device.type == "cuda"
+    steps = 2 if cfg.dry_run else cfg.steps
+    batches = [2, 4] if cfg.dry_run else cfg.batches
+    mode_batch = 2 if cfg.dry_run else cfg.mode_batch
+    if cfg.dry_run:
+        cfg.score_batch = 4
+    out: dict = {"config": asdict(cfg), "device": torch.cuda.get_device_name(device) if on_gpu else "cpu",
+                 "torch": torch.__version__, "batch_table": [], "modes": {}, "per_step": {}}
+    log = lambda m: print(f"[gpu_speed {time.perf_counter() - start:6.1f}s] {m}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    graph_modes = (False, True) if on_gpu else (False,)
+    for batch in batches:
+        row = {"batch": batch}
+        for graphs in graph_modes:
+            log(f"train step, batch {batch}, {'CUDA graph' if graphs else 'eager'}")
+            call, _ = train_step(cfg, device, batch, False, graphs)
+            row["graph" if graphs else "eager"] = rate(call, batch, steps, device)
+            del call
+        out["batch_table"].append(row)
+        save(out)
+    modes = [("eager", False, False), ("cuda_graph", False, True), ("compile", True, False),
+             ("compile+cuda_graph", True, True)]
+    for name, compiled, graphs in modes:
+        if (compiled and not (cfg.compile and not cfg.dry_run)) or (graphs and not on_gpu):
+            continue
+        log(f"train step, batch {mode_batch}, {name}")
+        call, fn = train_step(cfg, device, mode_batch, compiled, graphs)
+        out["modes"][f"train/{name}"] = rate(call, mode_batch, steps, device)
+        if isinstance(fn, StepGraph):
+            out["modes"][f"train/{name}"]["captured"] = fn.captured
+        out["per_step"][name] = count_step(call, device)
+        del call, fn
+        log(f"scoring, batch {cfg.score_batch}, {name}")
+        call, scorer = score_step(cfg, device, compiled, graphs)
+        out["modes"][f"score/{name}"] = rate(call, cfg.score_batch, steps, device)
+        scorer.__exit__(None, None, None)
+        del call, scorer
+        save(out)
+        if on_gpu:
+            torch.cuda.empty_cache()
+    out["wall_s"] = time.perf_counter() - start
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    cfg = parse_config(SpeedConfig, argv, prog="python -m benchmarks.gpu_speed")
+    def save(results: dict) -> None:      # after every measurement: a run cut short keeps what it measured
+        if cfg.json:
+            atomic_write_text(Path(cfg.json), json.dumps(results, indent=1) + "\n")
+
+    results = measure(cfg, save)
+    save(results)
+    print(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli_main(main))
