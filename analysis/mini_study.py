@@ -14,7 +14,7 @@ commands a user would type:
 and writes ``<out>/report.md`` with the tables and figures embedded, the findings stated from the measured
 numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (about 4 minutes on a
 2-core AMD EPYC with native bf16: 3 min 17 s measured with the 2-epoch classifier OE of mini benchmark v1; v2's
-4 OE epochs add two), ``full (a larger PixelCNN++ trained longer, plus a small
+4 OE epochs add two), ``full`` (a larger PixelCNN++ trained longer, plus a small
 Glow: 14 min 51 s measured there), ``tiny`` (a CI-sized run of the same code path).  ``--amp auto`` (the
 default) trains in bf16 autocast where the CPU or GPU computes bf16 natively (likelihoods and the density head stay
 float32; the report says which precision ran); evaluation scores in float32.
@@ -79,7 +79,7 @@ PRESETS: dict[str, Preset] = {
                    cls_full_epochs=True,
                    pcnn_epochs=1, pcnn_oe_epochs=1, pcnn_filters=8, pcnn_resnet=1, pcnn_mix=2, pcnn_batch=32, pcnn_ema=0.9,
                    limit_steps=4, num_to_avg=2, glow_epochs=1, glow_steps=1, glow_hidden=4, glow_ema=0.9),
-    # about 3 min on a 2-core AMD EPYC (Zen 4) with bf16: see README "The main job" for the measured runs
+    # about 4 min on a 2-core AMD EPYC (Zen 4) with bf16 (v1: 3 min 17 s): see README "The main job"
     # classifier OE length and learning rate chosen on validation sets (analysis.mini_select; README)
     "default": Preset(size=16, n_test=1000, n_ood=500, cls_epochs=5, cls_oe_epochs=4, cls_oe_lr=0.01, cls_depth=16,
                       cls_width=2, pcnn_epochs=4, pcnn_oe_epochs=1, pcnn_oe_steps=80, pcnn_filters=32,
