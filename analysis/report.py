@@ -6,7 +6,7 @@ import json
 import os
 from dataclasses import asdict
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +21,21 @@ def mean_auroc(ev: Evaluation, model: str, detector: str) -> float:
     """Mean AUROC over the model's OOD sets (NaN when the evaluation has no such model)."""
     rows = [r for r in ev.groups().get((model, detector), []) if r.ok]
     return float(np.mean([r.mean("auroc") for r in rows])) if rows else float("nan")
+
+
+def mean_metric(ev: Evaluation, model: str, detector: str, metric: str) -> float:
+    """Mean of ``metric`` (e.g. ``fpr95``) over the model's OOD sets (NaN when there is no such model)."""
+    values = [r.protocol["mean"].get(metric) for r in ev.groups().get((model, detector), []) if r.ok]
+    return float(np.mean(values)) if values and None not in values else float("nan")
+
+
+def classifier_accuracy(root: Optional[Path], run: str) -> float:
+    """Final test accuracy (%) of the classifier run ``root/run`` from its metrics.json (NaN when absent)."""
+    p = root / run / "metrics.json" if root is not None else None
+    if p is None or not p.exists():
+        return float("nan")
+    last = json.loads(p.read_text())[-1]
+    return 100.0 - float(last["test_error"]) if "test_error" in last else float("nan")
 
 
 def set_auroc(ev: Evaluation, model: str, detector: str, dataset: str) -> float:
@@ -62,9 +77,10 @@ def _likelihood_findings(likelihood: dict, label: str, name: str, paper: bool) -
     return out
 
 
-def findings(ev: Evaluation, likelihoods: dict[str, dict]) -> list[str]:
+def findings(ev: Evaluation, likelihoods: dict[str, dict], root: Optional[Path] = None) -> list[str]:
     """Plain statements of what the run measured, for the report and the console.  ``likelihoods``: the
-    likelihood study (``likelihood.json``) of each density family that ran (``pixelcnn``, ``glow``)."""
+    likelihood study (``likelihood.json``) of each density family that ran (``pixelcnn``, ``glow``); ``root``:
+    the study folder (the classifiers' test accuracies are read from its runs)."""
     out = []
     for family, likelihood in likelihoods.items():
         label, name = FAMILY_LABELS[family]
@@ -79,10 +95,21 @@ def findings(ev: Evaluation, likelihoods: dict[str, dict]) -> list[str]:
             line = (f"**(b) Does OE raise the mean AUROC of the {what}?** {'Yes' if a1 > a0 else 'No'}: "
                     f"{100 * a0:.1f}% -> {100 * a1:.1f}% over {len(ev.group(b, det))} OOD sets"
                     + (f" (paper, CIFAR-10: {paper})." if paper else "."))
+            f0, f1 = mean_metric(ev, b, det, "fpr95"), mean_metric(ev, o, det, "fpr95")
+            if np.isfinite(f0) and np.isfinite(f1):
+                line += (f" Mean FPR95 {100 * f0:.1f}% -> {100 * f1:.1f}% ({'lower' if f1 < f0 else 'not lower'}"
+                         f" with OE{'; paper: 34.9% -> 9.5%' if b == 'clf' else ''}).")
+            if b == "clf":
+                acc0, acc1 = classifier_accuracy(root, b), classifier_accuracy(root, o)
+                if np.isfinite(acc0) and np.isfinite(acc1):
+                    line += f" Test accuracy {acc0:.1f}% -> {acc1:.1f}% (paper, CIFAR-10: 94.8% -> 94.7%)."
+                worse = [r.ood.get("name") for r in ev.group(o, det) if r.ok and
+                         r.mean("auroc") < set_auroc(ev, b, det, r.ood.get("name"))]
+                if worse:
+                    line += f" OE lowers the MSP AUROC on: {', '.join(worse)}."
             if a0 < 0.5:
                 line += (" The baseline is below chance: it is more confident on these OOD sets than on its own "
-                         "test images (crops from the held-out half of each photo), so at this scale the "
-                         "baseline detector is weak.")
+                         "test images, so at this scale the baseline detector is weak.")
             out.append(line)
     for family in likelihoods:
         label, name = FAMILY_LABELS[family]
@@ -131,7 +158,7 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
     ev = Evaluation.load(ev_dir / "results.json")
     folders = {f: ev_dir / ("likelihood" if f == "pixelcnn" else f"likelihood_{f}") for f in families}
     likelihoods = {f: json.loads((d / "likelihood.json").read_text()) for f, d in folders.items()}
-    found = findings(ev, likelihoods)
+    found = findings(ev, likelihoods, root)
     sections = []
     for f, d in folders.items():
         heading = [f"**{FAMILY_LABELS[f][1]}**", ""] if len(folders) > 1 else []
@@ -148,7 +175,9 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
         "",
         "Everything here is built offline from images that ship inside installed packages (see "
         "`python -m oe_core.data`): in-distribution `mini-id` = colour photo thumbnails, one class per source "
-        "photo; OE outliers `mini-outliers` = thumbnails of other pictures; OOD sets = SVHN-like house numbers "
+        "photo, train and test being independent random crops of it; OE outliers `mini-outliers` = thumbnails of "
+        "other pictures (three more pictures are held out as a validation OOD set, `mini-val-outliers`, on which "
+        "the classifier's OE length was chosen: `python -m analysis.mini_select`); OOD sets = SVHN-like house numbers "
         "(`mini-svhn`, rendered after SVHN's statistics: near-grey colours with small tints, low contrast "
         "0.15-0.35, slight blur), the same scenes in saturated colours (`mini-svhn-saturated`), textures, faces "
         "and the paper's Gaussian / Rademacher / Blobs noise. Metrics follow the reference protocol: OOD is the "

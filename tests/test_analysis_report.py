@@ -85,3 +85,21 @@ def test_questions_without_both_models_are_left_out(missing):
         assert "classifier (MSP)?** Yes" in text
     else:
         assert "classifier (MSP)" not in text and "density model (bpd)?** Yes" in text
+
+
+def test_classifier_finding_quotes_fpr95_test_accuracy_and_the_sets_where_oe_does_not_help(tmp_path):
+    import json
+    rows = [SetResult(m, "msp", {"name": name}, name, protocol={"mean": {"auroc": a, "fpr95": f},
+                                                                 "std": {"auroc": 0.0, "fpr95": 0.0}})
+            for m, values in (("clf", [(0.80, 0.60), (0.90, 0.40), (0.70, 0.50)]),
+                              ("clf_oe", [(0.95, 0.20), (0.85, 0.45), (0.90, 0.30)]))
+            for name, (a, f) in zip(SETS, values)]
+    ev = Evaluation({"num_to_avg": 2, "ratio": 5}, [], rows)
+    for run, err in (("clf", 2.0), ("clf_oe", 3.5)):
+        (tmp_path / run).mkdir()
+        (tmp_path / run / "metrics.json").write_text(json.dumps([{"epoch": 1, "test_error": err}]))
+    line = findings(ev, {}, tmp_path)[0]
+    assert "?** Yes: 80.0% -> 90.0%" in line
+    assert "Mean FPR95 50.0% -> 31.7% (lower with OE" in line
+    assert "Test accuracy 98.0% -> 96.5%" in line
+    assert line.endswith("OE lowers the MSP AUROC on: mini-svhn-saturated.")

