@@ -16,7 +16,6 @@ every measurement, so a run stopped by its time limit keeps what it measured (co
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 import time
@@ -26,7 +25,6 @@ from typing import Callable, Sequence
 
 import torch
 
-from density_oe.pixelcnn.dmol import nll_bpd
 from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.score import Scorer
 from oe_core.atomic import atomic_write_text
@@ -34,6 +32,8 @@ from oe_core.config import help_field, parse_config
 from oe_core.errors import cli_main
 from oe_core.run import autocast, resolve_device
 from oe_core.run.cuda_graph import StepGraph, TensorLR
+
+from .pixelcnn_cases import bpd_train_step
 
 LAYOUT_KERNELS = ("nchwToNhwc", "nhwcToNchw")
 
@@ -75,15 +75,7 @@ def train_step(cfg: SpeedConfig, device: torch.device, batch: int, compiled: boo
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
     x = (_images(batch, 8 if cfg.dry_run else 32, device).float() / 127.5 - 1.0).contiguous(memory_format=fmt)
 
-    def step(x: torch.Tensor) -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        with autocast(device, cfg.amp):
-            params = net(x)
-        loss = nll_bpd(params, x).mean()
-        loss.backward()
-        with lrs.for_step() if lrs is not None else contextlib.nullcontext():
-            opt.step()
-        return loss.detach()
+    step = bpd_train_step(net, opt, lrs, lambda: autocast(device, cfg.amp))
     fn = StepGraph(step, device, name="train step") if graphs else step
     return (lambda: fn(x)), fn
 

@@ -68,6 +68,22 @@ def port_model(ctx: BenchContext, shape: PixelCNNShape) -> torch.nn.Module:
     return build_port_model(ctx.require_port(), shape.nr_resnet, shape.nr_filters, NR_MIX).to(ctx.device)
 
 
+def bpd_train_step(net: Callable, opt: torch.optim.Optimizer, lrs: "TensorLR | None",
+                   autocast: Callable) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One step on the mean bits/dim of a [-1, 1] batch: forward under ``autocast()``, DMOL loss, backward, Adam
+    (with the learning rate of ``lrs`` when the step is captured as a CUDA graph)."""
+    def step(x: torch.Tensor) -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        with autocast():
+            params = net(x)
+        loss = nll_bpd(params, x).mean()
+        loss.backward()
+        with lrs.for_step() if lrs is not None else contextlib.nullcontext():
+            opt.step()
+        return loss.detach()
+    return step
+
+
 def fast_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
     """One training step of the suite's model on the mean bits/dim (``--cuda-graphs``: captured whole, as the
     trainer does on CUDA, with the learning rate as a device tensor)."""
@@ -77,15 +93,7 @@ def fast_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Call
     net = _maybe_compiled(ctx, model)
     x = ctx.images(batch).contiguous(memory_format=ctx.memory_format)
 
-    def step(x: torch.Tensor) -> torch.Tensor:
-        opt.zero_grad(set_to_none=True)
-        with ctx.autocast():
-            params = net(x)
-        loss = nll_bpd(params, x).mean()
-        loss.backward()
-        with lrs.for_step() if lrs is not None else contextlib.nullcontext():
-            opt.step()
-        return loss.detach()
+    step = bpd_train_step(net, opt, lrs, ctx.autocast)
     graphed = StepGraph(step, ctx.device, name="benchmark train step") if ctx.cuda_graphs else step
     return lambda: graphed(x)
 

@@ -123,10 +123,8 @@ def _corrupt(path: Path, why: str) -> CheckpointError:
 def _safe_load(data: bytes, path: Path, map_location: Any, extra_types: list = ()) -> Any:
     """``torch.load(weights_only=True)`` of ``data``; pickled objects raise :class:`UnsafeFileError`."""
     try:
-        if extra_types:
-            with torch.serialization.safe_globals(list(extra_types)):
-                return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
-        return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        with torch.serialization.safe_globals(list(extra_types)):
+            return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
         raise _unsafe(path) from None
     except Exception as e:  # truncated zip, not a torch file, ...
