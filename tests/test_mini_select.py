@@ -38,3 +38,37 @@ def test_select_trains_and_scores_candidates_on_validation_sets_only(tmp_path, m
     assert {("mini-id", "val"), ("mini-val-outliers", "val")} <= set(seen)
     assert set(seen) <= {("mini-id", "train"), ("mini-id", "val"), ("mini-id", "test"), ("mini-outliers", "train"),
                          ("mini-val-outliers", "val")}
+
+
+def test_presets_fine_tune_the_classifier_with_the_validated_schedule():
+    """The presets' classifier OE schedules are the ones analysis.mini_select chose on validation sets (README, "How
+    the mini benchmark is built"): the candidate with the best validation mean AUROC among those no longer than the
+    preset's own baseline (the paper fine-tunes 10 epochs after 100), at lr 0.01."""
+    from analysis.mini_study import PRESETS
+    schedule = {name: (p.cls_epochs, p.cls_oe_epochs, p.cls_oe_lr) for name, p in PRESETS.items()}
+    assert schedule["default"] == (5, 4, 0.01)
+    assert schedule["full"] == (10, 8, 0.01)
+    assert all(oe <= base for base, oe, _ in schedule.values())
+
+
+def test_the_study_passes_the_preset_schedule_to_the_classifier_runs(tmp_path, monkeypatch):
+    import pytest
+
+    from analysis import mini_study
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def record(self, name, module, main, argv):
+        if module != "classifiers_oe.train":
+            raise Stop
+        calls.append(argv)
+
+    monkeypatch.setattr(mini_study.Study, "run", record)
+    with pytest.raises(Stop):
+        mini_study.run_study(mini_study.StudyConfig(out=str(tmp_path), preset="full", device="cpu"))
+    base, oe = calls
+    assert base[base.index("--mode") + 1] == "baseline" and base[base.index("--epochs") + 1] == "10"
+    assert oe[oe.index("--mode") + 1] == "oe_tune"
+    assert oe[oe.index("--epochs") + 1] == "8" and oe[oe.index("--lr") + 1] == "0.01"
