@@ -48,6 +48,22 @@ def set_auroc(ev: Evaluation, model: str, detector: str, dataset: str) -> float:
 FAMILY_LABELS = {"pixelcnn": ("pcnn", "PixelCNN++"), "glow": ("glow", "Glow")}  # as analysis.mini_study runs them
 
 
+def _both_or_part(by_mean: bool, by_rank: bool) -> str:
+    """Yes when the mean bits/dim and the ranking (AUROC against chance) agree that it holds, No when both say it
+    does not, Partly when they disagree (a tail of very likely or unlikely images moves the mean, not the ranks)."""
+    return "Yes" if by_mean and by_rank else "No" if not (by_mean or by_rank) else "Partly"
+
+
+def _split_note(what: str, by_rank: bool, side: str) -> str:
+    """What a Partly answer adds: which of the two measures shows ``what`` (``side``: the AUROC's side of chance
+    when it shows by rank)."""
+    if by_rank:
+        return (f"By rank {what} shows (AUROC {side} chance), by the mean bits/dim it does not: a tail of outlying "
+                f"images moves the mean, not the ranks.")
+    return (f"By the mean bits/dim {what} shows, by rank it does not (AUROC not {side} chance): a tail of outlying "
+            f"images moves the mean, not the ranks.")
+
+
 def _likelihood_findings(likelihood: dict, label: str, name: str, paper: bool) -> list[str]:
     """(a) and (a, after OE) for one density family: does the failure show, does OE fix it."""
     rows = {r["model"].split("(")[-1].rstrip(")"): r for r in likelihood["rows"]}
@@ -55,25 +71,30 @@ def _likelihood_findings(likelihood: dict, label: str, name: str, paper: bool) -
     tag = "" if paper else f", {name}"
     out = []
     if base:
-        fails = base["ood_mean_bpd"] < base["id_mean_bpd"]
+        by_mean, by_rank = base["ood_mean_bpd"] < base["id_mean_bpd"], base["auroc_bpd"] < 0.5
+        answer = _both_or_part(by_mean, by_rank)
         out.append(
             f"**(a{tag}) Does the baseline {'density model' if paper else name} find the SVHN-like digits more "
-            f"likely than its own test images?** {'Yes' if fails else 'No'}: mean {base['ood_mean_bpd']:.3f} "
+            f"likely than its own test images?** {answer}: mean {base['ood_mean_bpd']:.3f} "
             f"bits/dim on mini-svhn vs {base['id_mean_bpd']:.3f} on mini-id test; "
             f"{100 * base['ood_more_likely_than_median_id']:.1f}% of the digits are more likely than the median "
             f"test image; AUROC of bpd as the OOD score {100 * base['auroc_bpd']:.1f}% "
-            f"({'below' if base['auroc_bpd'] < 0.5 else 'above'} chance). "
+            f"({'below' if by_rank else 'above'} chance). "
             + (("This is the paper's CIFAR-10 vs SVHN failure (SVHN 2.98 vs CIFAR-10 3.06 bpd)." if paper else
-                "This is the failure Nalisnick et al. (2019) report for Glow on CIFAR-10 vs SVHN.") if fails else
-               "The failure does not show at this scale in this run."))
+                "This is the failure Nalisnick et al. (2019) report for Glow on CIFAR-10 vs SVHN.")
+               if answer == "Yes" else
+               "The failure does not show at this scale in this run." if answer == "No" else
+               _split_note("the failure", by_rank, "below")))
     if base and oe:
-        fixed = oe["ood_mean_bpd"] > oe["id_mean_bpd"]
+        by_mean, by_rank = oe["ood_mean_bpd"] > oe["id_mean_bpd"], oe["auroc_bpd"] > 0.5
+        answer = _both_or_part(by_mean, by_rank)
         out.append(
-            f"**(a{tag}, after OE) Does OE fix it?** {'Yes' if fixed else 'No'}: after OE fine-tuning mean "
+            f"**(a{tag}, after OE) Does OE fix it?** {answer}: after OE fine-tuning mean "
             f"{oe['ood_mean_bpd']:.3f} bits/dim on mini-svhn vs {oe['id_mean_bpd']:.3f} on mini-id test; "
             f"AUROC {100 * base['auroc_bpd']:.1f}% -> {100 * oe['auroc_bpd']:.1f}%"
             + (" (paper: SVHN AUROC 15.8% -> 75.8%, SVHN bpd 2.98 -> 3.43)." if paper else
-               " (the same loss, margin and outliers as for PixelCNN++; no published number for Glow)."))
+               " (the same loss, margin and outliers as for PixelCNN++; no published number for Glow).")
+            + ("" if answer != "Partly" else " " + _split_note("the fix", by_rank, "above")))
     return out
 
 

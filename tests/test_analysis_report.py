@@ -63,6 +63,21 @@ def test_no_failure_no_fix_and_oe_lowering_auroc_are_reported_as_no():
     assert "?** No: 65.0% -> 65.0%" in got["(b) Does OE raise the mean AUROC of the density model (bpd)"]
 
 
+def test_mean_and_rank_disagreeing_is_reported_as_partly():
+    """A Glow run gave the digits a higher mean bits/dim than the test images (5.157 vs 5.121) while 74% of them were
+    more likely than the median test image (AUROC 41.6%): neither Yes nor No, and the line says which measure
+    shows it."""
+    ev = evaluation({("pcnn", "bpd"): [0.45] * 3, ("pcnn_oe", "bpd"): [0.6] * 3})
+    got = by_question(findings(ev, {"pixelcnn": likelihood((3.10, 3.20, 0.42), (3.10, 3.30, 0.45))}))
+    a = got["(a) Does the baseline density model find the SVHN-like digits more likely than its own test images"]
+    assert "?** Partly: mean 3.200 bits/dim on mini-svhn vs 3.100" in a and "(below chance)" in a
+    assert "By rank the failure shows (AUROC below chance), by the mean bits/dim it does not" in a
+    assert "This is the paper's" not in a and "does not show at this scale" not in a
+    fix = got["(a, after OE) Does OE fix it"]
+    assert "?** Partly: after OE fine-tuning mean 3.300 bits/dim on mini-svhn vs 3.100" in fix
+    assert "By the mean bits/dim the fix shows, by rank it does not (AUROC not above chance)" in fix
+
+
 def test_a_baseline_below_chance_is_called_out():
     ev = evaluation({("clf", "msp"): [0.40, 0.45, 0.35], ("clf_oe", "msp"): [0.60, 0.60, 0.60]})
     lines = findings(ev, {"pixelcnn": {"rows": []}})
