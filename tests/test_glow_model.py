@@ -55,6 +55,25 @@ def test_log_determinant_equals_autograd_jacobian(lu, coupling):
     assert abs(expected.item()) > 1.0  # a non-trivial volume change
 
 
+def test_affine_coupling_log_det_stays_finite_where_the_sigmoid_underflows():
+    """A trained mini Glow drove one Rademacher image to h = -11553 in a coupling: sigmoid(h + 2) is 0 in float32
+    and log(0) made its bpd inf.  The log-det is logsigmoid(h + 2): -h - 2 - log1p(exp(h + 2)) -> about h + 2."""
+    from density_oe.glow.coupling import Coupling
+    layer = Coupling(4, 6, "affine")
+    with torch.no_grad():
+        layer.net.out.conv.bias[1::2] = -500.0  # the scale half of h; the shift half stays 0
+    x = torch.randn(2, 4, 3, 3)
+    out, logdet = layer(x, torch.zeros(2))
+    assert torch.isfinite(logdet).all() and torch.isfinite(out).all()
+    assert logdet.tolist() == pytest.approx([-498.0 * 2 * 3 * 3] * 2, rel=1e-6)
+    # where the sigmoid does not underflow, the same numbers as log(sigmoid)
+    with torch.no_grad():
+        layer.net.out.conv.bias[1::2] = -3.0
+    _, logdet = layer(x, torch.zeros(2))
+    expected = torch.log(torch.sigmoid(torch.tensor(-1.0))) * 2 * 3 * 3
+    assert logdet.tolist() == pytest.approx([expected.item()] * 2, rel=1e-6)
+
+
 @pytest.mark.parametrize("lu", [True, False])
 def test_flow_inverts_to_1e_5_in_float32(lu):
     model = randomized(GlowConfig(glow_levels=3, glow_steps=3, glow_hidden=8, glow_lu=lu), dtype=torch.float32)

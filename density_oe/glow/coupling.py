@@ -6,6 +6,11 @@ Affine (openai ``model.py`` and y0ast, the code's version of the paper's ``s * x
     h = NN(z1);  shift = h[:, 0::2];  scale = sigmoid(h[:, 1::2] + 2)
     z2 <- (z2 + shift) * scale,      log-det = sum log(scale)
 
+The log-det is computed as ``logsigmoid(h + 2)``, the same number where ``log(sigmoid(.))`` is finite; openai
+takes ``log(scale)``, which is ``-inf`` once the sigmoid underflows to 0 in float32 (``h + 2 < -104``).  A
+trained model can reach that on inputs far from its data: a full-preset mini Glow gave one Rademacher image
+``h = -11553`` and ``bpd = inf``, which no OOD metric can rank; here that image gets a large finite bpd.
+
 Additive: ``z2 <- z2 + NN(z1)`` (log-det 0).  ``NN`` = conv3x3(C) -> actnorm -> ReLU -> conv1x1(C) -> actnorm ->
 ReLU -> Conv2dZeros 3x3, hidden weights from N(0, 0.05) (openai ``f()``; no extra edge-padding channel, as y0ast).
 At initialisation the network outputs zeros, so the affine coupling scales by sigmoid(2) = 0.881.
@@ -52,22 +57,23 @@ class Coupling(nn.Module):
     def _params(self, z1: torch.Tensor):
         h = self.net(z1).to(z1.dtype)  # the network may run under autocast; the flow stays in z1's dtype
         if self.kind == "additive":
-            return h, None
-        return h[:, 0::2], torch.sigmoid(h[:, 1::2] + 2.0)
+            return h, None, None
+        pre = h[:, 1::2] + 2.0
+        return h[:, 0::2], torch.sigmoid(pre), F.logsigmoid(pre)  # log(scale), finite where the sigmoid underflows
 
     def forward(self, x: torch.Tensor, logdet: torch.Tensor):
         z1, z2 = x.chunk(2, dim=1)
-        shift, scale = self._params(z1)
+        shift, scale, log_scale = self._params(z1)
         z2 = z2 + shift
         if scale is not None:
             z2 = z2 * scale
-            logdet = logdet + torch.log(scale).flatten(1).sum(1)
+            logdet = logdet + log_scale.flatten(1).sum(1)
         return torch.cat([z1, z2], dim=1), logdet
 
     def reverse(self, y: torch.Tensor, logdet: torch.Tensor):
         z1, z2 = y.chunk(2, dim=1)
-        shift, scale = self._params(z1)
+        shift, scale, log_scale = self._params(z1)
         if scale is not None:
             z2 = z2 / scale
-            logdet = logdet - torch.log(scale).flatten(1).sum(1)
+            logdet = logdet - log_scale.flatten(1).sum(1)
         return torch.cat([z1, z2 - shift], dim=1), logdet
