@@ -25,7 +25,6 @@ from typing import Optional, Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from oe_core.atomic import atomic_write_text
 from oe_core.config import help_field, parse_config, require
@@ -92,14 +91,15 @@ def msp_logits(model: torch.nn.Module, x: np.ndarray, device: torch.device) -> t
 def score(run: str, val: tuple[np.ndarray, np.ndarray], oods: dict[str, np.ndarray],
           device: torch.device) -> dict:
     """Validation accuracy, and AUROC / FPR95 (%) of MSP per validation OOD set and their means."""
+    from classifiers_oe.scores import msp_score
     from classifiers_oe.weights import load_classifier
     from oe_core.metrics import auroc, fpr_at_tpr
     model, _ = load_classifier(run, device)
     z = msp_logits(model, val[0], device)
-    s_in = -F.softmax(z, 1).max(1).values.numpy()
+    s_in = msp_score(z).numpy()
     row = {"acc": 100.0 * float((z.argmax(1).numpy() == val[1]).mean())}
     for name, x in oods.items():
-        s_out = -F.softmax(msp_logits(model, x, device), 1).max(1).values.numpy()
+        s_out = msp_score(msp_logits(model, x, device)).numpy()
         row[name] = (100.0 * auroc(s_in, s_out), 100.0 * fpr_at_tpr(s_in, s_out))
     row["mean"] = tuple(float(np.mean([row[k][j] for k in oods])) for j in (0, 1))
     return row

@@ -13,9 +13,8 @@ commands a user would type:
 
 and writes ``<out>/report.md`` with the tables and figures embedded, the findings stated from the measured
 numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (about 4 minutes on a
-2-core AMD EPYC with native bf16: 3 min 17 s measured with the 2-epoch classifier OE of mini benchmark v1; v2's
-4 OE epochs add two), ``full`` (a larger PixelCNN++ trained longer, plus a small
-Glow: 14 min 51 s measured there), ``tiny`` (a CI-sized run of the same code path).  ``--amp auto`` (the
+2-core AMD EPYC with native bf16: 4 min 16 s measured on mini benchmark v2), ``full`` (a larger PixelCNN++
+trained longer, plus a small Glow: 15 min 7 s measured there), ``tiny`` (a CI-sized run of the same code path).  ``--amp auto`` (the
 default) trains in bf16 autocast where the CPU or GPU computes bf16 natively (likelihoods and the density head stay
 float32; the report says which precision ran); evaluation scores in float32.
 """

@@ -17,16 +17,16 @@ from oe_core.run import cpu_model
 from .results import Evaluation
 
 
-def mean_auroc(ev: Evaluation, model: str, detector: str) -> float:
-    """Mean AUROC over the model's OOD sets (NaN when the evaluation has no such model)."""
-    rows = [r for r in ev.groups().get((model, detector), []) if r.ok]
-    return float(np.mean([r.mean("auroc") for r in rows])) if rows else float("nan")
-
-
 def mean_metric(ev: Evaluation, model: str, detector: str, metric: str) -> float:
-    """Mean of ``metric`` (e.g. ``fpr95``) over the model's OOD sets (NaN when there is no such model)."""
+    """Mean of ``metric`` (``auroc``, ``fpr95``, ...) over the model's OOD sets (NaN when the evaluation has no
+    such model or metric)."""
     values = [r.protocol["mean"].get(metric) for r in ev.groups().get((model, detector), []) if r.ok]
     return float(np.mean(values)) if values and None not in values else float("nan")
+
+
+def mean_auroc(ev: Evaluation, model: str, detector: str) -> float:
+    """Mean AUROC over the model's OOD sets (NaN when the evaluation has no such model)."""
+    return mean_metric(ev, model, detector, "auroc")
 
 
 def classifier_accuracy(root: Optional[Path], run: str) -> float:
