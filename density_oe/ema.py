@@ -38,34 +38,27 @@ class EMA:
 
     @torch.no_grad()
     def update(self, model: nn.Module) -> None:
-        ema = list(self.model.parameters())
-        new = [p.detach() for p in model.parameters()]
-        w = self.weight()
-        if w >= 1.0:
-            torch._foreach_copy_(ema, new)
-        else:
-            torch._foreach_lerp_(ema, new, w)
-        for b_ema, b in zip(self.model.buffers(), model.buffers()):
-            b_ema.copy_(b)
-        self.updates += 1
+        """One update after an optimizer step: :meth:`advance`, then :meth:`apply` -- the same two halves a
+        captured CUDA graph runs, so eager and graph-captured runs average identically."""
+        self.advance()
+        self.apply(model)
 
     def advance(self) -> None:
-        """Host half of a captured update (:mod:`oe_core.run.cuda_graph`): put the next update's weight in a device
-        tensor and count the update; :meth:`apply`, inside the graph, then reads it (a float would be frozen at
-        capture, and the debiased weight changes every step)."""
+        """Host half of an update: put the next update's weight in a device tensor and count the update;
+        :meth:`apply` then reads it (inside a captured graph a float would be frozen at capture, and the debiased
+        weight changes every step)."""
         if self._weight is None:
-            self._weight = torch.zeros((), device=next(self.model.parameters()).device)
+            p = next(self.model.parameters())
+            self._weight = torch.zeros((), device=p.device, dtype=p.dtype)
         self._weight.fill_(self.weight())
         self.updates += 1
 
     @torch.no_grad()
     def apply(self, model: nn.Module) -> None:
-        """Device half of a captured update: ``ema += (w - ema) * weight`` with the weight :meth:`advance` set (no
-        host values, so it can be captured)."""
+        """Device half of an update: ``ema = lerp(ema, w, weight)`` with the weight :meth:`advance` set (no host
+        values, so it can be captured; weight 1, the debiased first update, gives ``w`` exactly)."""
         ema = list(self.model.parameters())
-        diffs = torch._foreach_sub([p.detach() for p in model.parameters()], ema)
-        torch._foreach_mul_(diffs, self._weight)
-        torch._foreach_add_(ema, diffs)
+        torch._foreach_lerp_(ema, [p.detach() for p in model.parameters()], [self._weight] * len(ema))
         for b_ema, b in zip(self.model.buffers(), model.buffers()):
             b_ema.copy_(b)
 

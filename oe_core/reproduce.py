@@ -33,17 +33,18 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional, Sequence
 
-from oe_core.errors import OEError, cli_main
+from oe_core.atomic import atomic_write_text
+from oe_core.errors import EXIT_PREEMPTED, OEError, cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
 DEFAULT_RESOURCES = SCRIPTS / "reproduce_resources.toml"
 BENCH_DIR = ROOT / "benchmarks" / "results"
 STATE = ".reproduce"
-EXIT_PREEMPTED = 75
 # the paper's OOD sets (Table 5 order); scripts/density_cifar10_score.sh scores CIFAR-10 test and these
 OOD_SETS = ("gaussian", "rademacher", "blobs", "textures", "svhn", "places365", "lsun")
 SCORE_SETS = ("cifar10",) + OOD_SETS + ("cifar100",)
+TEST_SPLIT_SETS = ("cifar10", "cifar100", "svhn")  # sets with a train split: their test split is read
 # images per set at the paper's sizes (for the estimate only)
 SET_IMAGES = {"cifar10": 10000, "cifar100": 10000, "svhn": 26032, "textures": 5640, "places365": 10000,
               "lsun": 10000, "gaussian": 10000, "rademacher": 10000, "blobs": 10000}
@@ -127,7 +128,7 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
     if o.glow:
         density.append(("glow", "Glow", glow_x, ["--batch-size", "512", "--lr", "1e-3", "--warmup-steps", "970",
                                                  "--lr-decay", "1"], None, None))
-    sets = [s for s in (o.score_sets or SCORE_SETS)]
+    sets = list(o.score_sets or SCORE_SETS)
     for arch, title, xargs, base_args, case, score_case in density:
         base = f"cifar10_{arch}_baseline"
         cifar = [["cifar10", "train"], ["cifar10", "test"]]
@@ -145,7 +146,7 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
                f"{out}/{base}", *outl, *dev, *amp, *xargs], [base], cifar + [[outlier_set, "train"]], case,
               _epochs(xargs, 2) * TRAIN_IMAGES * 2)
         for run in (base, tune):
-            score = [[s, "test" if s in ("cifar10", "cifar100", "svhn") else ""] for s in sets]
+            score = [_with_split(s) for s in sets]
             nodes.append(Node(f"score_{run}", "score", f"{title} per-image bits/dim ({run})", [run],
                               [["bash", str(SCRIPTS / "density_cifar10_score.sh"), run, *dev, *score_x]],
                               {"DATA_ROOT": data, "OUT": out, "SETS": " ".join(sets)},
@@ -159,8 +160,7 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
         if ds == "cifar10":
             deps += ["cifar10_pixelcnn_baseline", "cifar10_pixelcnn_oe_tune"]
         ev = f"{out}/{ds}_eval"
-        sets = [[s, "test" if s in ("cifar10", "cifar100", "svhn") else ""] for s in ("cifar10", "cifar100")
-                + OOD_SETS]
+        sets = [_with_split(s) for s in ("cifar10", "cifar100") + OOD_SETS]
         nodes.append(Node(f"{ds}_eval", "eval", f"{PRETTY[ds]} evaluation, tables with the paper's numbers, "
                           + ("figures, Figure 2" if ds == "cifar10" else "figures"), deps,
                           [["bash", str(SCRIPTS / "eval_cifar.sh"), ds, *dev, *eval_x]],
@@ -180,14 +180,20 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
     return nodes
 
 
+def _with_split(name: str) -> list[str]:
+    """``[name, split]`` for a node's data check: ``test`` for the sets with a train split, else the default."""
+    return [name, "test" if name in TEST_SPLIT_SETS else ""]
+
+
 def order(nodes: list[Node]) -> list[Node]:
     """Dependency order (stable: the graph's own order where it allows)."""
     done: set[str] = set()
     out: list[Node] = []
     todo = list(nodes)
+    names = {m.name for m in nodes}
     while todo:
         for n in todo:
-            if all(d in done or d not in {m.name for m in nodes} for d in n.deps):
+            if all(d in done or d not in names for d in n.deps):
                 out.append(n)
                 done.add(n.name)
                 todo.remove(n)
@@ -247,7 +253,7 @@ def mark(out: Path, node: str, what: str, text: str) -> None:
     for other in ("done", "failed"):
         if other != what:
             (d / f"{node}.{other}").unlink(missing_ok=True)
-    (d / f"{node}.{what}").write_text(text + "\n")
+    atomic_write_text(d / f"{node}.{what}", text + "\n")
 
 
 def failed_note(out: Path, node: str) -> Optional[str]:
@@ -524,7 +530,7 @@ def local_cmds(node: Node, gpus: int) -> list[list[str]]:
     return node.cmds
 
 
-def run_local(o, graph: list[Node], sel: list[Node], out: Path) -> int:
+def run_local(o, sel: list[Node], out: Path) -> int:
     with OutLock(out, "--local") as lock:
         check_not_busy(out)
         interrupted = {"sig": None}
@@ -697,10 +703,9 @@ def job_script(node: Node, res: dict, out: Path, py: str) -> str:
     return "\n".join(lines)
 
 
-def submit_slurm(o, graph: list[Node], sel: list[Node], out: Path, py: str) -> int:
-    if shutil.which("sbatch") is None:
-        raise OEError("sbatch not found on PATH: --slurm needs a SLURM login node (or run --local)")
-    res = load_resources(o.resources)
+def submit_slurm(res: dict, sel: list[Node], out: Path, py: str) -> int:
+    """Submit the unfinished nodes of ``sel`` as sbatch jobs chained by ``afterok`` (``res``: the resources file,
+    loaded and the presence of sbatch checked by :func:`main`)."""
     with OutLock(out, "--slurm (submitting)"):
         check_not_busy(out)
         todo = [n for n in sel if not finished(out, n)]
@@ -732,9 +737,8 @@ def submit_slurm(o, graph: list[Node], sel: list[Node], out: Path, py: str) -> i
                                  "log": str(log_path(out, n.name)), "submitted": time.strftime("%Y-%m-%dT%H:%M:%S")}
             (state_dir(out) / "state" / f"{n.name}.failed").unlink(missing_ok=True)
         jobs = {**{k: v for k, v in slurm_jobs(out).items() if k not in submitted}, **submitted}
-        (state_dir(out) / "slurm_jobs.json").write_text(json.dumps(jobs, indent=1) + "\n")
-        (state_dir(out) / "slurm_jobs.txt").write_text(
-            "".join(f"{k} {v['job']}\n" for k, v in jobs.items()))
+        atomic_write_text(state_dir(out) / "slurm_jobs.json", json.dumps(jobs, indent=1) + "\n")
+        atomic_write_text(state_dir(out) / "slurm_jobs.txt", "".join(f"{k} {v['job']}\n" for k, v in jobs.items()))
     for n in sel:
         if n.name in submitted:
             j = submitted[n.name]
@@ -842,9 +846,7 @@ def saved_graph(out: Path) -> Optional[list[Node]]:
 def save_graph(out: Path, nodes: list[Node]) -> None:
     d = state_dir(out)
     d.mkdir(parents=True, exist_ok=True)
-    tmp = d / ".graph.json.tmp"
-    tmp.write_text(json.dumps({"nodes": [asdict(n) for n in nodes]}, indent=1) + "\n")
-    os.replace(tmp, d / "graph.json")
+    atomic_write_text(d / "graph.json", json.dumps({"nodes": [asdict(n) for n in nodes]}, indent=1) + "\n")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -881,8 +883,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return plan(o, graph, sel, out, py)
     if o.slurm and shutil.which("sbatch") is None:
         raise OEError("sbatch not found on PATH: --slurm needs a SLURM login node (or run --local)")
-    if o.slurm:
-        load_resources(o.resources)  # a bad file is one line before anything else
+    res = load_resources(o.resources) if o.slurm else {}  # a bad file is one line before anything else
     check_deps_selected(graph, sel, out)
     holder = lock_holder(state_dir(out) / "lock")
     if holder:
@@ -893,8 +894,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     save_graph(out, graph)
     if o.local:
-        return run_local(o, graph, sel, out)
-    return submit_slurm(o, graph, sel, out, py)
+        return run_local(o, sel, out)
+    return submit_slurm(res, sel, out, py)
 
 
 def plan(o, graph: list[Node], sel: list[Node], out: Path, py: str) -> int:

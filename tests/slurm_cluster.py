@@ -4,7 +4,7 @@
 ``TaskPlugin=task/none``, ``SelectType=select/cons_tres``, one node ``localhost`` with this machine's CPUs and
 memory, free ports, state and spool folders under ``base``), starts ``munged`` (its own socket), ``slurmctld`` and
 ``slurmd`` and waits until the node is idle.  ``env()`` is the environment for the client commands (``SLURM_CONF``);
-``stop()`` ends the three daemons by their pids.  Needs root (the daemons run as root, ``SlurmUser=root``) and
+``stop()`` ends the three daemons it started.  Needs root (the daemons run as root, ``SlurmUser=root``) and
 Debian's ``slurm-wlm`` and ``munge``: :func:`unavailable` says why a cluster cannot start here, or ``None``.
 
 ``OE_REQUIRE_SLURM=1`` (set by ``.ci/run``) turns "cannot start" into a test failure instead of a skip.
@@ -63,7 +63,7 @@ class SlurmCluster:
     def __init__(self, base: str | Path, cpus: int | None = None):
         self.base = Path(base)
         self.cpus = cpus or os.cpu_count() or 1
-        self.procs: dict[str, int] = {}
+        self._popen: dict[str, subprocess.Popen] = {}
         self.conf = self.base / "slurm.conf"
         self.socket = self.base / "munge" / "munge.socket"
 
@@ -132,12 +132,10 @@ class SlurmCluster:
     def _spawn(self, name: str, argv: list, env: dict) -> None:
         out = open(self.base / "log" / f"{name}.stdout", "wb")
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-        self.procs[name] = proc.pid
-        self._popen = getattr(self, "_popen", {})
         self._popen[name] = proc
 
     def _node_idle(self) -> bool:
-        for name, proc in getattr(self, "_popen", {}).items():
+        for name, proc in self._popen.items():
             if proc.poll() is not None:
                 raise RuntimeError(f"{name} exited with code {proc.returncode}:\n{self._log(name)}\n"
                                    f"{(self.base / 'log' / (name + '.stdout')).read_text(errors='replace')[-2000:]}")
@@ -154,8 +152,8 @@ class SlurmCluster:
                            f"slurmd: {self._log('slurmd')}")
 
     def stop(self) -> None:
-        """Cancel what is still queued, then end the daemons by their pids (slurmd, slurmctld, then munged)."""
-        if getattr(self, "_popen", {}).get("slurmctld") is not None and self._popen["slurmctld"].poll() is None:
+        """Cancel what is still queued, then end the daemons (slurmd, slurmctld, then munged)."""
+        if self._popen.get("slurmctld") is not None and self._popen["slurmctld"].poll() is None:
             try:
                 q = subprocess.run(["squeue", "-h", "-o", "%i"], env=self.env(), capture_output=True, text=True,
                                    timeout=30)
@@ -170,7 +168,7 @@ class SlurmCluster:
             except (OSError, subprocess.SubprocessError):
                 pass
         for name in ("slurmd", "slurmctld", "munged"):
-            proc = getattr(self, "_popen", {}).get(name)
+            proc = self._popen.get(name)
             if proc is None or proc.poll() is not None:
                 continue
             proc.send_signal(signal.SIGTERM)

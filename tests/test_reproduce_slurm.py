@@ -32,7 +32,7 @@ from pathlib import Path
 import pytest
 
 from tests.paper_data import write_paper_data_root
-from tests.slurm_cluster import SlurmCluster, unavailable
+from tests.slurm_cluster import SlurmCluster, _free_ports, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 SITE = ROOT / "tests" / "slurm_site"
@@ -118,7 +118,6 @@ def runs(cluster, tmp_path_factory):
     (base / "ranks").mkdir()
     res, ddp_res = base / "res.toml", base / "ddp.toml"
     res.write_text(RESOURCES)
-    from tests.slurm_cluster import _free_ports
     ddp_res.write_text(DDP_RESOURCES.format(port=_free_ports(1)[0]))
     sout, lout, dout, fout = (base / n for n in ("slurm", "local", "ddp", "fail"))
     common = ["--data-root", str(data), *ARGS]
@@ -208,7 +207,6 @@ def runs(cluster, tmp_path_factory):
 def submit_example(env: dict, base: Path, data: Path) -> str:
     """scripts/slurm_multinode_example.sh as a user submits it, on the CPU: 2 tasks (torchrun launchers) on the
     one node stand in for 2 nodes, one process each, gloo."""
-    from tests.slurm_cluster import _free_ports
 
     (base / "example_ranks").mkdir()
     eenv = {**env, "DATA_ROOT": str(data), "OUT": str(base / "example"), "DEVICE": "cpu", "GPUS_PER_NODE": "1",
@@ -245,11 +243,6 @@ def test_slurm_jobs_ran_in_dependency_order_with_afterok(runs):
         for d in n.deps:
             _, dep_fin = _times(out / ".reproduce" / "logs" / f"{d}.log")
             assert starts[-1] >= dep_fin, f"{name} started before {d} finished"
-    for line in runs["submit"].stdout.splitlines():
-        name, _, job = line.split()[:3]
-        assert jobs[name]["job"] == job
-    ids = (out / ".reproduce" / "slurm_jobs.txt").read_text().split()
-    assert ids[1::2] == [jobs[n]["job"] for n in ids[0::2]]
 
 
 def test_slurm_and_local_give_the_same_tables(runs):
