@@ -29,6 +29,7 @@ from oe_core.errors import cli_main
 from oe_core.outputs import check_writable_file
 from oe_core.progress import progress_bar
 from oe_core.run import autocast, resolve_device
+from oe_core.run.engine import compile_with_fallback
 from oe_core.run.cuda_graph import StepGraph, resolve_cuda_graphs
 from oe_core.atomic import atomic_write_bytes
 
@@ -90,7 +91,7 @@ class Scorer:
                  cuda_graphs: str = "off"):
         self.model = model.to(device, memory_format=memory_format).eval()
         self.device, self.amp, self.memory_format = device, amp, memory_format
-        self.net = torch.compile(self.model) if compile else self.model
+        self.net = compile_with_fallback(self.model) if compile else self.model
         self.use_graphs = resolve_cuda_graphs(cuda_graphs, device)
         self._frozen: Optional[contextlib.AbstractContextManager] = None
         self._step = None

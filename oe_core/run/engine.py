@@ -258,7 +258,7 @@ class Engine:
             from torch.nn.parallel import DistributedDataParallel as DDP
             train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
         if cfg.compile:
-            train_model = _try_compile(train_model)
+            train_model = compile_with_fallback(train_model)
         graph, lrs = None, None
         if resolve_cuda_graphs(cfg.cuda_graphs, device, self._why_no_graphs(dist)):
             lrs = TensorLR(optimizer, device)
@@ -433,10 +433,6 @@ class _CompileFallback(nn.Module):
         return self.module(*args, **kwargs)
 
 
-def _try_compile(model: nn.Module) -> nn.Module:
-    return _CompileFallback(model)
-
-
 def unwrap(model: nn.Module) -> nn.Module:
     """The network inside the engine's DDP and ``torch.compile`` wrappers (both keep it as ``.module``)."""
     while isinstance(getattr(model, "module", None), nn.Module):
@@ -445,6 +441,6 @@ def unwrap(model: nn.Module) -> nn.Module:
 
 
 def compile_with_fallback(fn: Callable) -> nn.Module:
-    """``torch.compile(fn)`` that warns once and runs ``fn`` eagerly if compiling fails (for a task's own
-    functions, e.g. the density trainer's likelihood)."""
+    """``torch.compile(fn)`` that warns once and runs ``fn`` eagerly if compiling fails (the engine's model, a
+    task's own functions such as the density trainer's likelihood, the scorer's network)."""
     return _CompileFallback(fn)
