@@ -21,7 +21,7 @@ from classifiers_oe import train as cls_train
 from density_oe import port, sample, score
 from density_oe import train as pcnn_train
 from oe_core.errors import CheckpointError, UnsafeFileError, cli_main
-from oe_core.run.checkpoint import FORMAT_V1, MAGIC, load_checkpoint
+from oe_core.run.checkpoint import FORMAT_V1, MAGIC, checkpoint_format, load_checkpoint
 from tests.test_analysis_evaluate import classifier_ckpt
 from tests.test_bad_input import TINY_CLS, TINY_PCNN
 
@@ -248,6 +248,23 @@ def test_format_1_checkpoints_still_load_and_resume(tmp_path):
     assert resumed["position"]["epoch"] == 2 and (out / "checkpoint.pt").read_bytes().startswith(MAGIC)
     for k, v in final.items():
         assert torch.equal(v, resumed["model"][k]), k
+
+
+def test_checkpoint_format_reads_headers_only(tmp_path, monkeypatch):
+    """Which files are suite checkpoints, told without torch.load (a weights file's tensors are not read) and
+    without running a payload."""
+    def no_load(*a, **k):
+        raise AssertionError("checkpoint_format must not torch.load the file")
+
+    weights = tmp_path / "weights.pt"
+    weights.write_bytes(_torch_bytes({"w": torch.zeros(3)}))
+    monkeypatch.setattr(torch, "load", no_load)
+    marker = tmp_path / "ran"
+    assert checkpoint_format(write_payload(tmp_path / "v1.pt", "suite-v1", marker)) == 1
+    assert checkpoint_format(write_payload(tmp_path / "v2.pt", "suite-v2", marker)) == 2
+    assert checkpoint_format(write_payload(tmp_path / "d.pt", "dict", marker)) is None
+    assert checkpoint_format(weights) is None
+    assert not marker.exists()
 
 
 def test_a_corrupt_checkpoint_is_still_corrupt_not_unsafe(tmp_path):
