@@ -1,6 +1,6 @@
 """``torch.compile`` really compiles: PixelCNN++ forward + DMOL loss (and Glow) trace as one graph with no breaks,
-and the compiled loss and gradients equal eager ones (same dropout masks: the compiled path draws the same random
-bits as the eager kernel).  ``aot_eager`` keeps these tests fast (an Inductor compile of the tiny model took 9 min
+and the compiled loss and gradients equal eager ones (same dropout masks under ``aot_eager``: the compiled path draws
+the eager kernel's random bits; Inductor would substitute its own generator).  ``aot_eager`` keeps these tests fast (an Inductor compile of the tiny model took 9 min
 on the shared 2-core CPU, so Inductor itself is exercised by ``scripts/gpu_check.sh`` on a GPU, not here)."""
 from __future__ import annotations
 

@@ -17,8 +17,11 @@ Backward needs only the output ``z`` (which the next convolution saves anyway) a
 min(y, 0) + 1``, and with the mask ``m`` in ``{0, s}`` (``s = 1/(1-p)``; ``z = m elu(y)`` is 0 where ``m`` is),
 ``m elu'(y) = min(z, 0) + m``, so ``dx = g_1 (min(z_1, 0) + m_1) - g_2 (min(z_2, 0) + m_2)`` over the two blocks.
 
-Under ``torch.compile`` the function is written with composite ops (``cat``, ``elu``, ``dropout``) that the compiler
-fuses itself (its tracer does not follow the in-place writes of the eager kernel).
+Under ``torch.compile`` the function is written with composite ops (``cat``, ``elu`` and the mask of
+:func:`dropout_mask`) that the compiler fuses itself (its tracer does not follow the in-place writes of the eager
+kernel).  The mask is drawn the eager kernel's way, so traced and eager runs drop the same elements where the
+backend keeps torch's random numbers (``aot_eager``, the tests' backend); Inductor substitutes its own generator
+(``fallback_random=False``), so there the masks differ and only the keep rate is the same.
 """
 from __future__ import annotations
 
@@ -139,5 +142,5 @@ def concat_elu(x: torch.Tensor, dropout: float = 0.0, training: bool = False,
     border of ``pad = (left, right, top, bottom)`` pixels (the same as zero-padding ``x`` first: elu(0) = 0)."""
     if torch.compiler.is_compiling():
         out = F.elu(torch.cat([F.pad(x, pad), -F.pad(x, pad)], dim=1))
-        return out * dropout_mask(out, dropout) if training and dropout > 0 else out   # the eager kernel's mask
+        return out * dropout_mask(out, dropout) if training and dropout > 0 else out   # drawn as the eager kernel
     return _ConcatEluDropout.apply(x, dropout, training, tuple(pad))
