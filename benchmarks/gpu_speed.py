@@ -25,15 +25,17 @@ from typing import Callable, Sequence
 
 import torch
 
-from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.score import Scorer
 from oe_core.atomic import atomic_write_text
 from oe_core.config import help_field, parse_config
 from oe_core.errors import cli_main
-from oe_core.run import autocast, resolve_device
-from oe_core.run.cuda_graph import StepGraph, TensorLR
+from oe_core.run import resolve_device
+from oe_core.run.cuda_graph import StepGraph
 
-from .pixelcnn_cases import bpd_train_step
+from .pixelcnn_cases import fast_model, train_step_and_graph
+from .sizes import PROFILES
+from .timing import synchronizer
+from .workload import BenchContext
 
 LAYOUT_KERNELS = ("nchwToNhwc", "nhwcToNchw")
 
@@ -54,43 +56,26 @@ class SpeedConfig:
     json: str = help_field("", "where to write the results")
 
 
-def _model(cfg: SpeedConfig, device: torch.device, train: bool) -> PixelCNNpp:
-    torch.manual_seed(0)
-    shape = PixelCNNConfig(1, 8, 10) if cfg.dry_run else PixelCNNConfig(5, 160, 10)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    return PixelCNNpp(shape).to(device, memory_format=fmt).train(train)
-
-
-def _images(n: int, size: int, device: torch.device) -> torch.Tensor:
-    g = torch.Generator().manual_seed(1)
-    return torch.randint(0, 256, (n, 3, size, size), generator=g, dtype=torch.uint8).to(device)
+def _context(cfg: SpeedConfig, device: torch.device, compiled: bool, graphs: bool) -> BenchContext:
+    """The benchmark cases' context: the paper config on 32x32 images (``--dry-run``: the quick profile's toy
+    model on 8x8)."""
+    return BenchContext(device, cfg.amp, PROFILES["quick" if cfg.dry_run else "gpu"],
+                        channels_last=cfg.channels_last, compile=compiled, cuda_graphs=graphs)
 
 
 def train_step(cfg: SpeedConfig, device: torch.device, batch: int, compiled: bool, graphs: bool):
-    """A zero-argument train step (and its model) of ``batch`` fixed random images."""
-    model = _model(cfg, device, True)
-    opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.95, 0.9995), fused=device.type in ("cpu", "cuda"))
-    lrs = TensorLR(opt, device) if graphs else None      # as the trainer: float LR in eager steps
-    net = torch.compile(model) if compiled else model
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    x = (_images(batch, 8 if cfg.dry_run else 32, device).float() / 127.5 - 1.0).contiguous(memory_format=fmt)
-
-    step = bpd_train_step(net, opt, lrs, lambda: autocast(device, cfg.amp))
-    fn = StepGraph(step, device, name="train step") if graphs else step
-    return (lambda: fn(x)), fn
+    """A zero-argument train step of ``batch`` fixed random images, and the step it calls (the benchmark's own:
+    :func:`benchmarks.pixelcnn_cases.train_step_and_graph`)."""
+    ctx = _context(cfg, device, compiled, graphs)
+    return train_step_and_graph(ctx, ctx.sizes.paper, batch)
 
 
 def score_step(cfg: SpeedConfig, device: torch.device, compiled: bool, graphs: bool):
-    model = _model(cfg, device, False)
-    fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    scorer = Scorer(model, device, cfg.amp, fmt, compiled, "on" if graphs else "off").__enter__()
-    images = _images(cfg.score_batch, 8 if cfg.dry_run else 32, device)
+    ctx = _context(cfg, device, compiled, graphs)
+    model = fast_model(ctx, ctx.sizes.paper).eval()
+    scorer = Scorer(model, device, cfg.amp, ctx.memory_format, compiled, "on" if graphs else "off").__enter__()
+    images = ctx.uint8_images(cfg.score_batch).to(device)
     return (lambda: scorer.batch(images)), scorer
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def rate(call: Callable[[], object], images: int, steps: int, device: torch.device, warmup: int = 5) -> dict:
@@ -98,11 +83,11 @@ def rate(call: Callable[[], object], images: int, steps: int, device: torch.devi
     t0 = time.perf_counter()
     for _ in range(warmup):
         call()
-    _sync(device)
+    synchronizer(device)()
     t1 = time.perf_counter()
     for _ in range(steps):
         call()
-    _sync(device)
+    synchronizer(device)()
     t2 = time.perf_counter()
     per = (t2 - t1) / steps
     return {"warmup_s": t1 - t0, "ms_per_step": 1e3 * per, "images_per_s": images / per}
@@ -112,10 +97,10 @@ def count_step(call: Callable[[], object], device: torch.device) -> dict:
     """CUDA kernels, aten ops (every nesting level) and layout-transpose kernels of one call."""
     from torch.profiler import ProfilerActivity, profile
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    _sync(device)
+    synchronizer(device)()
     with profile(activities=acts) as prof:
         call()
-        _sync(device)
+        synchronizer(device)()
     kernels = aten = layout = 0
     for e in prof.events():
         if e.device_type == torch.autograd.DeviceType.CUDA:

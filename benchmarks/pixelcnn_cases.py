@@ -84,9 +84,11 @@ def bpd_train_step(net: Callable, opt: torch.optim.Optimizer, lrs: "TensorLR | N
     return step
 
 
-def fast_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
+def train_step_and_graph(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> tuple[Callable[[], torch.Tensor],
+                                                                                        Callable]:
     """One training step of the suite's model on the mean bits/dim (``--cuda-graphs``: captured whole, as the
-    trainer does on CUDA, with the learning rate as a device tensor)."""
+    trainer does on CUDA, with the learning rate as a device tensor), and the step it calls (the
+    :class:`StepGraph` when captured, which ``benchmarks.gpu_speed`` asks whether capture happened)."""
     model = fast_model(ctx, shape).train()
     opt = _fused_adam(ctx, model)
     lrs = TensorLR(opt, ctx.device) if ctx.cuda_graphs else None
@@ -95,7 +97,12 @@ def fast_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Call
 
     step = bpd_train_step(net, opt, lrs, ctx.autocast)
     graphed = StepGraph(step, ctx.device, name="benchmark train step") if ctx.cuda_graphs else step
-    return lambda: graphed(x)
+    return (lambda: graphed(x)), graphed
+
+
+def fast_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
+    """:func:`train_step_and_graph`'s step."""
+    return train_step_and_graph(ctx, shape, batch)[0]
 
 
 def port_train_step(ctx: BenchContext, shape: PixelCNNShape, batch: int) -> Callable[[], torch.Tensor]:
