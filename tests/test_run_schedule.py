@@ -7,6 +7,7 @@ the total step count it hands the scheduler, when it steps it, and the epoch bou
 """
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -46,7 +47,7 @@ def run_steps(out) -> int:
 
 
 def assert_never_rises(lrs: list[float]) -> None:
-    rises = [(t, a, b) for t, (a, b) in enumerate(zip(lrs, lrs[1:])) if b > a]
+    rises = [(t, a, b) for t, (a, b) in enumerate(itertools.pairwise(lrs)) if b > a]
     assert not rises, f"the learning rate rises at steps {rises}"
 
 
