@@ -80,3 +80,31 @@ def test_bad_arguments():
         evaluate_protocol([], s_out)
     with pytest.raises(OEError, match="no metric"):
         evaluate_protocol(s_in, s_out, num_to_avg=1, ratio=2)["fpr"]
+
+
+def test_errors_name_the_argument_and_the_known_metrics():
+    s_in, s_out = _data(n_in=10, n_out=10)
+    with pytest.raises(OEError, match="^out_scores: 1 of 10 scores are not finite"):
+        evaluate_protocol(s_in, np.r_[s_out[:9], np.nan])
+    with pytest.raises(OEError, match=r"no metric 'fpr'; metrics: fpr95, auroc, aupr_out, "):
+        evaluate_protocol(s_in, s_out, num_to_avg=1, ratio=2)["fpr"]
+
+
+def test_the_smallest_valid_ratio_and_subsample_are_accepted():
+    s_in, s_out = _data(n_in=10, n_out=30)
+    assert evaluate_protocol(s_in, s_out, num_to_avg=2, ratio=1).n_out_per_trial == 10   # ratio 1: as many as ID
+    assert evaluate_protocol(s_in[:5], s_out, num_to_avg=2, ratio=5).n_out_per_trial == 1  # one OOD score a trial
+
+
+def test_the_result_records_its_settings_and_the_default_seed_is_zero():
+    s_in, s_out = _data(n_in=100, n_out=60)
+    res = evaluate_protocol(s_in, s_out, num_to_avg=3, seed=4, tpr=0.9)
+    assert (res.seed, res.tpr) == (4, 0.9)
+    d = res.to_dict()
+    assert (d["seed"], d["tpr"], d["num_to_avg"], d["ratio"]) == (4, 0.9, 3, 5)
+    default = evaluate_protocol(s_in, s_out, num_to_avg=3)
+    assert default.seed == 0
+    np.testing.assert_array_equal(default.trials["auroc"], evaluate_protocol(s_in, s_out, num_to_avg=3,
+                                                                             seed=0).trials["auroc"])
+    assert not np.array_equal(default.trials["auroc"], evaluate_protocol(s_in, s_out, num_to_avg=3,
+                                                                         seed=1).trials["auroc"])
