@@ -78,3 +78,17 @@ def test_a_density_run_decays_the_learning_rate_every_step(tmp_path, monkeypatch
     assert lrs == pytest.approx(expected, rel=1e-12, abs=0)
     assert lrs[0] == 1e-3
     assert_never_rises(lrs)
+
+
+def test_a_density_run_with_warmup_rises_linearly_then_decays(tmp_path, monkeypatch):
+    lrs = record_lrs(monkeypatch, density_train.DensityTask)
+    warmup, decay = 4, 0.9
+    args = DENSITY + ["--warmup-steps", str(warmup), "--lr-decay", str(decay), "--out", str(tmp_path)]
+    assert density_train.main(args) == 0
+    total = run_steps(tmp_path)
+    assert total == len(lrs) == EPOCHS * SPE
+    # openai Glow's per-step linear warm-up (step t uses (t + 1) / warmup of the lr), times the per-step decay
+    expected = [1e-3 * min(1.0, (t + 1) / warmup) * decay ** t for t in range(total)]
+    assert lrs == pytest.approx(expected, rel=1e-12, abs=0)
+    assert lrs[0] == pytest.approx(1e-3 / warmup, rel=1e-12)
+    assert_never_rises(lrs[warmup - 1:])
