@@ -206,3 +206,22 @@ def test_bad_rule_and_tpr():
     for t in (0.0, 1.5, -0.1):
         with pytest.raises(OEError, match="tpr must be"):
             M.fpr_at_tpr([0.0], [1.0], tpr=t)
+
+
+@pytest.mark.parametrize("metric", [M.roc_curve, M.auroc, M.aupr_out, M.aupr_in, M.fpr_at_tpr, M.detection_error,
+                                    M.ood_metrics])
+def test_every_metric_names_the_bad_argument(metric):
+    with pytest.raises(OEError, match=r"^in_scores: 1 of 2 scores are not finite"):
+        metric([0.1, np.nan], [1.0, 2.0])
+    with pytest.raises(OEError, match=r"^out_scores: 1 of 2 scores are not finite"):
+        metric([1.0, 2.0], [0.1, np.nan])
+    with pytest.raises(OEError, match=r"^scores: is empty"):
+        M.as_scores([])
+
+
+def test_bad_rule_and_tpr_messages_name_the_choices():
+    with pytest.raises(OEError, match=r"^unknown FPR rule 'nearest'; rules: closest, first_geq, interp$"):
+        M.ood_metrics([0.0], [1.0], rule="nearest")
+    with pytest.raises(OEError, match=r"^tpr must be in \(0, 1\], got 0.0$"):
+        M.ood_metrics([0.0], [1.0], tpr=0.0)
+    assert M.fpr_at_tpr([0.0, 0.5], [0.2, 1.0], tpr=1.0) == 0.5   # tpr 1 is allowed: every OOD score caught
