@@ -3,6 +3,7 @@
 #
 #   scripts/mutation.sh MODULE...        e.g. scripts/mutation.sh oe_core/metrics.py density_oe/ema.py
 #   scripts/mutation.sh --list           the modules it knows, with their tests
+#   scripts/mutation.sh --survivors MODULE...   only the last run's survivors again (after adding tests)
 #
 # MODULE is a path as listed in scripts/mutation_targets.txt, the one place that maps each module to its tests.
 # Each module runs in a copy of the working tree (uncommitted changes included), so the tree itself is never
@@ -21,8 +22,10 @@ main() {
     echo "usage: scripts/mutation.sh MODULE... | --list (modules: $(modules | paste -sd' '))" >&2
     return 2
   fi
-  if [[ "$1" == "-h" || "$1" == "--help" ]]; then sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; return 0; fi
+  if [[ "$1" == "-h" || "$1" == "--help" ]]; then sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; return 0; fi
   if [[ "$1" == "--list" ]]; then targets; return 0; fi
+  local survivors_only=0
+  if [[ "$1" == "--survivors" ]]; then survivors_only=1; shift; fi
   local m
   for m in "$@"; do
     if ! modules | grep -qxF -- "$m"; then
@@ -54,7 +57,10 @@ main() {
     git -C "$ROOT" ls-files -co --exclude-standard -z | (cd "$ROOT" && xargs -0 cp --parents -t "$work" 2>/dev/null || true)
     "$PY" "$helper" config "$work" "$module" "${tests[@]}"
     : >"$log"
-    if [[ "$spec" == *::* ]]; then
+    if [[ $survivors_only -eq 1 ]]; then
+      mapfile -t names < <(sed -n 's/^## //p' "${log%.log}.survivors.txt" 2>/dev/null)
+      if [[ ${#names[@]} -eq 0 ]]; then echo "$spec: no survivors recorded in ${log%.log}.survivors.txt"; continue; fi
+    elif [[ "$spec" == *::* ]]; then
       # generate the mutants and the test statistics (this run matches no mutant), then take the function's
       # mutants, and of those the ones that change a line matching the regex after "~"
       (cd "$work" && env -u PYTHONPATH "$PY" -m mutmut run --max-children "$jobs" "__generate_only__") >>"$log" 2>&1 || true
