@@ -117,3 +117,30 @@ def test_loss_modules_compute_the_paper_reduction_not_the_joint_batch_average(ba
     assert EnergyOELoss(-10.0, -1.0, lam=0.3)(zi, yt, zo).item() == pytest.approx(
         energy_oe_loss(zi, yt, zo, m_in=-10.0, m_out=-1.0, lam=0.3).item())
     assert "lam=0.7" in repr(OELoss(0.7))
+
+
+def test_the_papers_defaults_in_functions_and_modules(batch):
+    import inspect
+    z_in, y, z_out = (torch.tensor(a) for a in batch)
+    assert inspect.signature(oe_loss).parameters["lam"].default == 0.5 and OELoss().lam == 0.5
+    energy = inspect.signature(energy_oe_loss).parameters
+    assert (energy["m_in"].default, energy["m_out"].default, energy["lam"].default) == (-25.0, -7.0, 0.1)
+    e = EnergyOELoss()
+    assert (e.m_in, e.m_out, e.lam) == (-25.0, -7.0, 0.1)
+    assert repr(OELoss()) == "OELoss(lam=0.5)" and repr(e) == "EnergyOELoss(m_in=-25.0, m_out=-7.0, lam=0.1)"
+    ce = np_ce(*batch[:2])
+    oe_term = float(np.mean(np_logsumexp(batch[2]) - batch[2].mean(1)))
+    assert oe_loss(z_in, y, z_out).item() == pytest.approx(ce + 0.5 * oe_term, rel=1e-6)
+    assert OELoss()(z_in, y, z_out).item() == pytest.approx(ce + 0.5 * oe_term, rel=1e-6)
+    # in-distribution energies near -8 (above m_in) and outlier energies near -13 (below m_out): both hinges act
+    z_out = z_out + 5.0
+    assert (-torch.logsumexp(z_in, 1) > -25).all() and (-torch.logsumexp(z_out, 1) < -7).all()
+    explicit = energy_oe_loss(z_in, y, z_out, -25.0, -7.0, 0.1).item()
+    assert energy_oe_loss(z_in, y, z_out).item() == explicit and EnergyOELoss()(z_in, y, z_out).item() == explicit
+
+
+@pytest.mark.parametrize("loss", [oe_loss, energy_oe_loss])
+def test_no_outliers_is_the_cross_entropy_and_one_outlier_counts(batch, loss):
+    z_in, y, z_out = (torch.tensor(a) for a in batch)
+    assert loss(z_in, y, z_out[:0]).item() == pytest.approx(np_ce(*batch[:2]), rel=1e-6)
+    assert loss(z_in, y, z_out[:1] - 50.0).item() > np_ce(*batch[:2]) + 1e-3
