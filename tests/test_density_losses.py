@@ -52,3 +52,22 @@ def test_margin_loss_module_converts_its_margin_unit():
     assert OEMarginLoss()(bpd_in, bpd_out).item() == pytest.approx(2.5 + 1 / 3)   # defaults m = 1, lam = 1
     with pytest.raises(ConfigError, match="needs num_dims"):
         OEMarginLoss(1024.0, 1.0, "nats_per_image")
+
+
+def test_defaults_repr_and_error_texts():
+    import inspect
+    params = inspect.signature(OEMarginLoss).parameters
+    assert (params["margin"].default, params["lam"].default, params["unit"].default) == (1.0, 1.0, "bits_per_dim")
+    assert repr(OEMarginLoss()) == "OEMarginLoss(margin=1 bits/dim, lam=1.0)"
+    assert OEMarginLoss(2.0, unit="nats_per_dim").margin == pytest.approx(2 / math.log(2))   # no num_dims needed
+    with pytest.raises(ConfigError, match=r"^margin unit 'pixels' is not one of \['bits_per_dim', 'nats_per_dim', "
+                                          r"'bits_per_image', 'nats_per_image'\]$"):
+        margin_bits_per_dim(1.0, "pixels", 3072)
+    with pytest.raises(ConfigError, match=r"^OEMarginLoss: a margin in bits_per_image needs num_dims \(3 \* H \* W\)$"):
+        OEMarginLoss(1.0, unit="bits_per_image")
+
+
+def test_the_hinge_is_zero_exactly_at_the_margin():
+    bpd_in, bpd_out = torch.tensor([3.0]), torch.tensor([4.0, 3.5])
+    assert margin_ranking_loss(bpd_in, bpd_out, 1.0).item() == pytest.approx(0.25)   # (0 + 0.5) / 2
+    assert oe_density_loss(bpd_in, bpd_out, 1.0, 2.0).item() == pytest.approx(3.0 + 2.0 * 0.25)
