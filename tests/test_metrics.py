@@ -225,3 +225,8 @@ def test_bad_rule_and_tpr_messages_name_the_choices():
     with pytest.raises(OEError, match=r"^tpr must be in \(0, 1\], got 0.0$"):
         M.ood_metrics([0.0], [1.0], tpr=0.0)
     assert M.fpr_at_tpr([0.0, 0.5], [0.2, 1.0], tpr=1.0) == 0.5   # tpr 1 is allowed: every OOD score caught
+
+
+def test_fpr_key_defaults_to_the_papers_fpr95_and_rounds_to_a_millionth_of_a_percent():
+    assert M.fpr_key() == "fpr95" and M.fpr_key(0.9) == "fpr90" and M.fpr_key(0.999) == "fpr99.9"
+    assert M.fpr_key(0.0000012345) == "fpr0.000123"   # 0.00012345 % rounded to 6 decimals
