@@ -230,3 +230,19 @@ def test_bad_rule_and_tpr_messages_name_the_choices():
 def test_fpr_key_defaults_to_the_papers_fpr95_and_rounds_to_a_millionth_of_a_percent():
     assert M.fpr_key() == "fpr95" and M.fpr_key(0.9) == "fpr90" and M.fpr_key(0.999) == "fpr99.9"
     assert M.fpr_key(0.0000012345) == "fpr0.000123"   # 0.00012345 % rounded to 6 decimals
+
+
+def test_torch_scores_that_numpy_cannot_read_directly_are_accepted():
+    grad = torch.tensor([0.5, 1.5], requires_grad=True)       # np.asarray refuses tensors that require grad
+    half = torch.tensor([0.25, 2.0], dtype=torch.bfloat16)     # numpy has no bfloat16
+    np.testing.assert_array_equal(M.as_scores(grad), [0.5, 1.5])
+    np.testing.assert_array_equal(M.as_scores(half), [0.25, 2.0])
+    assert M.as_scores(half).dtype == np.float64
+
+
+def test_roc_curve_thresholds_are_the_distinct_scores_descending():
+    curve = M.roc_curve([0.1, 0.5, 0.5], [0.5, 0.9])
+    np.testing.assert_array_equal(curve.thresholds, [0.9, 0.5, 0.1])
+    np.testing.assert_array_equal(curve.tps, [1, 2, 2])
+    np.testing.assert_array_equal(curve.fps, [0, 2, 3])
+    assert curve.fps.dtype == np.float64
