@@ -86,6 +86,8 @@ def test_errors_name_the_argument_and_the_known_metrics():
     s_in, s_out = _data(n_in=10, n_out=10)
     with pytest.raises(OEError, match="^out_scores: 1 of 10 scores are not finite"):
         evaluate_protocol(s_in, np.r_[s_out[:9], np.nan])
+    with pytest.raises(OEError, match="^in_scores: 1 of 10 scores are not finite"):
+        evaluate_protocol(np.r_[s_in[:9], np.nan], s_out)
     with pytest.raises(OEError, match=r"no metric 'fpr'; metrics: fpr95, auroc, aupr_out, "):
         evaluate_protocol(s_in, s_out, num_to_avg=1, ratio=2)["fpr"]
 
