@@ -34,7 +34,8 @@ def mangled_glob(module: str, function: str) -> str:
 def mutant_functions(work: Path, module: str) -> dict[str, str]:
     """Source of every generated function (the originals ``..._mutmut_orig`` and the mutants) in the copy."""
     src = (work / "mutants" / module).read_text(encoding="utf-8")
-    return {node.name: ast.get_source_segment(src, node) for node in ast.walk(ast.parse(src))
+    lines = src.splitlines()   # (ast.get_source_segment splits the whole file per call: minutes on a big module)
+    return {node.name: "\n".join(lines[node.lineno - 1:node.end_lineno]) for node in ast.walk(ast.parse(src))
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and "__mutmut_" in node.name}
 
 
