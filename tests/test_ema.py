@@ -64,3 +64,16 @@ def test_state_round_trip_restores_the_average_and_the_update_count():
     fresh = EMA(net(), decay=0.9, debias=True)
     fresh.load_state_dict(ema.state_dict())
     assert fresh.updates == 0
+
+
+def test_a_float64_model_is_averaged_with_a_float64_weight():
+    model = nn.Linear(3, 2).double()
+    ema = EMA(model, decay=0.9)
+    before = model.weight.detach().clone()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    ema.update(model)
+    assert ema.model.weight.dtype == torch.float64
+    # lerp with the weight 1 - 0.9 held in float64 (a float32 weight is off by ~1e-9 here)
+    assert torch.equal(ema.model.weight, torch.lerp(before, model.weight.detach(), torch.tensor(1 - 0.9,
+                                                                                                dtype=torch.float64)))
