@@ -152,19 +152,27 @@ def _arm(task_cls: type, kill: Kill) -> None:
 
 
 def run_killed(main: Callable[[list], int], task_cls: type, argv: list, kill: Kill | None = None) -> int:
-    """Run ``main(argv)`` in a forked child (one intra-op thread), SIGKILLed at ``kill`` if given; return its
-    exit code (``-SIGKILL`` when the kill point was reached).
+    """Run ``main(argv)`` with one intra-op thread, in a forked child that SIGKILLs itself at ``kill`` (if given;
+    else in this process); return the exit code (``-SIGKILL`` when the kill point was reached).
 
     A fork, not a new interpreter, so a chaos test of many kills stays fast (no ``import torch`` per restart).
-    Compare its results only with runs made the same way: the thread count changes float reductions.
+    The runs without a kill stay in this process so that tools that watch which code a test runs (coverage,
+    mutmut) see the engine.  Compare results only with runs made the same way: the thread count changes float
+    reductions.
     """
+    if kill is None:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return main(argv)
+        finally:
+            torch.set_num_threads(threads)
     pid = os.fork()
     if pid == 0:  # the child: never returns into the test runner
         code = 1
         try:
             torch.set_num_threads(1)
-            if kill is not None:
-                _arm(task_cls, kill)
+            _arm(task_cls, kill)
             code = main(argv)
         except BaseException:  # noqa: BLE001 (the child reports anything, then exits non-zero)
             traceback.print_exc()
