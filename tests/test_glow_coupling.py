@@ -60,3 +60,21 @@ def test_additive_coupling_shifts_and_keeps_the_log_det():
     assert torch.equal(logdet0, logdet)
     assert Coupling(4, 5, "additive").net.out.conv.weight.shape[0] == 2     # the network outputs half the channels
     assert Coupling(4, 5, "affine").net.out.conv.weight.shape[0] == 4       # shift and scale for each
+
+
+def test_defaults_and_bias_free_convolutions_before_actnorm():
+    layer = Coupling(4, 5)
+    assert layer.kind == "affine" and layer.net.out.conv.weight.shape[0] == 4
+    assert layer.net.conv1.bias is None and layer.net.conv2.bias is None   # actnorm supplies the bias (openai)
+
+
+def test_under_bf16_autocast_the_flow_stays_float32():
+    layer, x, h = setup("affine")
+    layer.net.h = h.bfloat16()                      # what the network gives under autocast
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y, logdet = layer(x, torch.zeros(2))
+    assert y.dtype == torch.float32 and logdet.dtype == torch.float32
+    hf = layer.net.h.float()                        # from here on in float32, not in bfloat16
+    scale = torch.sigmoid(hf[:, 1::2] + 2.0)
+    torch.testing.assert_close(y[:, 2:], (x[:, 2:] + hf[:, 0::2]) * scale, rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(logdet, F.logsigmoid(hf[:, 1::2] + 2.0).flatten(1).sum(1), rtol=1e-6, atol=1e-5)
