@@ -92,3 +92,12 @@ def test_a_density_run_with_warmup_rises_linearly_then_decays(tmp_path, monkeypa
     assert lrs == pytest.approx(expected, rel=1e-12, abs=0)
     assert lrs[0] == pytest.approx(1e-3 / warmup, rel=1e-12)
     assert_never_rises(lrs[warmup - 1:])
+
+
+def test_one_step_epochs_run_and_an_epoch_without_steps_is_refused(tmp_path):
+    from oe_core.errors import ConfigError
+    from tests.test_run_engine import run
+    run(tmp_path / "one", "--limit-steps", "1", "--epochs", "2")
+    assert run_steps(tmp_path / "one") == 2
+    with pytest.raises(ConfigError, match="^the training set yields no batches"):
+        run(tmp_path / "none", "--n", "8", "--batch-size", "16")
