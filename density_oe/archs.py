@@ -2,12 +2,13 @@
 
 Everything downstream of a density model (the OE trainer, scoring, sampling, the detectors, the mini-study) uses
 one quantity: the per-image log-likelihood in nats of 8-bit images on the [-1, 1] grid, ``model.log_prob(x) ->
-[B]``.  Both families have that method:
+[B]``.  Every family has that method:
 
 | name       | ``forward(x)`` returns  | ``log_prob(x)``                                                        |
 |------------|-------------------------|------------------------------------------------------------------------|
 | `pixelcnn` | DMOL parameters         | exact discretized mixture of logistics (:mod:`density_oe.pixelcnn.dmol`) |
 | `glow`     | the log-likelihood      | uniform dequantisation, a lower bound (:mod:`density_oe.glow.model`)  |
+| `vae`      | the bound               | importance-weighted bound ``L_K``, a lower bound (:mod:`density_oe.vae`) |
 
 An entry here says how to build the network from a run config, how to initialise it on data, and which image
 sides it accepts.
@@ -29,6 +30,8 @@ from .glow import Glow, GlowConfig
 from .glow import data_dependent_init as glow_data_init
 from .pixelcnn import PixelCNNConfig, PixelCNNpp
 from .pixelcnn import data_dependent_init as pixelcnn_data_init
+from .vae import VAE, VAEConfig
+from .vae import data_dependent_init as vae_data_init
 
 DEFAULT_ARCH = "pixelcnn"
 
@@ -57,6 +60,8 @@ ARCHS.add("pixelcnn", DensityArch("pixelcnn", "PixelCNN++", PixelCNNConfig, Pixe
                                   lambda cfg: 4, init_batch_size=16))
 ARCHS.add("glow", DensityArch("glow", "Glow", GlowConfig, Glow, glow_data_init, lambda cfg: cfg.multiple,
                               init_batch_size=256))
+ARCHS.add("vae", DensityArch("vae", "VAE", VAEConfig, VAE, vae_data_init, lambda cfg: cfg.multiple,
+                             init_batch_size=16))
 
 
 def get_arch(name: str) -> DensityArch:
