@@ -19,6 +19,7 @@ from density_oe.vae.regret import LikelihoodRegret, regret_nats
 from oe_core.detectors import get_detector
 from oe_core.errors import OEError, cli_main
 from oe_core.run import save_checkpoint
+from tests.test_glow_detectors import glow_ckpt
 from tests.vae_toys import TINY, LinearEncoder, LinearGaussianVAE, images, linear_data, tiny_vae
 
 
@@ -101,17 +102,24 @@ def test_the_detector_is_registered_with_the_papers_procedure_and_refuses_other_
 
 
 @pytest.mark.slow
-def test_evaluate_runs_likelihood_regret_on_a_vae_checkpoint(tmp_path):
+def test_evaluate_runs_likelihood_regret_on_the_vae_and_skips_other_families(tmp_path, capsys):
     model = tiny_vae()
     cfg = {**TINY, "vae_iw_samples": 1, "arch": "vae", "out": str(tmp_path / "vae")}
     save_checkpoint(tmp_path / "vae", {"kind": "density", "config": cfg, "model": model.state_dict(),
                                        "eval_model": None}, kind="density", step=1, epoch=1)
+    glow_ckpt(tmp_path / "glow", 0)
     out = tmp_path / "ev"
-    argv = ["--ckpt", f"vae={tmp_path / 'vae'}", "--detectors", "bpd", "likelihood_regret", "--id-dataset",
-            "toy-shapes,size=8,n=12", "--ood", "gaussian,size=8,n=10", "--num-to-avg", "2", "--device", "cpu",
-            "--batch-size", "8", "--out", str(out), "--no-progress"]
+    common = ["--detectors", "bpd", "likelihood_regret", "--id-dataset", "toy-shapes,size=8,n=12", "--ood",
+              "gaussian,size=8,n=10", "--num-to-avg", "2", "--device", "cpu", "--batch-size", "8", "--no-progress"]
+    argv = ["--ckpt", f"vae={tmp_path / 'vae'}", f"glow={tmp_path / 'glow'}", *common, "--out", str(out)]
     assert cli_main(evaluate_main, argv) == 0
     ev = Evaluation.load(out / "results.json")
     lr = stored_scores(ev, out / "results.json", "vae", "likelihood_regret")
     assert lr.id_scores.shape == (12,) and np.isfinite(lr.id_scores).all() and lr.id_scores.dtype == np.float64
     assert not np.allclose(lr.id_scores, 0)
+    assert {(r.model, r.detector) for r in ev.rows} == {("vae", "bpd"), ("vae", "likelihood_regret"),
+                                                       ("glow", "bpd")}
+    # only models it does not apply to: one line, exit 2, before any scoring
+    assert cli_main(evaluate_main, ["--ckpt", f"glow={tmp_path / 'glow'}", *common, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "detector 'likelihood_regret' applies to none of the given models" in err and err.count("\n") == 1

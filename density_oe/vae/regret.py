@@ -122,6 +122,7 @@ def regret_nats(model: LatentVariableModel, x: torch.Tensor, steps: int = STEPS,
 
 @register_detector("likelihood_regret", kind=KIND, units="bpd(trained encoder) - bpd(re-optimised encoder) "
                                                          "(bits per dim)", paper_name="LR", needs_grad=True,
+                   applies_to=lambda net: isinstance(net, LatentVariableModel),
                    description="gain of the VAE's bound when the encoder alone is re-optimised on the image (100 "
                                "Adam steps, lr 2e-4; Xiao et al. 2020)")
 class LikelihoodRegret(Detector):
