@@ -105,14 +105,14 @@ def test_decoder_is_factorised_no_channel_coupling():
 def test_scores_do_not_depend_on_the_batch():
     model = tiny_vae().eval()
     model.iw_samples = 6
-    model.iw_chunk = 4                                             # 6 samples in passes of 4 and 2
+    model.decode_images = 36                                       # 6 samples in passes of 4 and 2 (B = 9)
     x = images(9)
     with torch.no_grad():
         whole = model.log_prob(x)
         parts = torch.cat([model.log_prob(x[:4]), model.log_prob(x[4:])])
         reversed_ = model.log_prob(x.flip(0)).flip(0)
         single = model.log_prob(x[3:4])
-        model.iw_chunk = 0
+        model.decode_images = 10 ** 6
         unchunked = model.log_prob(x)
     for other in (parts, reversed_, unchunked):
         torch.testing.assert_close(other, whole, rtol=1e-5, atol=1e-3)

@@ -95,7 +95,7 @@ class LatentVariableModel(nn.Module):
     """
 
     iw_samples: int = 1
-    iw_chunk: int = 0          # decoder passes of this many samples at a time (0: all)
+    decode_images: int = 1024  # images per decoder pass of the bound: max(1, decode_images // B) samples at a time
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mu, logvar)`` of ``q(z|x)``, in float32 at least (float64 stays float64)."""
@@ -131,7 +131,7 @@ class LatentVariableModel(nn.Module):
         """``L_K(x)`` ``[B]`` for the posterior ``(mu, logvar)`` and draws ``eps`` ``(K, B, ...)``."""
         with torch.autocast(x.device.type, enabled=False):
             return bound(lambda z: self.log_likelihood(z, x.repeat(len(z) // len(x), *[1] * (x.dim() - 1))),
-                         mu, logvar, eps, self.iw_chunk)
+                         mu, logvar, eps, max(1, self.decode_images // len(x)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
