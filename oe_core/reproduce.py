@@ -6,7 +6,7 @@ here):
 * WRN-40-2 baseline -> OE fine-tune, and OE from scratch, for CIFAR-10 and CIFAR-100 (``classifiers_oe.train``,
   as ``scripts/cifar{10,100}_wrn_*.sh``);
 * PixelCNN++ baseline (or the port's released weights, ``density_oe.port``) -> OE fine-tune -> per-image bits/dim
-  (``density_oe.train``, ``scripts/density_cifar10_score.sh``); Glow the same way with ``--glow``;
+  (``density_oe.train``, ``scripts/density_cifar10_score.sh``); Glow the same way with ``--glow``, a VAE with ``--vae``;
 * the CIFAR-10 and CIFAR-100 evaluations (``scripts/eval_cifar.sh``: reference protocol, the comparison tables
   with the paper's numbers, the figures, Figure 2).
 
@@ -102,6 +102,7 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
     outl = ["--outliers", o.outliers] if o.outliers else []
     outlier_set = o.outliers or "tinyimages80m"
     wrn_x, pcnn_x, glow_x = shlex.split(o.wrn_args), shlex.split(o.pixelcnn_args), shlex.split(o.glow_args)
+    vae_x = shlex.split(o.vae_args)
     score_x, eval_x = shlex.split(o.score_args), shlex.split(o.eval_args)
     nodes: list[Node] = []
 
@@ -128,6 +129,9 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
     if o.glow:
         density.append(("glow", "Glow", glow_x, ["--batch-size", "512", "--lr", "1e-3", "--warmup-steps", "970",
                                                  "--lr-decay", "1"], None, None))
+    if o.vae:  # the Likelihood Regret code's recipe, as scripts/density_cifar10_vae_baseline.sh
+        density.append(("vae", "VAE", vae_x, ["--batch-size", "128", "--lr", "3e-4", "--lr-decay", "1", "--epochs",
+                                              "200"], None, None))
     sets = list(o.score_sets or SCORE_SETS)
     for arch, title, xargs, base_args, case, score_case in density:
         base = f"cifar10_{arch}_baseline"
@@ -177,6 +181,21 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
                            [py, "-m", "analysis.svhn_likelihood", "--results", f"{ev}/results.json", "--baseline",
                             "glow", "--oe", "glow_oe", "--ood", "svhn", "--out", f"{ev}/likelihood"]],
                           {}, [f"{ev}/results.json", f"{ev}/likelihood"]))
+    if o.vae:
+        ev = f"{out}/cifar10_vae_eval"
+        runs = [f"{out}/cifar10_vae_baseline", f"{out}/cifar10_vae_oe_tune"]
+        nodes.append(Node("cifar10_vae_eval", "eval", "VAE evaluation (bits/dim and Likelihood Regret), the CIFAR-10 "
+                          "vs SVHN bits/dim study and the bound gap (ELBO vs IWAE-256)",
+                          ["cifar10_vae_baseline", "cifar10_vae_oe_tune"],
+                          [[py, "-m", "analysis.evaluate", "--ckpt", f"vae={runs[0]}", f"vae_oe={runs[1]}",
+                            "--detectors", "bpd", "likelihood_regret", "--id-dataset", "cifar10", "--data-root", data,
+                            "--out", ev, *dev, *eval_x],
+                           [py, "-m", "analysis.svhn_likelihood", "--results", f"{ev}/results.json", "--baseline",
+                            "vae", "--oe", "vae_oe", "--ood", "svhn", "--out", f"{ev}/likelihood"],
+                           [py, "-m", "analysis.bound_gap", "--baseline", runs[0], "--oe", runs[1], "--id-dataset",
+                            "cifar10", "--k-large", "256", "--limit", "2000", "--data-root", data, "--out",
+                            f"{ev}/bound_gap", *dev]],
+                          {}, [f"{ev}/results.json", f"{ev}/likelihood", f"{ev}/bound_gap/bound_gap.md"]))
     return nodes
 
 
@@ -759,7 +778,7 @@ HELP = """The whole paper in one command, on one machine (--local) or as a SLURM
 
 The run graph (--plan shows it with every command): for CIFAR-10 and CIFAR-100, WRN-40-2 baseline -> OE
 fine-tune, and OE from scratch; PixelCNN++ baseline (or --pixelcnn-weights) -> OE fine-tune, each scored
-(per-image bits/dim); Glow the same way with --glow; then the CIFAR-10 evaluation (MSP and bits/pixel: Table 1/7
+(per-image bits/dim); Glow the same way with --glow, a VAE with --vae; then the CIFAR-10 evaluation (MSP and bits/pixel: Table 1/7
 and Table 5 beside the paper's numbers, the figures, Figure 2) and the CIFAR-100 evaluation.  Each node is one
 of the suite's scripts or CLIs with its flags; training nodes resume from their checkpoints when rerun.
 """
@@ -801,6 +820,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--skip", nargs="+", default=[], metavar="NODE", help="leave these nodes out")
     s.add_argument("--glow", action="store_true", help="add Glow: baseline -> OE fine-tune -> scores, and its "
                    "evaluation with the CIFAR-10 vs SVHN bits/dim study (beyond the paper)")
+    s.add_argument("--vae", action="store_true", help="add the VAE: baseline -> OE fine-tune -> scores, and its "
+                   "evaluation with Likelihood Regret, the CIFAR-10 vs SVHN bits/dim study and the bound gap "
+                   "(beyond the paper)")
     s.add_argument("--pixelcnn-weights", default="", metavar="PTH", help="import the pclucas14 port's released "
                    "PixelCNN++ weights (python -m density_oe.port) instead of training the baseline")
     r = p.add_argument_group("how the runs run")
@@ -816,6 +838,7 @@ def parser() -> argparse.ArgumentParser:
     for name, what in (("wrn", "the six WRN runs (classifiers_oe.train)"),
                        ("pixelcnn", "both PixelCNN++ runs (density_oe.train)"),
                        ("glow", "both Glow runs (density_oe.train)"),
+                       ("vae", "both VAE runs (density_oe.train)"),
                        ("score", "the score nodes (density_oe.score)"),
                        ("eval", "the evaluations (analysis.evaluate)")):
         r.add_argument(f"--{name}-args", default="", metavar="'OPTS'",
