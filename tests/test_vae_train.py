@@ -15,17 +15,13 @@ from analysis.results import Evaluation
 from analysis.scoring import stored_scores
 from density_oe import sample, score
 from density_oe.archs import arch_for_model
-from density_oe.config import DensityConfig
-from density_oe.train import DensityTask, main
+from density_oe.train import main
 from density_oe.vae import VAE, VAEConfig
 from density_oe.weights import load_density_model
-from oe_core.config import parse_config
 from oe_core.data import get_dataset
 from oe_core.data.transforms import to_unit_range
-from oe_core.errors import Preempted, cli_main
-from oe_core.run import Engine, StepContext, load_checkpoint
-from oe_core.run.distributed import DistInfo
-from tests.faults import preempting
+from oe_core.errors import cli_main
+from tests.density_family import check_oe_loss_is_the_hand_formula, check_resumed_run_is_bitwise_equal
 from tests.test_density_train import history
 
 VAE_ARGS = ["--arch", "vae", "--vae-levels", "2", "--vae-hidden", "8", "--vae-latent", "4"]
@@ -57,25 +53,9 @@ def test_a_tiny_vae_trains_on_the_elbo_below_8_bits_per_dim(vae_run):
 
 
 def test_oe_tune_loss_on_the_vae_is_the_hand_formula_on_the_bound(vae_run, tmp_path):
-    cfg = parse_config(DensityConfig, oe_args(vae_run) + ["--vae-iw-samples", "1", "--out", str(tmp_path)])
-    task = DensityTask(cfg)
-    ctx = StepContext(cfg, torch.device("cpu"), DistInfo())
-    task.setup(ctx)
-    model = task.build_model()
-    assert model.training
-    (x_in, y_in), (x_out, y_out) = next(iter(task.batches(0, 0)))
-    torch.manual_seed(3)
-    loss, logs = task.train_step(model, ((x_in, y_in), (x_out, y_out)), ctx)
-    torch.manual_seed(3)                     # the same posterior draws: one draw for the concatenated batch
-    x = to_unit_range(torch.cat([x_in, x_out]))
-    with torch.no_grad():
-        bpd = (-model.log_prob(x) / (x[0].numel() * math.log(2))).tolist()
-    b_in, b_out = bpd[:3], bpd[3:]
-    hinge = sum(max(0.0, 1.0 + i - o) for i in b_in for o in b_out) / (3 * 5)  # margin 1 bit/dim, lam 1
-    assert loss.item() == pytest.approx(sum(b_in) / 3 + hinge, rel=1e-5)
-    assert logs["outlier_bpd"] == pytest.approx(sum(b_out) / 5, rel=1e-5)
-    loss.backward()                           # the gradient reaches the encoder (the bound, not a fixed code)
-    assert float(model.encoder.head.conv.weight.grad.abs().sum()) > 0
+    model = check_oe_loss_is_the_hand_formula(oe_args(vae_run) + ["--out", str(tmp_path)])
+    assert model.training                     # fresh posterior draws, the same ones for the check (seeded)
+    assert float(model.encoder.head.conv.weight.grad.abs().sum()) > 0   # the bound's gradient reaches the encoder
 
 
 def test_oe_tune_cli_runs_and_keeps_the_architecture(vae_run, tmp_path):
@@ -85,23 +65,10 @@ def test_oe_tune_cli_runs_and_keeps_the_architecture(vae_run, tmp_path):
     assert "outlier_bpd" in history(tmp_path)[-1]
 
 
-PreemptedAt = preempting(DensityTask)
-
-
 def test_resumed_vae_run_is_bitwise_equal(tmp_path):
     args = COMMON + ["--batch-size", "4", "--epochs", "2", "--limit-steps", "2", "--eval-images", "8",
                      "--ema-decay", "0.9"]
-    assert main(args + ["--out", str(tmp_path / "straight")]) == 0
-    cfg = parse_config(DensityConfig, args + ["--out", str(tmp_path / "resumed")])
-    with pytest.raises(Preempted):
-        Engine(PreemptedAt(cfg, at=2)).run()                         # first step of epoch 2
-    assert main(args + ["--out", str(tmp_path / "resumed")]) == 0
-    got = load_checkpoint(tmp_path / "resumed", expect_kind="density")
-    expected = load_checkpoint(tmp_path / "straight", expect_kind="density")
-    for part in ("model", "eval_model"):
-        for k in expected[part]:
-            assert torch.equal(got[part][k], expected[part][k]), (part, k)
-    assert history(tmp_path / "resumed") == history(tmp_path / "straight")
+    check_resumed_run_is_bitwise_equal(args, tmp_path)
 
 
 def _score(ckpt, tmp_path, name, *extra) -> np.ndarray:
