@@ -58,6 +58,24 @@ def test_batched_regret_equals_the_authors_one_image_loop():
     assert bool((after != before).all())
 
 
+def test_stacked_adam_is_torch_adam_on_every_copy():
+    """Gradients small enough that the weight decay (5e-5 x parameter) matters."""
+    g = torch.Generator().manual_seed(0)
+    start = torch.randn(3, 4, generator=g, dtype=torch.float64)
+    grads = [torch.randn(3, 4, generator=g, dtype=torch.float64) * 1e-4 for _ in range(6)]
+    stacked = start.clone()
+    opt = regret.StackedAdam([stacked], regret.LR, regret.BETAS, regret.WEIGHT_DECAY)
+    for gr in grads:
+        opt.step([gr])
+    for i in range(3):
+        p = start[i].clone().requires_grad_(True)
+        ref = torch.optim.Adam([p], lr=regret.LR, betas=regret.BETAS, weight_decay=regret.WEIGHT_DECAY)
+        for gr in grads:
+            p.grad = gr[i].clone()
+            ref.step()
+        torch.testing.assert_close(stacked[i], p.detach(), rtol=0, atol=1e-12)
+
+
 def test_regret_is_about_zero_where_the_encoder_is_optimal_and_positive_where_it_is_not():
     """Linear-Gaussian VAE, the paper's 100 steps at lr 2e-4: with the exact posterior as encoder the ELBO has
     nothing to gain; a poor encoder gains."""
