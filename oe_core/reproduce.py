@@ -506,6 +506,14 @@ def node_status(out: Path, node: Node, jobs: dict, states: dict, local: Optional
     return "not started" + checkpoint_note(node)
 
 
+NODE_STATES = ("finished", "running", "pending", "failed", "not started")
+
+
+def state_of(status: str) -> str:
+    """The state a :func:`node_status` line starts with ("not started; a checkpoint ..." -> "not started")."""
+    return next(s for s in NODE_STATES if status.startswith(s))
+
+
 # ---------------------------------------------------------------------------------------------- local
 
 
@@ -866,7 +874,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         counts: dict[str, int] = {}
         for n in order(sel):
             st = node_status(out, n, jobs, states, local)
-            counts[st.split(" ")[0]] = counts.get(st.split(" ")[0], 0) + 1
+            counts[state_of(st)] = counts.get(state_of(st), 0) + 1
             print(f"{n.name:34s} {st}")
         print(", ".join(f"{v} {k}" for k, v in counts.items()), file=sys.stderr)
         return 0
