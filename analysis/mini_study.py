@@ -12,9 +12,9 @@ commands a user would type:
    ``analysis.figures``, ``analysis.svhn_likelihood``)
 
 and writes ``<out>/report.md`` with the tables and figures embedded, the findings stated from the measured
-numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (about 4 minutes on a
-2-core AMD EPYC with native bf16: 4 min 16 s measured on mini benchmark v2), ``full`` (a larger PixelCNN++
-trained longer, plus a small Glow: 15 min 7 s measured there), ``tiny`` (a CI-sized run of the same code path).  ``--amp auto`` (the
+numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (the main job, a few
+minutes on a 2-core CPU), ``full`` (a larger PixelCNN++ trained longer, plus a small Glow), ``tiny`` (a CI-sized
+run of the same code path); their measured times are in ``docs/results.md``.  ``--amp auto`` (the
 default) trains in bf16 autocast where the CPU or GPU computes bf16 natively (likelihoods and the density head stay
 float32; the report says which precision ran); evaluation scores in float32.
 """
