@@ -44,8 +44,11 @@ def test_bound_gap_scores_both_bounds_and_states_where_the_change_went(tmp_path)
                 expected = (-model.log_prob(x).double() / (192 * math.log(2))).numpy()
             got = np.array(result["scores"][f"gaussian:test,n=10,size=8|{label}|{k}"])
             np.testing.assert_allclose(got, expected, rtol=1e-5)
-    ood = result["sets"][1]
-    assert ood["oe_change_small"] == pytest.approx(ood["oe_bpd_k1"] - ood["baseline_bpd_k1"])
+    ids, ood = result["sets"]
+    assert ood["oe_change_small"] == pytest.approx((ood["oe_bpd_k1"] - ids["oe_bpd_k1"])
+                                                   - (ood["baseline_bpd_k1"] - ids["baseline_bpd_k1"]))
+    assert ood["oe_change_large"] == pytest.approx((ood["oe_bpd_k16"] - ids["oe_bpd_k16"])
+                                                   - (ood["baseline_bpd_k16"] - ids["baseline_bpd_k16"]))
     assert ood["baseline_gap"] == pytest.approx(ood["baseline_bpd_k1"] - ood["baseline_bpd_k16"])
     text = (out / "bound_gap.md").read_text()
     assert "bpd L_16" in text and "### Finding" in text and result["findings"][0] in text
