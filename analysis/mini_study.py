@@ -96,6 +96,7 @@ PRESETS: dict[str, Preset] = {
 FAMILIES = {"pixelcnn": ("pcnn", "PixelCNN++", "likelihood"), "glow": ("glow", "Glow", "likelihood_glow")}
 
 OOD_SETS = BENCHMARKS[DEFAULT_BENCHMARK].ood_sets
+TRACKED_OOD = "mini-svhn"  # scored at every epoch of each density baseline: the AUROC-over-training trajectory
 
 
 @dataclass
@@ -213,7 +214,7 @@ def run_study(cfg: StudyConfig) -> Path:
     from classifiers_oe import train as cls_train
     from density_oe import train as density_train
 
-    from . import compare, evaluate, svhn_likelihood
+    from . import compare, evaluate, svhn_likelihood, trajectory
     from .figures import __main__ as figures
     from .report import write_report
 
@@ -245,6 +246,7 @@ def run_study(cfg: StudyConfig) -> Path:
         oe_steps, amp = (p.pcnn_oe_steps, study.amp) if family == "pixelcnn" else (0, "none")
         study.run(f"{display} baseline", "density_oe.train", density_train.main, [
             "--mode", "baseline", "--dataset", bench.id_set, "--epochs", str(epochs), *model, *baseline_only,
+            "--track-ood", TRACKED_OOD, "--track-images", str(p.n_ood or p.n_test),   # the trajectory
             *_train_common(study, runs[label], 0, amp)])
         study.run(f"{display} OE fine-tune", "density_oe.train", density_train.main, [
             "--mode", "oe_tune", "--init", runs[label], "--dataset", bench.id_set, "--outliers", bench.outliers,
@@ -274,6 +276,9 @@ def run_study(cfg: StudyConfig) -> Path:
         study.run(f"digits-vs-photos likelihood study ({display})", "analysis.svhn_likelihood",
                   svhn_likelihood.main, ["--results", str(ev / "results.json"), "--baseline", label, "--oe",
                                          f"{label}_oe", "--ood", "mini-svhn", "--out", str(ev / folder)])
+    study.run("AUROC-over-training trajectory", "analysis.trajectory", trajectory.main, [
+        "--runs", *[f"{FAMILIES[f][1]}={runs[FAMILIES[f][0]]}" for f in families], "--ood", TRACKED_OOD,
+        "--out", str(ev / "trajectory")])
     total = time.time() - t_start
     report = write_report(root, cfg, p, study.steps, total, families, study.amp)
     atomic_write_text(root / "timing.json", json.dumps(

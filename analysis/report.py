@@ -167,6 +167,18 @@ def _embed(folder: Path, root: Path) -> list[str]:
     return lines
 
 
+def _trajectory_section(folder: Path, root: Path) -> list[str]:
+    """The AUROC-over-training table and figure (``analysis.trajectory``), when the study wrote them."""
+    if not (folder / "trajectory.md").is_file():
+        return []
+    return ["## Does the failure survive training? The digits' bits/dim AUROC at every epoch of the baseline", "",
+            "Each density baseline scored its test images and the first images of `mini-svhn` with its evaluation "
+            "weights at the end of every epoch (fixed images, fixed random draws). Below 50%: the digits look more "
+            "likely than the test images. A failure that belongs to the converged model stays below 50% once the "
+            "test bits/dim stops improving.", "", (folder / "trajectory.md").read_text().strip(), "",
+            *_embed(folder, root), ""]
+
+
 def _load() -> str:
     try:
         return f"{os.getloadavg()[0]:.2f}"
@@ -223,6 +235,7 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
         "## Likelihood of the SVHN-like digits vs the in-distribution photos (the paper's Figure 2)",
         "",
         *sections,
+        *_trajectory_section(ev_dir / "trajectory", root),
         "## Figures",
         "",
         *_embed(ev_dir / "figures", root),

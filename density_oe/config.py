@@ -98,7 +98,8 @@ class DensityConfig(PixelCNNConfig, GlowConfig, RunConfig):
                                                     "batch size)")
     test_batch_size: int = help_field(64, "batch size of the per-epoch test pass")
     eval_images: int = help_field(0, "score only the first N test images each epoch (0: all)")
-    track_ood: list[str] = help_field([], "OOD sets (registered names, at --image-size) also scored at every "
+    track_ood: list[str] = help_field([], "OOD sets (registered NAME or NAME:SPLIT, at --image-size; a held-out "
+                                          "split such as mini3-id:val tracks validation bits/dim) also scored at every "
                                           "epoch's evaluation, with the same weights, fixed images and fixed random "
                                           "draws: metrics get track_<set>_bpd (mean) and track_<set>_auroc (AUROC "
                                           "of bits/dim, OOD positive, against the test images): the AUROC-over-"

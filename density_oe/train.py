@@ -88,8 +88,9 @@ class DensityTask(Task):
         self.test_loader = DataLoader(test_set, batch_size=cfg.test_batch_size, shuffle=False,
                                       **loader_options(cfg.num_workers, ctx.device))
         self.track_loaders = {}
-        for name in cfg.track_ood:  # the trajectory's OOD sets: fixed images, scored with the test set
-            ood = open_dataset(name, None, **data)
+        for name in cfg.track_ood:  # the trajectory's sets (NAME or NAME:SPLIT): fixed images, scored with the test set
+            set_name, _, split = name.partition(":")
+            ood = open_dataset(set_name, split or None, **data)
             check_same_shape(ood, name, shape, cfg.dataset)
             self.track_loaders[name] = DataLoader(Subset(ood, range(min(cfg.track_images, len(ood)))),
                                                   batch_size=cfg.test_batch_size, shuffle=False,

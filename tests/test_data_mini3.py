@@ -168,5 +168,7 @@ def test_the_study_trains_and_scores_on_the_chosen_version(tmp_path, monkeypatch
         mini_study.run_study(mini_study.StudyConfig(out=str(tmp_path), preset="tiny", device="cpu", **kw))
     trains = [a for m, a in calls if m.endswith(".train")]
     assert len(trains) == 4 and all(a[a.index("--dataset") + 1] == id_set for a in trains)
+    density_baseline = next(a for m, a in calls if m == "density_oe.train" and "baseline" in a)
+    assert density_baseline[density_baseline.index("--track-ood") + 1] == "mini-svhn"   # the trajectory
     ev = next(a for m, a in calls if m == "analysis.evaluate")
     assert ev[ev.index("--id-dataset") + 1].startswith(f"{id_set}:test,")

@@ -21,7 +21,7 @@ from oe_core.errors import cli_main
 ARGS = ["--dataset", "mini-id", "--image-size", "8", "--nr-resnet", "1", "--nr-filters", "8", "--nr-logistic-mix",
         "2", "--num-workers", "0", "--no-progress", "--device", "cpu", "--eval-images", "40", "--test-batch-size",
         "16", "--batch-size", "8", "--epochs", "3", "--limit-steps", "6", "--lr", "3e-3", "--ema-decay", "0.8"]
-TRACK = ["--track-ood", "mini-svhn", "--track-images", "24"]
+TRACK = ["--track-ood", "mini-svhn", "mini-id:val", "--track-images", "24"]
 
 
 def rows(out: Path) -> list[dict]:
@@ -60,6 +60,8 @@ def test_tracked_auroc_is_the_final_weights_on_the_fixed_images(runs):
     s_out = bpd(model, [digits[i][0] for i in range(24)])
     last = rows(tracked)[-1]
     assert last["track_mini-svhn_bpd"] == pytest.approx(s_out.mean(), rel=1e-6)
+    val = get_dataset("mini-id", "val", size=8)                         # NAME:SPLIT tracks that split
+    assert last["track_mini-id:val_bpd"] == pytest.approx(bpd(model, [val[i][0] for i in range(24)]).mean(), rel=1e-6)
     assert last["track_mini-svhn_auroc"] == pytest.approx(
         roc_auc_score(np.r_[np.zeros(40), np.ones(24)], np.r_[s_in, s_out]), abs=1e-9)   # OOD positive
 
