@@ -68,6 +68,7 @@ def test_shapes_dtypes_and_class_balance(built, tmp_path):
         assert a.images.shape == (N, SIZE, SIZE, 3) and a.images.dtype == np.uint8
         assert a.targets.dtype == np.int64
         assert np.bincount(a.targets, minlength=3).tolist() == [N // 3] * 3
+        assert 0.25 < a.meta["flip"].mean() < 0.75                     # mirrored with p=0.5
     e = dataset_info("mini3-id")
     assert e.num_classes == 3 and e.splits == SPLITS and not e.needs_root and e.role == "id"
     ds = get_dataset("mini3-id", "val", size=8, n=5, cache_dir=str(tmp_path))
