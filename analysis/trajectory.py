@@ -62,8 +62,8 @@ def trajectory_table(curves: dict[str, list[dict]], ood: str) -> str:
 def run_trajectory(cfg: TrajectoryConfig) -> Path:
     from .figures import save_figure
     from .figures.trajectory import trajectory_figure
-    curves = {label: read_trajectory(folder, cfg.ood) for label, folder in (r.split("=", 1) for r in cfg.runs)}
     out = check_writable_folder(cfg.out)
+    curves = {label: read_trajectory(folder, cfg.ood) for label, folder in (r.split("=", 1) for r in cfg.runs)}
     atomic_write_text(out / "trajectory.md", trajectory_table(curves, cfg.ood))
     atomic_write_text(out / "trajectory.json", json.dumps({"ood": cfg.ood, "curves": curves}, indent=1) + "\n")
     save_figure(trajectory_figure(curves, cfg.ood), out / "trajectory")

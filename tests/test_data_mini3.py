@@ -173,3 +173,24 @@ def test_the_study_trains_and_scores_on_the_chosen_version(tmp_path, monkeypatch
     assert density_baseline[density_baseline.index("--track-ood") + 1] == "mini-svhn"   # the trajectory
     ev = next(a for m, a in calls if m == "analysis.evaluate")
     assert ev[ev.index("--id-dataset") + 1].startswith(f"{id_set}:test,")
+
+
+def test_the_shipped_manifest_is_what_the_maker_writes(tmp_path):
+    """mini_photos_make's table is the record of what was taken: names, classes, authors and licences agree with
+    the shipped manifest, and its attribution file is the shipped LICENSES.md."""
+    from PIL import Image as PILImage
+
+    from oe_core.data import mini_photos_make as make
+    m = load_manifest()
+    shipped = {p["name"]: p for p in m["photos"] if "file" in p}
+    assert list(shipped) == [s.name for s in make.SHIPPED]
+    for s in make.SHIPPED:
+        p = shipped[s.name]
+        assert (p["class"], p["author"], p["license"]) == (s.cls, s.author, s.license)
+        assert p["source"].endswith(f": /{s.path}") and f"package {s.package} " in p["source"]
+        assert min(p["size"]) == m["side"] == 256
+    assert {p["name"]: p["class"] for p in m["photos"] if "bundled" in p} == make.BUNDLED
+    assert make.attribution(m) == (PHOTO_DIR / "LICENSES.md").read_text()
+    PILImage.new("RGB", (300, 120), (10, 200, 30)).save(tmp_path / "wide.png")
+    thumb = make.thumbnail(tmp_path / "wide.png", 64)
+    assert thumb.size == (160, 64) and thumb.mode == "RGB"      # whole photo, aspect kept, shorter side 64
