@@ -194,3 +194,24 @@ def test_the_shipped_manifest_is_what_the_maker_writes(tmp_path):
     PILImage.new("RGB", (300, 120), (10, 200, 30)).save(tmp_path / "wide.png")
     thumb = make.thumbnail(tmp_path / "wide.png", 64)
     assert thumb.size == (160, 64) and thumb.mode == "RGB"      # whole photo, aspect kept, shorter side 64
+
+
+def test_mini_select_chooses_on_the_chosen_versions_validation_sets(tmp_path, monkeypatch):
+    from analysis import mini_select
+    from classifiers_oe import train as cls_train
+    from oe_core.data import mini
+    seen, argvs = [], []
+    real = mini.build_mini
+    monkeypatch.setattr(mini, "build_mini", lambda name, split, **kw: seen.append((name, split)) or real(
+        name, split, **{**kw, "cache_dir": tmp_path}))
+    monkeypatch.setattr(cls_train, "main", lambda argv: argvs.append(argv) or 0)
+    row = {"acc": 50.0, "mean": (50.0, 50.0), **{k: (50.0, 50.0) for k in
+                                                 ["mini-val-outliers", "uniform noise", "pair means", "jigsaw",
+                                                  "speckle", "pixelate", "inverted"]}}
+    monkeypatch.setattr(mini_select, "score", lambda *a, **k: row)
+    table = mini_select.run_select(mini_select.SelectConfig(benchmark="v3", candidates=["1@0.01"], size=8, n_val=12,
+                                                            work=str(tmp_path / "w")))
+    assert set(seen) == {("mini3-id", "val"), ("mini-val-outliers", "val")}        # never a test split
+    assert all(a[a.index("--dataset") + 1] == "mini3-id" for a in argvs)
+    assert argvs[1][argvs[1].index("--outliers") + 1] == "mini-outliers"
+    assert table.startswith("MSP on validation data (mini3-id val vs validation OOD sets")
