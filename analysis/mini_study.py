@@ -256,7 +256,8 @@ def run_study(cfg: StudyConfig) -> Path:
     study.run("OOD evaluation (reference protocol)", "analysis.evaluate", evaluate.main, [
         "--ckpt", *[f"{k}={v}" for k, v in runs.items()], "--detectors", "msp", "bpd",
         "--id-dataset", study.spec(bench.id_set, "test"),
-        "--ood", *[study.spec(s, ood=True) for s in bench.ood_sets], "--num-to-avg", str(p.num_to_avg), "--device", cfg.device,
+        "--ood", *[study.spec(s, ood=True) for s in bench.ood_sets], "--num-to-avg", str(p.num_to_avg),
+        "--device", cfg.device,
         "--out", str(ev), "--strict"])
     columns, bars = ["MSP=clf:msp", "MSP+OE=clf_oe:msp"], []
     for family in families:  # PixelCNN++ keeps the paper's names; other families are named in brackets
