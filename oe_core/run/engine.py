@@ -10,8 +10,10 @@ A trainer is a :class:`Task` (what a model, an optimizer, a batch and a loss are
   do not depend on where a run was interrupted;
 * preemption: SIGTERM/SIGINT finish the current step, write a checkpoint and raise :class:`Preempted`
   (exit code 75 through :func:`oe_core.errors.cli_main`);
-* non-finite losses stop the run naming the step (or skip the batch, ``--on-nonfinite skip``); non-finite
-  weights are never written;
+* the loss and logs stay on the device and are read back every ``--read-every`` steps, before every checkpoint
+  and at each epoch's end (:mod:`.readback`: no host wait per step, the same sums as per-step reading);
+* non-finite losses stop the run naming the step (at the readback, before any checkpoint is written), or skip the
+  batch (``--on-nonfinite skip``, which reads every step); non-finite weights are never written;
 * one trainer per run folder: an exclusive lock (:mod:`.lock`) for the whole run; a second trainer on a busy
   folder stops with one line naming it and the holder's pid (exit code 2);
 * DDP under ``torchrun`` (one process per device), bf16 autocast, channels_last, optional ``torch.compile``;
