@@ -47,6 +47,15 @@ class DensityArch:
     data_init: Callable[[nn.Module, torch.Tensor], None]
     multiple: Callable[[Any], int]                      # image sides must be multiples of this
     init_batch_size: int                                # default images of the data-dependent init batch
+    free_fields: tuple[str, ...] = ()                   # config fields that leave the weights as they are: an OE
+                                                        # fine-tune may set them apart from its --init
+
+    def same_weights(self, a: Any, b: Any) -> bool:
+        """Whether configs ``a`` and ``b`` of this family describe the same weights (equal but for free fields)."""
+        if type(a) is not type(b):
+            return False
+        return all(getattr(a, f.name) == getattr(b, f.name) for f in dataclasses.fields(a)
+                   if f.name not in self.free_fields)
 
     def config(self, cfg: Any) -> Any:
         """The architecture's own config taken from a larger one (a run config, or a dict from config.json)."""
@@ -61,7 +70,7 @@ ARCHS.add("pixelcnn", DensityArch("pixelcnn", "PixelCNN++", PixelCNNConfig, Pixe
 ARCHS.add("glow", DensityArch("glow", "Glow", GlowConfig, Glow, glow_data_init, lambda cfg: cfg.multiple,
                               init_batch_size=256))
 ARCHS.add("vae", DensityArch("vae", "VAE", VAEConfig, VAE, vae_data_init, lambda cfg: cfg.multiple,
-                             init_batch_size=16))
+                             init_batch_size=16, free_fields=("vae_iw_samples",)))
 
 
 def get_arch(name: str) -> DensityArch:

@@ -58,6 +58,15 @@ def test_oe_tune_loss_on_the_vae_is_the_hand_formula_on_the_bound(vae_run, tmp_p
     assert float(model.encoder.head.conv.weight.grad.abs().sum()) > 0   # the bound's gradient reaches the encoder
 
 
+def test_oe_tune_may_use_another_number_of_bound_samples_than_its_init(vae_run, tmp_path):
+    """The OE fine-tune can push on IWAE-K (K = 4) from the ELBO-trained baseline: K changes no weight."""
+    model = check_oe_loss_is_the_hand_formula(oe_args(vae_run) + ["--vae-iw-samples", "4", "--out", str(tmp_path)])
+    assert model.iw_samples == 4
+    base, _ = load_density_model(vae_run)
+    assert base.iw_samples == 1 and all(torch.equal(a, b) for a, b in zip(base.state_dict().values(),
+                                                                            model.state_dict().values()))
+
+
 def test_oe_tune_cli_runs_and_keeps_the_architecture(vae_run, tmp_path):
     assert main(oe_args(vae_run) + ["--out", str(tmp_path)]) == 0
     model, mcfg = load_density_model(tmp_path)
