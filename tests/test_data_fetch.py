@@ -216,3 +216,19 @@ def test_fetch_usage_errors(tmp_path, capsys):
     assert "fetch needs dataset names or --all-paper" in capsys.readouterr().err
     assert cli_main(main, ["fetch", "svhn:nosuch", "--data-root", str(tmp_path)]) == 2
     assert "has no split 'nosuch'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_get_data_sh_fetches_from_the_mirror_in_the_environment(tmp_path, published):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "get_data.sh"
+    env = {**os.environ, "OE_PYTHON": sys.executable, "DATA_ROOT": str(tmp_path / "data"),
+           "OE_DATA_MIRROR": str(published["folder"])}
+    proc = subprocess.run(["bash", str(script), "tinyimages300k", "--no-progress"], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "tinyimages300k: 1 placed" in proc.stdout
+    assert (tmp_path / "data" / "300K_random_images.npy").is_file()
