@@ -166,3 +166,15 @@ def test_the_port_importer_writes_loadable_weights(tmp_path):
     model, _ = load_density_model(out / "model.safetensors")
     x = torch.rand(2, 3, 8, 8) * 2 - 1
     torch.testing.assert_close(model(x), plain(x), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("form", ["dict", "suite-v2"])
+def test_export_never_runs_a_payload(tmp_path, capsys, form):
+    from tests.test_security import write_payload
+
+    marker = tmp_path / "PAYLOAD_RAN"
+    write_payload(tmp_path / "run" / "checkpoint.pt", form, marker)
+    assert cli_main(export.main, [str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert not marker.exists() and len(err) == 1 and err[0].startswith("error: ")
+    assert not (tmp_path / "run" / "model.safetensors").exists()

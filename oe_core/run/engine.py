@@ -3,7 +3,8 @@
 A trainer is a :class:`Task` (what a model, an optimizer, a batch and a loss are); :class:`Engine` runs it:
 
 * run folder ``cfg.out`` with ``config.json`` (the resolved config), ``metrics.csv``/``metrics.json`` (one row
-  per epoch) and ``checkpoint.pt`` (+ ``checkpoint.prev.pt``), written atomically;
+  per epoch) and ``checkpoint.pt`` (+ ``checkpoint.prev.pt``), written atomically; when the last epoch is done,
+  ``model.safetensors`` (the scoring weights) and the task's model card ``README.md`` (:mod:`.release`);
 * resume: rerunning the same command on the same folder continues from the checkpoint, exactly: model,
   optimizer, scheduler, task state (EMA, ...), data position (epoch, step) and RNG states are restored, and the
   randomness of every step is derived from ``(seed, epoch, step, rank)`` so data order, augmentation and dropout
