@@ -120,7 +120,7 @@ def test_every_loader_takes_the_safetensors_file(runs, tmp_path):
     for name in ("config.json", "model.safetensors", "README.md"):
         shutil.copy(runs / "pcnn" / name, released / name)
     density = load_model(released, "p", torch.device("cpu"))
-    assert isinstance(density, DensityModel)
+    assert isinstance(density, DensityModel) and isinstance(load_model(pcnn, "q", torch.device("cpu")), DensityModel)
     model, _ = load_density_model(pcnn)                                    # density_oe.score / sample --ckpt
     assert model.trained_size == (8, 8)
     torch.testing.assert_close(density.log_prob(x), DensityModel(model).log_prob(x))
