@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 
 import numpy as np
 import pytest
@@ -22,6 +23,19 @@ from tests.fetch_mirror import PLACES_NAMES, MirrorServer, write_mirror
 
 PAPER = ["cifar10", "cifar100", "svhn:test", "textures", "places365", "lsun-crop", "lsun-resize", "isun",
          "tinyimages300k"]
+
+
+@pytest.fixture(autouse=True)
+def local_network_only(monkeypatch):
+    """Even a broken fetch cannot reach the internet from these tests: only 127.0.0.1 resolves."""
+    resolve = socket.getaddrinfo
+
+    def local_only(host, *args, **kwargs):
+        if host not in ("127.0.0.1", "localhost"):
+            raise OSError(f"the test tried to reach {host}")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", local_only)
 
 
 @pytest.fixture(scope="module")
