@@ -83,7 +83,10 @@ def _bar(desc: str, enabled: bool, unit: str = "B"):
     if not enabled or not sys.stderr.isatty():
         return None
     from tqdm.auto import tqdm
-    return tqdm(desc=desc, unit=unit, unit_scale=unit == "B", dynamic_ncols=True, leave=False, file=sys.stderr)
+    # a byte bar starts with a total (pooch tests the bar's truth, which a bar without a total refuses, then sets
+    # the Content-Length as its total)
+    return tqdm(desc=desc, unit=unit, unit_scale=unit == "B", total=1 if unit == "B" else None, dynamic_ncols=True,
+                leave=False, file=sys.stderr)
 
 
 def _downloader(url: str, progress: Optional[object]) -> Callable:
