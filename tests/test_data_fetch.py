@@ -246,3 +246,17 @@ def test_get_data_sh_fetches_from_the_mirror_in_the_environment(tmp_path, publis
     assert proc.returncode == 0, proc.stderr
     assert "tinyimages300k: 1 placed" in proc.stdout
     assert (tmp_path / "data" / "300K_random_images.npy").is_file()
+
+
+def test_a_second_fetch_into_a_busy_data_root_is_one_line(tmp_path, server, capsys):
+    import fcntl
+
+    fd = os.open(tmp_path, os.O_RDONLY)          # what a running fetch holds
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        assert fetch(tmp_path, "tinyimages300k", mirror=server.url) == 2
+    finally:
+        os.close(fd)
+    assert f"another fetch into {str(tmp_path)!r} is running" in capsys.readouterr().err
+    assert server.requests == []
+    assert fetch(tmp_path, "tinyimages300k", mirror=server.url) == 0     # free again
