@@ -210,6 +210,23 @@ def _clean_staging(staging: Path) -> None:
         shutil.rmtree(p, ignore_errors=True)
 
 
+@contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """One fetch at a time per data root: an exclusive ``flock`` on the root folder itself (no file is left behind;
+    the lock ends with the process)."""
+    import fcntl
+
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DataError(f"another fetch into {str(root)!r} is running; wait for it to end") from None
+        yield
+    finally:
+        os.close(fd)
+
+
 def fetch_dataset(spec: str, root: str | Path, *, mirror: str = "", retries: int = 2,
                   progress: bool = True) -> FetchResult:
     """Fetch dataset ``spec`` (``NAME`` or ``NAME:SPLIT``) into ``root`` (see the module docstring).
@@ -223,6 +240,11 @@ def fetch_dataset(spec: str, root: str | Path, *, mirror: str = "", retries: int
         raise DataError(why)
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
+    with _exclusive(root):
+        return _fetch(entry, split, root, mirror, retries, progress)
+
+
+def _fetch(entry: DatasetEntry, split: str, root: Path, mirror: str, retries: int, progress: bool) -> FetchResult:
     staging = root / STAGING
     staging.mkdir(exist_ok=True)
     _clean_staging(staging)
