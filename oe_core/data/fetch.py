@@ -212,8 +212,9 @@ def _clean_staging(staging: Path) -> None:
 
 @contextmanager
 def _exclusive(root: Path) -> Iterator[None]:
-    """One fetch at a time per data root: an exclusive ``flock`` on the root folder itself (no file is left behind;
-    the lock ends with the process)."""
+    """One fetch at a time per data root: an exclusive ``flock`` on the root folder itself, which ends with the
+    process.  Not :class:`oe_core.lock.FileLock`: its lock file stays behind by design, and a fetch that fails
+    promises to leave nothing in the data root."""
     import fcntl
 
     fd = os.open(root, os.O_RDONLY)
