@@ -166,13 +166,19 @@ def test_a_404_is_one_line(tmp_path, pins, server, capsys):
     assert not (tmp_path / "svhn").exists()
 
 
-def test_mirror_from_the_environment_and_from_a_local_folder(tmp_path, pins, server, published, monkeypatch):
+def test_mirror_from_the_environment_and_from_a_local_folder(tmp_path, pins, server, published, monkeypatch, capsys):
     monkeypatch.setenv("OE_DATA_MIRROR", server.url)
     assert fetch(tmp_path / "a", "textures") == 0
     assert server.requests == ["/pub/dtd-r1.0.1.tar.gz"]
     assert fetch(tmp_path / "b", "textures", mirror=str(published["folder"])) == 0   # --mirror wins over the env
     assert server.requests == ["/pub/dtd-r1.0.1.tar.gz"]
     assert len(get_dataset("textures", root=tmp_path / "b")) == 8
+    empty = tmp_path / "empty_mirror"
+    empty.mkdir()
+    capsys.readouterr()
+    assert fetch(tmp_path / "c", "textures", mirror=str(empty)) == 2    # a file missing from a local mirror
+    assert f"error: dataset 'textures': cannot copy {str(empty / 'dtd-r1.0.1.tar.gz')!r}" in capsys.readouterr().err
+    assert not (tmp_path / "c" / "dtd").exists()
 
 
 def test_an_interrupted_unpack_leaves_nothing_and_the_rerun_reuses_the_download(tmp_path, pins, server, monkeypatch):

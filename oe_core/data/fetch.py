@@ -89,7 +89,7 @@ def _bar(desc: str, enabled: bool, unit: str = "B"):
                 leave=False, file=sys.stderr)
 
 
-def _downloader(url: str, progress: Optional[object]) -> Callable:
+def _downloader(name: str, url: str, progress: Optional[object]) -> Callable:
     """pooch's HTTP downloader, or a copy from a local mirror folder (a path or a ``file://`` URL)."""
     import pooch
 
@@ -99,7 +99,8 @@ def _downloader(url: str, progress: Optional[object]) -> Callable:
             try:
                 shutil.copyfile(local, output_file)
             except OSError as e:
-                raise DataError(f"cannot copy {local!r} from the mirror ({e.strerror or e})") from None
+                raise DataError(f"dataset {name!r}: cannot copy {local!r} from the mirror folder "
+                                f"({e.strerror or e})") from None
         return copy
     return pooch.HTTPDownloader(progressbar=progress if progress is not None else False, timeout=60)
 
@@ -146,7 +147,7 @@ def _download(entry: DatasetEntry, src: Source, staging: Path, lock: DataLock, m
                             urls={src.filename: url}, retry_if_failed=retries)
     try:
         with _quiet_pooch():
-            registry.fetch(src.filename, downloader=_downloader(url, bar))
+            registry.fetch(src.filename, downloader=_downloader(entry.name, url, bar))
     except requests.HTTPError as e:
         status = e.response.status_code if e.response is not None else "?"
         gone = (f"; the source may have gone: get it by hand from {entry.url} and place {entry.files} under the "
