@@ -12,9 +12,9 @@ commands a user would type:
    ``analysis.figures``, ``analysis.svhn_likelihood``)
 
 and writes ``<out>/report.md`` with the tables and figures embedded, the findings stated from the measured
-numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (about 4 minutes on a
-2-core AMD EPYC with native bf16: 4 min 16 s measured on mini benchmark v2), ``full`` (a larger PixelCNN++
-trained longer, plus a small Glow: 15 min 7 s measured there), ``tiny`` (a CI-sized run of the same code path).  ``--amp auto`` (the
+numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (the main job, a few
+minutes on a 2-core CPU), ``full`` (a larger PixelCNN++ trained longer, plus a small Glow), ``tiny`` (a CI-sized
+run of the same code path); their measured times are in ``docs/results.md``.  ``--amp auto`` (the
 default) trains in bf16 autocast where the CPU or GPU computes bf16 natively (likelihoods and the density head stay
 float32; the report says which precision ran); evaluation scores in float32.
 """
@@ -32,6 +32,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from oe_core.config import help_field, parse_config, require, save_config
+from oe_core.data.mini_benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
 from oe_core.atomic import atomic_write_text
 from oe_core.errors import cli_main
 from oe_core.outputs import check_writable_folder
@@ -78,13 +79,13 @@ PRESETS: dict[str, Preset] = {
                    cls_full_epochs=True,
                    pcnn_epochs=1, pcnn_oe_epochs=1, pcnn_filters=8, pcnn_resnet=1, pcnn_mix=2, pcnn_batch=32, pcnn_ema=0.9,
                    limit_steps=4, num_to_avg=2, glow_epochs=1, glow_steps=1, glow_hidden=4, glow_ema=0.9),
-    # about 4 min on a 2-core AMD EPYC (Zen 4) with bf16 (v1: 3 min 17 s): see README "The main job"
-    # classifier OE length and learning rate chosen on validation sets (analysis.mini_select; README)
+    # the main job (timings: docs/results.md); the classifier's OE length and learning rate were chosen on
+    # validation sets (analysis.mini_select; docs/mini_benchmark.md)
     "default": Preset(size=16, n_test=1000, n_ood=500, cls_epochs=5, cls_oe_epochs=4, cls_oe_lr=0.01, cls_depth=16,
                       cls_width=2, pcnn_epochs=4, pcnn_oe_epochs=1, pcnn_oe_steps=80, pcnn_filters=32,
                       pcnn_resnet=1, pcnn_mix=5, pcnn_batch=32, pcnn_ema=0.995),
-    # a larger PixelCNN++ trained twice as long, full OE epochs, plus a small Glow (README "The main job"); the
-    # classifier's OE length chosen on validation sets for its 10-epoch baseline (analysis.mini_select; README)
+    # a larger PixelCNN++ trained twice as long, full OE epochs, plus a small Glow; the classifier's OE length
+    # chosen on validation sets for its 10-epoch baseline (analysis.mini_select; docs/mini_benchmark.md)
     "full": Preset(size=16, n_test=1000, cls_epochs=10, cls_oe_epochs=8, cls_oe_lr=0.01, cls_depth=16,
                    cls_width=2, pcnn_epochs=8, pcnn_oe_epochs=1, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
                    pcnn_batch=32, pcnn_ema=0.995, models=("pixelcnn", "glow"), glow_epochs=8, glow_steps=4,
@@ -94,7 +95,8 @@ PRESETS: dict[str, Preset] = {
 # density family -> (run label, display name, likelihood-study folder under eval/)
 FAMILIES = {"pixelcnn": ("pcnn", "PixelCNN++", "likelihood"), "glow": ("glow", "Glow", "likelihood_glow")}
 
-OOD_SETS = ("mini-svhn", "mini-svhn-saturated", "mini-textures", "mini-faces", "gaussian", "rademacher", "blobs")
+OOD_SETS = BENCHMARKS[DEFAULT_BENCHMARK].ood_sets
+TRACKED_OOD = "mini-svhn"  # scored at every epoch of each density baseline: the AUROC-over-training trajectory
 
 
 @dataclass
@@ -104,6 +106,10 @@ class StudyConfig:
     out: str = help_field("runs/demo", "folder for every run, table, figure and report.md")
     preset: str = help_field("default", "default: ~4 min on a 2-core CPU with bf16; full: a larger PixelCNN++ plus Glow (~15 min); "
                                          "tiny: seconds, for CI", choices=tuple(PRESETS))
+    benchmark: str = help_field(DEFAULT_BENCHMARK, "mini benchmark version: v2 (crops of 8 photos, one class each; "
+                                "test crops of the training photos) or v3 (43 photos in 3 scene classes, whole "
+                                "photos held out for val and test); see docs/mini_benchmark.md",
+                                choices=tuple(BENCHMARKS))
     device: str = help_field("auto", "cpu, cuda or auto")
     amp: str = help_field("auto", "precision of the trainers (Glow always trains in float32): bf16 autocast "
                                   "(likelihoods and the density head stay "
@@ -192,7 +198,7 @@ def _density_options(p: Preset, family: str) -> tuple[list[str], list[str], int,
     baseline run only (its EMA: the OE fine-tune scores its trained weights), baseline epochs, OE epochs).  Glow's baseline warms its learning rate up over the first
     epoch (as openai's recipe; a cold start at 1e-3 can diverge) and initialises actnorm on 4 batches."""
     if family == "glow":
-        steps_per_epoch = p.limit_steps or 5000 // p.glow_batch  # mini-id train has 5000 images
+        steps_per_epoch = p.limit_steps or 5000 // p.glow_batch  # the mini ID sets' train splits have 5000 images
         return (["--arch", "glow", "--glow-levels", str(p.glow_levels), "--glow-steps", str(p.glow_steps),
                  "--glow-hidden", str(p.glow_hidden), "--batch-size", str(p.glow_batch)],
                 ["--init-batch-size", str(4 * p.glow_batch), "--warmup-steps", str(steps_per_epoch),
@@ -208,7 +214,7 @@ def run_study(cfg: StudyConfig) -> Path:
     from classifiers_oe import train as cls_train
     from density_oe import train as density_train
 
-    from . import compare, evaluate, svhn_likelihood
+    from . import compare, evaluate, svhn_likelihood, trajectory
     from .figures import __main__ as figures
     from .report import write_report
 
@@ -218,18 +224,19 @@ def run_study(cfg: StudyConfig) -> Path:
     root = check_writable_folder(cfg.out)
     save_config(cfg, root / "study_config.json")
     study = Study(cfg, p, root, amp=resolve_amp(cfg.amp, cfg.device))
+    bench = get_benchmark(cfg.benchmark)
     t_start = time.time()
     families = list(cfg.models) or list(p.models)
     labels = [FAMILIES[f][0] for f in families]
     runs = {k: str(root / k) for k in ("clf", "clf_oe", *[x for lab in labels for x in (lab, f"{lab}_oe")])}
 
     study.run("classifier baseline", "classifiers_oe.train", cls_train.main, [
-        "--mode", "baseline", "--dataset", "mini-id", "--arch", "wrn", "--depth", str(p.cls_depth),
+        "--mode", "baseline", "--dataset", bench.id_set, "--arch", "wrn", "--depth", str(p.cls_depth),
         "--widen-factor", str(p.cls_width), "--epochs", str(p.cls_epochs),
         *_train_common(study, runs["clf"], classifier=True)])
     study.run("classifier OE fine-tune", "classifiers_oe.train", cls_train.main, [
-        "--mode", "oe_tune", "--init", runs["clf"], "--dataset", "mini-id", "--arch", "wrn",
-        "--depth", str(p.cls_depth), "--widen-factor", str(p.cls_width), "--outliers", "mini-outliers",
+        "--mode", "oe_tune", "--init", runs["clf"], "--dataset", bench.id_set, "--arch", "wrn",
+        "--depth", str(p.cls_depth), "--widen-factor", str(p.cls_width), "--outliers", bench.outliers,
         "--epochs", str(p.cls_oe_epochs), *(["--lr", str(p.cls_oe_lr)] if p.cls_oe_lr else []),
         *_train_common(study, runs["clf_oe"], classifier=True)])
     for family in families:
@@ -238,17 +245,19 @@ def run_study(cfg: StudyConfig) -> Path:
         # Glow's log-determinants are sums over every pixel: it trains in float32 (bf16 is PixelCNN++'s lever)
         oe_steps, amp = (p.pcnn_oe_steps, study.amp) if family == "pixelcnn" else (0, "none")
         study.run(f"{display} baseline", "density_oe.train", density_train.main, [
-            "--mode", "baseline", "--dataset", "mini-id", "--epochs", str(epochs), *model, *baseline_only,
+            "--mode", "baseline", "--dataset", bench.id_set, "--epochs", str(epochs), *model, *baseline_only,
+            "--track-ood", TRACKED_OOD, "--track-images", str(p.n_ood or p.n_test),   # the trajectory
             *_train_common(study, runs[label], 0, amp)])
         study.run(f"{display} OE fine-tune", "density_oe.train", density_train.main, [
-            "--mode", "oe_tune", "--init", runs[label], "--dataset", "mini-id", "--outliers", "mini-outliers",
+            "--mode", "oe_tune", "--init", runs[label], "--dataset", bench.id_set, "--outliers", bench.outliers,
             "--epochs", str(oe_epochs), *model, *_train_common(study, runs[f"{label}_oe"], oe_steps, amp)])
 
     ev = root / "eval"
     study.run("OOD evaluation (reference protocol)", "analysis.evaluate", evaluate.main, [
         "--ckpt", *[f"{k}={v}" for k, v in runs.items()], "--detectors", "msp", "bpd",
-        "--id-dataset", study.spec("mini-id", "test"),
-        "--ood", *[study.spec(s, ood=True) for s in OOD_SETS], "--num-to-avg", str(p.num_to_avg), "--device", cfg.device,
+        "--id-dataset", study.spec(bench.id_set, "test"),
+        "--ood", *[study.spec(s, ood=True) for s in bench.ood_sets], "--num-to-avg", str(p.num_to_avg),
+        "--device", cfg.device,
         "--out", str(ev), "--strict"])
     columns, bars = ["MSP=clf:msp", "MSP+OE=clf_oe:msp"], []
     for family in families:  # PixelCNN++ keeps the paper's names; other families are named in brackets
@@ -268,6 +277,9 @@ def run_study(cfg: StudyConfig) -> Path:
         study.run(f"digits-vs-photos likelihood study ({display})", "analysis.svhn_likelihood",
                   svhn_likelihood.main, ["--results", str(ev / "results.json"), "--baseline", label, "--oe",
                                          f"{label}_oe", "--ood", "mini-svhn", "--out", str(ev / folder)])
+    study.run("AUROC-over-training trajectory", "analysis.trajectory", trajectory.main, [
+        "--runs", *[f"{FAMILIES[f][1]}={runs[FAMILIES[f][0]]}" for f in families], "--ood", TRACKED_OOD,
+        "--out", str(ev / "trajectory")])
     total = time.time() - t_start
     report = write_report(root, cfg, p, study.steps, total, families, study.amp)
     atomic_write_text(root / "timing.json", json.dumps(

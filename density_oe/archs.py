@@ -2,12 +2,13 @@
 
 Everything downstream of a density model (the OE trainer, scoring, sampling, the detectors, the mini-study) uses
 one quantity: the per-image log-likelihood in nats of 8-bit images on the [-1, 1] grid, ``model.log_prob(x) ->
-[B]``.  Both families have that method:
+[B]``.  Every family has that method:
 
 | name       | ``forward(x)`` returns  | ``log_prob(x)``                                                        |
 |------------|-------------------------|------------------------------------------------------------------------|
 | `pixelcnn` | DMOL parameters         | exact discretized mixture of logistics (:mod:`density_oe.pixelcnn.dmol`) |
 | `glow`     | the log-likelihood      | uniform dequantisation, a lower bound (:mod:`density_oe.glow.model`)  |
+| `vae`      | the bound               | importance-weighted bound ``L_K``, a lower bound (:mod:`density_oe.vae`) |
 
 An entry here says how to build the network from a run config, how to initialise it on data, and which image
 sides it accepts.
@@ -29,6 +30,8 @@ from .glow import Glow, GlowConfig
 from .glow import data_dependent_init as glow_data_init
 from .pixelcnn import PixelCNNConfig, PixelCNNpp
 from .pixelcnn import data_dependent_init as pixelcnn_data_init
+from .vae import VAE, VAEConfig
+from .vae import data_dependent_init as vae_data_init
 
 DEFAULT_ARCH = "pixelcnn"
 
@@ -44,6 +47,15 @@ class DensityArch:
     data_init: Callable[[nn.Module, torch.Tensor], None]
     multiple: Callable[[Any], int]                      # image sides must be multiples of this
     init_batch_size: int                                # default images of the data-dependent init batch
+    free_fields: tuple[str, ...] = ()                   # config fields that leave the weights as they are: an OE
+                                                        # fine-tune may set them apart from its --init
+
+    def same_weights(self, a: Any, b: Any) -> bool:
+        """Whether configs ``a`` and ``b`` of this family describe the same weights (equal but for free fields)."""
+        if type(a) is not type(b):
+            return False
+        return all(getattr(a, f.name) == getattr(b, f.name) for f in dataclasses.fields(a)
+                   if f.name not in self.free_fields)
 
     def config(self, cfg: Any) -> Any:
         """The architecture's own config taken from a larger one (a run config, or a dict from config.json)."""
@@ -57,6 +69,8 @@ ARCHS.add("pixelcnn", DensityArch("pixelcnn", "PixelCNN++", PixelCNNConfig, Pixe
                                   lambda cfg: 4, init_batch_size=16))
 ARCHS.add("glow", DensityArch("glow", "Glow", GlowConfig, Glow, glow_data_init, lambda cfg: cfg.multiple,
                               init_batch_size=256))
+ARCHS.add("vae", DensityArch("vae", "VAE", VAEConfig, VAE, vae_data_init, lambda cfg: cfg.multiple,
+                             init_batch_size=16, free_fields=("vae_iw_samples",)))
 
 
 def get_arch(name: str) -> DensityArch:

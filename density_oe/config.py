@@ -1,5 +1,5 @@
 """The density trainer's config: the TF PixelCNN++ recipe as defaults, per mode, for both families
-(``--arch pixelcnn``, the default, or ``--arch glow``; see :mod:`density_oe.archs`).
+(``--arch pixelcnn``, the default, ``--arch glow`` or ``--arch vae``; see :mod:`density_oe.archs`).
 
 | mode     | epochs | lr    | batch (in + outliers) | start                                   | evaluation weights |
 |----------|--------|-------|-----------------------|-----------------------------------------|--------------------|
@@ -41,6 +41,7 @@ from .archs import ARCHS, DEFAULT_ARCH, get_arch
 from .glow import GlowConfig
 from .losses import MARGIN_UNITS
 from .pixelcnn import PixelCNNConfig
+from .vae import VAEConfig
 
 MODES = ("baseline", "oe_tune")
 MODE_DEFAULTS: dict[str, dict[str, int | float]] = {
@@ -51,14 +52,15 @@ KIND = "density"  # the checkpoint kind of this package's runs
 
 
 @dataclass
-class DensityConfig(PixelCNNConfig, GlowConfig, RunConfig):
-    """Train a density model (PixelCNN++ or Glow) by maximum likelihood (baseline) or fine-tune it with the OE
+class DensityConfig(PixelCNNConfig, GlowConfig, VAEConfig, RunConfig):
+    """Train a density model (PixelCNN++, Glow or VAE) by maximum likelihood (baseline) or fine-tune it with the OE
     margin ranking loss (oe_tune)."""
 
     RENAMED: ClassVar[dict[str, str]] = {"oe_lambda": "lam"}  # old config.json field names
 
-    arch: str = help_field(DEFAULT_ARCH, "density model: pixelcnn (PixelCNN++, --nr-* options) or glow (Glow, "
-                                         "--glow-* options)", choices=tuple(ARCHS.names()))
+    arch: str = help_field(DEFAULT_ARCH, "density model family: " + ", ".join(
+        f"{n} ({ARCHS.get(n).display})" for n in ARCHS.names()) + " (PixelCNN++: the --nr-* and --dropout options; "
+        "the others: the options named after the family, --glow-*, --vae-*)", choices=tuple(ARCHS.names()))
     mode: str = help_field("baseline", "baseline: maximum likelihood from scratch; oe_tune: fine-tune --init "
                                        "with the OE margin ranking loss on outliers", choices=MODES)
     epochs: Optional[int] = help_field(None, "number of epochs (unset: 300 for baseline, 2 for oe_tune)")
@@ -98,6 +100,17 @@ class DensityConfig(PixelCNNConfig, GlowConfig, RunConfig):
                                                     "batch size)")
     test_batch_size: int = help_field(64, "batch size of the per-epoch test pass")
     eval_images: int = help_field(0, "score only the first N test images each epoch (0: all)")
+    track_ood: list[str] = help_field([], "OOD sets (registered NAME or NAME:SPLIT, at --image-size; a held-out "
+                                          "split such as mini3-id:val tracks validation bits/dim) also scored at every "
+                                          "epoch's evaluation, with the same weights, fixed images and fixed random "
+                                          "draws: metrics get track_<set>_bpd (mean) and track_<set>_auroc (AUROC "
+                                          "of bits/dim, OOD positive, against the test images): the AUROC-over-"
+                                          "training trajectory that analysis.trajectory tabulates and plots")
+    track_images: int = help_field(500, "images of each --track-ood set scored (its first N)")
+    perturb_rate: float = help_field(0.0, "train on perturbed images: each subpixel of every in-distribution "
+                                          "training image is replaced by a uniform draw from 0..255 with this "
+                                          "probability (the likelihood ratio's background model; Ren et al. 2019 "
+                                          "use 0.1-0.2); 0: no perturbation")
     # resolved, not an option: which weights test_bpd, scoring and sampling use (recorded in config.json)
     eval_weights: str = field(default="", init=False)
 
@@ -117,7 +130,7 @@ class DensityConfig(PixelCNNConfig, GlowConfig, RunConfig):
         return self.mode == "oe_tune"
 
     @property
-    def model_config(self) -> PixelCNNConfig | GlowConfig:
+    def model_config(self) -> PixelCNNConfig | GlowConfig | VAEConfig:
         """The hyperparameters of the chosen architecture only."""
         return get_arch(self.arch).config(self)
 
@@ -125,12 +138,15 @@ class DensityConfig(PixelCNNConfig, GlowConfig, RunConfig):
         RunConfig.validate(self)
         self.model_config.validate()  # the chosen family's options only
         require(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        require(0 <= self.perturb_rate <= 1, f"--perturb-rate must be in [0, 1], got {self.perturb_rate}")
         require(0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
         require(0 <= self.ema_decay < 1, f"--ema-decay must be in [0, 1), got {self.ema_decay}")
         for name in ("batch_size", "oe_batch_size", "test_batch_size", "init_batch_size"):
             require(getattr(self, name) > 0, f"--{name.replace('_', '-')} must be positive")
         require(self.eval_images >= 0, f"--eval-images must be >= 0, got {self.eval_images}")
+        require(self.track_images > 0, f"--track-images must be positive, got {self.track_images}")
+        require(len(set(self.track_ood)) == len(self.track_ood), f"--track-ood names a set twice: {self.track_ood}")
         arch = get_arch(self.arch)
         multiple = arch.multiple(self.model_config)
         require(self.image_size >= 0 and self.image_size % multiple == 0,

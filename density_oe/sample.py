@@ -1,8 +1,9 @@
 """``python -m density_oe.sample``: draw images from a trained density model and save them as a PNG grid.
 
-The architecture is read from the checkpoint (``--arch`` only checks it).  Glow samples in one reverse pass, with
-the latents drawn at ``--temperature`` times their prior scale (the Glow paper's samples use 0.7; 1 is the model
-itself).  PixelCNN++ sampling is autoregressive: one network pass per pixel, each drawing the pixel's R, G, B in turn from the DMOL
+The architecture is read from the checkpoint (``--arch`` only checks it).  A family whose network has its own
+``sample(n, height, width, temperature, generator)`` method is sampled by it in one pass, with the latents drawn
+at ``--temperature`` times their prior scale: Glow (one reverse pass; the Glow paper's samples use 0.7, 1 is the
+model itself) and the VAE (latents from the prior, then one draw of every sub-pixel from the decoder).  PixelCNN++ sampling is autoregressive: one network pass per pixel, each drawing the pixel's R, G, B in turn from the DMOL
 (:func:`density_oe.pixelcnn.dmol.sample`), with every weight normalised once for the whole loop.  Because the network is
 causal in the vertical direction (outputs at row ``i`` depend only on input rows ``<= i``), the pass for a pixel in
 row ``i`` runs on the first ``ceil((i+1)/4)*4`` rows only (the same outputs for those rows as the full image, a
@@ -28,7 +29,6 @@ from oe_core.run import autocast, resolve_device
 from oe_core.atomic import atomic_write_bytes
 
 from .archs import ARCHS, arch_for_model
-from .glow import Glow
 from .pixelcnn import dmol, frozen_weights
 from .weights import image_size_for, load_density_model
 
@@ -49,16 +49,23 @@ def sample_images(model: torch.nn.Module, n: int, height: int, width: int, gener
     return x
 
 
+def has_own_sampler(model: torch.nn.Module) -> bool:
+    """Whether the family samples in one pass with its network's ``sample`` method (Glow, VAE), which takes a
+    temperature; PixelCNN++ has none and is sampled autoregressively by :func:`sample_images`."""
+    return callable(getattr(model, "sample", None))
+
+
 @torch.inference_mode()
-def sample_glow(model: Glow, n: int, height: int, width: int, generator: torch.Generator, device: torch.device,
-                temperature: float = 1.0) -> torch.Tensor:
-    """``n`` Glow samples ``(n, 3, height, width)`` in [-1, 1] on the 8-bit grid."""
+def sample_latent(model: torch.nn.Module, n: int, height: int, width: int, generator: torch.Generator,
+                  device: torch.device, temperature: float = 1.0) -> torch.Tensor:
+    """``n`` samples ``(n, 3, height, width)`` in [-1, 1] on the 8-bit grid from a family with its own
+    ``sample`` method (:func:`has_own_sampler`)."""
     return model.to(device).eval().sample(n, height, width, temperature, generator)
 
 
 @dataclass
 class SampleConfig:
-    """Draw samples from a density model (PixelCNN++ or Glow) and save them as one PNG grid."""
+    """Draw samples from a density model (any registered family) and save them as one PNG grid."""
 
     ckpt: str = help_field("", "density run folder or checkpoint (its EMA weights), or a pclucas14/pixel-cnn-pp "
                                ".pth file")
@@ -71,7 +78,8 @@ class SampleConfig:
     force_size: bool = help_field(False, "allow an --image-size other than the model's training size")
     arch: str = help_field("", "architecture the checkpoint must hold (empty: whatever it holds)",
                            choices=("", *ARCHS.names()))
-    temperature: float = help_field(1.0, "Glow: scale of the latents' prior standard deviation (PixelCNN++: 1 only)")
+    temperature: float = help_field(1.0, "Glow, VAE: scale of the latents' prior standard deviation (PixelCNN++: 1 "
+                                         "only)")
     seed: int = help_field(1, "seed of the sampling generator")
     weights: str = help_field("eval", "eval: the run's EMA weights (as the TF code samples); train: raw weights",
                               choices=("eval", "train"))
@@ -99,14 +107,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if height % multiple or width % multiple:
         raise ConfigError(f"--image-size must be a multiple of {multiple} for this {arch.display}, "
                           f"got {height}x{width}")
-    if arch.name != "glow" and cfg.temperature != 1.0:
-        raise ConfigError(f"--temperature applies to Glow only ({cfg.ckpt!r} holds a {arch.display})")
+    if not has_own_sampler(model) and cfg.temperature != 1.0:
+        raise ConfigError(f"--temperature applies to families with latents (Glow, VAE), not to {cfg.ckpt!r}'s "
+                          f"{arch.display}")
     g = torch.Generator()
     g.manual_seed(cfg.seed)
     device = resolve_device(cfg.device)
     print(f"sampling {cfg.n} images of {height}x{width}", file=sys.stderr, flush=True)
-    if arch.name == "glow":
-        x = sample_glow(model, cfg.n, height, width, g, device, cfg.temperature)
+    if has_own_sampler(model):
+        x = sample_latent(model, cfg.n, height, width, g, device, cfg.temperature)
     else:
         x = sample_images(model, cfg.n, height, width, g, device, cfg.amp, progress=cfg.progress)
     buf = io.BytesIO()

@@ -6,7 +6,7 @@ here):
 * WRN-40-2 baseline -> OE fine-tune, and OE from scratch, for CIFAR-10 and CIFAR-100 (``classifiers_oe.train``,
   as ``scripts/cifar{10,100}_wrn_*.sh``);
 * PixelCNN++ baseline (or the port's released weights, ``density_oe.port``) -> OE fine-tune -> per-image bits/dim
-  (``density_oe.train``, ``scripts/density_cifar10_score.sh``); Glow the same way with ``--glow``;
+  (``density_oe.train``, ``scripts/density_cifar10_score.sh``); Glow the same way with ``--glow``, a VAE with ``--vae``;
 * the CIFAR-10 and CIFAR-100 evaluations (``scripts/eval_cifar.sh``: reference protocol, the comparison tables
   with the paper's numbers, the figures, Figure 2).
 
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import json
 import os
 import shlex
@@ -35,6 +34,7 @@ from typing import Optional, Sequence
 
 from oe_core.atomic import atomic_write_text
 from oe_core.errors import EXIT_PREEMPTED, OEError, cli_main
+from oe_core.lock import FileLock, lock_holder
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
@@ -102,6 +102,7 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
     outl = ["--outliers", o.outliers] if o.outliers else []
     outlier_set = o.outliers or "tinyimages80m"
     wrn_x, pcnn_x, glow_x = shlex.split(o.wrn_args), shlex.split(o.pixelcnn_args), shlex.split(o.glow_args)
+    vae_x = shlex.split(o.vae_args)
     score_x, eval_x = shlex.split(o.score_args), shlex.split(o.eval_args)
     nodes: list[Node] = []
 
@@ -128,6 +129,9 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
     if o.glow:
         density.append(("glow", "Glow", glow_x, ["--batch-size", "512", "--lr", "1e-3", "--warmup-steps", "970",
                                                  "--lr-decay", "1"], None, None))
+    if o.vae:  # the Likelihood Regret code's recipe, as scripts/density_cifar10_vae_baseline.sh
+        density.append(("vae", "VAE", vae_x, ["--batch-size", "128", "--lr", "3e-4", "--lr-decay", "1", "--epochs",
+                                              "200"], None, None))
     sets = list(o.score_sets or SCORE_SETS)
     for arch, title, xargs, base_args, case, score_case in density:
         base = f"cifar10_{arch}_baseline"
@@ -177,6 +181,21 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
                            [py, "-m", "analysis.svhn_likelihood", "--results", f"{ev}/results.json", "--baseline",
                             "glow", "--oe", "glow_oe", "--ood", "svhn", "--out", f"{ev}/likelihood"]],
                           {}, [f"{ev}/results.json", f"{ev}/likelihood"]))
+    if o.vae:
+        ev = f"{out}/cifar10_vae_eval"
+        runs = [f"{out}/cifar10_vae_baseline", f"{out}/cifar10_vae_oe_tune"]
+        nodes.append(Node("cifar10_vae_eval", "eval", "VAE evaluation (bits/dim and Likelihood Regret), the CIFAR-10 "
+                          "vs SVHN bits/dim study and the bound gap (ELBO vs IWAE-256)",
+                          ["cifar10_vae_baseline", "cifar10_vae_oe_tune"],
+                          [[py, "-m", "analysis.evaluate", "--ckpt", f"vae={runs[0]}", f"vae_oe={runs[1]}",
+                            "--detectors", "bpd", "likelihood_regret", "--id-dataset", "cifar10", "--data-root", data,
+                            "--out", ev, *dev, *eval_x],
+                           [py, "-m", "analysis.svhn_likelihood", "--results", f"{ev}/results.json", "--baseline",
+                            "vae", "--oe", "vae_oe", "--ood", "svhn", "--out", f"{ev}/likelihood"],
+                           [py, "-m", "analysis.bound_gap", "--baseline", runs[0], "--oe", runs[1], "--id-dataset",
+                            "cifar10", "--k-large", "256", "--limit", "2000", "--data-root", data, "--out",
+                            f"{ev}/bound_gap", *dev]],
+                          {}, [f"{ev}/results.json", f"{ev}/likelihood", f"{ev}/bound_gap/bound_gap.md"]))
     return nodes
 
 
@@ -261,65 +280,13 @@ def failed_note(out: Path, node: str) -> Optional[str]:
     return p.read_text().strip() if p.exists() else None
 
 
-class OutLock:
-    """An exclusive ``flock`` on ``OUT/.reproduce/lock``: one reproduce run (local or submitting) per ``--out``."""
+class OutLock(FileLock):
+    """An exclusive lock on ``OUT/.reproduce/lock``: one reproduce run (local or submitting) per ``--out``."""
 
     def __init__(self, out: Path, what: str):
-        self.path = state_dir(out) / "lock"
-        self.what = what
-        self.fd: Optional[int] = None
-
-    def __enter__(self) -> "OutLock":
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(fd)
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            holder = lock_holder(self.path) or "unknown"
-            raise OEError(f"--out {str(self.path.parents[1])!r} is held by another reproduce run ({holder}); "
-                          "wait for it, stop it, or use another --out") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}, {self.what}\n".encode())
-        self.fd = fd
-        return self
-
-    def note(self, text: str) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, f"pid {os.getpid()}, {self.what}{text}\n".encode(), 0)
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-def lock_holder(path: Path) -> Optional[str]:
-    """The live holder of ``path``'s flock (its note), or ``None`` when nobody holds it."""
-    import fcntl
-
-    if not path.exists():
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            for _ in range(20):
-                text = path.read_text().strip()
-                if text:
-                    return text
-                time.sleep(0.05)
-            return "a process"
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+        super().__init__(state_dir(out) / "lock", f"pid {{pid}}, {what}", lambda holder: OEError(
+            f"--out {str(out)!r} is held by another reproduce run ({holder}); wait for it, stop it, or use another "
+            "--out"))
 
 
 # ---------------------------------------------------------------------------------------------- SLURM queries
@@ -504,6 +471,14 @@ def node_status(out: Path, node: Node, jobs: dict, states: dict, local: Optional
     if note:
         return f"failed ({note})"
     return "not started" + checkpoint_note(node)
+
+
+NODE_STATES = ("finished", "running", "pending", "failed", "not started")
+
+
+def state_of(status: str) -> str:
+    """The state a :func:`node_status` line starts with ("not started; a checkpoint ..." -> "not started")."""
+    return next(s for s in NODE_STATES if status.startswith(s))
 
 
 # ---------------------------------------------------------------------------------------------- local
@@ -759,7 +734,7 @@ HELP = """The whole paper in one command, on one machine (--local) or as a SLURM
 
 The run graph (--plan shows it with every command): for CIFAR-10 and CIFAR-100, WRN-40-2 baseline -> OE
 fine-tune, and OE from scratch; PixelCNN++ baseline (or --pixelcnn-weights) -> OE fine-tune, each scored
-(per-image bits/dim); Glow the same way with --glow; then the CIFAR-10 evaluation (MSP and bits/pixel: Table 1/7
+(per-image bits/dim); Glow the same way with --glow, a VAE with --vae; then the CIFAR-10 evaluation (MSP and bits/pixel: Table 1/7
 and Table 5 beside the paper's numbers, the figures, Figure 2) and the CIFAR-100 evaluation.  Each node is one
 of the suite's scripts or CLIs with its flags; training nodes resume from their checkpoints when rerun.
 """
@@ -801,6 +776,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--skip", nargs="+", default=[], metavar="NODE", help="leave these nodes out")
     s.add_argument("--glow", action="store_true", help="add Glow: baseline -> OE fine-tune -> scores, and its "
                    "evaluation with the CIFAR-10 vs SVHN bits/dim study (beyond the paper)")
+    s.add_argument("--vae", action="store_true", help="add the VAE: baseline -> OE fine-tune -> scores, and its "
+                   "evaluation with Likelihood Regret, the CIFAR-10 vs SVHN bits/dim study and the bound gap "
+                   "(beyond the paper)")
     s.add_argument("--pixelcnn-weights", default="", metavar="PTH", help="import the pclucas14 port's released "
                    "PixelCNN++ weights (python -m density_oe.port) instead of training the baseline")
     r = p.add_argument_group("how the runs run")
@@ -816,6 +794,7 @@ def parser() -> argparse.ArgumentParser:
     for name, what in (("wrn", "the six WRN runs (classifiers_oe.train)"),
                        ("pixelcnn", "both PixelCNN++ runs (density_oe.train)"),
                        ("glow", "both Glow runs (density_oe.train)"),
+                       ("vae", "both VAE runs (density_oe.train)"),
                        ("score", "the score nodes (density_oe.score)"),
                        ("eval", "the evaluations (analysis.evaluate)")):
         r.add_argument(f"--{name}-args", default="", metavar="'OPTS'",
@@ -866,7 +845,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         counts: dict[str, int] = {}
         for n in order(sel):
             st = node_status(out, n, jobs, states, local)
-            counts[st.split(" ")[0]] = counts.get(st.split(" ")[0], 0) + 1
+            counts[state_of(st)] = counts.get(state_of(st), 0) + 1
             print(f"{n.name:34s} {st}")
         print(", ".join(f"{v} {k}" for k, v in counts.items()), file=sys.stderr)
         return 0

@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from analysis.models import ClassifierModel, DensityModel
-from analysis.perturb import mutate
+from density_oe.perturb import mutate
 from analysis.scoring import BoundDetector
 from classifiers_oe.detectors import MSP
 from density_oe.complexity import complexity_bits_per_dim
@@ -24,7 +24,7 @@ from oe_core.errors import ConfigError, OEError
 from oe_core.metrics import auroc
 
 SUITE = {"msp", "max_logit", "energy", "xent_uniform", "bpd", "likelihood_ratio", "complexity_png", "complexity_zlib",
-         "typicality", "typicality_m2", "typicality_m10", "typicality_m25"}
+         "typicality", "typicality_m2", "typicality_m10", "typicality_m25", "likelihood_regret"}
 
 
 def _images(n: int, seed: int = 0, size: int = 8) -> torch.Tensor:

@@ -21,7 +21,9 @@ TRAIN_SCRIPTS = {f"{ds}_wrn_{m}": f"{ds}_wrn_{m}.sh" for ds in ("cifar10", "cifa
 TRAIN_SCRIPTS.update({"cifar10_pixelcnn_baseline": "density_cifar10_baseline.sh",
                       "cifar10_pixelcnn_oe_tune": "density_cifar10_oe_tune.sh",
                       "cifar10_glow_baseline": "density_cifar10_glow_baseline.sh",
-                      "cifar10_glow_oe_tune": "density_cifar10_glow_oe_tune.sh"})
+                      "cifar10_glow_oe_tune": "density_cifar10_glow_oe_tune.sh",
+                      "cifar10_vae_baseline": "density_cifar10_vae_baseline.sh",
+                      "cifar10_vae_oe_tune": "density_cifar10_vae_oe_tune.sh"})
 
 
 @pytest.fixture(scope="module")
@@ -101,12 +103,19 @@ def test_plan_with_glow_and_the_ports_weights(tmp_path, capsys):
     assert "--batch-size 512 --lr 1e-3 --warmup-steps 970 --lr-decay 1" in text
 
 
+def test_plan_with_the_vae(tmp_path, capsys):
+    rc, text, _ = run(["--plan", "--data-root", tmp_path, "--out", tmp_path / "o", "--vae"], capsys)
+    assert rc == 0 and "17 of 17 nodes" in text
+    assert "--batch-size 128 --lr 3e-4 --lr-decay 1 --epochs 200" in text
+    assert "cifar10_vae_eval" in text and "likelihood_regret" in text and "analysis.bound_gap" in text
+
+
 def test_training_nodes_run_exactly_what_the_single_scripts_run(tmp_path):
     """Each training node's command equals the one its script in scripts/ execs (a fake python records it)."""
     fake = tmp_path / "fakepy"
     fake.write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$RECORD"\n')
     fake.chmod(0o755)
-    o = R.parser().parse_args(["--plan", "--glow", "--out", str(tmp_path / "runs"), "--data-root",
+    o = R.parser().parse_args(["--plan", "--glow", "--vae", "--out", str(tmp_path / "runs"), "--data-root",
                                str(tmp_path / "d")])
     o.out, o.data_root = tmp_path / "runs", tmp_path / "d"
     nodes = {n.name: n for n in R.build_graph(o, str(fake))}
@@ -258,8 +267,10 @@ def test_status_without_slurm_reads_the_out_folder(tmp_path, capsys):
     (run_dir / "checkpoint.pt").write_bytes(b"x")
     with R.OutLock(out, "--local") as lock:
         lock.note(", running cifar10_wrn_baseline")
-        rc, text, _ = run(["--status", "--out", out], capsys)
+        rc, text, err = run(["--status", "--out", out], capsys)
     st = dict(line.split(None, 1) for line in text.splitlines())
+    summary = dict(reversed(part.split(" ", 1)) for part in err.strip().splitlines()[-1].split(", "))
+    assert summary == {"running": "1", "failed": "1", "not started": str(len(st) - 2)}   # "12 not" before
     assert st["cifar10_wrn_baseline"].startswith(f"running (local, pid {os.getpid()}; log ")
     assert st["cifar10_eval"] == f"failed (exit 1; log {out}/.reproduce/logs/cifar10_eval.log)"
     assert st["cifar10_wrn_oe_tune"] == "not started; a checkpoint is there: it resumes"

@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import torch
 import torch.nn as nn
 
-from oe_core.config import help_field, require
+from oe_core.config import config_from_dict, help_field, require
 from oe_core.errors import OEError
 
 from .coupling import COUPLINGS, Coupling
@@ -202,6 +202,11 @@ class Glow(nn.Module):
         with torch.autocast(x.device.type, enabled=False):  # bf16 coupling nets cost ~1 bit/dim of accuracy
             y = self.dequantize(x, noise)
             return self.log_density(y) - y[0].numel() * math.log(N_BINS)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Glow":
+        """The network a run's ``config.json`` describes (its GlowConfig fields; other keys are ignored)."""
+        return cls(config_from_dict(GlowConfig, dict(config)))
 
     def log_prob(self, x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Per-image log-likelihood in nats on the 8-bit grid.
