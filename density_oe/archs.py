@@ -8,6 +8,7 @@ one quantity: the per-image log-likelihood in nats of 8-bit images on the [-1, 1
 |------------|-------------------------|------------------------------------------------------------------------|
 | `pixelcnn` | DMOL parameters         | exact discretized mixture of logistics (:mod:`density_oe.pixelcnn.dmol`) |
 | `glow`     | the log-likelihood      | uniform dequantisation, a lower bound (:mod:`density_oe.glow.model`)  |
+| `diffusion`| the log-likelihood      | the VDM bound on the discrete likelihood (:mod:`density_oe.diffusion.model`) |
 
 An entry here says how to build the network from a run config, how to initialise it on data, and which image
 sides it accepts.
@@ -25,6 +26,7 @@ from oe_core.config import config_from_dict
 from oe_core.errors import OEError
 from oe_core.registry import Registry
 
+from .diffusion import Diffusion, DiffusionConfig
 from .glow import Glow, GlowConfig
 from .glow import data_dependent_init as glow_data_init
 from .pixelcnn import PixelCNNConfig, PixelCNNpp
@@ -41,7 +43,7 @@ class DensityArch:
     display: str                                        # for tables and legends
     config_cls: type                                    # the dataclass of its hyperparameters
     build: type                                         # the nn.Module class, built from its config
-    data_init: Callable[[nn.Module, torch.Tensor], None]
+    data_init: Optional[Callable[[nn.Module, torch.Tensor], None]]   # None: no data-dependent initialisation
     multiple: Callable[[Any], int]                      # image sides must be multiples of this
     init_batch_size: int                                # default images of the data-dependent init batch
 
@@ -57,6 +59,8 @@ ARCHS.add("pixelcnn", DensityArch("pixelcnn", "PixelCNN++", PixelCNNConfig, Pixe
                                   lambda cfg: 4, init_batch_size=16))
 ARCHS.add("glow", DensityArch("glow", "Glow", GlowConfig, Glow, glow_data_init, lambda cfg: cfg.multiple,
                               init_batch_size=256))
+ARCHS.add("diffusion", DensityArch("diffusion", "Diffusion", DiffusionConfig, Diffusion, None,
+                                   lambda cfg: cfg.multiple, init_batch_size=1))
 
 
 def get_arch(name: str) -> DensityArch:

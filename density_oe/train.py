@@ -103,7 +103,7 @@ class DensityTask(Task):
                                       f"and the same {options})")
             return model.train()
         model = self.arch.build(cfg.model_config).to(self.device)
-        if cfg.data_init and not (cfg.resume and has_checkpoint(cfg.out)):
+        if cfg.data_init and self.arch.data_init is not None and not (cfg.resume and has_checkpoint(cfg.out)):
             self.arch.data_init(model, self._init_batch())
         return model
 
