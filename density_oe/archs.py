@@ -27,10 +27,13 @@ from oe_core.errors import OEError
 from oe_core.registry import Registry
 
 from .diffusion import Diffusion, DiffusionConfig
+from .diffusion import sample_family as diffusion_sample
 from .glow import Glow, GlowConfig
 from .glow import data_dependent_init as glow_data_init
+from .glow import sample_family as glow_sample
 from .pixelcnn import PixelCNNConfig, PixelCNNpp
 from .pixelcnn import data_dependent_init as pixelcnn_data_init
+from .pixelcnn.sampling import sample_family as pixelcnn_sample
 
 DEFAULT_ARCH = "pixelcnn"
 
@@ -46,6 +49,12 @@ class DensityArch:
     data_init: Optional[Callable[[nn.Module, torch.Tensor], None]]   # None: no data-dependent initialisation
     multiple: Callable[[Any], int]                      # image sides must be multiples of this
     init_batch_size: int                                # default images of the data-dependent init batch
+    # (model, n, height, width, generator, device, options) -> (n, 3, height, width) images in [-1, 1], with
+    # ``options`` the density_oe.sample config; None: the family cannot sample
+    sample: Optional[Callable[..., torch.Tensor]] = None
+    sample_options: tuple[str, ...] = ()               # the density_oe.sample options its sampler reads
+    # config fields that do not shape the weights (how the likelihood is estimated): a fine-tune may change them
+    runtime_fields: tuple[str, ...] = ()
 
     def config(self, cfg: Any) -> Any:
         """The architecture's own config taken from a larger one (a run config, or a dict from config.json)."""
@@ -53,14 +62,27 @@ class DensityArch:
             return config_from_dict(self.config_cls, cfg)
         return self.config_cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(self.config_cls)})
 
+    def same_weights(self, a: Any, b: Any) -> bool:
+        """Whether two configs of this architecture describe the same weights (``runtime_fields`` aside)."""
+        return all(getattr(a, f.name) == getattr(b, f.name) for f in dataclasses.fields(self.config_cls)
+                   if f.name not in self.runtime_fields)
+
+    def set_runtime(self, model: nn.Module, cfg: Any) -> None:
+        """Give a built network the ``runtime_fields`` of ``cfg`` (a loaded model takes the run's estimator)."""
+        for name in self.runtime_fields:
+            setattr(model.cfg, name, getattr(cfg, name))
+
 
 ARCHS: Registry[DensityArch] = Registry("density architecture")
 ARCHS.add("pixelcnn", DensityArch("pixelcnn", "PixelCNN++", PixelCNNConfig, PixelCNNpp, pixelcnn_data_init,
-                                  lambda cfg: 4, init_batch_size=16))
+                                  lambda cfg: 4, init_batch_size=16, sample=pixelcnn_sample,
+                                  sample_options=("amp",)))
 ARCHS.add("glow", DensityArch("glow", "Glow", GlowConfig, Glow, glow_data_init, lambda cfg: cfg.multiple,
-                              init_batch_size=256))
+                              init_batch_size=256, sample=glow_sample, sample_options=("temperature",)))
 ARCHS.add("diffusion", DensityArch("diffusion", "Diffusion", DiffusionConfig, Diffusion, None,
-                                   lambda cfg: cfg.multiple, init_batch_size=1))
+                                   lambda cfg: cfg.multiple, init_batch_size=1, sample=diffusion_sample,
+                                   sample_options=("steps", "amp"),
+                                   runtime_fields=("diffusion_t_samples", "diffusion_train_t_samples")))
 
 
 def get_arch(name: str) -> DensityArch:

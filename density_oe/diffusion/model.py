@@ -35,6 +35,8 @@ import torch.nn as nn
 
 from oe_core.config import help_field, require
 from oe_core.errors import OEError
+from oe_core.progress import progress_bar
+from oe_core.run import autocast
 
 from .draws import draws
 from .schedule import GAMMA_MAX, GAMMA_MIN, LinearGamma
@@ -184,7 +186,7 @@ class Diffusion(nn.Module):
 
     @torch.no_grad()
     def sample(self, n: int, height: int, width: int, steps: int,
-               generator: Optional[torch.Generator] = None) -> torch.Tensor:
+               generator: Optional[torch.Generator] = None, progress: bool = False) -> torch.Tensor:
         """``n`` images ``(n, 3, height, width)`` on the [-1, 1] grid by ancestral sampling with ``steps`` steps of
         ``p(z_s | z_t)`` (VDM ``sample_step``) from ``z_1 ~ N(0, I)``, then the most likely 8-bit value of each
         sub-pixel under ``p(k | z_0)``.  Random numbers come from the CPU ``generator``."""
@@ -200,7 +202,7 @@ class Diffusion(nn.Module):
             return torch.randn(shape, generator=generator, dtype=dtype).to(device)
 
         z = noise()
-        for i in range(steps, 0, -1):
+        for i in progress_bar(range(steps, 0, -1), "diffusion steps", progress):
             t = torch.full((n,), i / steps, dtype=dtype, device=device)
             g_t, g_s = self.gamma(t), self.gamma(t - 1.0 / steps)
             a_t, s_t = LinearGamma.alpha_sigma(g_t)
@@ -212,3 +214,13 @@ class Diffusion(nn.Module):
         a0, _ = LinearGamma.alpha_sigma(self.gamma(torch.zeros((), dtype=dtype, device=device)))
         k = torch.round(((z / a0) + 1.0) * N_BINS / 2 - 0.5).clamp_(0, N_BINS - 1)
         return k / 127.5 - 1.0
+
+
+@torch.inference_mode()
+def sample_family(model: Diffusion, n: int, height: int, width: int, generator: torch.Generator,
+                  device: torch.device, options) -> torch.Tensor:
+    """The sampler of the ``diffusion`` family (:class:`density_oe.archs.DensityArch`): reads ``options.steps``,
+    ``options.amp`` (the U-Net in bf16; the updates stay float32) and ``options.progress``."""
+    model = model.to(device).eval()
+    with autocast(device, options.amp):
+        return model.sample(n, height, width, options.steps, generator, options.progress)

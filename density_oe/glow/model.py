@@ -238,6 +238,13 @@ class Glow(nn.Module):
         return k / 127.5 - 1.0
 
 
+@torch.inference_mode()
+def sample_family(model: Glow, n: int, height: int, width: int, generator: torch.Generator, device: torch.device,
+                  options) -> torch.Tensor:
+    """The sampler of the ``glow`` family (:class:`density_oe.archs.DensityArch`): reads ``options.temperature``."""
+    return model.to(device).eval().sample(n, height, width, options.temperature, generator)
+
+
 def actnorm_layers(model: nn.Module) -> list[ActNorm]:
     return [m for m in model.modules() if isinstance(m, ActNorm)]
 
