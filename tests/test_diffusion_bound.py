@@ -279,3 +279,22 @@ def test_bound_with_the_optimal_denoiser_meets_the_exact_discrete_log_likelihood
     with torch.no_grad():
         fixed = model.log_prob(x).numpy()
     np.testing.assert_array_less(np.abs(fixed - log_p), np.abs(c) + 4 * se * math.sqrt(n))
+
+
+@pytest.mark.parametrize("channels", [8, 32])
+def test_the_network_is_conditioned_on_gamma_in_every_block(channels):
+    """Each residual block's output changes with gamma at a fixed input (an embedding added before a GroupNorm of
+    one channel per group would be normalised away)."""
+    torch.manual_seed(0)
+    model = Diffusion(DiffusionConfig(**{**TINY, "diffusion_channels": channels})).eval()
+    z = torch.randn(2, 3, 4, 4)
+    emb = model.net.emb_mlp(torch.randn(2, channels))
+    for block in [b for level in model.net.down for b in level] + list(model.net.mid):
+        c_in = block.norm1.num_channels
+        h = torch.randn(2, c_in, 4, 4)
+        with torch.no_grad():
+            assert not torch.allclose(block(h, emb[:1].expand(2, -1)), block(h, emb[1:].expand(2, -1)), atol=1e-4)
+    with torch.no_grad():
+        model.net.conv_out.weight.normal_(0, 0.3)
+        g = torch.tensor([0.1, 0.9])
+        assert not torch.allclose(model.net(z[:1].expand(2, -1, -1, -1), g).diff(dim=0), torch.zeros(1), atol=1e-4)

@@ -207,3 +207,53 @@ def test_diffusion_bound_is_one_graph_without_breaks():
         reasons = [b.reason.splitlines()[0] for b in explained.break_reasons]
         assert (explained.graph_count, explained.graph_break_count) == (1, 0), reasons
     torch._dynamo.reset()
+
+
+def test_a_diffusion_run_through_the_graph_path_ends_with_the_eager_weights(tmp_path, monkeypatch):
+    """The whole training step (fresh draws of t and noise included) through the CUDA-graph path, with the CPU
+    stand-in that replays by calling: the same losses and weights as the eager engine."""
+    from oe_core.run import cuda_graph
+    from oe_core.run.cuda_graph import ReplayByCalling
+    args = COMMON + ["--batch-size", "8", "--epochs", "1", "--limit-steps", "6", "--eval-images", "8"]
+    assert main(args + ["--out", str(tmp_path / "eager"), "--cuda-graphs", "off"]) == 0
+    made = []
+
+    class Recorded(ReplayByCalling):
+        def __init__(self, device):
+            super().__init__(device)
+            made.append(self)
+
+    monkeypatch.setitem(cuda_graph.BACKENDS, "cpu", Recorded)
+    assert main(args + ["--out", str(tmp_path / "graph"), "--cuda-graphs", "on"]) == 0
+    assert len(made) == 1 and made[0].captures == 1 and made[0].replays > 0
+    rows = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("eager", "graph")]
+    for a, b in zip(*rows):
+        for key in ("train_loss", "test_bpd"):
+            assert b[key] == pytest.approx(a[key], rel=1e-5), key
+    states = [load_checkpoint(tmp_path / run, expect_kind="density") for run in ("eager", "graph")]
+    for name, value in states[0]["model"].items():
+        torch.testing.assert_close(states[1]["model"][name], value, rtol=1e-4, atol=1e-5,
+                                   msg=lambda m, name=name: f"{name}: {m}")
+
+
+def test_the_density_detectors_score_a_diffusion_checkpoint(diffusion_run, tmp_path):
+    from analysis.evaluate import main as evaluate
+    from analysis.results import Evaluation
+    from analysis.scoring import stored_scores
+    out = tmp_path / "ev"
+    argv = ["--ckpt", f"diff={diffusion_run}", "--background", str(diffusion_run), "--detectors", "bpd",
+            "likelihood_ratio", "complexity_zlib", "typicality", "--id-dataset", "mini-id:test,size=8,n=20",
+            "--ood", "gaussian,size=8,n=20", "--num-to-avg", "2", "--device", "cpu", "--batch-size", "7",
+            "--out", str(out)]
+    assert cli_main(evaluate, argv) == 0
+    ev = Evaluation.load(out / "results.json")
+    got = {d: stored_scores(ev, out / "results.json", "diff", d).id_scores
+           for d in ("bpd", "likelihood_ratio", "complexity_zlib", "typicality")}
+    model, _ = load_density_model(diffusion_run)
+    ds = get_dataset("mini-id", "test", size=8, n=20)
+    x = to_unit_range(torch.stack([ds[i][0] for i in range(20)]))
+    with torch.no_grad():
+        expected = (-model.log_prob(x) / (DIMS * math.log(2))).double().numpy()
+    np.testing.assert_allclose(got["bpd"], expected, rtol=1e-5)
+    np.testing.assert_allclose(got["likelihood_ratio"], 0.0, atol=1e-6)   # the same model as its background
+    assert np.all(got["complexity_zlib"] < got["bpd"]) and np.all(got["typicality"] >= 0)

@@ -11,7 +11,7 @@ and base width ``C``::
 
 ``mult_i = min(2^i, 2)`` (DDPM's CIFAR-10 (1, 2, 2, 2)).  Every block is conditioned on ``gamma_t`` as VDM does it:
 ``gamma`` normalised to [0, 1] over the schedule, times 1000, a sinusoidal embedding of width C and a two-layer
-swish MLP of width 4C, added per channel after the block's first conv.  ``eps_hat = z + conv_out(h)`` with a
+swish MLP of width 4C, which gives every block a per-channel scale and shift after its second GroupNorm.  ``eps_hat = z + conv_out(h)`` with a
 zero-initialised ``conv_out`` (VDM ``model_vdm.py``): at initialisation ``eps_hat = z``.
 
 Deliberate differences from VDM's CIFAR-10 net (C = 128, 32 blocks, all at 32x32, 30.6 M parameters): this one
@@ -29,7 +29,12 @@ import torch.nn.functional as F
 
 
 def _groups(channels: int) -> int:
-    return math.gcd(32, channels)
+    """GroupNorm groups: 4 channels each, at most 32 (DDPM's 32 groups at C = 128).  Never one channel per group:
+    a group of one channel would erase every per-channel constant added before it."""
+    g = min(32, max(1, channels // 4))
+    while channels % g:
+        g -= 1
+    return g
 
 
 def timestep_embedding(gamma01: torch.Tensor, dim: int) -> torch.Tensor:
@@ -43,13 +48,15 @@ def timestep_embedding(gamma01: torch.Tensor, dim: int) -> torch.Tensor:
 
 
 class ResBlock(nn.Module):
-    """GN, swish, conv, + embedding, GN, swish, dropout, conv, plus a (1x1 where widths differ) skip."""
+    """GN, swish, conv, GN with the embedding's scale and shift, swish, dropout, conv, plus a (1x1 where widths
+    differ) skip.  The embedding acts after the second GroupNorm (improved DDPM's ``use_scale_shift_norm``), so the
+    normalisation cannot remove it."""
 
     def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float):
         super().__init__()
         self.norm1 = nn.GroupNorm(_groups(c_in), c_in)
         self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, c_out)
+        self.emb = nn.Linear(emb_dim, 2 * c_out)
         self.norm2 = nn.GroupNorm(_groups(c_out), c_out)
         self.dropout = nn.Dropout(dropout)
         self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
@@ -57,8 +64,9 @@ class ResBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(emb)[:, :, None, None]
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        scale, shift = self.emb(emb)[:, :, None, None].chunk(2, dim=1)
+        h = self.norm2(h) * (1 + scale) + shift
+        h = self.conv2(self.dropout(F.silu(h)))
         return self.skip(x) + h
 
 
