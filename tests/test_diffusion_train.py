@@ -65,12 +65,15 @@ def test_a_tiny_diffusion_trains_and_is_found_again_from_its_checkpoint(diffusio
 
 
 def test_oe_tune_loss_on_diffusion_is_the_hand_formula(diffusion_run, tmp_path):
-    cfg = parse_config(DensityConfig, oe_args(diffusion_run) + ["--out", str(tmp_path)])
+    cfg = parse_config(DensityConfig, oe_args(diffusion_run) + ["--out", str(tmp_path), "--diffusion-t-samples",
+                                                                 "6", "--diffusion-train-t-samples", "3"])
     task = DensityTask(cfg)
     ctx = StepContext(cfg, torch.device("cpu"), DistInfo())
     task.setup(ctx)
     model = task.build_model()
     assert model.training
+    # the estimator's draws are the run's (the baseline's were 4 and 1): they do not shape the weights
+    assert (model.cfg.diffusion_t_samples, model.t_samples) == (6, 3)
     (x_in, y_in), (x_out, y_out) = next(iter(task.batches(0, 0)))
     torch.manual_seed(3)
     loss, logs = task.train_step(model, ((x_in, y_in), (x_out, y_out)), ctx)
