@@ -19,11 +19,10 @@ from density_oe.weights import load_density_model
 from oe_core.config import parse_config
 from oe_core.data import get_dataset
 from oe_core.data.transforms import to_unit_range
-from oe_core.errors import Preempted, cli_main
-from oe_core.run import Engine, StepContext, load_checkpoint
+from oe_core.errors import cli_main
+from oe_core.run import StepContext
 from oe_core.run.distributed import DistInfo
-from tests.faults import preempting
-from tests.test_density_train import history
+from tests.test_density_train import assert_resumed_run_is_bitwise_equal, history
 
 DIFF = ["--arch", "diffusion", "--diffusion-channels", "8", "--diffusion-levels", "2", "--diffusion-blocks", "1",
         "--diffusion-t-samples", "4"]
@@ -115,22 +114,9 @@ def test_the_margin_loss_raises_the_outliers_bits_per_dim(tmp_path):
     assert oe > nll + 0.3 and oe > before + 0.15, (before, oe, nll)
 
 
-PreemptedAt = preempting(DensityTask)
-
-
 def test_resumed_diffusion_run_is_bitwise_equal(tmp_path):
     args = COMMON + ["--batch-size", "4", "--epochs", "2", "--limit-steps", "2", "--eval-images", "8"]
-    assert main(args + ["--out", str(tmp_path / "straight")]) == 0
-    cfg = parse_config(DensityConfig, args + ["--out", str(tmp_path / "resumed")])
-    with pytest.raises(Preempted):
-        Engine(PreemptedAt(cfg, at=2)).run()                         # first step of epoch 2
-    assert main(args + ["--out", str(tmp_path / "resumed")]) == 0
-    got = load_checkpoint(tmp_path / "resumed", expect_kind="density")
-    expected = load_checkpoint(tmp_path / "straight", expect_kind="density")
-    for part in ("model", "eval_model"):
-        for k in expected[part]:
-            assert torch.equal(got[part][k], expected[part][k]), (part, k)
-    assert history(tmp_path / "resumed") == history(tmp_path / "straight")
+    assert_resumed_run_is_bitwise_equal(args, tmp_path, at=2)             # first step of epoch 2
 
 
 def test_score_cli_gives_the_same_bits_per_dim_at_any_batch_size(diffusion_run, tmp_path):
@@ -215,28 +201,9 @@ def test_diffusion_bound_is_one_graph_without_breaks():
 def test_a_diffusion_run_through_the_graph_path_ends_with_the_eager_weights(tmp_path, monkeypatch):
     """The whole training step (fresh draws of t and noise included) through the CUDA-graph path, with the CPU
     stand-in that replays by calling: the same losses and weights as the eager engine."""
-    from oe_core.run import cuda_graph
-    from oe_core.run.cuda_graph import ReplayByCalling
+    from tests.test_cuda_graph import assert_graph_path_ends_with_the_eager_weights
     args = COMMON + ["--batch-size", "8", "--epochs", "1", "--limit-steps", "6", "--eval-images", "8"]
-    assert main(args + ["--out", str(tmp_path / "eager"), "--cuda-graphs", "off"]) == 0
-    made = []
-
-    class Recorded(ReplayByCalling):
-        def __init__(self, device):
-            super().__init__(device)
-            made.append(self)
-
-    monkeypatch.setitem(cuda_graph.BACKENDS, "cpu", Recorded)
-    assert main(args + ["--out", str(tmp_path / "graph"), "--cuda-graphs", "on"]) == 0
-    assert len(made) == 1 and made[0].captures == 1 and made[0].replays > 0
-    rows = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("eager", "graph")]
-    for a, b in zip(*rows):
-        for key in ("train_loss", "test_bpd"):
-            assert b[key] == pytest.approx(a[key], rel=1e-5), key
-    states = [load_checkpoint(tmp_path / run, expect_kind="density") for run in ("eager", "graph")]
-    for name, value in states[0]["model"].items():
-        torch.testing.assert_close(states[1]["model"][name], value, rtol=1e-4, atol=1e-5,
-                                   msg=lambda m, name=name: f"{name}: {m}")
+    assert assert_graph_path_ends_with_the_eager_weights(args, tmp_path, monkeypatch) > 0
 
 
 def test_the_density_detectors_score_a_diffusion_checkpoint(diffusion_run, tmp_path):

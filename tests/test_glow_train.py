@@ -19,11 +19,10 @@ from density_oe.weights import load_density_model
 from oe_core.config import parse_config
 from oe_core.data import get_dataset
 from oe_core.data.transforms import to_unit_range
-from oe_core.errors import ConfigError, Preempted, cli_main
-from oe_core.run import Engine, StepContext, load_checkpoint
+from oe_core.errors import ConfigError, cli_main
+from oe_core.run import StepContext
 from oe_core.run.distributed import DistInfo
-from tests.faults import preempting
-from tests.test_density_train import history
+from tests.test_density_train import assert_resumed_run_is_bitwise_equal, history
 
 GLOW = ["--arch", "glow", "--glow-levels", "2", "--glow-steps", "2", "--glow-hidden", "8"]
 COMMON = ["--dataset", "mini-id", "--image-size", "8", *GLOW, "--num-workers", "0", "--no-progress",
@@ -72,23 +71,9 @@ def test_oe_tune_loss_on_glow_is_the_hand_formula(glow_run, tmp_path):
     assert logs["outlier_bpd"] == pytest.approx(sum(b_out) / 5, rel=1e-5)
 
 
-PreemptedAt = preempting(DensityTask)
-
-
 def test_resumed_glow_run_is_bitwise_equal(tmp_path):
     args = COMMON + ["--batch-size", "4", "--epochs", "2", "--limit-steps", "2", "--eval-images", "8"]
-    assert main(args + ["--out", str(tmp_path / "straight")]) == 0
-    cfg = parse_config(DensityConfig, args + ["--out", str(tmp_path / "resumed")])
-    with pytest.raises(Preempted):
-        Engine(PreemptedAt(cfg, at=2)).run()                         # first step of epoch 2
-    assert load_checkpoint(tmp_path / "resumed")["position"]["epoch"] >= 1
-    assert main(args + ["--out", str(tmp_path / "resumed")]) == 0    # no second data-dependent init
-    got = load_checkpoint(tmp_path / "resumed", expect_kind="density")
-    expected = load_checkpoint(tmp_path / "straight", expect_kind="density")
-    for part in ("model", "eval_model"):
-        for k in expected[part]:
-            assert torch.equal(got[part][k], expected[part][k]), (part, k)
-    assert history(tmp_path / "resumed") == history(tmp_path / "straight")
+    assert_resumed_run_is_bitwise_equal(args, tmp_path, at=2)             # first step of epoch 2
 
 
 def test_score_cli_gives_glow_bits_per_dim_deterministically(glow_run, tmp_path):

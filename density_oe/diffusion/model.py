@@ -26,7 +26,6 @@ and every term of the bound are computed in float32 (or the parameters' precisio
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Optional
 
