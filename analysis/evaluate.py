@@ -80,7 +80,7 @@ class EvaluateConfig:
     out: str = help_field("runs/evaluate", "output folder for results.{json,csv,md,tex}")
     cache_dir: str = help_field("", "score cache folder (default: OUT/score_cache)")
     background: str = help_field("", "density checkpoint of the background model for the likelihood_ratio "
-                                     "detector (trained on inputs perturbed by analysis.perturb.mutate)")
+                                     "detector (a density run trained with --perturb-rate, e.g. 0.1-0.2 as Ren et al. 2019)")
     num_to_avg: int = help_field(10, "protocol trials per OOD set (the reference uses 10)")
     ratio: int = help_field(5, "ID:OOD ratio: each trial uses len(ID test) // ratio OOD images")
     seed: int = help_field(0, "seed of the per-trial OOD subsamples")

@@ -13,7 +13,7 @@ candidate OE fine-tunes with the suite's own trainer (``python -m classifiers_oe
 
 It prints one markdown table: validation accuracy, AUROC and FPR95 per validation set and their means, for the
 baseline and each candidate ``EPOCHS@LR``.  The mini-study presets' ``cls_oe_epochs`` / ``cls_oe_lr`` were
-picked from its output (README, "How the mini benchmark is built"); the test OOD sets were not looked at.
+picked from its output (docs/mini_benchmark.md); the test OOD sets were not looked at.
 """
 from __future__ import annotations
 

@@ -12,9 +12,9 @@ commands a user would type:
    ``analysis.figures``, ``analysis.svhn_likelihood``)
 
 and writes ``<out>/report.md`` with the tables and figures embedded, the findings stated from the measured
-numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (about 4 minutes on a
-2-core AMD EPYC with native bf16: 4 min 16 s measured on mini benchmark v2), ``full`` (a larger PixelCNN++
-trained longer, plus a small Glow: 15 min 7 s measured there), ``tiny`` (a CI-sized run of the same code path).  ``--amp auto`` (the
+numbers, and the wall time, CPU time and peak memory of every step.  Presets: ``default`` (the main job, a few
+minutes on a 2-core CPU), ``full`` (a larger PixelCNN++ trained longer, plus a small Glow), ``tiny`` (a CI-sized
+run of the same code path); their measured times are in ``docs/results.md``.  ``--amp auto`` (the
 default) trains in bf16 autocast where the CPU or GPU computes bf16 natively (likelihoods and the density head stay
 float32; the report says which precision ran); evaluation scores in float32.
 """
@@ -90,13 +90,13 @@ PRESETS: dict[str, Preset] = {
                    limit_steps=4, num_to_avg=2, glow_epochs=1, glow_steps=1, glow_hidden=4, glow_ema=0.9,
                    diffusion_epochs=1, diffusion_channels=8, diffusion_t_samples=2, diffusion_oe_t_samples=2,
                    diffusion_ema=0.9),
-    # about 4 min on a 2-core AMD EPYC (Zen 4) with bf16 (v1: 3 min 17 s): see README "The main job"
-    # classifier OE length and learning rate chosen on validation sets (analysis.mini_select; README)
+    # the main job (timings: docs/results.md); the classifier's OE length and learning rate were chosen on
+    # validation sets (analysis.mini_select; docs/mini_benchmark.md)
     "default": Preset(size=16, n_test=1000, n_ood=500, cls_epochs=5, cls_oe_epochs=4, cls_oe_lr=0.01, cls_depth=16,
                       cls_width=2, pcnn_epochs=4, pcnn_oe_epochs=1, pcnn_oe_steps=80, pcnn_filters=32,
                       pcnn_resnet=1, pcnn_mix=5, pcnn_batch=32, pcnn_ema=0.995),
-    # a larger PixelCNN++ trained twice as long, full OE epochs, plus a small Glow (README "The main job"); the
-    # classifier's OE length chosen on validation sets for its 10-epoch baseline (analysis.mini_select; README)
+    # a larger PixelCNN++ trained twice as long, full OE epochs, plus a small Glow; the classifier's OE length
+    # chosen on validation sets for its 10-epoch baseline (analysis.mini_select; docs/mini_benchmark.md)
     "full": Preset(size=16, n_test=1000, cls_epochs=10, cls_oe_epochs=8, cls_oe_lr=0.01, cls_depth=16,
                    cls_width=2, pcnn_epochs=8, pcnn_oe_epochs=1, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
                    pcnn_batch=32, pcnn_ema=0.995, models=("pixelcnn", "glow"), glow_epochs=8, glow_steps=4,

@@ -100,6 +100,10 @@ class DensityConfig(PixelCNNConfig, GlowConfig, DiffusionConfig, RunConfig):
                                                     "batch size)")
     test_batch_size: int = help_field(64, "batch size of the per-epoch test pass")
     eval_images: int = help_field(0, "score only the first N test images each epoch (0: all)")
+    perturb_rate: float = help_field(0.0, "train on perturbed images: each subpixel of every in-distribution "
+                                          "training image is replaced by a uniform draw from 0..255 with this "
+                                          "probability (the likelihood ratio's background model; Ren et al. 2019 "
+                                          "use 0.1-0.2); 0: no perturbation")
     # resolved, not an option: which weights test_bpd, scoring and sampling use (recorded in config.json)
     eval_weights: str = field(default="", init=False)
 
@@ -127,6 +131,7 @@ class DensityConfig(PixelCNNConfig, GlowConfig, DiffusionConfig, RunConfig):
         RunConfig.validate(self)
         self.model_config.validate()  # the chosen family's options only
         require(self.lr > 0, f"--lr must be positive, got {self.lr}")
+        require(0 <= self.perturb_rate <= 1, f"--perturb-rate must be in [0, 1], got {self.perturb_rate}")
         require(0 < self.lr_decay <= 1, f"--lr-decay must be in (0, 1], got {self.lr_decay}")
         require(0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "--beta1 and --beta2 must be in [0, 1)")
         require(0 <= self.ema_decay < 1, f"--ema-decay must be in [0, 1), got {self.ema_decay}")

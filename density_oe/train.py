@@ -43,6 +43,7 @@ from .archs import get_arch
 from .config import KIND, DensityConfig
 from .ema import EMA
 from .losses import OEMarginLoss
+from .perturb import mutate
 from .pixelcnn import frozen_weights
 from .shapes import image_shape
 from .units import bits_per_dim
@@ -65,7 +66,7 @@ class DensityTask(Task):
         self.arch = get_arch(cfg.arch)
         # --compile: the engine compiles the network, this the likelihood (traceable too: one graph each)
         self.likelihood = compile_with_fallback(log_prob) if cfg.compile else log_prob
-        self.device = ctx.device
+        self.device, self.rank = ctx.device, ctx.dist.rank
         data = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size)
         self.train_set = open_dataset(cfg.dataset, "train", **data)
         test_set = open_dataset(cfg.dataset, "test", **data)
@@ -137,7 +138,17 @@ class DensityTask(Task):
         return len(self.stream)
 
     def batches(self, epoch: int, start_step: int) -> Iterable:
-        return self.stream.epoch(epoch, start_step)
+        stream = self.stream.epoch(epoch, start_step)
+        if not self.cfg.perturb_rate:
+            return stream
+        return (self.perturbed(batch, epoch, step) for step, batch in enumerate(stream, start_step))
+
+    def perturbed(self, batch, epoch: int, step: int):
+        """``--perturb-rate``: the in-distribution images of a batch perturbed (:func:`~density_oe.perturb.mutate`)
+        by draws that depend only on (seed, rank, epoch, step), so a resumed run perturbs as an uninterrupted one."""
+        (x, y), outliers = batch
+        g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, "perturb", self.rank, epoch, step))
+        return (mutate(x, self.cfg.perturb_rate, g), y), outliers
 
     def train_step(self, model: nn.Module, batch, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         (x_in, _), outliers = batch

@@ -171,13 +171,17 @@ def config_to_dict(cfg: Any) -> dict:
 
 
 def upgrade_dict(cls: Any, d: dict) -> dict:
-    """``d`` with the field names renamed since it was saved (``cls.RENAMED``: old -> new, or old -> ``None``
-    for a field folded into another) brought up to date; a new name already in ``d`` wins."""
+    """``d`` brought up to date with ``cls``: field names renamed since it was saved (``cls.RENAMED``: old -> new,
+    or old -> ``None`` for a field folded into another; a new name already in ``d`` wins), and options added
+    since then at their defaults (a run saved before an option existed ran as its default does)."""
     renamed = getattr(cls, "RENAMED", {})
     out = {k: v for k, v in d.items() if k not in renamed}
     for old, new in renamed.items():
         if old in d and new is not None:
             out.setdefault(new, d[old])
+    for f in dataclasses.fields(cls):
+        if f.init and f.name not in out and f.default is not dataclasses.MISSING:
+            out[f.name] = f.default
     return out
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import errno
 import json
 import os
 import shlex
@@ -36,6 +35,7 @@ from typing import Optional, Sequence
 
 from oe_core.atomic import atomic_write_text
 from oe_core.errors import EXIT_PREEMPTED, OEError, cli_main
+from oe_core.lock import FileLock, lock_holder
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
@@ -271,65 +271,13 @@ def failed_note(out: Path, node: str) -> Optional[str]:
     return p.read_text().strip() if p.exists() else None
 
 
-class OutLock:
-    """An exclusive ``flock`` on ``OUT/.reproduce/lock``: one reproduce run (local or submitting) per ``--out``."""
+class OutLock(FileLock):
+    """An exclusive lock on ``OUT/.reproduce/lock``: one reproduce run (local or submitting) per ``--out``."""
 
     def __init__(self, out: Path, what: str):
-        self.path = state_dir(out) / "lock"
-        self.what = what
-        self.fd: Optional[int] = None
-
-    def __enter__(self) -> "OutLock":
-        import fcntl
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            os.close(fd)
-            if e.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise
-            holder = lock_holder(self.path) or "unknown"
-            raise OEError(f"--out {str(self.path.parents[1])!r} is held by another reproduce run ({holder}); "
-                          "wait for it, stop it, or use another --out") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"pid {os.getpid()}, {self.what}\n".encode())
-        self.fd = fd
-        return self
-
-    def note(self, text: str) -> None:
-        if self.fd is not None:
-            os.ftruncate(self.fd, 0)
-            os.pwrite(self.fd, f"pid {os.getpid()}, {self.what}{text}\n".encode(), 0)
-
-    def __exit__(self, *exc) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None
-
-
-def lock_holder(path: Path) -> Optional[str]:
-    """The live holder of ``path``'s flock (its note), or ``None`` when nobody holds it."""
-    import fcntl
-
-    if not path.exists():
-        return None
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except OSError:
-            for _ in range(20):
-                text = path.read_text().strip()
-                if text:
-                    return text
-                time.sleep(0.05)
-            return "a process"
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
-    finally:
-        os.close(fd)
+        super().__init__(state_dir(out) / "lock", f"pid {{pid}}, {what}", lambda holder: OEError(
+            f"--out {str(out)!r} is held by another reproduce run ({holder}); wait for it, stop it, or use another "
+            "--out"))
 
 
 # ---------------------------------------------------------------------------------------------- SLURM queries
@@ -514,6 +462,14 @@ def node_status(out: Path, node: Node, jobs: dict, states: dict, local: Optional
     if note:
         return f"failed ({note})"
     return "not started" + checkpoint_note(node)
+
+
+NODE_STATES = ("finished", "running", "pending", "failed", "not started")
+
+
+def state_of(status: str) -> str:
+    """The state a :func:`node_status` line starts with ("not started; a checkpoint ..." -> "not started")."""
+    return next(s for s in NODE_STATES if status.startswith(s))
 
 
 # ---------------------------------------------------------------------------------------------- local
@@ -878,7 +834,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         counts: dict[str, int] = {}
         for n in order(sel):
             st = node_status(out, n, jobs, states, local)
-            counts[st.split(" ")[0]] = counts.get(st.split(" ")[0], 0) + 1
+            counts[state_of(st)] = counts.get(state_of(st), 0) + 1
             print(f"{n.name:34s} {st}")
         print(", ".join(f"{v} {k}" for k, v in counts.items()), file=sys.stderr)
         return 0

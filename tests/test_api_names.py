@@ -83,6 +83,32 @@ def test_a_run_folder_of_before_the_renames_resumes(tmp_path):
     assert len(json.loads((tmp_path / "metrics.json").read_text())) == 1
 
 
+@pytest.mark.parametrize("trainer", ["classifier", "density"])
+def test_a_run_folder_saved_before_an_option_existed_resumes(tmp_path, trainer):
+    """An option added later is compared at its default: old run folders resume (a density run saved before
+    --perturb-rate was refused with 'perturb_rate: None -> 0.0')."""
+    import json
+
+    from classifiers_oe.train import main as classifier_main
+    from density_oe.train import main as density_main
+    from oe_core.run import load_checkpoint, save_checkpoint
+    main, added, model = {"classifier": (classifier_main, "oe_batch_size", ["--depth", "10", "--widen-factor", "1"]),
+                          "density": (density_main, "perturb_rate", ["--nr-resnet", "1", "--nr-filters", "4",
+                                                                     "--nr-logistic-mix", "1", "--eval-images", "8"])
+                          }[trainer]
+    args = ["--dataset", "toy-shapes", "--image-size", "8", *model, "--batch-size", "8", "--num-workers", "0",
+            "--no-progress", "--device", "cpu", "--limit-steps", "1", "--epochs", "1", "--out", str(tmp_path)]
+    assert main(args) == 0
+    state = load_checkpoint(tmp_path)
+    state["config"] = {k: v for k, v in state["config"].items() if k != added}
+    kind = state["meta"]["kind"]
+    for k in ("meta", "sha256", "path"):
+        state.pop(k)
+    save_checkpoint(tmp_path, state, kind=kind, step=1, epoch=1)
+    assert main(args) == 0   # the config check passes: "already trained"
+    assert len(json.loads((tmp_path / "metrics.json").read_text())) == 1
+
+
 def test_conda_env_takes_pytorch_from_conda_forge_and_declares_no_unused_dependency():
     from pathlib import Path
     root = Path(__file__).resolve().parents[1]

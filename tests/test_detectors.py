@@ -13,7 +13,7 @@ from PIL import Image
 from torch import nn
 
 from analysis.models import ClassifierModel, DensityModel
-from analysis.perturb import mutate
+from density_oe.perturb import mutate
 from analysis.scoring import BoundDetector
 from classifiers_oe.detectors import MSP
 from density_oe.complexity import complexity_bits_per_dim

@@ -41,7 +41,7 @@ def test_select_trains_and_scores_candidates_on_validation_sets_only(tmp_path, m
 
 
 def test_presets_fine_tune_the_classifier_with_the_validated_schedule():
-    """The presets' classifier OE schedules are the ones analysis.mini_select chose on validation sets (README, "How
+    """The presets' classifier OE schedules are the ones analysis.mini_select chose on validation sets (docs/mini_benchmark.md, "How
     the mini benchmark is built"): the candidate with the best validation mean AUROC among those no longer than the
     preset's own baseline (the paper fine-tunes 10 epochs after 100), at lr 0.01."""
     from analysis.mini_study import PRESETS

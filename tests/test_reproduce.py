@@ -271,8 +271,10 @@ def test_status_without_slurm_reads_the_out_folder(tmp_path, capsys):
     (run_dir / "checkpoint.pt").write_bytes(b"x")
     with R.OutLock(out, "--local") as lock:
         lock.note(", running cifar10_wrn_baseline")
-        rc, text, _ = run(["--status", "--out", out], capsys)
+        rc, text, err = run(["--status", "--out", out], capsys)
     st = dict(line.split(None, 1) for line in text.splitlines())
+    summary = dict(reversed(part.split(" ", 1)) for part in err.strip().splitlines()[-1].split(", "))
+    assert summary == {"running": "1", "failed": "1", "not started": str(len(st) - 2)}   # "12 not" before
     assert st["cifar10_wrn_baseline"].startswith(f"running (local, pid {os.getpid()}; log ")
     assert st["cifar10_eval"] == f"failed (exit 1; log {out}/.reproduce/logs/cifar10_eval.log)"
     assert st["cifar10_wrn_oe_tune"] == "not started; a checkpoint is there: it resumes"

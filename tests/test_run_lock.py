@@ -14,7 +14,7 @@ import pytest
 from oe_core.config import parse_config
 from oe_core.errors import NonFiniteLossError
 from oe_core.run import Engine
-from oe_core.run.lock import LOCK_NAME, RunFolderBusy, RunLock
+from oe_core.lock import LOCK_NAME, RunFolderBusy, RunLock
 from tests.engine_toy import ToyConfig, ToyTask
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,19 +7,14 @@ index (labelled sets) or ``-1`` (OOD / outlier sets).  ``python -m oe_core.data`
 lists the datasets, where their files go and where to get them.
 
 Importing this package registers every dataset (the modules below register on
-import); the offline mini benchmark (``mini``) registers too when present.
+import), the offline mini benchmark (``mini``) included.
 """
-from importlib.util import find_spec
-
-from . import folders, noise, tinyimages, torchvision_sets, toy_shapes  # noqa: F401  (registration)
+from . import folders, mini, noise, tinyimages, torchvision_sets, toy_shapes  # noqa: F401  (registration)
 from .arrays import UInt8ImageArray
 from .registry import (DATASETS, DatasetEntry, dataset_info, get_dataset, list_datasets, open_dataset,
                        register_dataset)
 from .samplers import InBatchSampler, OutlierBatchSampler
 from .transforms import CIFAR_MEAN, CIFAR_STD, normalize, random_crop_flip, to_uint8_tensor, to_unit_range
-
-if find_spec(f"{__name__}.mini") is not None:
-    from . import mini  # noqa: F401  (registration)
 
 __all__ = [
     "CIFAR_MEAN", "CIFAR_STD", "DATASETS", "DatasetEntry", "InBatchSampler", "OutlierBatchSampler",

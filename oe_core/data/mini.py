@@ -1,61 +1,11 @@
 """The offline mini benchmark: CIFAR-like in-distribution, OE outliers and OOD test sets
 made only from images that ship inside installed packages (no download, seconds to build).
 
-Registered sets (``get_dataset("mini-...")``; none needs ``--data-root``):
-
-* ``mini-id`` (train/val/test, 8 classes) -- CIFAR-like colour thumbnails, one
-  class per photograph: astronaut, chelsea (cat), coffee, rocket, motorcycle
-  (scikit-image), china, flower (scikit-learn), grace_hopper (matplotlib).
-  Square crops of side U(0.5, 1.0) x the photo's shorter side, anywhere in the
-  photo, mirrored with probability 0.5, downsampled with antialiasing.  The
-  three splits are independent draws (own random streams) from the same crop
-  distribution: test images are new views of the class's scene, drawn as the
-  training images are, as CIFAR's test images come from the training
-  distribution.  Classes are balanced.  ``val`` is for choosing the design
-  and training lengths (:mod:`analysis.mini_select`), never for reporting.
-  (Version 1 took train crops from the left half of each photo and test crops
-  from the right half: a shifted test distribution on which a small CNN
-  reached ~80% accuracy and was *less* confident than on outliers, so MSP
-  could not separate test images from OOD sets and OE lowered its AUROC.)
-* ``mini-outliers`` (train; the OE auxiliary set) -- thumbnails from pictures
-  used by no other set: hubble_deep_field, immunohistochemistry, retina,
-  colorwheel, logo, camera, coins, moon (scikit-image) and a gift-box graphic
-  (matplotlib).  Source drawn uniformly per image, crop side U(0.25, 1.0) x
-  the shorter side, mirrored with p=0.5; thumbnails of grey sources are toned
-  with a random tint (HSV saturation U(0.15, 0.5)) with p=0.5, otherwise kept
-  grey.
-* ``mini-val-outliers`` (val; validation OOD set, never trained on, never in
-  the reported evaluation) -- the same kind of thumbnails from three held-out
-  pictures: cell, clock, microaneurysms (scikit-image).  With ``mini-id`` val
-  it scores candidate designs (:mod:`analysis.mini_select`) so that no choice
-  looks at the test OOD sets.
-* ``mini-textures`` -- brick, grass, gravel, text, page (scikit-image, all
-  grey): crop side U(0.25, 0.75), a random multiple of 90 degrees of
-  rotation, mirrored with p=0.5; half are toned like the outliers' grey
-  sources (the DTD textures of the paper are in colour), half stay grey.
-* ``mini-faces`` -- the 100 faces of scikit-image's LFW subset (25x25, grey):
-  crop side U(0.8, 1.0) x 25 px, mirrored with p=0.5, resized to the image size.
-* ``mini-svhn`` -- house-number crops after SVHN's statistics, from
-  scikit-learn's 8x8 digits (see :mod:`oe_core.data.mini_digits`): 1-3 digits,
-  near-grey paint (tints of HSV saturation <= 0.15 plus SVHN's slight blue
-  cast, channel means 0.4377/0.4438/0.4728 minus their average), low contrast
-  (digit/background luma difference U(0.15, 0.35)), background luma
-  U(0.12, 0.78), a smooth illumination gradient, Gaussian blur of sigma
-  U(0.4, 1.0) px at 32 px, sensor noise sigma <= 2/255.
-* ``mini-svhn-saturated`` -- the same scenes (same seed: same digits, layout,
-  blur and noise) in saturated random colours (saturation >= 0.7, luma
-  difference >= 0.3).  With ``mini-svhn`` it isolates what drives the
-  likelihood's failure on SVHN: a density model tends to give the low-contrast
-  grey digits *lower* bits/dim than the in-distribution thumbnails and the
-  saturated ones higher (the complexity argument of Serra et al., 2020).
-
-Measured at 32 px, seed 0, default sizes: ``mini-svhn`` channel means
-0.43/0.43/0.46 and std 0.19 (SVHN: 0.44/0.44/0.47, 0.20), mean HSV saturation
-0.12 (``mini-id`` 0.51, saturated variant 0.80), median luma spread (95th - 5th
-percentile) 0.24 (``mini-id`` 0.63, saturated 0.36), PNG size 4.2 bits/dim
-(``mini-id`` 5.7, saturated 4.6).  A small PixelCNN++ (1 resnet block per
-stage, 32 filters, 16 px, 4 CPU-minutes on version 1 of ``mini-id``) scored AUROC(bpd) 0.25
-on ``mini-svhn`` and 1.00 on ``mini-svhn-saturated``.
+Registered sets (``get_dataset("mini-...")``; none needs ``--data-root``): ``mini-id``
+(train/val/test, 8 classes, one per bundled photograph), ``mini-outliers`` (the OE set),
+``mini-val-outliers`` (the validation OOD set), and the test OOD sets ``mini-textures``,
+``mini-faces``, ``mini-svhn`` and ``mini-svhn-saturated``.  How each set is drawn, why,
+and how the design was chosen on validation sets: ``docs/mini_benchmark.md``.
 
 The noise OOD sets (``gaussian``, ``rademacher``, ``blobs``) come from the main
 registry with its ``size=`` option.  All images are uint8 (256 levels).
@@ -65,14 +15,6 @@ Options of every mini set: ``size`` (side in pixels, default 32), ``seed``
 ``cache_dir`` (see :mod:`oe_core.data.mini_cache`).  A set is a pure function
 of (set, split, size, seed, n, :data:`BUILDER_VERSION`) and is cached under
 that key.  ``root`` and ``download`` are accepted and unused.
-
-Differences from the paper's sets (deliberate: the benchmark must run offline
-on a CPU): in-distribution classes are photographs rather than object
-categories (the installed packages ship too few photos for several per
-class), so a test image is a new crop of a scene seen in training, not a new
-photograph; the OE set has 9 source pictures instead of 80 Million Tiny
-Images; faces and textures are grey-derived as the bundled sources are; the
-SVHN stand-in is rendered, not photographed.
 """
 from __future__ import annotations
 
@@ -85,7 +27,7 @@ import numpy as np
 from ..errors import ConfigError
 from .arrays import UInt8ImageArray
 from .mini_cache import MiniArrays, cached_build, default_cache_dir
-from .mini_crops import Box, as_rgb, random_square_boxes, render_crops, tint_colours, tint_grey
+from .mini_crops import as_rgb, random_square_boxes, render_crops, tint_colours, tint_grey
 from .mini_digits import render_digits
 from .mini_sources import load_digit_glyphs, load_lfw_faces, load_photo
 from .registry import dataset_info, register_dataset
@@ -114,11 +56,6 @@ def _rng(seed: int, *keys: str | int) -> np.random.Generator:
     return np.random.default_rng([seed] + [zlib.crc32(k.encode()) if isinstance(k, str) else k for k in keys])
 
 
-def crop_region(height: int, width: int) -> Box:
-    """Where ``mini-id`` crops of every split come from: the whole image, as a box ``(x0, y0, x1, y1)``."""
-    return (0.0, 0.0, float(width), float(height))
-
-
 def _build_id(split: str, size: int, seed: int, n: int) -> MiniArrays:
     k = len(ID_CLASSES)
     counts = np.full(k, n // k) + (np.arange(k) < n % k)
@@ -126,7 +63,8 @@ def _build_id(split: str, size: int, seed: int, n: int) -> MiniArrays:
     for c, name in enumerate(ID_CLASSES):
         photo = load_photo(name)
         rng = _rng(seed, "mini-id", split, c)
-        b = random_square_boxes(rng, counts[c], crop_region(*photo.shape[:2]), ID_SIDE)
+        whole = (0.0, 0.0, float(photo.shape[1]), float(photo.shape[0]))      # every split crops the whole photo
+        b = random_square_boxes(rng, counts[c], whole, ID_SIDE)
         f = rng.uniform(size=counts[c]) < 0.5
         parts.append(render_crops(as_rgb(photo), b, f, size))
         boxes.append(b)

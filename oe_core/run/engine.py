@@ -45,7 +45,7 @@ from .cuda_graph import StepGraph, TensorLR, resolve_cuda_graphs
 from .device import autocast, native_bf16, resolve_device
 from .distributed import DistInfo, any_rank, barrier, dist_info_from_env, init_distributed, shutdown_distributed
 from .history import write_history
-from .lock import RunLock
+from ..lock import RunLock
 from .seed import derive_seed, rng_state, seed_everything, set_rng_state
 from .signals import PreemptionGuard
 from .tensorboard import ScalarLog, check_tensorboard

@@ -26,8 +26,3 @@ def write_history(folder: Path, rows: list[dict]) -> None:
         w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
     atomic_write_text(folder / "metrics.csv", buf.getvalue())
     atomic_write_text(folder / "metrics.json", json.dumps(rows, indent=1) + "\n")
-
-
-def read_history(folder: Path) -> list[dict]:
-    p = Path(folder) / "metrics.json"
-    return json.loads(p.read_text()) if p.exists() else []
