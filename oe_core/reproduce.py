@@ -54,13 +54,14 @@ PRETTY = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 MODE_WORDS = {"baseline": "baseline", "oe_tune": "OE fine-tune", "oe_scratch": "OE from scratch"}
 # density families beyond the paper's PixelCNN++, each added by its own flag (--glow, --diffusion): title, the
 # options its baseline and OE scripts pass (scripts/density_cifar10_<name>_{baseline,oe_tune}.sh), and its
-# benchmark cases (train step, scoring) for the --plan estimate (None: not measured)
+# benchmark cases (train step, scoring) for the --plan estimate (None: none; an OE step's images count twice, and
+# the diffusion OE fine-tune's 4 t-draws per image are not counted)
 EXTRA_DENSITY = {
     "glow": ("Glow", ["--batch-size", "512", "--lr", "1e-3", "--warmup-steps", "970", "--lr-decay", "1"], [],
              None, None),
     "diffusion": ("Diffusion", ["--batch-size", "128", "--lr", "2e-4", "--beta1", "0.9", "--beta2", "0.99",
                                 "--warmup-steps", "100", "--lr-decay", "1", "--ema-decay", "0.9999"],
-                  ["--diffusion-train-t-samples", "4"], None, None),
+                  ["--diffusion-train-t-samples", "4"], "diffusion_train", "diffusion_score"),
 }
 RESOURCE_KEYS = {"partition": str, "account": str, "qos": str, "time": str, "nodes": int, "gpus_per_node": int,
                  "nproc_per_task": int, "tasks_per_node": int, "cpus_per_task": int, "mem": str,
