@@ -46,8 +46,8 @@ class SampleConfig:
     n: int = help_field(16, "number of samples")
     nrow: int = help_field(4, "images per row of the grid")
     image_size: int = help_field(0, "side of the sampled images, a multiple of 4 for PixelCNN++, of 2^L for an "
-                                    "L-level Glow (0: the size the model was trained at, recorded in its "
-                                    "checkpoint; 32 if it is not recorded)")
+                                    "L-level Glow, of 2^(L-1) for an L-resolution diffusion U-Net (0: the size the "
+                                    "model was trained at, recorded in its checkpoint; 32 if it is not recorded)")
     force_size: bool = help_field(False, "allow an --image-size other than the model's training size")
     arch: str = help_field("", "architecture the checkpoint must hold (empty: whatever it holds)",
                            choices=("", *ARCHS.names()))

@@ -1,4 +1,4 @@
-"""``python -m density_oe.train``: train a density model (``--arch pixelcnn``, the default, or ``--arch glow``) by
+"""``python -m density_oe.train``: train a density model (``--arch pixelcnn``, the default, ``glow`` or ``diffusion``) by
 maximum likelihood (baseline) or fine-tune it with Outlier Exposure (oe_tune).
 
 :class:`DensityTask` is a thin :class:`~oe_core.run.Task` on the shared run engine, which handles the run folder,
