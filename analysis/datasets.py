@@ -26,6 +26,8 @@ DEFAULT_SUITES: dict[str, tuple[str, ...]] = {
     "cifar100": ("gaussian", "rademacher", "blobs", *_PAPER_NATURAL, "cifar10"),
     "mini-id": ("gaussian", "rademacher", "blobs", "mini-textures", "mini-svhn", "mini-svhn-saturated",
                 "mini-faces"),
+    "mini3-id": ("gaussian", "rademacher", "blobs", "mini-textures", "mini-svhn", "mini-svhn-saturated",
+                 "mini-faces"),
 }
 
 # Names printed in tables and figures (the paper's spelling); other sets print as registered.

@@ -28,6 +28,7 @@ import torch
 
 from oe_core.atomic import atomic_write_text
 from oe_core.config import help_field, parse_config, require
+from oe_core.data.mini_benchmarks import BENCHMARKS, DEFAULT_BENCHMARK
 from oe_core.errors import cli_main
 
 
@@ -38,6 +39,8 @@ class SelectConfig:
     candidates: list[str] = help_field(["2@0.001", "2@0.01", "4@0.01"],
                                        "OE fine-tunes to compare, each EPOCHS@LR")
     epochs: int = help_field(5, "baseline epochs")
+    benchmark: str = help_field(DEFAULT_BENCHMARK, "mini benchmark version (v2, v3): its in-distribution val "
+                                "split, OE set and validation OOD set are used", choices=tuple(BENCHMARKS))
     size: int = help_field(16, "image side")
     depth: int = help_field(16, "WRN depth")
     width: int = help_field(2, "WRN widen factor")
@@ -108,19 +111,21 @@ def score(run: str, val: tuple[np.ndarray, np.ndarray], oods: dict[str, np.ndarr
 def run_select(cfg: SelectConfig) -> str:
     from classifiers_oe import train as cls_train
     from oe_core.data.mini import build_mini
+    from oe_core.data.mini_benchmarks import get_benchmark
     from oe_core.run import resolve_device
 
     from .mini_study import resolve_amp
 
     device = resolve_device(cfg.device)
     amp = resolve_amp(cfg.amp, cfg.device)
-    val_id = build_mini("mini-id", "val", size=cfg.size, n=cfg.n_val)
-    oods = {"mini-val-outliers": build_mini("mini-val-outliers", "val", size=cfg.size, n=cfg.n_val).images,
+    bench = get_benchmark(cfg.benchmark)
+    val_id = build_mini(bench.id_set, "val", size=cfg.size, n=cfg.n_val)
+    oods = {bench.val_outliers: build_mini(bench.val_outliers, "val", size=cfg.size, n=cfg.n_val).images,
             **app_a_sets(val_id.images)}
     val = (val_id.images, val_id.targets)
     tmp = None if cfg.work else tempfile.TemporaryDirectory(prefix="mini_select_")
     work = Path(cfg.work or tmp.name)
-    common = ["--dataset", "mini-id", "--arch", "wrn", "--depth", str(cfg.depth), "--widen-factor", str(cfg.width),
+    common = ["--dataset", bench.id_set, "--arch", "wrn", "--depth", str(cfg.depth), "--widen-factor", str(cfg.width),
               "--seed", str(cfg.seed), "--num-workers", "0", "--image-size", str(cfg.size), "--amp", amp,
               "--device", cfg.device, "--no-progress"]
     if cfg.limit_steps:
@@ -132,12 +137,12 @@ def run_select(cfg: SelectConfig) -> str:
     for cand in cfg.candidates:
         epochs, lr = cand.split("@")
         out = str(work / f"clf_oe_{epochs}_{lr}")
-        rc = cls_train.main(["--mode", "oe_tune", "--init", base, "--outliers", "mini-outliers", "--epochs", epochs,
+        rc = cls_train.main(["--mode", "oe_tune", "--init", base, "--outliers", bench.outliers, "--epochs", epochs,
                              "--lr", lr, "--out", out, *common])
         require(rc in (None, 0), f"OE fine-tune {cand} failed ({rc})")
         rows[f"OE {epochs} epochs, lr {lr}"] = score(out, val, oods, device)
     names = list(oods)
-    lines = [f"MSP on validation data (mini-id val vs validation OOD sets; seed {cfg.seed}, {cfg.size} px, "
+    lines = [f"MSP on validation data ({bench.id_set} val vs validation OOD sets; seed {cfg.seed}, {cfg.size} px, "
              f"WRN-{cfg.depth}-{cfg.width}); cells: AUROC / FPR95 (%)", "",
              "| run | val accuracy (%) | " + " | ".join(names) + " | mean |",
              "|---|---|" + "---|" * (len(names) + 1)]

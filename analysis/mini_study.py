@@ -32,6 +32,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from oe_core.config import help_field, parse_config, require, save_config
+from oe_core.data.mini_benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
 from oe_core.atomic import atomic_write_text
 from oe_core.errors import cli_main
 from oe_core.outputs import check_writable_folder
@@ -126,7 +127,7 @@ def _glow_runs(p: Preset) -> FamilyRuns:
     """Glow's baseline warms its learning rate up over the first epoch (as openai's recipe; a cold start at 1e-3 can
     diverge) and initialises actnorm on 4 batches; its log-determinants are sums over every pixel, so it trains in
     float32."""
-    steps_per_epoch = p.limit_steps or 5000 // p.glow_batch  # mini-id train has 5000 images
+    steps_per_epoch = p.limit_steps or 5000 // p.glow_batch  # the mini ID sets' train splits have 5000 images
     return FamilyRuns(["--arch", "glow", "--glow-levels", str(p.glow_levels), "--glow-steps", str(p.glow_steps),
                        "--glow-hidden", str(p.glow_hidden), "--batch-size", str(p.glow_batch)],
                       ["--init-batch-size", str(4 * p.glow_batch), "--warmup-steps", str(steps_per_epoch),
@@ -159,7 +160,8 @@ FAMILIES = {"pixelcnn": Family("pcnn", "PixelCNN++", "likelihood", _pixelcnn_run
             "glow": Family("glow", "Glow", "likelihood_glow", _glow_runs),
             "diffusion": Family("diff", "Diffusion", "likelihood_diffusion", _diffusion_runs)}
 
-OOD_SETS = ("mini-svhn", "mini-svhn-saturated", "mini-textures", "mini-faces", "gaussian", "rademacher", "blobs")
+OOD_SETS = BENCHMARKS[DEFAULT_BENCHMARK].ood_sets
+TRACKED_OOD = "mini-svhn"  # scored at every epoch of each density baseline: the AUROC-over-training trajectory
 
 
 @dataclass
@@ -169,6 +171,10 @@ class StudyConfig:
     out: str = help_field("runs/demo", "folder for every run, table, figure and report.md")
     preset: str = help_field("default", "default: ~4 min on a 2-core CPU with bf16; full: a larger PixelCNN++ plus Glow (~15 min); "
                                          "tiny: seconds, for CI", choices=tuple(PRESETS))
+    benchmark: str = help_field(DEFAULT_BENCHMARK, "mini benchmark version: v2 (crops of 8 photos, one class each; "
+                                "test crops of the training photos) or v3 (43 photos in 3 scene classes, whole "
+                                "photos held out for val and test); see docs/mini_benchmark.md",
+                                choices=tuple(BENCHMARKS))
     device: str = help_field("auto", "cpu, cuda or auto")
     amp: str = help_field("auto", "precision of the trainers (Glow always trains in float32): bf16 autocast "
                                   "(likelihoods and the density head stay "
@@ -257,7 +263,7 @@ def run_study(cfg: StudyConfig) -> Path:
     from classifiers_oe import train as cls_train
     from density_oe import train as density_train
 
-    from . import compare, evaluate, svhn_likelihood
+    from . import compare, evaluate, svhn_likelihood, trajectory
     from .figures import __main__ as figures
     from .report import write_report
 
@@ -267,18 +273,19 @@ def run_study(cfg: StudyConfig) -> Path:
     root = check_writable_folder(cfg.out)
     save_config(cfg, root / "study_config.json")
     study = Study(cfg, p, root, amp=resolve_amp(cfg.amp, cfg.device))
+    bench = get_benchmark(cfg.benchmark)
     t_start = time.time()
     families = list(cfg.models) or list(p.models)
     labels = [FAMILIES[f].label for f in families]
     runs = {k: str(root / k) for k in ("clf", "clf_oe", *[x for lab in labels for x in (lab, f"{lab}_oe")])}
 
     study.run("classifier baseline", "classifiers_oe.train", cls_train.main, [
-        "--mode", "baseline", "--dataset", "mini-id", "--arch", "wrn", "--depth", str(p.cls_depth),
+        "--mode", "baseline", "--dataset", bench.id_set, "--arch", "wrn", "--depth", str(p.cls_depth),
         "--widen-factor", str(p.cls_width), "--epochs", str(p.cls_epochs),
         *_train_common(study, runs["clf"], classifier=True)])
     study.run("classifier OE fine-tune", "classifiers_oe.train", cls_train.main, [
-        "--mode", "oe_tune", "--init", runs["clf"], "--dataset", "mini-id", "--arch", "wrn",
-        "--depth", str(p.cls_depth), "--widen-factor", str(p.cls_width), "--outliers", "mini-outliers",
+        "--mode", "oe_tune", "--init", runs["clf"], "--dataset", bench.id_set, "--arch", "wrn",
+        "--depth", str(p.cls_depth), "--widen-factor", str(p.cls_width), "--outliers", bench.outliers,
         "--epochs", str(p.cls_oe_epochs), *(["--lr", str(p.cls_oe_lr)] if p.cls_oe_lr else []),
         *_train_common(study, runs["clf_oe"], classifier=True)])
     for family in families:
@@ -286,18 +293,20 @@ def run_study(cfg: StudyConfig) -> Path:
         r = fam.runs(p)
         amp = study.amp if r.bf16 else "none"
         study.run(f"{fam.display} baseline", "density_oe.train", density_train.main, [
-            "--mode", "baseline", "--dataset", "mini-id", "--epochs", str(r.epochs), *r.model, *r.baseline_only,
+            "--mode", "baseline", "--dataset", bench.id_set, "--epochs", str(r.epochs), *r.model, *r.baseline_only,
+            "--track-ood", TRACKED_OOD, "--track-images", str(p.n_ood or p.n_test),   # the trajectory
             *_train_common(study, runs[fam.label], 0, amp)])
         study.run(f"{fam.display} OE fine-tune", "density_oe.train", density_train.main, [
-            "--mode", "oe_tune", "--init", runs[fam.label], "--dataset", "mini-id", "--outliers", "mini-outliers",
+            "--mode", "oe_tune", "--init", runs[fam.label], "--dataset", bench.id_set, "--outliers", bench.outliers,
             "--epochs", str(r.oe_epochs), *r.model, *r.oe_only,
             *_train_common(study, runs[f"{fam.label}_oe"], r.oe_steps, amp)])
 
     ev = root / "eval"
     study.run("OOD evaluation (reference protocol)", "analysis.evaluate", evaluate.main, [
         "--ckpt", *[f"{k}={v}" for k, v in runs.items()], "--detectors", "msp", "bpd",
-        "--id-dataset", study.spec("mini-id", "test"),
-        "--ood", *[study.spec(s, ood=True) for s in OOD_SETS], "--num-to-avg", str(p.num_to_avg), "--device", cfg.device,
+        "--id-dataset", study.spec(bench.id_set, "test"),
+        "--ood", *[study.spec(s, ood=True) for s in bench.ood_sets], "--num-to-avg", str(p.num_to_avg),
+        "--device", cfg.device,
         "--out", str(ev), "--strict"])
     columns, bars = ["MSP=clf:msp", "MSP+OE=clf_oe:msp"], []
     for family in families:  # PixelCNN++ keeps the paper's names; other families are named in brackets
@@ -317,6 +326,9 @@ def run_study(cfg: StudyConfig) -> Path:
         study.run(f"digits-vs-photos likelihood study ({display})", "analysis.svhn_likelihood",
                   svhn_likelihood.main, ["--results", str(ev / "results.json"), "--baseline", label, "--oe",
                                          f"{label}_oe", "--ood", "mini-svhn", "--out", str(ev / folder)])
+    study.run("AUROC-over-training trajectory", "analysis.trajectory", trajectory.main, [
+        "--runs", *[f"{FAMILIES[f].display}={runs[FAMILIES[f].label]}" for f in families], "--ood", TRACKED_OOD,
+        "--out", str(ev / "trajectory")])
     total = time.time() - t_start
     report = write_report(root, cfg, p, study.steps, total, families, study.amp)
     atomic_write_text(root / "timing.json", json.dumps(

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from oe_core.atomic import atomic_write_text
+from oe_core.data.mini_benchmarks import DEFAULT_BENCHMARK, get_benchmark
 from oe_core.run import cpu_model
 
 from .mini_study import FAMILIES
@@ -78,7 +79,7 @@ def _likelihood_findings(likelihood: dict, label: str, name: str, paper: bool) -
         out.append(
             f"**(a{tag}) Does the baseline {'density model' if paper else name} find the SVHN-like digits more "
             f"likely than its own test images?** {answer}: mean {base['ood_mean_bpd']:.3f} "
-            f"bits/dim on mini-svhn vs {base['id_mean_bpd']:.3f} on mini-id test; "
+            f"bits/dim on mini-svhn vs {base['id_mean_bpd']:.3f} on the in-distribution test set; "
             f"{100 * base['ood_more_likely_than_median_id']:.1f}% of the digits are more likely than the median "
             f"test image; AUROC of bpd as the OOD score {100 * base['auroc_bpd']:.1f}% "
             f"({'below' if by_rank else 'above'} chance). "
@@ -92,7 +93,7 @@ def _likelihood_findings(likelihood: dict, label: str, name: str, paper: bool) -
         answer = _both_or_part(by_mean, by_rank)
         out.append(
             f"**(a{tag}, after OE) Does OE fix it?** {answer}: after OE fine-tuning mean "
-            f"{oe['ood_mean_bpd']:.3f} bits/dim on mini-svhn vs {oe['id_mean_bpd']:.3f} on mini-id test; "
+            f"{oe['ood_mean_bpd']:.3f} bits/dim on mini-svhn vs {oe['id_mean_bpd']:.3f} on the in-distribution test set; "
             f"AUROC {100 * base['auroc_bpd']:.1f}% -> {100 * oe['auroc_bpd']:.1f}%"
             + (" (paper: SVHN AUROC 15.8% -> 75.8%, SVHN bpd 2.98 -> 3.43)." if paper else
                " (the same loss, margin and outliers as for PixelCNN++; no published number for Glow).")
@@ -168,6 +169,18 @@ def _embed(folder: Path, root: Path) -> list[str]:
     return lines
 
 
+def _trajectory_section(folder: Path, root: Path) -> list[str]:
+    """The AUROC-over-training table and figure (``analysis.trajectory``), when the study wrote them."""
+    if not (folder / "trajectory.md").is_file():
+        return []
+    return ["## Does the failure survive training? The digits' bits/dim AUROC at every epoch of the baseline", "",
+            "Each density baseline scored its test images and the first images of `mini-svhn` with its evaluation "
+            "weights at the end of every epoch (fixed images, fixed random draws). Below 50%: the digits look more "
+            "likely than the test images. A failure that belongs to the converged model stays below 50% once the "
+            "test bits/dim stops improving.", "", (folder / "trajectory.md").read_text().strip(), "",
+            *_embed(folder, root), ""]
+
+
 def _load() -> str:
     try:
         return f"{os.getloadavg()[0]:.2f}"
@@ -187,6 +200,7 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
         heading = [f"**{FAMILY_LABELS[f][1]}**", ""] if len(folders) > 1 else []
         sections += [*heading, (d / "likelihood.md").read_text().strip(), "", *_embed(d, root), ""]
     peak = max(s.peak_rss_mb for s in steps)
+    bench = get_benchmark(getattr(cfg, "benchmark", DEFAULT_BENCHMARK))
     md = [
         "# OE mini-study report",
         "",
@@ -196,9 +210,9 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
         f"({cpu_model()}, {torch.get_num_threads()} threads, torch {torch.__version__}, 1-minute load average "
         f"{_load()} at the end).",
         "",
-        "Everything here is built offline from images that ship inside installed packages (see "
-        "`python -m oe_core.data`): in-distribution `mini-id` = colour photo thumbnails, one class per source "
-        "photo, train and test being independent random crops of it; OE outliers `mini-outliers` = thumbnails of "
+        f"Mini benchmark **{bench.name}**. Everything here is built offline from images that ship inside "
+        f"installed packages or with the repository (see `python -m oe_core.data`): {bench.summary}; OE outliers "
+        "`mini-outliers` = thumbnails of "
         "other pictures (three more pictures are held out as a validation OOD set, `mini-val-outliers`, on which "
         "the classifier's OE length was chosen: `python -m analysis.mini_select`); OOD sets = SVHN-like house numbers "
         "(`mini-svhn`, rendered after SVHN's statistics: near-grey colours with small tints, low contrast "
@@ -223,6 +237,7 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
         "## Likelihood of the SVHN-like digits vs the in-distribution photos (the paper's Figure 2)",
         "",
         *sections,
+        *_trajectory_section(ev_dir / "trajectory", root),
         "## Figures",
         "",
         *_embed(ev_dir / "figures", root),

@@ -3,9 +3,14 @@
 For the paper config (F=160, R=5, K=10, 32x32), one process, one JSON (``--json``):
 
 * ``batch_table``: train-step images/s at batches 32/64/128/256 (``--batches``), eager and with the whole step
-  captured as a CUDA graph (forward, DMOL loss, backward, fused Adam with the LR as a device tensor);
-* ``modes``: at batch 64, eager, ``torch.compile``, CUDA graph, and compile + CUDA graph (train step), and the
-  same for scoring (eval mode, ``inference_mode``, batch ``--score-batch``); with the compile time;
+  captured as a CUDA graph (forward, DMOL loss, backward, fused Adam with the LR as a device tensor), each graph
+  cell with its capture status (``captured``, or ``eager: <why>``) and each row with its peak memory.  A row whose
+  peak memory, predicted linearly from the largest smaller batch measured, exceeds 90% of the device's memory is
+  skipped with that reason (batch 256 on an 80 GB H100), and a row that runs out of memory anyway is recorded as
+  such instead of ending the measurement;
+* ``modes`` (``--no-modes`` skips them): at batch 64, eager, ``torch.compile`` (network and likelihood), CUDA
+  graph, and compile + CUDA graph (train step), and the same for scoring (eval mode, ``inference_mode``, batch
+  ``--score-batch``); with the compile time and, for graph modes, the capture status;
 * ``per_step``: CUDA kernels, aten ops (every level) and NCHW<->NHWC layout-transpose kernels in one profiled
   step of each train mode.
 
@@ -16,12 +21,13 @@ every measurement, so a run stopped by its time limit keeps what it measured (co
 """
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -52,6 +58,8 @@ class SpeedConfig:
     score_batch: int = help_field(256, "scoring batch")
     steps: int = help_field(10, "timed steps per measurement")
     compile: bool = help_field(True, "also measure torch.compile (its compile time counts against the budget)")
+    modes: bool = help_field(True, "also measure the eager/compile/graph modes and count kernels per step "
+                                   "(--no-modes: the batch table only)")
     dry_run: bool = help_field(False, "CPU, toy model, a few steps, no compile: checks the script")
     json: str = help_field("", "where to write the results")
 
@@ -111,6 +119,35 @@ def count_step(call: Callable[[], object], device: torch.device) -> dict:
     return {"cuda_kernels": kernels, "aten_ops": aten, "layout_transposes": layout}
 
 
+MEMORY_FRACTION = 0.9      # of the device's memory a train-step row may be predicted to need
+
+
+def memory_guard(batch: int, peaks: dict[int, int], total: int) -> Optional[str]:
+    """Why the train-step row at ``batch`` is skipped (``None``: run it): its peak memory predicted linearly from
+    the largest smaller batch measured (``peaks``: batch -> bytes; the weights and optimizer state do not grow
+    with the batch, so this overestimates) against ``MEMORY_FRACTION`` of ``total`` bytes (0: unknown)."""
+    smaller = [b for b in peaks if b < batch and peaks[b] > 0]
+    if not smaller or total <= 0:
+        return None
+    b0 = max(smaller)
+    need = peaks[b0] * batch / b0
+    if need <= MEMORY_FRACTION * total:
+        return None
+    return (f"skipped: needs about {need / 2**30:.0f} GiB (batch {b0} peaked at {peaks[b0] / 2**30:.1f} GiB), "
+            f"more than {MEMORY_FRACTION:.0%} of the device's {total / 2**30:.0f} GiB")
+
+
+def _release(device: torch.device) -> None:
+    """Free what the last measurement held (its graph's private pool included) before the next one."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _status(fn: object) -> Optional[str]:
+    return fn.status if isinstance(fn, StepGraph) else None
+
+
 def measure(cfg: SpeedConfig, save: Callable[[dict], None] = lambda results: None) -> dict:
     device = torch.device("cpu") if cfg.dry_run else resolve_device(cfg.device)
     on_gpu = device.type == "cuda"
@@ -124,35 +161,55 @@ def measure(cfg: SpeedConfig, save: Callable[[dict], None] = lambda results: Non
     log = lambda m: print(f"[gpu_speed {time.perf_counter() - start:6.1f}s] {m}", file=sys.stderr, flush=True)
     start = time.perf_counter()
     graph_modes = (False, True) if on_gpu else (False,)
+    total = torch.cuda.get_device_properties(device).total_memory if on_gpu else 0
+    peaks: dict[int, int] = {}
     for batch in batches:
-        row = {"batch": batch}
-        for graphs in graph_modes:
+        row: dict = {"batch": batch}
+        skip = memory_guard(batch, peaks, total)
+        if skip is not None:
+            row["skipped"] = skip
+            log(f"train step, batch {batch}: {skip}")
+        for graphs in graph_modes if skip is None else ():
+            name = "graph" if graphs else "eager"
             log(f"train step, batch {batch}, {'CUDA graph' if graphs else 'eager'}")
-            call, _ = train_step(cfg, device, batch, False, graphs)
-            row["graph" if graphs else "eager"] = rate(call, batch, steps, device)
-            del call
+            if on_gpu:
+                torch.cuda.reset_peak_memory_stats(device)
+            call = fn = None
+            try:
+                call, fn = train_step(cfg, device, batch, False, graphs)
+                row[name] = rate(call, batch, steps, device)
+                if graphs:
+                    row[name]["captured"] = _status(fn)
+            except torch.cuda.OutOfMemoryError as e:
+                row[name] = {"error": f"out of memory ({str(e).splitlines()[0][:120]})"}
+            call = fn = None
+            _release(device)
+            if on_gpu:
+                row["peak_gib"] = max(row.get("peak_gib", 0.0), torch.cuda.max_memory_allocated(device) / 2**30)
+                peaks[batch] = int(row["peak_gib"] * 2**30)
         out["batch_table"].append(row)
         save(out)
     modes = [("eager", False, False), ("cuda_graph", False, True), ("compile", True, False),
              ("compile+cuda_graph", True, True)]
-    for name, compiled, graphs in modes:
+    for name, compiled, graphs in modes if cfg.modes else ():
         if (compiled and not (cfg.compile and not cfg.dry_run)) or (graphs and not on_gpu):
             continue
         log(f"train step, batch {mode_batch}, {name}")
         call, fn = train_step(cfg, device, mode_batch, compiled, graphs)
         out["modes"][f"train/{name}"] = rate(call, mode_batch, steps, device)
-        if isinstance(fn, StepGraph):
-            out["modes"][f"train/{name}"]["captured"] = fn.captured
+        if graphs:
+            out["modes"][f"train/{name}"]["captured"] = _status(fn)
         out["per_step"][name] = count_step(call, device)
         del call, fn
         log(f"scoring, batch {cfg.score_batch}, {name}")
         call, scorer = score_step(cfg, device, compiled, graphs)
         out["modes"][f"score/{name}"] = rate(call, cfg.score_batch, steps, device)
+        if graphs:
+            out["modes"][f"score/{name}"]["captured"] = scorer.graph_status
         scorer.__exit__(None, None, None)
         del call, scorer
         save(out)
-        if on_gpu:
-            torch.cuda.empty_cache()
+        _release(device)
     out["wall_s"] = time.perf_counter() - start
     return out
 

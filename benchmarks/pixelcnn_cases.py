@@ -15,7 +15,7 @@ channel-wise ``Dropout2d(0.5)``, which draws 1/(H*W) as many random numbers: a d
 it is.  A training step is ``zero_grad``, forward, loss, backward, ``optimizer.step()``; the EMA update and data
 loading are left out of both.  Under ``--amp bf16`` the suite runs its network under bf16 autocast (likelihood in
 float32) and the port runs in float32: the bf16 targets compare the suite's bf16 with the port's float32.
-``--compile`` runs the suite's model through ``torch.compile``.
+``--compile`` runs the suite's model and (in the train steps) its DMOL likelihood through ``torch.compile``.
 """
 from __future__ import annotations
 
@@ -69,14 +69,15 @@ def port_model(ctx: BenchContext, shape: PixelCNNShape) -> torch.nn.Module:
 
 
 def bpd_train_step(net: Callable, opt: torch.optim.Optimizer, lrs: "TensorLR | None",
-                   autocast: Callable) -> Callable[[torch.Tensor], torch.Tensor]:
-    """One step on the mean bits/dim of a [-1, 1] batch: forward under ``autocast()``, DMOL loss, backward, Adam
-    (with the learning rate of ``lrs`` when the step is captured as a CUDA graph)."""
+                   autocast: Callable, loss_fn: Callable = nll_bpd) -> Callable[[torch.Tensor], torch.Tensor]:
+    """One step on the mean bits/dim of a [-1, 1] batch: forward under ``autocast()``, DMOL loss (``loss_fn``: the
+    compiled one with ``--compile``), backward, Adam (with the learning rate of ``lrs`` when the step is captured
+    as a CUDA graph)."""
     def step(x: torch.Tensor) -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
         with autocast():
             params = net(x)
-        loss = nll_bpd(params, x).mean()
+        loss = loss_fn(params, x).mean()
         loss.backward()
         with lrs.for_step() if lrs is not None else contextlib.nullcontext():
             opt.step()
@@ -95,7 +96,8 @@ def train_step_and_graph(ctx: BenchContext, shape: PixelCNNShape, batch: int) ->
     net = _maybe_compiled(ctx, model)
     x = ctx.images(batch).contiguous(memory_format=ctx.memory_format)
 
-    step = bpd_train_step(net, opt, lrs, ctx.autocast)
+    # --compile: the likelihood too (its traced path), as the trainer's --compile does
+    step = bpd_train_step(net, opt, lrs, ctx.autocast, torch.compile(nll_bpd) if ctx.compile else nll_bpd)
     graphed = StepGraph(step, ctx.device, name="benchmark train step") if ctx.cuda_graphs else step
     return (lambda: graphed(x)), graphed
 

@@ -100,6 +100,13 @@ class DensityConfig(PixelCNNConfig, GlowConfig, DiffusionConfig, RunConfig):
                                                     "batch size)")
     test_batch_size: int = help_field(64, "batch size of the per-epoch test pass")
     eval_images: int = help_field(0, "score only the first N test images each epoch (0: all)")
+    track_ood: list[str] = help_field([], "OOD sets (registered NAME or NAME:SPLIT, at --image-size; a held-out "
+                                          "split such as mini3-id:val tracks validation bits/dim) also scored at every "
+                                          "epoch's evaluation, with the same weights, fixed images and fixed random "
+                                          "draws: metrics get track_<set>_bpd (mean) and track_<set>_auroc (AUROC "
+                                          "of bits/dim, OOD positive, against the test images): the AUROC-over-"
+                                          "training trajectory that analysis.trajectory tabulates and plots")
+    track_images: int = help_field(500, "images of each --track-ood set scored (its first N)")
     perturb_rate: float = help_field(0.0, "train on perturbed images: each subpixel of every in-distribution "
                                           "training image is replaced by a uniform draw from 0..255 with this "
                                           "probability (the likelihood ratio's background model; Ren et al. 2019 "
@@ -138,6 +145,8 @@ class DensityConfig(PixelCNNConfig, GlowConfig, DiffusionConfig, RunConfig):
         for name in ("batch_size", "oe_batch_size", "test_batch_size", "init_batch_size"):
             require(getattr(self, name) > 0, f"--{name.replace('_', '-')} must be positive")
         require(self.eval_images >= 0, f"--eval-images must be >= 0, got {self.eval_images}")
+        require(self.track_images > 0, f"--track-images must be positive, got {self.track_images}")
+        require(len(set(self.track_ood)) == len(self.track_ood), f"--track-ood names a set twice: {self.track_ood}")
         arch = get_arch(self.arch)
         multiple = arch.multiple(self.model_config)
         require(self.image_size >= 0 and self.image_size % multiple == 0,

@@ -96,6 +96,7 @@ class Scorer:
         self.use_graphs = resolve_cuda_graphs(cuda_graphs, device)
         self._frozen: Optional[contextlib.AbstractContextManager] = None
         self._step = None
+        self.last_graph_status = "off"
 
     def __enter__(self) -> "Scorer":
         self._frozen = frozen_weights(self.model)
@@ -104,7 +105,13 @@ class Scorer:
             else self._bpd
         return self
 
+    @property
+    def graph_status(self) -> str:
+        """``captured``, ``warming up``, ``eager: <why>`` (capture failed) or ``off`` (no graphs asked for)."""
+        return self._step.status if isinstance(self._step, StepGraph) else "off"
+
     def __exit__(self, *exc) -> None:
+        self.last_graph_status = self.graph_status
         self._step = None
         if self._frozen is not None:
             self._frozen.__exit__(*exc)
@@ -121,7 +128,9 @@ class Scorer:
         """bits/dim (float64, on the CPU) of one uint8 batch."""
         if self._step is None:
             raise RuntimeError("Scorer.batch outside its with block")
-        return self._step(images.to(self.device)).double().cpu()
+        if not isinstance(self._step, StepGraph):
+            images = images.to(self.device)
+        return self._step(images).double().cpu()     # a graph copies the (pinned) batch into its buffer once
 
     def __call__(self, loader: DataLoader, progress: bool = False) -> np.ndarray:
         return torch.cat([self.batch(x) for x, _ in progress_bar(loader, "scoring", progress)]).numpy()
@@ -172,10 +181,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     loader = DataLoader(ds, batch_size=cfg.batch_size, shuffle=False, num_workers=cfg.num_workers,
                         pin_memory=device.type == "cuda")
     fmt = torch.channels_last if cfg.channels_last else torch.contiguous_format
-    scores = score_dataset(model, loader, device, cfg.amp, fmt, progress=cfg.progress, compile=cfg.compile,
-                           cuda_graphs=cfg.cuda_graphs)
+    with Scorer(model, device, cfg.amp, fmt, cfg.compile, cfg.cuda_graphs) as scorer:
+        scores = scorer(loader, cfg.progress)
     write_scores(Path(cfg.out), scores)
-    print(f"{cfg.dataset}: {len(scores)} images{note}, mean {scores.mean():.4f} bits/dim -> {cfg.out}",
+    graph = "" if scorer.last_graph_status == "off" else f" (CUDA graph: {scorer.last_graph_status})"
+    print(f"{cfg.dataset}: {len(scores)} images{note}, mean {scores.mean():.4f} bits/dim -> {cfg.out}{graph}",
           file=sys.stderr)
     return 0
 

@@ -23,6 +23,7 @@ Deliberate differences from the TF code and the pclucas14 port:
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 from typing import Iterable, Optional, Sequence
@@ -36,6 +37,7 @@ from oe_core.data import open_dataset
 from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError, cli_main
+from oe_core.metrics import auroc
 from oe_core.run import Engine, StepContext, Task, derive_seed, has_checkpoint, unwrap
 from oe_core.run.engine import compile_with_fallback
 
@@ -86,6 +88,14 @@ class DensityTask(Task):
                                    outlier_sampling=cfg.outlier_sampling)
         self.test_loader = DataLoader(test_set, batch_size=cfg.test_batch_size, shuffle=False,
                                       **loader_options(cfg.num_workers, ctx.device))
+        self.track_loaders = {}
+        for name in cfg.track_ood:  # the trajectory's sets (NAME or NAME:SPLIT): fixed images, scored with the test set
+            set_name, _, split = name.partition(":")
+            ood = open_dataset(set_name, split or None, **data)
+            check_same_shape(ood, name, shape, cfg.dataset)
+            self.track_loaders[name] = DataLoader(Subset(ood, range(min(cfg.track_images, len(ood)))),
+                                                  batch_size=cfg.test_batch_size, shuffle=False,
+                                                  **loader_options(cfg.num_workers, ctx.device))
 
     def _init_batch(self) -> torch.Tensor:
         g = torch.Generator()
@@ -177,17 +187,38 @@ class DensityTask(Task):
         if self.ema is not None:
             self.ema.apply(model)
 
+    def _batch_bpds(self, eval_model: nn.Module, loader: DataLoader, ctx: StepContext) -> list[torch.Tensor]:
+        """Per-image bits/dim of every batch of ``loader`` (float64, on the CPU)."""
+        out = []
+        for x, _ in loader:
+            x = to_unit_range(ctx.to_device(x))
+            with ctx.autocast():
+                out.append(self.bits_per_dim(eval_model, x, ctx).double().cpu())
+        return out
+
+    @contextlib.contextmanager
+    def _fixed_draws(self, ctx: StepContext):
+        """With --track-ood: the evaluation's random draws (a stochastic bound's noise, if a family has one) come
+        from one fixed seed at every epoch, and training's random streams are left as they were."""
+        if not self.track_loaders:
+            yield
+            return
+        with torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
+            torch.manual_seed(derive_seed(self.cfg.seed, "evaluation-draws"))
+            yield
+
     def evaluate(self, model: nn.Module, ctx: StepContext) -> dict:
-        total, count = 0.0, 0
         eval_model = self.ema.model if self.ema is not None else model     # the engine has set model.eval()
-        with frozen_weights(eval_model):
-            for x, _ in self.test_loader:
-                x = to_unit_range(ctx.to_device(x))
-                with ctx.autocast():
-                    bpd = self.bits_per_dim(eval_model, x, ctx)
-                total += float(bpd.double().sum())
-                count += len(x)
-        return {"test_bpd": total / count}
+        with frozen_weights(eval_model), self._fixed_draws(ctx):
+            test = self._batch_bpds(eval_model, self.test_loader, ctx)
+            row = {"test_bpd": sum(float(b.sum()) for b in test) / sum(len(b) for b in test)}
+            if self.track_loaders:
+                row["track_step"] = ctx.global_step + 1          # optimizer steps done when these weights were scored
+            for name, loader in self.track_loaders.items():
+                ood = torch.cat(self._batch_bpds(eval_model, loader, ctx)).numpy()
+                row[f"track_{name}_bpd"] = float(ood.mean())
+                row[f"track_{name}_auroc"] = auroc(torch.cat(test).numpy(), ood)   # OOD positive, score = bpd
+        return row
 
     def eval_state_dict(self, model: nn.Module) -> Optional[dict]:
         return self.ema.state_dict() if self.ema is not None else None     # None: the checkpoint's "model"

@@ -38,7 +38,7 @@ def test_failure_shown_fixed_by_oe_and_oe_raises_both_detectors():
                      ("pcnn", "bpd"): [0.30, 0.60, 0.90], ("pcnn_oe", "bpd"): [0.70, 0.80, 0.95]})
     got = by_question(findings(ev, {"pixelcnn": likelihood((3.10, 2.90, 0.30), (3.12, 3.50, 0.70))}))
     a = got["(a) Does the baseline density model find the SVHN-like digits more likely than its own test images"]
-    assert "?** Yes: mean 2.900 bits/dim on mini-svhn vs 3.100 on mini-id test" in a
+    assert "?** Yes: mean 2.900 bits/dim on mini-svhn vs 3.100 on the in-distribution test set" in a
     assert "AUROC of bpd as the OOD score 30.0% (below chance)" in a and "This is the paper's" in a
     fix = got["(a, after OE) Does OE fix it"]
     assert "?** Yes: after OE fine-tuning mean 3.500 bits/dim on mini-svhn vs 3.120" in fix

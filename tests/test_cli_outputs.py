@@ -17,7 +17,8 @@ from oe_core.errors import cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ["density_oe.sample", "density_oe.score", "density_oe.port", "analysis.figures", "analysis.compare",
-         "analysis.svhn_likelihood", "analysis.evaluate", "analysis.mini_study", "analysis.regenerate"]
+         "analysis.svhn_likelihood", "analysis.evaluate", "analysis.mini_study", "analysis.regenerate",
+         "analysis.trajectory"]
 
 
 def _main(module: str):
@@ -38,6 +39,7 @@ def _argv(module: str, out: str, missing: str) -> list[str]:
         "analysis.evaluate": ["--ckpt", f"a={missing}", "--id-dataset", "gaussian", "--ood", "blobs", "--out", out],
         "analysis.mini_study": ["--preset", "tiny", "--out", out],
         "analysis.regenerate": [out],
+        "analysis.trajectory": ["--runs", f"a={missing}", "--out", out],
     }[module]
 
 
@@ -133,7 +135,7 @@ def test_ctrl_c_during_sampling_ends_quietly(tmp_path):
 
 
 @pytest.mark.parametrize("module", TOOLS + ["density_oe.train", "classifiers_oe.train", "benchmarks.run",
-                                    "benchmarks.profile"])
+                                    "benchmarks.profile", "oe_core.data.mini_photos_make"])
 def test_help_states_each_default_once(capsys, module):
     with pytest.raises(SystemExit):
         _main(module)(["--help"])

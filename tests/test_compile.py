@@ -1,6 +1,7 @@
 """``torch.compile`` really compiles: PixelCNN++ forward + DMOL loss (and Glow) trace as one graph with no breaks,
-and the compiled loss and gradients equal eager ones (same dropout masks under ``aot_eager``: the compiled path draws
-the eager kernel's random bits; Inductor would substitute its own generator).  ``aot_eager`` keeps these tests fast (an Inductor compile of the tiny model took 9 min
+and the compiled loss and gradients equal eager ones (same dropout masks under ``aot_eager``: the compiled path calls
+``native_dropout``, as the eager kernel does on CUDA; Inductor would substitute its own generator unless
+``fallback_random``).  ``aot_eager`` keeps these tests fast (an Inductor compile of the tiny model took 9 min
 on the shared 2-core CPU, so Inductor itself is exercised by ``scripts/gpu_check.sh`` on a GPU, not here)."""
 from __future__ import annotations
 
@@ -84,8 +85,16 @@ def _loss_and_grads(model, fn, x):
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
 
 
+@pytest.fixture
+def native_dropout_masks(monkeypatch):
+    """The eager kernel with the masks the compiled path draws (``native_dropout``, as on CUDA): CPUs otherwise use
+    their random-bit masks, which the compiled path does not reproduce."""
+    from density_oe.pixelcnn import activations
+    monkeypatch.setattr(activations, "RANDOM_BITS_DEVICE_TYPES", frozenset())
+
+
 @pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last], ids=["nchw", "channels_last"])
-def test_compiled_loss_and_gradients_equal_eager_with_dropout(fmt):
+def test_compiled_loss_and_gradients_equal_eager_with_dropout(fmt, native_dropout_masks):
     model, x = _pixelcnn(fmt)
     eager = _loss_and_grads(model, _oe_loss, x)
     compiled = _loss_and_grads(model, torch.compile(_oe_loss, backend="aot_eager", fullgraph=True), x)
@@ -108,7 +117,7 @@ def test_a_failed_compile_warns_once_and_runs_eagerly(monkeypatch):
     assert len(seen) == 1
 
 
-def test_the_trainer_with_compile_trains_as_eager(tmp_path, monkeypatch):
+def test_the_trainer_with_compile_trains_as_eager(tmp_path, monkeypatch, native_dropout_masks):
     """``--compile`` in the density trainer: the network (engine) and the likelihood (task) compiled, here with
     the aot_eager backend (Inductor takes minutes on this CPU): the same losses and weights as eager."""
     args = [*BASELINE, "--epochs", "1", "--limit-steps", "3"]

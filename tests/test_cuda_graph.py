@@ -1,7 +1,10 @@
 """Whole-step CUDA graphs (:mod:`oe_core.run.cuda_graph`), the device-independent part: when they are used, the
-warm-up / capture / replay bookkeeping, the one-warning fallback, the learning rate as a tensor, the split EMA
-update, and a density training run through the graph path (with :class:`ReplayByCalling` standing in for the GPU)
-that ends with the weights of the eager run.  The capture itself runs in ``scripts/gpu_check.sh`` on a GPU."""
+warm-up / capture / replay bookkeeping, host batches copied once into the static buffers, the one-warning fallback
+(also for a capture that fails *during* capture), :class:`CudaGraph` itself against a fake ``torch.cuda`` that
+fails as torch 2.14's does (a pin-memory thread during a global-mode capture; ``capture_end`` raising before the
+stream is restored), the learning rate as a tensor, the split and fused EMA updates, and a density training run
+through the graph path (with :class:`ReplayByCalling` standing in for the GPU) that ends with the weights of the
+eager run.  The capture itself runs in ``scripts/gpu_check.sh`` on a GPU."""
 from __future__ import annotations
 
 import json
@@ -10,10 +13,14 @@ import warnings
 import pytest
 import torch
 
-from density_oe.ema import EMA
+import inspect
+import threading
+
+from density_oe import ema as ema_module
+from density_oe.ema import EMA, fused_lerp_
 from density_oe.train import main
 from oe_core.run import cuda_graph
-from oe_core.run.cuda_graph import ReplayByCalling, StepGraph, TensorLR, resolve_cuda_graphs
+from oe_core.run.cuda_graph import CudaGraph, ReplayByCalling, StepGraph, TensorLR, resolve_cuda_graphs
 from oe_core.run.checkpoint import load_checkpoint
 from tests.test_density_train import BASELINE
 
@@ -71,6 +78,166 @@ def test_a_failed_capture_warns_once_and_runs_eagerly_from_then_on():
     assert all(o[0].tolist() == [2.0, 2.0] for o in outs)
 
 
+class FailsDuringCapture(ReplayByCalling):
+    """A capture that begins, runs part of the step, and then fails (as an op that cannot be captured does)."""
+
+    def capture(self, fn):
+        self.captures += 1
+        fn()
+        raise RuntimeError("CUDA error: operation not permitted when stream is capturing")
+
+
+def test_a_capture_that_fails_during_capture_falls_back_for_that_step_and_after():
+    fn = Counter()
+    g = StepGraph(fn, CPU, warmup=2, name="train step", backend=FailsDuringCapture)
+    with pytest.warns(UserWarning, match="capture of the train step failed .*not permitted when stream is capturing"):
+        outs = [g(torch.full((2,), float(i))) for i in range(5)]
+    assert not g.captured and g.status.startswith("eager: RuntimeError") and g._runner is None
+    assert fn.calls == 2 + 1 + 1 + 2                     # warm-up, the failed capture, its eager step, 2 eager
+    assert [o[0].tolist() for o in outs] == [[2.0 * i] * 2 for i in range(5)]
+    assert g.static_in is None and g.static_out is None   # nothing of the failed capture kept
+
+
+def test_replays_copy_the_host_batch_straight_into_the_static_buffers(monkeypatch):
+    """After capture, a call copies each input tensor once into its static buffer: no transfer to a temporary
+    device tensor first (eager calls -- warm-up, another shape -- do move their inputs)."""
+    moved = []
+    real = StepGraph._on_device
+    monkeypatch.setattr(StepGraph, "_on_device", lambda self, inputs: moved.append(len(inputs)) or real(self, inputs))
+    seen = []
+    g = StepGraph(lambda x: seen.append(x) or x * 2, CPU, warmup=1, backend=ReplayByCalling)
+    host = [torch.full((3,), float(i)) for i in range(4)]
+    outs = [g(h) for h in host]
+    assert moved == [1]                                  # the warm-up call only
+    static = g.static_in[0]
+    assert all(x is static for x in seen[1:]) and not any(x is h for x in seen[1:] for h in host)
+    assert static.tolist() == [3.0] * 3 and outs[-1].tolist() == [6.0] * 3
+    g(torch.ones(5))                                     # another shape: eager, moved
+    assert moved == [1, 1] and static.tolist() == [3.0] * 3
+
+
+class FakeCuda:
+    """What :class:`CudaGraph` uses of ``torch.cuda``, behaving as torch 2.14's (``torch/cuda/graphs.py``):
+    ``graph.__exit__`` calls ``capture_end()`` and only then leaves its stream context, ``capture_end`` raises on an
+    invalidated capture, and in ``"global"`` capture mode a CUDA call from another thread (the DataLoader's
+    pin-memory thread allocating pinned memory) invalidates the capture and fails in that thread."""
+
+    def __init__(self):
+        self.current, self.mode, self.invalidated = "default", None, False
+        self.resets, self.thread_errors, self.replays = 0, [], 0
+        fake = self
+
+        class Stream:
+            def __init__(self, device=None):
+                self.name = "side"
+
+            def wait_stream(self, other):
+                pass
+
+        class CUDAGraph:
+            def capture_begin(self, capture_error_mode):
+                fake.mode, fake.invalidated = capture_error_mode, False
+
+            def capture_end(self):
+                mode, fake.mode = fake.mode, None
+                if fake.invalidated:
+                    raise RuntimeError("CUDA error: operation failed due to a previous error during capture")
+
+            def replay(self):
+                fake.replays += 1
+
+            def reset(self):
+                fake.resets += 1
+
+        class stream:                            # torch.cuda.StreamContext: exit restores the stream it found
+            def __init__(self, s):
+                self.s = s
+
+            def __enter__(self):
+                self.before, fake.current = fake.current, self.s.name
+
+            def __exit__(self, *exc):
+                fake.current = self.before
+
+        class graph:
+            def __init__(self, cuda_graph, pool=None, stream=None, capture_error_mode="global"):
+                self.g, self.mode, self.ctx = cuda_graph, capture_error_mode, fake.stream(stream)
+
+            def __enter__(self):
+                self.ctx.__enter__()
+                self.g.capture_begin(capture_error_mode=self.mode)
+
+            def __exit__(self, *exc):
+                self.g.capture_end()             # raises on an invalidated capture: the stream is not restored
+                self.ctx.__exit__(*exc)
+
+        self.Stream, self.CUDAGraph, self.stream, self.graph = Stream, CUDAGraph, stream, graph
+        self.synchronize = lambda device=None: None
+        self.current_stream = lambda device=None: Stream()
+
+    def pin_memory_thread_allocates(self):
+        """A pinned-memory allocation from another thread, now."""
+        def alloc():
+            if self.mode == "global":
+                self.invalidated = True
+                self.thread_errors.append("operation not permitted when stream is capturing")
+        t = threading.Thread(target=alloc)
+        t.start()
+        t.join()
+
+    def install(self, monkeypatch):
+        for name in ("Stream", "CUDAGraph", "stream", "graph", "synchronize", "current_stream"):
+            monkeypatch.setattr(torch.cuda, name, getattr(self, name))
+
+
+def test_the_fake_follows_torch_graph_exit_order():
+    """The fake's premise, read from the installed torch: ``graph.__exit__`` ends the capture before it restores
+    the stream (so a failing ``capture_end`` leaves the thread on the capture stream)."""
+    src = inspect.getsource(torch.cuda.graphs.graph.__exit__)
+    assert src.index("capture_end()") < src.index("stream_ctx.__exit__")
+    assert 'capture_error_mode: str = "global"' in inspect.getsource(torch.cuda.graphs.graph.__init__)
+
+
+def test_capture_survives_the_pin_memory_thread(monkeypatch):
+    """The trainers pin batches on CUDA with loader workers: a pin-memory thread allocating during the capture
+    must neither invalidate it nor fail (thread_local capture mode)."""
+    fake = FakeCuda()
+    fake.install(monkeypatch)
+    fn = Counter()
+
+    def step(x):
+        fake.pin_memory_thread_allocates()
+        return fn(x)
+    g = StepGraph(step, CPU, warmup=1, backend=CudaGraph)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for i in range(3):
+            g(torch.ones(2))
+    assert g.captured and g.status == "captured" and fake.replays == 2 and not fake.thread_errors
+    assert fake.current == "default"
+
+
+def test_a_capture_that_fails_restores_the_stream_and_releases_the_graph(monkeypatch):
+    """A capture invalidated during capture: ``capture_end`` raises inside torch's ``graph.__exit__`` before its
+    stream context exits; the outer stream context still puts the caller back on its stream, the graph (and its
+    private pool) is reset, and the step runs eagerly from then on."""
+    fake = FakeCuda()
+    fake.install(monkeypatch)
+    fn = Counter()
+
+    def step(x):
+        if fake.mode is not None:
+            assert fake.current == "side"               # captured on the side stream
+            fake.invalidated = True                     # e.g. an op that syncs with the host
+        return fn(x)
+    g = StepGraph(step, CPU, warmup=1, name="train step", backend=CudaGraph)
+    with pytest.warns(UserWarning, match="previous error during capture"):
+        outs = [g(torch.full((2,), float(i))) for i in range(4)]
+    assert fake.current == "default" and fake.resets == 1 and fake.mode is None
+    assert not g.captured and fn.calls == 1 + 1 + 1 + 2 and fake.replays == 0
+    assert [o[0].tolist() for o in outs] == [[2.0 * i] * 2 for i in range(4)]
+
+
 def _fit(lr_as_tensor: bool, steps: int = 20) -> tuple[list[float], torch.Tensor]:
     torch.manual_seed(0)
     model = torch.nn.Linear(5, 1)
@@ -119,6 +286,58 @@ def test_the_split_ema_update_equals_the_eager_one(debias):
     assert eager.updates == split.updates == 5
     for a, b in zip(eager.model.parameters(), split.model.parameters()):
         torch.testing.assert_close(b, a)
+
+
+def _ulps(a: torch.Tensor, b: torch.Tensor) -> float:
+    """The largest difference between ``a`` and ``b`` in units of the last place of ``b``."""
+    ulp = (torch.nextafter(b, torch.full_like(b, float("inf"))) - b).abs()
+    return float(((a - b).abs() / ulp).max())
+
+
+@pytest.mark.parametrize("weight", [0.0005, 0.2, 1 / 3, 0.5003, 0.9])
+def test_the_fused_ema_update_is_within_one_ulp_of_lerp(weight):
+    """``fused_lerp_`` (sub, mul by a 0-dim tensor, add: the CUDA multi-tensor path) against ``_foreach_lerp_``,
+    for averaged weights near the trained ones (|ema| >= 0.1, steps of 1e-2): within one ulp, for the paper's
+    weight 1 - 0.9995, debiased weights and both of lerp's branches."""
+    g = torch.Generator().manual_seed(0)
+    ema = [torch.randn(n, generator=g) for n in (10_000, 3_000)]
+    ema = [e + e.sign() * 0.1 for e in ema]
+    trained = [e + 1e-2 * torch.randn(e.shape, generator=g) for e in ema]
+    a, b = [e.clone() for e in ema], [e.clone() for e in ema]
+    w = torch.tensor(weight)
+    torch._foreach_lerp_(a, trained, [w] * len(a))
+    fused_lerp_(b, trained, w)
+    for x, y in zip(b, a):
+        assert _ulps(x, y) <= 1.0
+    assert any(not torch.equal(x, y) for x, y in zip(b, a)) or weight == 0.0005   # a real, rounded difference
+
+
+@pytest.mark.parametrize("debias", [False, True])
+def test_the_ema_on_the_fused_path_tracks_the_lerp_path(debias, monkeypatch):
+    """EMA.apply where the multi-tensor path is used (CUDA; here the CPU added to FUSED_DEVICE_TYPES): the first
+    debiased update copies the weights exactly, and every update stays within one ulp-level step of the lerp path;
+    the CPU default is the lerp path itself (eager CPU runs bit-identical)."""
+    assert ema_module.FUSED_DEVICE_TYPES == {"cuda"}
+    torch.manual_seed(0)
+    model = torch.nn.Linear(64, 32)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(p.sign() * 0.1)
+    lerp = EMA(model, 0.9, debias)
+    monkeypatch.setattr(ema_module, "FUSED_DEVICE_TYPES", frozenset({"cpu"}))
+    fused = EMA(model, 0.9, debias)
+    for t in range(6):
+        with torch.no_grad():
+            for p in model.parameters():       # a far first move: w - ema rounds, so only a copy gives w exactly
+                p.mul_(-3.3) if debias and t == 0 else p.add_(1e-2 * torch.randn_like(p))
+        with monkeypatch.context() as m:
+            m.setattr(ema_module, "FUSED_DEVICE_TYPES", frozenset())
+            lerp.update(model)
+        fused.update(model)
+        for a, b, w in zip(fused.model.parameters(), lerp.model.parameters(), model.parameters()):
+            if debias and t == 0:
+                assert torch.equal(a, w) and torch.equal(b, w)          # weight 1: the trained weights exactly
+            assert _ulps(a, b) <= 2.0 * (t + 1), t                      # rounding differences, not drift
 
 
 def assert_graph_path_ends_with_the_eager_weights(args: list[str], tmp_path, monkeypatch,

@@ -233,6 +233,49 @@ def test_fused_concat_elu_equals_the_composite_ops_torch_compile_traces(monkeypa
         torch.testing.assert_close(gx_drop, gx_ref, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("pad", [(0, 0, 0, 0), (1, 1, 1, 0)])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_native_dropout_kernel_equals_the_composite_ops_compile_traces(monkeypatch, pad, channels_last):
+    """Where the eager kernel drops with ``native_dropout`` (CUDA; here the CPU with ``RANDOM_BITS_DEVICE_TYPES``
+    emptied): value and gradient equal the composite ops ``torch.compile`` traces (``elu(cat)``, then
+    ``native_dropout``) under the same seed -- the masks a compiled step draws with ``fallback_random`` -- the
+    output is laid out like the input, and the keep rate is ``1 - p``."""
+    from density_oe.pixelcnn import activations
+    monkeypatch.setattr(activations, "RANDOM_BITS_DEVICE_TYPES", frozenset())
+    g = torch.Generator().manual_seed(0)
+    x = (torch.randn(4, 6, 8, 8, generator=g) * 3).requires_grad_(True)
+    xin = x.contiguous(memory_format=torch.channels_last) if channels_last else x
+    up = torch.randn(4, 12, 8 + pad[2] + pad[3], 8 + pad[0] + pad[1], generator=g)
+    for p in (0.5, 0.3):
+        torch.manual_seed(5)
+        native = activations.concat_elu(xin, p, True, pad)
+        (gx,) = torch.autograd.grad((native * up).sum(), x)
+        with monkeypatch.context() as m:
+            m.setattr(torch.compiler, "is_compiling", lambda: True)
+            torch.manual_seed(5)
+            ref = activations.concat_elu(xin, p, True, pad)
+            (gx_ref,) = torch.autograd.grad((ref * up).sum(), x)
+        torch.testing.assert_close(native, ref, rtol=1e-6, atol=1e-7)
+        torch.testing.assert_close(gx, gx_ref, rtol=1e-6, atol=1e-6)
+        assert native.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        nonzero = activations.concat_elu(xin.detach(), pad=pad) != 0
+        kept = float((native.detach()[nonzero] != 0).float().mean())
+        assert kept == pytest.approx(1 - p, abs=0.06)
+
+
+def test_the_cpu_kernel_keeps_its_random_bit_masks():
+    """CPUs keep the measured-faster random-bit masks (eager CPU runs bit-identical to before native_dropout came
+    in for CUDA): the dropped output is the ELU times ``dropout_mask`` drawn from the same seed."""
+    from density_oe.pixelcnn import activations
+    assert activations.RANDOM_BITS_DEVICE_TYPES == {"cpu"}
+    x = torch.randn(2, 5, 6, 4, generator=torch.Generator().manual_seed(1))
+    plain = activations.concat_elu(x)
+    torch.manual_seed(7)
+    dropped = activations.concat_elu(x, 0.5, True)
+    torch.manual_seed(7)
+    assert torch.equal(dropped, plain * activations.dropout_mask(plain, 0.5))
+
+
 def test_bf16_autocast_runs_the_network_in_bf16_and_the_likelihood_in_fp32():
     model, _ = tiny_pair()
     x = images(2)

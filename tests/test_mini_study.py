@@ -47,8 +47,13 @@ def test_demo_tiny_preset_writes_report_tables_and_figures(tmp_path):
     images = [line.split("](")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
     assert images and all((out / p).is_file() for p in images)
     names = " ".join(images)
-    for fig in ("bpd_histogram", "auroc_bars", "roc", "training_curves"):
+    for fig in ("bpd_histogram", "auroc_bars", "roc", "training_curves", "trajectory"):
         assert fig in names, fig
+    # the AUROC-over-training table: one row per baseline epoch (tiny: 1), numbers from the run's metrics
+    track = json.loads((out / "pcnn" / "metrics.json").read_text())[-1]
+    assert "## Does the failure survive training?" in report
+    assert (f"| PixelCNN++ | 1 | {track['track_step']} | {track['test_bpd']:.3f} | "
+            f"{track['track_mini-svhn_bpd']:.3f} | {100 * track['track_mini-svhn_auroc']:.1f} |") in report
     # four training runs with their logs, evaluation outputs in every format
     for run in ("clf", "clf_oe", "pcnn", "pcnn_oe"):
         assert (out / run / "metrics.csv").is_file() and (out / run / "config.json").is_file()
@@ -61,7 +66,7 @@ def test_demo_tiny_preset_writes_report_tables_and_figures(tmp_path):
                        (m, "msp")]) for m in ("clf", "clf_oe")}
     assert fpr["clf_oe"] < fpr["clf"] - 0.05, fpr
     timing = json.loads((out / "timing.json").read_text())
-    assert len(timing["steps"]) == 8 and timing["peak_rss_mb"] > 0
+    assert len(timing["steps"]) == 9 and timing["peak_rss_mb"] > 0  # 4 training runs, 5 analysis steps
 
     # scripts/figures.sh regenerates the evaluation's outputs without loss: results.json byte-identical, every
     # table (compare titles, likelihood study) and figures.md (training curves included) the same, no file lost

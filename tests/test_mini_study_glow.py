@@ -34,7 +34,7 @@ def test_mini_study_trains_oe_tunes_and_reports_both_families(tmp_path, monkeypa
     assert {"glow", "glow_oe"} <= {m["label"] for m in results["models"]}
     figures = (out / "eval" / "figures" / "figures.md").read_text()
     assert "hist_glow_oe_bpd.png" in figures
-    assert len(json.loads((out / "timing.json").read_text())["steps"]) == 11  # 2 + 4 training runs, 5 analysis steps
+    assert len(json.loads((out / "timing.json").read_text())["steps"]) == 12  # 2 + 4 training runs, 6 analysis steps
 
 
 def test_unknown_model_family_is_one_clear_error(tmp_path, capsys):

@@ -81,6 +81,44 @@ def test_nonfinite_loss_stops_naming_the_step_and_keeps_checkpoint(tmp_path):
     assert all(torch.isfinite(v).all() for v in ck["model"].values())
 
 
+@pytest.mark.parametrize("every", ["1", "4"])
+def test_nonfinite_loss_stops_naming_its_step_whenever_it_is_read_back(tmp_path, every):
+    with pytest.raises(NonFiniteLossError, match=r"at epoch 2, step 1 \(global step 7\)"):
+        run(tmp_path / "r", "--nan-at", "7", "--read-every", every, "--ckpt-every", "5")
+    ck = load_checkpoint(tmp_path / "r")                 # read back before the step-10 checkpoint: not written
+    assert ck["position"]["global_step"] == 6
+
+
+def test_losses_are_read_back_every_n_steps_with_the_per_step_sums(tmp_path, monkeypatch):
+    """No host wait per step: the loss and logs are read back every --read-every steps and at each epoch's end
+    (6 steps per epoch, every 4: after steps 4 and 6), and the epoch means are those of reading every step."""
+    from oe_core.run.readback import StepReadback
+    reads = []
+    real = StepReadback.read
+    monkeypatch.setattr(StepReadback, "read", lambda self: reads.append(len(self)) or real(self))
+    run(tmp_path / "every4", "--read-every", "4")
+    assert [n for n in reads if n] == [4, 2] * 3
+    run(tmp_path / "every1", "--read-every", "1")
+    rows = [json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("every4", "every1")]
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "time_s"} for r in rs]
+    assert strip(rows[0]) == strip(rows[1])
+    assert_same_weights(tmp_path / "every4", tmp_path / "every1")
+
+
+def test_the_readback_keeps_order_values_and_host_logs():
+    from oe_core.run.readback import StepReadback
+    rb = StepReadback(2)
+    rb.add(0, 0, 0, torch.tensor(1.5), {"b": torch.tensor(0.1), "host": 7, "a": torch.tensor(2.0)}, 0.1)
+    assert not rb.due()
+    rb.add(0, 1, 1, torch.tensor(float("nan")), {"b": torch.tensor(0.3), "host": 8, "a": torch.tensor(4.0)}, 0.05)
+    assert rb.due()
+    first, second = rb.read()
+    assert len(rb) == 0 and rb.read() == []
+    assert first.loss == 1.5 and list(first.logs) == ["b", "host", "a"] and first.logs["host"] == 7.0
+    assert first.logs["b"] == float(torch.tensor(0.1))          # the float32 value, exactly
+    assert second.global_step == 1 and second.lr == 0.05 and second.loss != second.loss
+
+
 def test_nonfinite_loss_skip_counts_the_batch(tmp_path):
     run(tmp_path / "r", "--nan-at", "7", "--on-nonfinite", "skip")
     rows = json.loads((tmp_path / "r" / "metrics.json").read_text())

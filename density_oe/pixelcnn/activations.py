@@ -7,21 +7,25 @@ written through a 5-D view, ``(B, 2, C, H, W)`` for NCHW tensors and ``(B, H, W,
 never as channel halves of a channels_last tensor (slow on CPUs), with no ``-x``/``cat`` copies.  The zero padding of the convolution that reads the result is written here too (a zero
 border around the output: ``elu(0) = 0``), which saves a padded copy in the forward or backward pass.
 
-Dropout (training only) multiplies by a float mask ``keep / (1 - p)``, built from raw random bits (cheaper than
-``bernoulli_`` on CPUs).  At ``p = 0.5`` (the paper's rate) one random bit per element decides (16x
-fewer random numbers than the general case); at other rates 16 bits per element (``keep`` iff the 16-bit integer is
-at or above ``p * 65536``), so ``p`` is rounded to a multiple of 1/65536.  The bits come from the default generator
-of the tensor's device, so runs are reproducible under ``torch.manual_seed``.
+Dropout (training only).  On CPUs the eager kernel multiplies by a float mask ``keep / (1 - p)`` built from raw
+random bits (cheaper than ``bernoulli_`` or ``native_dropout`` there: docs/performance.md).  At ``p = 0.5`` (the
+paper's rate) one random bit per element decides (16x fewer random numbers than the general case); at other rates
+16 bits per element (``keep`` iff the 16-bit integer is at or above ``p * 65536``), so ``p`` is rounded to a
+multiple of 1/65536.  Elsewhere (CUDA) the eager kernel calls ``torch.native_dropout``: one fused kernel that
+draws, masks and scales (the bit trick's int64 draws, byte views and uint8 arithmetic cost about six full passes
+there) and keeps a bool mask.  Either way the numbers come from the default generator of the tensor's device, so
+runs are reproducible under ``torch.manual_seed``, and CUDA-graph replays draw fresh ones.
 
 Backward needs only the output ``z`` (which the next convolution saves anyway) and the mask: ``elu'(y) =
 min(y, 0) + 1``, and with the mask ``m`` in ``{0, s}`` (``s = 1/(1-p)``; ``z = m elu(y)`` is 0 where ``m`` is),
 ``m elu'(y) = min(z, 0) + m``, so ``dx = g_1 (min(z_1, 0) + m_1) - g_2 (min(z_2, 0) + m_2)`` over the two blocks.
 
-Under ``torch.compile`` the function is written with composite ops (``cat``, ``elu`` and the mask of
-:func:`dropout_mask`) that the compiler fuses itself (its tracer does not follow the in-place writes of the eager
-kernel).  The mask is drawn the eager kernel's way, so traced and eager runs drop the same elements where the
-backend keeps torch's random numbers (``aot_eager``, the tests' backend); Inductor substitutes its own generator
-(``fallback_random=False``), so there the masks differ and only the keep rate is the same.
+Under ``torch.compile`` the function is written with composite ops (``cat``, ``elu``, ``native_dropout``) that the
+compiler fuses itself (its tracer does not follow the in-place writes of the eager kernel).  Inductor lowers
+``native_dropout`` to its own random numbers fused with the ELU (``fallback_random=False``, the default), so there
+the masks differ from eager ones and only the keep rate is the same; with ``fallback_random=True`` (or the
+``aot_eager`` backend of the tests) the compiled step calls torch's ``native_dropout`` kernel and draws the eager
+CUDA kernel's masks (on CPUs: the masks of the eager kernel with ``RANDOM_BITS_DEVICE_TYPES`` emptied).
 """
 from __future__ import annotations
 
@@ -58,6 +62,19 @@ def dropout_mask(like: torch.Tensor, p: float) -> torch.Tensor:
     level = bits.view(torch.int16)[:n].as_strided(like.shape, like.stride()).to(torch.float32)
     mask = level.sub_(threshold - 0.5).sign_().clamp_(min=0).mul_(1.0 / (1.0 - p))
     return mask.to(like.dtype)
+
+
+RANDOM_BITS_DEVICE_TYPES = frozenset({"cpu"})   # eager dropout masks from raw random bits (faster on CPUs)
+
+
+def _dropout_(out: torch.Tensor, p: float, fmt: torch.memory_format) -> tuple[torch.Tensor, torch.Tensor]:
+    """``out`` with dropout applied (in place for the random-bit mask) and the mask the backward reads: a float
+    mask in ``{0, 1/(1-p)}`` (random bits) or ``native_dropout``'s bool mask of kept elements."""
+    if out.device.type in RANDOM_BITS_DEVICE_TYPES:
+        mask = dropout_mask(out, p)
+        return out.mul_(mask), mask
+    dropped, keep = torch.native_dropout(out, p, True)
+    return dropped.contiguous(memory_format=fmt), keep
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
@@ -97,9 +114,8 @@ class _ConcatEluDropout(torch.autograd.Function):
         torch.maximum(base.neg(), e, out=neg)
         mask = None
         if train and p > 0:
-            mask = dropout_mask(out, p)
-            out.mul_(mask)
-        ctx.channels_last, ctx.pad = cl, pad
+            out, mask = _dropout_(out, p, fmt)
+        ctx.channels_last, ctx.pad, ctx.scale = cl, pad, 1.0 / (1.0 - p)
         ctx.save_for_backward(out, mask)
         return out
 
@@ -109,7 +125,13 @@ class _ConcatEluDropout(torch.autograd.Function):
         out, mask = ctx.saved_tensors
         # m elu'(y) = min(z, 0) + m for the mask m in {0, s} (z = m elu(y) is 0 where m is 0): two passes
         d = out.clamp(max=0)
-        d.add_(mask if mask is not None else 1.0).mul_(grad)
+        if mask is None:
+            d.add_(1.0)
+        elif mask.dtype == torch.bool:      # native_dropout's kept elements: m = keep * s
+            d.add_(mask, alpha=ctx.scale)
+        else:
+            d.add_(mask)
+        d.mul_(grad)
         pos, neg = _halves(d, ctx.channels_last, ctx.pad)
         dx = pos - neg
         return (dx.permute(0, 3, 1, 2) if ctx.channels_last else dx), None, None, None
@@ -142,5 +164,5 @@ def concat_elu(x: torch.Tensor, dropout: float = 0.0, training: bool = False,
     border of ``pad = (left, right, top, bottom)`` pixels (the same as zero-padding ``x`` first: elu(0) = 0)."""
     if torch.compiler.is_compiling():
         out = F.elu(torch.cat([F.pad(x, pad), -F.pad(x, pad)], dim=1))
-        return out * dropout_mask(out, dropout) if training and dropout > 0 else out   # drawn as the eager kernel
+        return torch.native_dropout(out, dropout, True)[0] if training and dropout > 0 else out   # fused by Inductor
     return _ConcatEluDropout.apply(x, dropout, training, tuple(pad))

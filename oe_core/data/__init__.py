@@ -9,7 +9,7 @@ lists the datasets, where their files go and where to get them.
 Importing this package registers every dataset (the modules below register on
 import), the offline mini benchmark (``mini``) included.
 """
-from . import folders, mini, noise, tinyimages, torchvision_sets, toy_shapes  # noqa: F401  (registration)
+from . import folders, mini, mini3, noise, tinyimages, torchvision_sets, toy_shapes  # noqa: F401  (registration)
 from .arrays import UInt8ImageArray
 from .registry import (DATASETS, DatasetEntry, dataset_info, get_dataset, list_datasets, open_dataset,
                        register_dataset)

@@ -124,6 +124,7 @@ def _build_digits(palette: str, size: int, seed: int, n: int) -> MiniArrays:
     return MiniArrays(images, np.full(n, -1, dtype=np.int64), meta)
 
 
+_VERSIONS: dict[str, Callable[[], str]] = {}  # sets with their own cache-key version (register_mini_set)
 _BUILDS: dict[str, Callable[[str, int, int, int], MiniArrays]] = {
     "mini-id": _build_id,
     "mini-outliers": lambda split, size, seed, n: _thumbnails("mini-outliers", OUTLIER_SOURCES, size, seed, n,
@@ -153,22 +154,36 @@ def build_mini(name: str, split: str, size: int = 32, seed: int = 0, n: Optional
     if size > 256:
         raise ConfigError(f"dataset {name!r}: option size must be <= 256, got {size}")
     key = {"name": name, "split": split, "size": int(size), "seed": int(seed), "n": int(n),
-           "version": BUILDER_VERSION}
+           "version": _VERSIONS[name]() if name in _VERSIONS else BUILDER_VERSION}
     folder = default_cache_dir() if cache_dir is None else Path(cache_dir).expanduser()
     return cached_build(key, lambda: _BUILDS[name](split, int(size), int(seed), int(n)), folder)
 
 
-def _register(name: str, description: str, role: str, splits: tuple[str, ...], url: str = _SKIMAGE_URL,
-              classes: Optional[tuple[str, ...]] = None) -> None:
-    def build(root: Optional[Path], split: str, transform: Optional[Callable], download: bool, size: int = 32,
-              seed: int = 0, n: Optional[int] = None, cache_dir: str | Path | None = None) -> UInt8ImageArray:
+def register_mini_set(name: str, build: Callable[[str, int, int, int], MiniArrays], description: str, role: str,
+                      splits: tuple[str, ...], url: str = _SKIMAGE_URL, classes: Optional[tuple[str, ...]] = None,
+                      files: str = _BUNDLED, version: Optional[Callable[[], str]] = None,
+                      default_n: Optional[dict[str, int]] = None) -> None:
+    """Register mini set ``name``: ``build(split, size, seed, n)`` makes its arrays, cached by :func:`build_mini`
+    under a key whose ``version`` is ``version()`` (default :data:`BUILDER_VERSION`)."""
+    _BUILDS[name] = build
+    if version is not None:
+        _VERSIONS[name] = version
+    DEFAULT_N.update({(name, split): k for split, k in (default_n or {}).items()})
+
+    def builder(root: Optional[Path], split: str, transform: Optional[Callable], download: bool, size: int = 32,
+                seed: int = 0, n: Optional[int] = None, cache_dir: str | Path | None = None) -> UInt8ImageArray:
         a = build_mini(name, split, size=size, seed=seed, n=n, cache_dir=cache_dir)
         return UInt8ImageArray(a.images, a.targets, transform, classes=classes)
 
-    build.__doc__ = f"{description} Options: size, seed, n, cache_dir (see oe_core.data.mini)."
-    register_dataset(name, splits=splits, description=description, files=_BUNDLED, url=url, role=role,
+    builder.__doc__ = f"{description} Options: size, seed, n, cache_dir (see oe_core.data.mini)."
+    register_dataset(name, splits=splits, description=description, files=files, url=url, role=role,
                      num_classes=len(classes) if classes else None, needs_root=False,
-                     default_split=splits[-1], tags=("mini",))(build)
+                     default_split=splits[-1], tags=("mini",))(builder)
+
+
+def _register(name: str, description: str, role: str, splits: tuple[str, ...], url: str = _SKIMAGE_URL,
+              classes: Optional[tuple[str, ...]] = None) -> None:
+    register_mini_set(name, _BUILDS[name], description, role, splits, url=url, classes=classes)
 
 
 _register("mini-id", "mini benchmark in-distribution: 8 classes of colour photo thumbnails "

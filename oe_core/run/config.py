@@ -33,6 +33,9 @@ class RunConfig:
     limit_steps: int = help_field(0, "stop each epoch after N steps (0: full epochs); for smoke tests and demos")
     on_nonfinite: str = help_field("stop", "a NaN/inf loss stops the run naming the step, or skips the batch "
                                            "and counts it", choices=("stop", "skip"))
+    read_every: int = help_field(25, "read the loss and logs back from the device every N steps (and before "
+                                     "every checkpoint and at each epoch's end) instead of waiting for every step; "
+                                     "a non-finite loss stops the run there, naming its step")
     progress: bool = help_field(True, "show tqdm progress bars")
     tensorboard: bool = help_field(False, "also write per-step and per-epoch scalars as TensorBoard events to "
                                           "OUT/tensorboard (needs: pip install tensorboard)")
@@ -42,4 +45,5 @@ class RunConfig:
         require(self.num_workers >= 0, f"--num-workers must be >= 0, got {self.num_workers}")
         require(self.ckpt_every >= 0, f"--ckpt-every must be >= 0, got {self.ckpt_every}")
         require(self.limit_steps >= 0, f"--limit-steps must be >= 0, got {self.limit_steps}")
+        require(self.read_every >= 1, f"--read-every must be >= 1, got {self.read_every}")
         require(bool(self.out), "--out must name a folder")

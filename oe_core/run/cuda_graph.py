@@ -5,22 +5,40 @@ launches from Python (the PixelCNN++ step is host-bound on an H200 up to batch 1
 :class:`StepGraph` wraps ``fn(*tensors) -> outputs``, as the PyTorch docs' "whole-network capture" does it:
 
 1. the first ``warmup`` calls run ``fn`` eagerly (on a side stream on CUDA); they are real steps;
-2. the next call copies its inputs into static buffers and captures ``fn`` on them, then replays the graph once
-   (capturing executes nothing) -- also a real step;
-3. every later call copies its inputs into the static buffers and replays.  The outputs are the graph's static
-   tensors, overwritten by the next call.
+2. the next call captures ``fn`` on static input buffers on the device, then replays the graph once (capturing
+   executes nothing) -- also a real step;
+3. every later call copies its inputs straight into the static buffers (one copy per tensor: a pinned host batch
+   goes host -> static buffer with ``non_blocking``, never through a temporary device tensor) and replays.  The
+   outputs are the graph's static tensors, overwritten by the next call.
 
-Calls whose input shapes differ from the captured ones (a last partial batch) run eagerly.  If capture fails,
-one warning says why and every call runs eagerly from then on.  What ``fn`` must respect (else capture fails or,
-worse, replays stale values): no host synchronisation (``.item()``, ``float(t)``, printing tensors), no CPU
-tensors, every value that changes between steps held in a device tensor updated in place outside the graph (the
-learning rate: :class:`TensorLR`; the EMA weight: ``density_oe.ema.EMA.advance``), and random numbers from the
-default CUDA generator (dropout), which graphs support: each replay draws fresh numbers from the generator's
-current seed and offset.
+Inputs may be on the host or on the device: eager calls (warm-up, fallback, a shape that differs from the captured
+one, e.g. a last partial batch) move them to the device first.  If capture fails, one warning says why and every
+call runs eagerly from then on.  What ``fn`` must respect (else capture fails or, worse, replays stale values): no
+host synchronisation (``.item()``, ``float(t)``, printing tensors), no CPU tensors, every value that changes
+between steps held in a device tensor updated in place outside the graph (the learning rate: :class:`TensorLR`;
+the EMA weight: ``density_oe.ema.EMA.advance``), and random numbers from the default CUDA generator (dropout),
+which graphs support: each replay draws fresh numbers from the generator's current seed and offset.
+
+Capture, as torch 2.14's ``torch/cuda/graphs.py`` does it, and what :class:`CudaGraph` adds:
+
+* ``torch.cuda.graph.__enter__`` synchronises, empties the device cache and the pinned-host cache
+  (``torch._C._host_emptyCache``), enters its stream context, then ``capture_begin``.  In the default ``"global"``
+  capture error mode a CUDA call from any other host thread -- the DataLoader's pin-memory thread allocating
+  pinned memory for the next batch (its cache was just emptied) -- is refused and invalidates the capture, and the
+  loader re-raises the error at the next batch (PyTorch #175425, LibreYOLO PR #681).  :class:`CudaGraph`
+  captures in ``"thread_local"`` mode: only the capturing thread is restricted; the pin-memory thread touches only
+  its own pinned buffers, nothing of the capture stream.
+* ``torch.cuda.graph.__exit__`` calls ``capture_end()`` *before* it leaves its stream context: when the capture
+  was invalidated, ``capture_end`` raises and the thread stays on the capture stream.  :class:`CudaGraph` enters
+  the same stream in an outer ``torch.cuda.stream`` context of its own, whose exit restores the caller's stream
+  whatever the inner exit did, and then ``reset()`` s the graph, which (torch 2.14 ``CUDAGraph.h``:
+  ``capturing_to_pool_``, ``allocated_pool_``) ends the allocator's routing into the graph's private pool and
+  releases it.
 
 The CUDA specifics sit in :class:`CudaGraph`; :class:`ReplayByCalling` is a stand-in with the same interface that
 "replays" by calling ``fn`` again, so the bookkeeping (warm-up, static buffers, shapes, fallback) and the step
-functions written for capture are tested on CPUs.
+functions written for capture are tested on CPUs (``tests/test_cuda_graph.py`` also runs :class:`CudaGraph` itself
+against a fake ``torch.cuda`` that fails the way torch's does).
 """
 from __future__ import annotations
 
@@ -34,28 +52,42 @@ from torch.utils._pytree import tree_flatten, tree_map
 CHOICES = ("auto", "on", "off")
 
 
+CAPTURE_ERROR_MODE = "thread_local"   # see the module docstring: "global" loses to the pin-memory thread
+
+
 class CudaGraph:
-    """``torch.cuda.CUDAGraph`` behind the :class:`StepGraph` interface."""
+    """``torch.cuda.CUDAGraph`` behind the :class:`StepGraph` interface: warm-up and capture on one side stream,
+    capture in ``thread_local`` error mode inside an outer stream context (see the module docstring)."""
 
     def __init__(self, device: torch.device):
         self.device = device
         self.graph = torch.cuda.CUDAGraph()
+        self.stream = torch.cuda.Stream(device)
 
-    @staticmethod
-    def warmup(device: torch.device, fn: Callable[[], Any]) -> Any:
-        """An eager call on a side stream (as the PyTorch docs warm up before capture)."""
-        side = torch.cuda.Stream(device)
-        side.wait_stream(torch.cuda.current_stream(device))
-        with torch.cuda.stream(side):
+    def warmup(self, fn: Callable[[], Any]) -> Any:
+        """An eager call on the side stream (as the PyTorch docs warm up before capture)."""
+        caller = torch.cuda.current_stream(self.device)
+        self.stream.wait_stream(caller)
+        with torch.cuda.stream(self.stream):
             out = fn()
-        torch.cuda.current_stream(device).wait_stream(side)
+        caller.wait_stream(self.stream)
         return out
 
     def capture(self, fn: Callable[[], Any]) -> Any:
-        """Capture ``fn``, replay it once (capturing runs nothing) and return its static outputs."""
+        """Capture ``fn``, replay it once (capturing runs nothing) and return its static outputs.  On any failure
+        the caller's stream is current again, the graph and its private memory pool are released, and the error
+        is raised."""
+        caller = torch.cuda.current_stream(self.device)
         torch.cuda.synchronize(self.device)
-        with torch.cuda.graph(self.graph):
-            out = fn()
+        try:
+            with torch.cuda.stream(self.stream):        # restores `caller` even when capture_end raises
+                with torch.cuda.graph(self.graph, stream=self.stream, capture_error_mode=CAPTURE_ERROR_MODE):
+                    out = fn()
+        except BaseException:
+            self.graph.reset()                          # ends the pool routing, releases the private pool
+            torch.cuda.synchronize(self.device)
+            raise
+        caller.wait_stream(self.stream)
         self.graph.replay()
         return out
 
@@ -72,8 +104,7 @@ class ReplayByCalling:
         self.out: Any = None
         self.captures = self.replays = 0
 
-    @staticmethod
-    def warmup(device: torch.device, fn: Callable[[], Any]) -> Any:
+    def warmup(self, fn: Callable[[], Any]) -> Any:
         return fn()
 
     def capture(self, fn: Callable[[], Any]) -> Any:
@@ -99,9 +130,11 @@ def graph_backend(device: torch.device) -> Optional[type]:
     return BACKENDS.get(device.type)
 
 
-def _shapes(tree: Any) -> list:
+def _signature(tree: Any) -> list:
+    """What a captured graph fixes of its inputs: each tensor's shape and dtype (not its device: host batches are
+    copied into the device buffers), and every other leaf as it is."""
     leaves, _ = tree_flatten(tree)
-    return [(t.shape, t.dtype, t.device) if isinstance(t, torch.Tensor) else t for t in leaves]
+    return [(t.shape, t.dtype) if isinstance(t, torch.Tensor) else t for t in leaves]
 
 
 class StepGraph:
@@ -113,42 +146,60 @@ class StepGraph:
         self.backend = backend or graph_backend(device)
         self.calls = 0
         self.graph: Any = None
+        self._runner: Any = None                  # the backend instance (warm-up stream, then the graph)
         self.static_in: Any = None
         self.static_out: Any = None
+        self._signature: Optional[list] = None
         self.failed: Optional[str] = None if self.backend is not None else f"no CUDA graphs on {device.type}"
 
     @property
     def captured(self) -> bool:
         return self.graph is not None
 
+    @property
+    def status(self) -> str:
+        """``captured``, ``warming up`` (no capture attempted yet) or ``eager: <why>`` (failed or unavailable)."""
+        if self.graph is not None:
+            return "captured"
+        return f"eager: {self.failed}" if self.failed is not None else "warming up"
+
+    def _on_device(self, inputs: tuple) -> tuple:
+        return tree_map(lambda x: x.to(self.device, non_blocking=True) if isinstance(x, torch.Tensor) else x,
+                        inputs)
+
     def __call__(self, *inputs: Any) -> Any:
         if self.failed is not None:
-            return self.fn(*inputs)
+            return self.fn(*self._on_device(inputs))
         self.calls += 1
         if self.graph is None:
+            if self._runner is None:
+                self._runner = self.backend(self.device)
             if self.calls <= self.warmup:
-                return self.backend.warmup(self.device, lambda: self.fn(*inputs))
+                device_inputs = self._on_device(inputs)
+                return self._runner.warmup(lambda: self.fn(*device_inputs))
             return self._capture(inputs)
-        if _shapes(inputs) != _shapes(self.static_in):
-            return self.fn(*inputs)                      # e.g. a last partial batch: eager
-        tree_map(lambda s, x: s.copy_(x) if isinstance(s, torch.Tensor) else None, self.static_in, inputs)
+        if _signature(inputs) != self._signature:
+            return self.fn(*self._on_device(inputs))      # e.g. a last partial batch: eager
+        # one copy per tensor, host (pinned) or device -> static buffer
+        tree_map(lambda s, x: s.copy_(x, non_blocking=True) if isinstance(s, torch.Tensor) else None,
+                 self.static_in, inputs)
         self.graph.replay()
         return self.static_out
 
     def _capture(self, inputs: tuple) -> Any:
-        self.static_in = tree_map(lambda x: x.clone() if isinstance(x, torch.Tensor) else x, inputs)
-        graph = self.backend(self.device)
+        self._signature = _signature(inputs)
+        self.static_in = tree_map(lambda x: torch.empty_like(x, device=self.device).copy_(x)
+                                  if isinstance(x, torch.Tensor) else x, inputs)
+        runner = self._runner
         try:
-            self.static_out = graph.capture(lambda: self.fn(*self.static_in))
-        except Exception as e:  # an op that cannot be captured, a host sync, ...
+            self.static_out = runner.capture(lambda: self.fn(*self.static_in))
+        except Exception as e:  # an op that cannot be captured, a host sync, ... (the runner has cleaned up)
             self.failed = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
-            self.static_in = self.static_out = None
+            self.static_in = self.static_out = self._runner = None
             warnings.warn(f"CUDA graph capture of the {self.name} failed ({self.failed}); running it eagerly",
                           stacklevel=3)
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)
-            return self.fn(*inputs)
-        self.graph = graph
+            return self.fn(*self._on_device(inputs))
+        self.graph = runner
         return self.static_out
 
 

@@ -10,8 +10,10 @@ A trainer is a :class:`Task` (what a model, an optimizer, a batch and a loss are
   do not depend on where a run was interrupted;
 * preemption: SIGTERM/SIGINT finish the current step, write a checkpoint and raise :class:`Preempted`
   (exit code 75 through :func:`oe_core.errors.cli_main`);
-* non-finite losses stop the run naming the step (or skip the batch, ``--on-nonfinite skip``); non-finite
-  weights are never written;
+* the loss and logs stay on the device and are read back every ``--read-every`` steps, before every checkpoint
+  and at each epoch's end (:mod:`.readback`: no host wait per step, the same sums as per-step reading);
+* non-finite losses stop the run naming the step (at the readback, before any checkpoint is written), or skip the
+  batch (``--on-nonfinite skip``, which reads every step); non-finite weights are never written;
 * one trainer per run folder: an exclusive lock (:mod:`.lock`) for the whole run; a second trainer on a busy
   folder stops with one line naming it and the holder's pid (exit code 2);
 * DDP under ``torchrun`` (one process per device), bf16 autocast, channels_last, optional ``torch.compile``;
@@ -34,7 +36,6 @@ from typing import Any, Callable, Iterable, Optional
 
 import torch
 from torch import nn
-from torch.utils._pytree import tree_map
 
 from ..config import config_to_dict, save_config, upgrade_dict
 from ..errors import ConfigError, NonFiniteLossError, OEError, Preempted
@@ -46,13 +47,14 @@ from .device import autocast, native_bf16, resolve_device
 from .distributed import DistInfo, any_rank, barrier, dist_info_from_env, init_distributed, shutdown_distributed
 from .history import write_history
 from ..lock import RunLock
+from .readback import StepReadback, StepRecord
 from .seed import derive_seed, rng_state, seed_everything, set_rng_state
 from .signals import PreemptionGuard
 from .tensorboard import ScalarLog, check_tensorboard
 
 # Config fields that may change between a run and its resumption (they do not change the result).
 RUNTIME_FIELDS = {"out", "device", "resume", "progress", "num_workers", "data_root", "download", "compile",
-                  "ckpt_every", "tensorboard", "cuda_graphs"}
+                  "ckpt_every", "tensorboard", "cuda_graphs", "read_every"}
 
 
 @dataclasses.dataclass
@@ -268,6 +270,9 @@ class Engine:
             print(f"{self.out}: already trained for {cfg.epochs} epochs", file=sys.stderr)
 
         scalars = ScalarLog(self.out, cfg.tensorboard and dist.is_main)
+        skip_nonfinite = cfg.on_nonfinite == "skip"
+        # --on-nonfinite skip decides before each update, so it reads every step back at once
+        readback, shown = StepReadback(1 if skip_nonfinite else cfg.read_every), None
         with PreemptionGuard() as guard, contextlib.closing(scalars):
             while epoch < cfg.epochs:
                 t0 = time.time() - partial["seconds"]
@@ -279,41 +284,35 @@ class Engine:
                     ctx.epoch, ctx.step, ctx.global_step = epoch, step, global_step
                     torch.manual_seed(derive_seed(cfg.seed, "step", epoch, step, dist.rank))
                     if graph is not None:    # the whole step, optimizer and EMA update included, as one CUDA graph
-                        value, logs = self._captured_step(graph, lrs, batch, ctx)
+                        loss, logs = self._captured_step(graph, lrs, batch, ctx)
                     else:
                         with ctx.autocast():
                             loss, logs = task.train_step(train_model, batch, ctx)
-                        value = float(loss.detach())
                         optimizer.zero_grad(set_to_none=True)
-                    logs = {k: float(v) for k, v in logs.items()}
-                    if not math.isfinite(value):
-                        if cfg.on_nonfinite == "stop":   # (the only policy with CUDA graphs: see _why_no_graphs)
-                            raise NonFiniteLossError(
-                                f"non-finite loss ({value}) at epoch {epoch + 1}, step {step} (global step "
-                                f"{global_step}); the last checkpoint in {str(self.out)!r} is intact "
-                                "(try a lower lr, --on-nonfinite skip, or --amp none)")
-                        partial["skipped"] += 1
-                    else:
-                        if graph is None:
+                        if skip_nonfinite and not math.isfinite(float(loss.detach())):   # needs the host value
+                            loss = None                                                   # before the update
+                            partial["skipped"] += 1
+                        else:
                             loss.backward()
                             optimizer.step()
+                    if loss is not None:
                         if scheduler is not None:
                             scheduler.step()
                         if graph is None:
                             task.after_step(model, ctx)
-                        partial["loss_sum"] += value
-                        partial["count"] += 1
-                        for k, v in logs.items():
-                            partial["logs"][k] = partial["logs"].get(k, 0.0) + v
-                        scalars.step(global_step + 1, value, optimizer.param_groups[0]["lr"], logs)
+                        readback.add(epoch, step, global_step, loss, logs, optimizer.param_groups[0]["lr"])
                     step += 1
                     global_step += 1
+                    if readback.due():
+                        shown = self._account(readback.read(), partial, scalars, shown)
                     if bar is not None:
                         bar.update(1)
-                        bar.set_postfix(loss=f"{value:.4g}", refresh=False)
+                        if shown is not None:
+                            bar.set_postfix(loss=f"{shown:.4g}", refresh=False)
                     stop = any_rank(guard.requested, device)
                     periodic = cfg.ckpt_every and global_step % cfg.ckpt_every == 0 and step < spe
                     if (stop or periodic) and step < spe:
+                        shown = self._account(readback.read(), partial, scalars, shown)
                         partial["seconds"] = time.time() - t0
                         path = self.out / "checkpoint.pt"
                         if dist.is_main:
@@ -323,11 +322,14 @@ class Engine:
                             if bar is not None:
                                 bar.close()
                             raise Preempted(str(path))
+                shown = self._account(readback.read(), partial, scalars, shown)
                 if bar is not None:
                     bar.close()
                 if step < spe:
                     raise OEError(f"the training data ran out after {step} of {spe} steps in epoch {epoch + 1}")
                 row = self._epoch_row(epoch, _sum_over_ranks(partial, device), time.time() - t0, optimizer)
+                if graph is not None:      # runs that try to capture say whether they did ("captured", "eager: ...")
+                    row["cuda_graph"] = graph.status
                 if dist.is_main:
                     model.eval()
                     with torch.no_grad():
@@ -344,6 +346,25 @@ class Engine:
                 if any_rank(guard.requested, device) and epoch < cfg.epochs:
                     raise Preempted(str(self.out / "checkpoint.pt"))
         return self.history[-1] if self.history else {}
+
+    def _account(self, records: list[StepRecord], partial: dict, scalars: ScalarLog,
+                 shown: Optional[float]) -> Optional[float]:
+        """Add read-back steps to the epoch's running sums, in step order (the sums of per-step reading, bit for
+        bit), and to TensorBoard; ``--on-nonfinite stop``: a non-finite loss raises, naming its step.  Returns the
+        latest loss (for the progress bar)."""
+        for r in records:
+            if not math.isfinite(r.loss):   # (only "stop" gets here: "skip" has dropped the batch before the update)
+                raise NonFiniteLossError(
+                    f"non-finite loss ({r.loss}) at epoch {r.epoch + 1}, step {r.step} (global step "
+                    f"{r.global_step}); the last checkpoint in {str(self.out)!r} is intact "
+                    "(try a lower lr, --on-nonfinite skip, or --amp none)")
+            partial["loss_sum"] += r.loss
+            partial["count"] += 1
+            for k, v in r.logs.items():
+                partial["logs"][k] = partial["logs"].get(k, 0.0) + v
+            scalars.step(r.global_step + 1, r.loss, r.lr, r.logs)
+            shown = r.loss
+        return shown
 
     def _why_no_graphs(self, dist: DistInfo) -> Optional[str]:
         """Why this run cannot capture its train step as a CUDA graph (``None``: it can)."""
@@ -371,14 +392,14 @@ class Engine:
             return loss.detach(), logs
         return whole_step
 
-    def _captured_step(self, graph: StepGraph, lrs: TensorLR, batch: Any, ctx: StepContext) -> tuple[float, dict]:
-        """One step through ``graph``: the batch on the device, the learning rate and the task's host state set
-        outside the graph, then the graph (or its eager warm-up/fallback); returns the loss and the logs."""
-        batch = tree_map(lambda t: ctx.to_device(t) if torch.is_tensor(t) else t, batch)
+    def _captured_step(self, graph: StepGraph, lrs: TensorLR, batch: Any,
+                       ctx: StepContext) -> tuple[torch.Tensor, dict]:
+        """One step through ``graph``: the learning rate and the task's host state set outside the graph, then the
+        graph (or its eager warm-up/fallback), which copies the host batch straight into its static buffers;
+        returns the loss and the logs as device tensors (read back later: :mod:`.readback`)."""
         lrs.sync()
         self.task.before_captured_step(ctx)
-        loss, logs = graph(batch)
-        return float(loss), logs
+        return graph(batch)
 
     @staticmethod
     def _epoch_row(epoch: int, partial: dict, seconds: float, optimizer) -> dict:
