@@ -31,3 +31,8 @@ def test_mini_study_trains_oe_tunes_and_reports_the_diffusion_family(tmp_path, m
     assert "| `diff_oe` |" in report                                   # the model rows list the family's runs
     figures = (out / "eval" / "figures" / "figures.md").read_text()
     assert "hist_diff_oe_bpd.png" in figures
+    # the AUROC-over-training trajectory of the baseline, from its own per-epoch tracking of the digits
+    track = json.loads((out / "diff" / "metrics.json").read_text())[-1]
+    assert "## Does the failure survive training?" in report
+    assert (f"| Diffusion | 1 | {track['track_step']} | {track['test_bpd']:.3f} | "
+            f"{track['track_mini-svhn_bpd']:.3f} | {100 * track['track_mini-svhn_auroc']:.1f} |") in report
