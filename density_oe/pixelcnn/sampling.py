@@ -26,13 +26,6 @@ def sample_images(model: torch.nn.Module, n: int, height: int, width: int, gener
     return x
 
 
-@torch.inference_mode()
-def sample_glow(model: Glow, n: int, height: int, width: int, generator: torch.Generator, device: torch.device,
-                temperature: float = 1.0) -> torch.Tensor:
-    """``n`` Glow samples ``(n, 3, height, width)`` in [-1, 1] on the 8-bit grid."""
-    return model.to(device).eval().sample(n, height, width, temperature, generator)
-
-
 def sample_family(model: torch.nn.Module, n: int, height: int, width: int, generator: torch.Generator,
                   device: torch.device, options) -> torch.Tensor:
     """The sampler of the ``pixelcnn`` family (:class:`density_oe.archs.DensityArch`): reads ``options.amp`` and
