@@ -290,12 +290,16 @@ def run_evaluation(cfg: EvaluateConfig) -> Evaluation:
     plan = []
     for m in models:
         dets = (_cached_detectors(cache, m, id_spec, cfg.detectors) if isinstance(m, _CachedModel)
-                else detectors_for(m.kind, cfg.detectors))
+                else [d for d in detectors_for(m.kind, cfg.detectors) if d.scores_model(m.module)])
         plan += [(m, d) for d in dets]
     kinds = {m.kind for m in models}
     for name in cfg.detectors:
         if name != "auto" and get_detector(name).kind not in kinds:
             raise ConfigError(f"detector {name!r} scores {get_detector(name).kind} models, but none was given")
+        if name != "auto" and not any(d.name == name for _, d in plan) and \
+                not any(isinstance(m, _CachedModel) for m in models):
+            raise ConfigError(f"detector {name!r} applies to none of the given models "
+                              f"({get_detector(name).description})")
     if not plan:
         raise ConfigError("no (model, detector) pair to evaluate: the detectors do not fit the models' kinds "
                           "or the cache holds no scores for them")
@@ -414,7 +418,7 @@ def evaluate(models: Mapping[str, Any], *, id_dataset: str = "cifar10", ood: Seq
                                   f"got {type(m).__name__}")
             wrapped.append(m)
             plan += [(m, SCORE_FUNCTION)] if isinstance(m, ScoreFunctionModel) else \
-                [(m, d) for d in detectors_for(m.kind, cfg.detectors)]
+                [(m, d) for d in detectors_for(m.kind, cfg.detectors) if d.scores_model(m.module)]
         ev = _run_plan(cfg, id_spec, oods, ScoreCache(cfg.cache_dir), wrapped, plan, None)
         if out:
             write_evaluation(ev, out)

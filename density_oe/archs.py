@@ -2,13 +2,14 @@
 
 Everything downstream of a density model (the OE trainer, scoring, sampling, the detectors, the mini-study) uses
 one quantity: the per-image log-likelihood in nats of 8-bit images on the [-1, 1] grid, ``model.log_prob(x) ->
-[B]``.  Both families have that method:
+[B]``.  Every family has that method:
 
 | name       | ``forward(x)`` returns  | ``log_prob(x)``                                                        |
 |------------|-------------------------|------------------------------------------------------------------------|
 | `pixelcnn` | DMOL parameters         | exact discretized mixture of logistics (:mod:`density_oe.pixelcnn.dmol`) |
 | `glow`     | the log-likelihood      | uniform dequantisation, a lower bound (:mod:`density_oe.glow.model`)  |
 | `diffusion`| the log-likelihood      | the VDM bound on the discrete likelihood (:mod:`density_oe.diffusion.model`) |
+| `vae`      | the bound               | importance-weighted bound ``L_K``, a lower bound (:mod:`density_oe.vae`) |
 
 An entry here says how to build the network from a run config, how to initialise it on data, and which image
 sides it accepts.
@@ -30,12 +31,21 @@ from .diffusion import Diffusion, DiffusionConfig
 from .diffusion import sample_family as diffusion_sample
 from .glow import Glow, GlowConfig
 from .glow import data_dependent_init as glow_data_init
-from .glow import sample_family as glow_sample
 from .pixelcnn import PixelCNNConfig, PixelCNNpp
 from .pixelcnn import data_dependent_init as pixelcnn_data_init
 from .pixelcnn.sampling import sample_family as pixelcnn_sample
+from .vae import VAE, VAEConfig
+from .vae import data_dependent_init as vae_data_init
 
 DEFAULT_ARCH = "pixelcnn"
+
+
+@torch.inference_mode()
+def sample_latent(model: nn.Module, n: int, height: int, width: int, generator: torch.Generator,
+                  device: torch.device, options) -> torch.Tensor:
+    """The sampler of the families whose network samples its latents in one pass, ``model.sample(n, height,
+    width, temperature, generator)`` (Glow, VAE): reads ``options.temperature``."""
+    return model.to(device).eval().sample(n, height, width, options.temperature, generator)
 
 
 @dataclass(frozen=True)
@@ -53,8 +63,15 @@ class DensityArch:
     # ``options`` the density_oe.sample config; None: the family cannot sample
     sample: Optional[Callable[..., torch.Tensor]] = None
     sample_options: tuple[str, ...] = ()               # the density_oe.sample options its sampler reads
-    # config fields that do not shape the weights (how the likelihood is estimated): a fine-tune may change them
-    runtime_fields: tuple[str, ...] = ()
+    free_fields: tuple[str, ...] = ()                   # config fields that leave the weights as they are: an OE
+                                                        # fine-tune may set them apart from its --init
+
+    def same_weights(self, a: Any, b: Any) -> bool:
+        """Whether configs ``a`` and ``b`` of this family describe the same weights (equal but for free fields)."""
+        if type(a) is not type(b):
+            return False
+        return all(getattr(a, f.name) == getattr(b, f.name) for f in dataclasses.fields(a)
+                   if f.name not in self.free_fields)
 
     def config(self, cfg: Any) -> Any:
         """The architecture's own config taken from a larger one (a run config, or a dict from config.json)."""
@@ -62,27 +79,20 @@ class DensityArch:
             return config_from_dict(self.config_cls, cfg)
         return self.config_cls(**{f.name: getattr(cfg, f.name) for f in dataclasses.fields(self.config_cls)})
 
-    def same_weights(self, a: Any, b: Any) -> bool:
-        """Whether two configs of this architecture describe the same weights (``runtime_fields`` aside)."""
-        return all(getattr(a, f.name) == getattr(b, f.name) for f in dataclasses.fields(self.config_cls)
-                   if f.name not in self.runtime_fields)
-
-    def set_runtime(self, model: nn.Module, cfg: Any) -> None:
-        """Give a built network the ``runtime_fields`` of ``cfg`` (a loaded model takes the run's estimator)."""
-        for name in self.runtime_fields:
-            setattr(model.cfg, name, getattr(cfg, name))
-
 
 ARCHS: Registry[DensityArch] = Registry("density architecture")
 ARCHS.add("pixelcnn", DensityArch("pixelcnn", "PixelCNN++", PixelCNNConfig, PixelCNNpp, pixelcnn_data_init,
                                   lambda cfg: 4, init_batch_size=16, sample=pixelcnn_sample,
                                   sample_options=("amp",)))
 ARCHS.add("glow", DensityArch("glow", "Glow", GlowConfig, Glow, glow_data_init, lambda cfg: cfg.multiple,
-                              init_batch_size=256, sample=glow_sample, sample_options=("temperature",)))
+                              init_batch_size=256, sample=sample_latent, sample_options=("temperature",)))
+ARCHS.add("vae", DensityArch("vae", "VAE", VAEConfig, VAE, vae_data_init, lambda cfg: cfg.multiple,
+                             init_batch_size=16, free_fields=("vae_iw_samples",), sample=sample_latent,
+                             sample_options=("temperature",)))
 ARCHS.add("diffusion", DensityArch("diffusion", "Diffusion", DiffusionConfig, Diffusion, None,
                                    lambda cfg: cfg.multiple, init_batch_size=1, sample=diffusion_sample,
                                    sample_options=("steps", "amp"),
-                                   runtime_fields=("diffusion_t_samples", "diffusion_train_t_samples")))
+                                   free_fields=("diffusion_t_samples", "diffusion_train_t_samples")))
 
 
 def get_arch(name: str) -> DensityArch:

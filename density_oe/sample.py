@@ -1,14 +1,15 @@
 """``python -m density_oe.sample``: draw images from a trained density model and save them as a PNG grid.
 
-The architecture is read from the checkpoint (``--arch`` only checks it).  Glow samples in one reverse pass, with
-the latents drawn at ``--temperature`` times their prior scale (the Glow paper's samples use 0.7; 1 is the model
-itself).  The diffusion model samples ancestrally with ``--steps`` steps of ``p(z_s | z_t)`` (VDM's
-sampler; :meth:`density_oe.diffusion.model.Diffusion.sample`).  PixelCNN++ sampling is autoregressive: one network pass per pixel, each drawing the pixel's R, G, B in turn from the DMOL
+The architecture is read from the checkpoint (``--arch`` only checks it).  Each family's sampler is
+``DensityArch.sample`` (:mod:`density_oe.archs`), and the options it reads are its ``sample_options``.  Glow and the
+VAE sample their latents in one pass at ``--temperature`` times their prior scale (the Glow paper's samples use 0.7;
+1 is the model itself; the VAE then draws every sub-pixel from its decoder).  The diffusion model samples
+ancestrally with ``--steps`` steps of ``p(z_s | z_t)`` (VDM's sampler;
+:meth:`density_oe.diffusion.model.Diffusion.sample`).  PixelCNN++ sampling is autoregressive: one network pass per pixel, each drawing the pixel's R, G, B in turn from the DMOL
 (:func:`density_oe.pixelcnn.dmol.sample`), with every weight normalised once for the whole loop.  Because the network is
 causal in the vertical direction (outputs at row ``i`` depend only on input rows ``<= i``), the pass for a pixel in
 row ``i`` runs on the first ``ceil((i+1)/4)*4`` rows only (the same outputs for those rows as the full image, a
-multiple of 4 for the two stride-2 stages), which halves the work on average.  Each family's sampler is
-``DensityArch.sample`` (:mod:`density_oe.archs`), and the options it reads are its ``sample_options``.  Random numbers come from a CPU
+multiple of 4 for the two stride-2 stages), which halves the work on average.  Random numbers come from a CPU
 generator seeded by ``--seed``, so samples do not depend on the device.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ FAMILY_OPTIONS = ("temperature", "steps", "amp")
 
 @dataclass
 class SampleConfig:
-    """Draw samples from a density model (PixelCNN++, Glow or diffusion) and save them as one PNG grid."""
+    """Draw samples from a density model (any registered family) and save them as one PNG grid."""
 
     ckpt: str = help_field("", "density run folder or checkpoint (its EMA weights), or a pclucas14/pixel-cnn-pp "
                                ".pth file")
@@ -51,7 +52,7 @@ class SampleConfig:
     force_size: bool = help_field(False, "allow an --image-size other than the model's training size")
     arch: str = help_field("", "architecture the checkpoint must hold (empty: whatever it holds)",
                            choices=("", *ARCHS.names()))
-    temperature: float = help_field(1.0, "Glow: scale of the latents' prior standard deviation (PixelCNN++: 1 only)")
+    temperature: float = help_field(1.0, "Glow, VAE: scale of the latents' prior standard deviation")
     steps: int = help_field(1000, "diffusion: steps of the ancestral sampler from t = 1 to t = 0")
     seed: int = help_field(1, "seed of the sampling generator")
     weights: str = help_field("eval", "eval: the run's EMA weights (as the TF code samples); train: raw weights",

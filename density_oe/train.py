@@ -107,12 +107,15 @@ class DensityTask(Task):
         cfg = self.cfg
         if cfg.mode == "oe_tune":
             model, init_cfg = load_density_model(cfg.init, weights="eval")
-            if type(init_cfg) is not type(cfg.model_config) or not self.arch.same_weights(init_cfg, cfg.model_config):
+            if not self.arch.same_weights(init_cfg, cfg.model_config):
                 options = "/".join(f"--{f.replace('_', '-')}" for f in vars(init_cfg))
                 raise CheckpointError(f"--init {cfg.init!r} holds a {type(model).__name__} with {init_cfg}, but the "
                                       f"run asks for --arch {cfg.arch} with {cfg.model_config} (pass its --arch "
                                       f"and the same {options})")
-            self.arch.set_runtime(model, cfg.model_config)
+            if init_cfg != cfg.model_config:    # free fields set apart (the VAE's K): the run's, with the weights
+                tuned = self.arch.build(cfg.model_config)
+                tuned.load_state_dict(model.state_dict())
+                model = tuned
             return model.train()
         model = self.arch.build(cfg.model_config).to(self.device)
         if cfg.data_init and self.arch.data_init is not None and not (cfg.resume and has_checkpoint(cfg.out)):

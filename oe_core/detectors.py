@@ -68,6 +68,12 @@ class DetectorEntry:
     source: str = "suite"       # "suite" or the library it comes from ("pytorch-ood")
     missing: str = ""           # non-empty: not usable here, and this says how to add it
     options: dict = field(default_factory=dict)  # fixed options passed to build_fn
+    applies_to: Optional[Callable[[Any], bool]] = None  # which networks of its kind it scores (None: all)
+
+    def scores_model(self, net: Any) -> bool:
+        """Whether the detector scores the network ``net`` (of its kind): e.g. an encoder-based density score
+        applies to VAEs only.  Evaluations skip the other models."""
+        return self.applies_to is None or bool(self.applies_to(net))
 
     def build(self, model: Any, background: Any = None) -> Any:
         """A detector object for ``model`` (and ``background`` when ``needs_background``)."""

@@ -6,8 +6,8 @@ here):
 * WRN-40-2 baseline -> OE fine-tune, and OE from scratch, for CIFAR-10 and CIFAR-100 (``classifiers_oe.train``,
   as ``scripts/cifar{10,100}_wrn_*.sh``);
 * PixelCNN++ baseline (or the port's released weights, ``density_oe.port``) -> OE fine-tune -> per-image bits/dim
-  (``density_oe.train``, ``scripts/density_cifar10_score.sh``); Glow and the diffusion model the same way with
-  ``--glow`` and ``--diffusion`` (:data:`EXTRA_DENSITY`);
+  (``density_oe.train``, ``scripts/density_cifar10_score.sh``); Glow, a VAE and the diffusion model the same way
+  with ``--glow``, ``--vae`` and ``--diffusion`` (:data:`EXTRA_DENSITY`);
 * the CIFAR-10 and CIFAR-100 evaluations (``scripts/eval_cifar.sh``: reference protocol, the comparison tables
   with the paper's numbers, the figures, Figure 2).
 
@@ -59,10 +59,14 @@ MODE_WORDS = {"baseline": "baseline", "oe_tune": "OE fine-tune", "oe_scratch": "
 EXTRA_DENSITY = {
     "glow": ("Glow", ["--batch-size", "512", "--lr", "1e-3", "--warmup-steps", "970", "--lr-decay", "1"], [],
              None, None),
+    # the Likelihood Regret code's recipe, as scripts/density_cifar10_vae_baseline.sh
+    "vae": ("VAE", ["--batch-size", "128", "--lr", "3e-4", "--lr-decay", "1", "--epochs", "200"], [], None, None),
     "diffusion": ("Diffusion", ["--batch-size", "128", "--lr", "2e-4", "--beta1", "0.9", "--beta2", "0.99",
                                 "--warmup-steps", "100", "--lr-decay", "1", "--ema-decay", "0.9999"],
                   ["--diffusion-train-t-samples", "4"], "diffusion_train", "diffusion_score"),
 }
+# what a family's evaluation node adds to bits/dim and the CIFAR-10 vs SVHN study: (detectors, title words)
+EVAL_EXTRAS = {"vae": (["likelihood_regret"], " (bits/dim and Likelihood Regret), the bound gap (ELBO vs IWAE-256)")}
 RESOURCE_KEYS = {"partition": str, "account": str, "qos": str, "time": str, "nodes": int, "gpus_per_node": int,
                  "nproc_per_task": int, "tasks_per_node": int, "cpus_per_task": int, "mem": str,
                  "rdzv_port": int, "extra": list}
@@ -180,14 +184,22 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
                           else ["wrn_oe_step", eval_images]))
     for arch, title, *_ in density[1:]:
         ev = f"{out}/cifar10_{arch}_eval"
-        nodes.append(Node(f"cifar10_{arch}_eval", "eval", f"{title} evaluation and the CIFAR-10 vs SVHN bits/dim study",
-                          [f"cifar10_{arch}_baseline", f"cifar10_{arch}_oe_tune"],
-                          [[py, "-m", "analysis.evaluate", "--ckpt", f"{arch}={out}/cifar10_{arch}_baseline",
-                            f"{arch}_oe={out}/cifar10_{arch}_oe_tune", "--detectors", "bpd", "--id-dataset",
-                            "cifar10", "--data-root", data, "--out", ev, *dev, *eval_x],
-                           [py, "-m", "analysis.svhn_likelihood", "--results", f"{ev}/results.json", "--baseline",
-                            arch, "--oe", f"{arch}_oe", "--ood", "svhn", "--out", f"{ev}/likelihood"]],
-                          {}, [f"{ev}/results.json", f"{ev}/likelihood"]))
+        runs = [f"{out}/cifar10_{arch}_baseline", f"{out}/cifar10_{arch}_oe_tune"]
+        detectors, words = EVAL_EXTRAS.get(arch, ([], ""))
+        cmds = [[py, "-m", "analysis.evaluate", "--ckpt", f"{arch}={runs[0]}", f"{arch}_oe={runs[1]}",
+                 "--detectors", "bpd", *detectors, "--id-dataset", "cifar10", "--data-root", data, "--out", ev, *dev,
+                 *eval_x],
+                [py, "-m", "analysis.svhn_likelihood", "--results", f"{ev}/results.json", "--baseline", arch, "--oe",
+                 f"{arch}_oe", "--ood", "svhn", "--out", f"{ev}/likelihood"]]
+        outputs = [f"{ev}/results.json", f"{ev}/likelihood"]
+        if arch == "vae":   # the bound gap needs an encoder: ELBO against IWAE-256 before and after OE
+            cmds.append([py, "-m", "analysis.bound_gap", "--baseline", runs[0], "--oe", runs[1], "--id-dataset",
+                         "cifar10", "--k-large", "256", "--limit", "2000", "--data-root", data, "--out",
+                         f"{ev}/bound_gap", *dev])
+            outputs.append(f"{ev}/bound_gap/bound_gap.md")
+        nodes.append(Node(f"cifar10_{arch}_eval", "eval", f"{title} evaluation{words} and the CIFAR-10 vs SVHN "
+                          "bits/dim study", [f"cifar10_{arch}_baseline", f"cifar10_{arch}_oe_tune"], cmds,
+                          {}, outputs))
     return nodes
 
 
@@ -726,7 +738,8 @@ HELP = """The whole paper in one command, on one machine (--local) or as a SLURM
 
 The run graph (--plan shows it with every command): for CIFAR-10 and CIFAR-100, WRN-40-2 baseline -> OE
 fine-tune, and OE from scratch; PixelCNN++ baseline (or --pixelcnn-weights) -> OE fine-tune, each scored
-(per-image bits/dim); Glow and the diffusion model the same way with --glow and --diffusion; then the CIFAR-10 evaluation (MSP and bits/pixel: Table 1/7
+(per-image bits/dim); Glow, a VAE and the diffusion model the same way with --glow, --vae and --diffusion; then the
+CIFAR-10 evaluation (MSP and bits/pixel: Table 1/7
 and Table 5 beside the paper's numbers, the figures, Figure 2) and the CIFAR-100 evaluation.  Each node is one
 of the suite's scripts or CLIs with its flags; training nodes resume from their checkpoints when rerun.
 """

@@ -18,7 +18,7 @@ from oe_core.errors import cli_main
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ["density_oe.sample", "density_oe.score", "density_oe.port", "analysis.figures", "analysis.compare",
          "analysis.svhn_likelihood", "analysis.evaluate", "analysis.mini_study", "analysis.regenerate",
-         "analysis.trajectory"]
+         "analysis.trajectory", "analysis.bound_gap"]
 
 
 def _main(module: str):
@@ -40,6 +40,8 @@ def _argv(module: str, out: str, missing: str) -> list[str]:
         "analysis.mini_study": ["--preset", "tiny", "--out", out],
         "analysis.regenerate": [out],
         "analysis.trajectory": ["--runs", f"a={missing}", "--out", out],
+        "analysis.bound_gap": ["--baseline", missing, "--oe", missing, "--id-dataset", "gaussian", "--ood", "blobs",
+                               "--out", out],
     }[module]
 
 

@@ -1,4 +1,5 @@
-"""The CIFAR-10 PixelCNN++, Glow and diffusion scripts assemble valid command lines (smoke run on the offline mini sets)."""
+"""The CIFAR-10 PixelCNN++, Glow, VAE and diffusion scripts assemble valid command lines (smoke run on the offline
+mini sets)."""
 from __future__ import annotations
 
 import json
@@ -30,7 +31,9 @@ def test_every_script_is_valid_bash():
                                          "density_cifar10_diffusion_oe_tune.sh", "density_cifar10_diffusion_score.sh",
                                          "density_cifar10_glow_baseline.sh",
                                          "density_cifar10_glow_oe_tune.sh", "density_cifar10_glow_score.sh",
-                                         "density_cifar10_oe_tune.sh", "density_cifar10_score.sh", "density_run.sh"]
+                                         "density_cifar10_oe_tune.sh", "density_cifar10_score.sh",
+                                         "density_cifar10_vae_baseline.sh", "density_cifar10_vae_oe_tune.sh",
+                                         "density_cifar10_vae_score.sh", "density_run.sh"]
     for script in SCRIPTS:
         assert os.access(script, os.X_OK), script
         subprocess.run(["bash", "-n", str(script)], check=True)
@@ -99,4 +102,25 @@ def test_diffusion_scripts_chain_with_vdm_settings_and_the_same_oe_loss(tmp_path
                "--device", "cpu", "--num-workers", "0", SETS="mini-svhn")
     assert proc.returncode == 0, proc.stderr[-2000:]
     scores = np.load(runs / "scores" / "cifar10_diffusion_baseline" / "mini-svhn.npy")
+    assert scores.shape == (10,) and np.isfinite(scores).all()
+
+
+@pytest.mark.slow
+def test_vae_scripts_chain_with_the_lr_recipe_and_the_same_oe_loss(tmp_path):
+    vae = ["--vae-levels", "2", "--vae-hidden", "4", "--vae-latent", "2", *MINI[MINI.index("--epochs"):],
+           "--dataset", "mini-id", "--image-size", "8"]
+    for script in ("density_cifar10_vae_baseline.sh", "density_cifar10_vae_oe_tune.sh"):
+        proc = run(script, tmp_path, *vae)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = tmp_path / "runs"
+    base = json.loads((runs / "cifar10_vae_baseline" / "config.json").read_text())
+    assert base["arch"] == "vae" and (base["lr"], base["lr_decay"], base["vae_iw_samples"]) == (3e-4, 1, 1)
+    assert base["batch_size"] == 8 and base["epochs"] == 1          # the smoke overrides win
+    oe = json.loads((runs / "cifar10_vae_oe_tune" / "config.json").read_text())
+    assert oe["arch"] == "vae" and oe["init"] == str(runs / "cifar10_vae_baseline")
+    assert (oe["lr"], oe["oe_margin"], oe["oe_margin_unit"], oe["lam"]) == (2e-4, 1.0, "bits_per_dim", 1.0)
+    proc = run("density_cifar10_vae_score.sh", tmp_path, "", "--image-size", "8", "--limit", "10",
+               "--device", "cpu", "--num-workers", "0", SETS="mini-svhn")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scores = np.load(runs / "scores" / "cifar10_vae_baseline" / "mini-svhn.npy")
     assert scores.shape == (10,) and np.isfinite(scores).all()

@@ -37,23 +37,6 @@ def history(out: Path) -> list[dict]:
     return [{k: v for k, v in row.items() if k != "time_s"} for row in json.loads((out / "metrics.json").read_text())]
 
 
-def assert_resumed_run_is_bitwise_equal(args: list[str], tmp_path: Path, at: int = 2) -> None:
-    """A run preempted (SIGTERM) at global step ``at`` and resumed ends with the weights, EMA and metrics of the
-    same run straight through (``args``: density_oe.train options without --out)."""
-    assert main(args + ["--out", str(tmp_path / "straight")]) == 0
-    cfg = parse_config(DensityConfig, args + ["--out", str(tmp_path / "resumed")])
-    with pytest.raises(Preempted):
-        Engine(preempting(DensityTask)(cfg, at=at)).run()
-    assert load_checkpoint(tmp_path / "resumed")["position"]["epoch"] >= 1
-    assert main(args + ["--out", str(tmp_path / "resumed")]) == 0    # no second data-dependent init
-    got = load_checkpoint(tmp_path / "resumed", expect_kind="density")
-    expected = load_checkpoint(tmp_path / "straight", expect_kind="density")
-    for part in ("model", "eval_model"):
-        for k in expected[part]:
-            assert torch.equal(got[part][k], expected[part][k]), (part, k)
-    assert history(tmp_path / "resumed") == history(tmp_path / "straight")
-
-
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("baseline")

@@ -24,7 +24,7 @@ from oe_core.errors import ConfigError, OEError
 from oe_core.metrics import auroc
 
 SUITE = {"msp", "max_logit", "energy", "xent_uniform", "bpd", "likelihood_ratio", "complexity_png", "complexity_zlib",
-         "typicality", "typicality_m2", "typicality_m10", "typicality_m25"}
+         "typicality", "typicality_m2", "typicality_m10", "typicality_m25", "likelihood_regret"}
 
 
 def _images(n: int, seed: int = 0, size: int = 8) -> torch.Tensor:

@@ -12,17 +12,14 @@ import torch
 
 from density_oe import sample, score
 from density_oe.archs import arch_for_model
-from density_oe.config import DensityConfig
 from density_oe.diffusion import Diffusion, DiffusionConfig
-from density_oe.train import DensityTask, main
+from density_oe.train import main
 from density_oe.weights import load_density_model
-from oe_core.config import parse_config
 from oe_core.data import get_dataset
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import cli_main
-from oe_core.run import StepContext
-from oe_core.run.distributed import DistInfo
-from tests.test_density_train import assert_resumed_run_is_bitwise_equal, history
+from tests.density_family import check_oe_loss_is_the_hand_formula, check_resumed_run_is_bitwise_equal
+from tests.test_density_train import history
 
 DIFF = ["--arch", "diffusion", "--diffusion-channels", "8", "--diffusion-levels", "2", "--diffusion-blocks", "1",
         "--diffusion-t-samples", "4"]
@@ -64,26 +61,10 @@ def test_a_tiny_diffusion_trains_and_is_found_again_from_its_checkpoint(diffusio
 
 
 def test_oe_tune_loss_on_diffusion_is_the_hand_formula(diffusion_run, tmp_path):
-    cfg = parse_config(DensityConfig, oe_args(diffusion_run) + ["--out", str(tmp_path), "--diffusion-t-samples",
-                                                                 "6", "--diffusion-train-t-samples", "3"])
-    task = DensityTask(cfg)
-    ctx = StepContext(cfg, torch.device("cpu"), DistInfo())
-    task.setup(ctx)
-    model = task.build_model()
-    assert model.training
+    model = check_oe_loss_is_the_hand_formula(oe_args(diffusion_run) + [
+        "--out", str(tmp_path), "--diffusion-t-samples", "6", "--diffusion-train-t-samples", "3"])
     # the estimator's draws are the run's (the baseline's were 4 and 1): they do not shape the weights
     assert (model.cfg.diffusion_t_samples, model.t_samples) == (6, 3)
-    (x_in, y_in), (x_out, y_out) = next(iter(task.batches(0, 0)))
-    torch.manual_seed(3)
-    loss, logs = task.train_step(model, ((x_in, y_in), (x_out, y_out)), ctx)
-    torch.manual_seed(3)  # the same draws of t and noise: one forward of the concatenated batch
-    x = to_unit_range(torch.cat([x_in, x_out]))
-    with torch.no_grad():
-        bpd = (-model(x) / (DIMS * math.log(2))).tolist()
-    b_in, b_out = bpd[:3], bpd[3:]
-    hinge = sum(max(0.0, 1.0 + i - o) for i in b_in for o in b_out) / (3 * 5)  # margin 1 bit/dim, lam 1
-    assert loss.item() == pytest.approx(sum(b_in) / 3 + hinge, rel=1e-5)
-    assert logs["outlier_bpd"] == pytest.approx(sum(b_out) / 5, rel=1e-5)
 
 
 def gap(run: Path) -> float:
@@ -116,7 +97,7 @@ def test_the_margin_loss_raises_the_outliers_bits_per_dim(tmp_path):
 
 def test_resumed_diffusion_run_is_bitwise_equal(tmp_path):
     args = COMMON + ["--batch-size", "4", "--epochs", "2", "--limit-steps", "2", "--eval-images", "8"]
-    assert_resumed_run_is_bitwise_equal(args, tmp_path, at=2)             # first step of epoch 2
+    check_resumed_run_is_bitwise_equal(args, tmp_path)                    # preempted at the first step of epoch 2
 
 
 def test_score_cli_gives_the_same_bits_per_dim_at_any_batch_size(diffusion_run, tmp_path):

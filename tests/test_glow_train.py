@@ -14,15 +14,14 @@ from density_oe.archs import ARCHS, arch_for_model, arch_of
 from density_oe.config import DensityConfig
 from density_oe.glow import Glow
 from density_oe.pixelcnn.model import PixelCNNpp
-from density_oe.train import DensityTask, main
+from density_oe.train import main
 from density_oe.weights import load_density_model
 from oe_core.config import parse_config
 from oe_core.data import get_dataset
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import ConfigError, cli_main
-from oe_core.run import StepContext
-from oe_core.run.distributed import DistInfo
-from tests.test_density_train import assert_resumed_run_is_bitwise_equal, history
+from tests.density_family import check_oe_loss_is_the_hand_formula, check_resumed_run_is_bitwise_equal
+from tests.test_density_train import history
 
 GLOW = ["--arch", "glow", "--glow-levels", "2", "--glow-steps", "2", "--glow-hidden", "8"]
 COMMON = ["--dataset", "mini-id", "--image-size", "8", *GLOW, "--num-workers", "0", "--no-progress",
@@ -53,27 +52,12 @@ def test_a_tiny_glow_trains_below_the_uniform_8_bits_per_dim(glow_run):
 
 
 def test_oe_tune_loss_on_glow_is_the_hand_formula(glow_run, tmp_path):
-    cfg = parse_config(DensityConfig, oe_args(glow_run) + ["--out", str(tmp_path)])
-    task = DensityTask(cfg)
-    ctx = StepContext(cfg, torch.device("cpu"), DistInfo())
-    task.setup(ctx)
-    model = task.build_model()
-    (x_in, y_in), (x_out, y_out) = next(iter(task.batches(0, 0)))
-    torch.manual_seed(3)
-    loss, logs = task.train_step(model, ((x_in, y_in), (x_out, y_out)), ctx)
-    torch.manual_seed(3)  # the same dequantisation noise: one draw for the concatenated batch
-    x = to_unit_range(torch.cat([x_in, x_out]))
-    with torch.no_grad():
-        bpd = (-model(x) / (x[0].numel() * math.log(2))).tolist()
-    b_in, b_out = bpd[:3], bpd[3:]
-    hinge = sum(max(0.0, 1.0 + i - o) for i in b_in for o in b_out) / (3 * 5)  # margin 1 bit/dim, lam 1
-    assert loss.item() == pytest.approx(sum(b_in) / 3 + hinge, rel=1e-5)
-    assert logs["outlier_bpd"] == pytest.approx(sum(b_out) / 5, rel=1e-5)
+    check_oe_loss_is_the_hand_formula(oe_args(glow_run) + ["--out", str(tmp_path)])
 
 
 def test_resumed_glow_run_is_bitwise_equal(tmp_path):
     args = COMMON + ["--batch-size", "4", "--epochs", "2", "--limit-steps", "2", "--eval-images", "8"]
-    assert_resumed_run_is_bitwise_equal(args, tmp_path, at=2)             # first step of epoch 2
+    check_resumed_run_is_bitwise_equal(args, tmp_path)
 
 
 def test_score_cli_gives_glow_bits_per_dim_deterministically(glow_run, tmp_path):
@@ -118,7 +102,7 @@ def _build(name: str, config: dict):
 
 
 def test_architecture_registry_builds_by_name_and_reads_old_configs():
-    assert {"glow", "pixelcnn", "diffusion"} <= set(ARCHS.names())
+    assert {"glow", "pixelcnn", "vae", "diffusion"} <= set(ARCHS.names())
     assert arch_of({"nr_filters": 8}).name == "pixelcnn"             # checkpoints from before --arch
     assert isinstance(_build("pixelcnn", {"nr_resnet": 1, "nr_filters": 4}), PixelCNNpp)
 

@@ -23,7 +23,9 @@ TRAIN_SCRIPTS.update({"cifar10_pixelcnn_baseline": "density_cifar10_baseline.sh"
                       "cifar10_glow_baseline": "density_cifar10_glow_baseline.sh",
                       "cifar10_glow_oe_tune": "density_cifar10_glow_oe_tune.sh",
                       "cifar10_diffusion_baseline": "density_cifar10_diffusion_baseline.sh",
-                      "cifar10_diffusion_oe_tune": "density_cifar10_diffusion_oe_tune.sh"})
+                      "cifar10_diffusion_oe_tune": "density_cifar10_diffusion_oe_tune.sh",
+                      "cifar10_vae_baseline": "density_cifar10_vae_baseline.sh",
+                      "cifar10_vae_oe_tune": "density_cifar10_vae_oe_tune.sh"})
 
 
 @pytest.fixture(scope="module")
@@ -114,12 +116,20 @@ def test_plan_with_diffusion_adds_its_runs_scores_and_evaluation(tmp_path, capsy
     assert "--diffusion-train-t-samples 4" in text and "--epochs 7" in text and "cifar10_glow" not in text
 
 
+def test_plan_with_the_vae(tmp_path, capsys):
+    rc, text, _ = run(["--plan", "--data-root", tmp_path, "--out", tmp_path / "o", "--vae"], capsys)
+    assert rc == 0 and "17 of 17 nodes" in text
+    assert "--batch-size 128 --lr 3e-4 --lr-decay 1 --epochs 200" in text
+    assert "cifar10_vae_eval" in text and "likelihood_regret" in text and "analysis.bound_gap" in text
+
+
 def test_training_nodes_run_exactly_what_the_single_scripts_run(tmp_path):
     """Each training node's command equals the one its script in scripts/ execs (a fake python records it)."""
     fake = tmp_path / "fakepy"
     fake.write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$RECORD"\n')
     fake.chmod(0o755)
-    o = R.parser().parse_args(["--plan", "--glow", "--diffusion", "--out", str(tmp_path / "runs"), "--data-root",
+    o = R.parser().parse_args(["--plan", "--glow", "--vae", "--diffusion", "--out", str(tmp_path / "runs"),
+                               "--data-root",
                                str(tmp_path / "d")])
     o.out, o.data_root = tmp_path / "runs", tmp_path / "d"
     nodes = {n.name: n for n in R.build_graph(o, str(fake))}

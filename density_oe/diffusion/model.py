@@ -27,12 +27,12 @@ and every term of the bound are computed in float32 (or the parameters' precisio
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import torch
 import torch.nn as nn
 
-from oe_core.config import help_field, require
+from oe_core.config import config_from_dict, help_field, require
 from oe_core.errors import OEError
 from oe_core.progress import progress_bar
 from oe_core.run import autocast
@@ -101,6 +101,11 @@ class Diffusion(nn.Module):
         self.gamma = LinearGamma(cfg.diffusion_gamma_min, cfg.diffusion_gamma_max)
         self.net = UNet(cfg.diffusion_channels, cfg.diffusion_levels, cfg.diffusion_blocks, cfg.diffusion_dropout,
                         in_channels)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Diffusion":
+        """The network a run's ``config.json`` describes (its DiffusionConfig fields; other keys are ignored)."""
+        return cls(config_from_dict(DiffusionConfig, dict(config)))
 
     @property
     def work_dtype(self) -> torch.dtype:

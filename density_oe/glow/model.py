@@ -28,12 +28,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import torch
 import torch.nn as nn
 
-from oe_core.config import help_field, require
+from oe_core.config import config_from_dict, help_field, require
 from oe_core.errors import OEError
 
 from .coupling import COUPLINGS, Coupling
@@ -203,6 +203,11 @@ class Glow(nn.Module):
             y = self.dequantize(x, noise)
             return self.log_density(y) - y[0].numel() * math.log(N_BINS)
 
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "Glow":
+        """The network a run's ``config.json`` describes (its GlowConfig fields; other keys are ignored)."""
+        return cls(config_from_dict(GlowConfig, dict(config)))
+
     def log_prob(self, x: torch.Tensor, out: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Per-image log-likelihood in nats on the 8-bit grid.
 
@@ -236,13 +241,6 @@ class Glow(nn.Module):
         y = self.decode(mean + temperature * torch.exp(logs) * eps, temperature, generator)
         k = torch.floor((y + 0.5) * N_BINS).clamp_(0, N_BINS - 1)
         return k / 127.5 - 1.0
-
-
-@torch.inference_mode()
-def sample_family(model: Glow, n: int, height: int, width: int, generator: torch.Generator, device: torch.device,
-                  options) -> torch.Tensor:
-    """The sampler of the ``glow`` family (:class:`density_oe.archs.DensityArch`): reads ``options.temperature``."""
-    return model.to(device).eval().sample(n, height, width, options.temperature, generator)
 
 
 def actnorm_layers(model: nn.Module) -> list[ActNorm]:

@@ -212,6 +212,14 @@ def _channel_traced(x_c: torch.Tensor, mu: torch.Tensor, raw_ls: torch.Tensor) -
     return torch.where((x_c < -EDGE) | (x_c > EDGE), edge, interior)
 
 
+def sub_pixel_log_prob(x: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor) -> torch.Tensor:
+    """Log-probability of every sub-pixel of ``x`` under one discretised logistic ``(mean, log_scale)`` per
+    sub-pixel (no mixture, no channel coupling), all tensors of one shape: the per-component term of the DMOL with
+    the same bins, edge cases and thresholds (:func:`_channel_traced`), element-wise and differentiable by
+    autograd (also under ``torch.func`` transforms)."""
+    return _channel_traced(x.float(), mean.float(), log_scale.float())
+
+
 def _log_prob_traced(params: torch.Tensor, x: torch.Tensor, k: int) -> torch.Tensor:
     """The same per-image log-likelihood as :class:`_DMOLLogProb`, as one traceable expression (autograd's own
     backward): the path taken under ``torch.compile``, where the custom function's ``out=`` writes would break

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# OE fine-tuning of OUT/cifar10_vae_baseline (scripts/density_cifar10_vae_baseline.sh) with exactly the loss,
+# margin units, data stream and defaults of the PixelCNN++ script (scripts/density_cifar10_oe_tune.sh), on the
+# bits/dim of the VAE's bound (the ELBO unless --vae-iw-samples says otherwise): 2 epochs of
+# mean bpd(in) + 1.0 * mean max(0, 1 bit/dim + bpd(in) - bpd(out)) over 64 in + 64 outlier images per step
+# (80 Million Tiny Images), Adam 2e-4.  Whether OE then lowered p(x) or only the bound: python -m analysis.bound_gap.
+# -> OUT/cifar10_vae_oe_tune
+# Usage: DATA_ROOT=/data OUT=runs scripts/density_cifar10_vae_oe_tune.sh [density_oe.train options]
+# (pass the same --vae-* options as the baseline if you changed them there)
+export ARCH=vae
+exec "$(dirname "${BASH_SOURCE[0]}")/density_run.sh" oe_tune "$@"
