@@ -6,7 +6,8 @@ detectors of its ``kind``) and turns uint8 batches (B, 3, H, W) into the network
 classifiers; [-1, 1] for density models, whose ``module.log_prob(x)`` gives nats per image).
 :func:`load_model` recognises the kind from the checkpoint and loads it with its package's own loader
 (:func:`classifiers_oe.weights.load_classifier`, :func:`density_oe.weights.load_density_model`); the weights
-are identified by the checkpoint's sha256.
+are identified by the checkpoint's sha256.  A run's ``model.safetensors`` (or a folder holding only it, its
+``config.json`` and card) loads the same way, through :func:`oe_core.run.load_checkpoint`.
 A user's own classifier file (a plain state dict, a whole model, a torchvision model's state dict; see
 :func:`classifiers_oe.weights.load_user_classifier`) loads when ``options`` name its architecture or the file
 is not a suite checkpoint; its digest is the sha256 of the file and the options.
@@ -32,6 +33,7 @@ from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError
 from oe_core.run import load_checkpoint
 from oe_core.run.checkpoint import checkpoint_format
+from oe_core.run.release import suite_safetensors
 
 
 def module_device(net: nn.Module) -> torch.device:
@@ -139,7 +141,7 @@ def load_model(path: str | Path, label: str, device: torch.device,
     Nothing is unpickled, except a user's whole pickled model when ``trust_pickle`` (see
     :func:`classifiers_oe.weights.load_user_classifier`)."""
     path = Path(path).expanduser()
-    if path.is_file() and (options or checkpoint_format(path) is None):
+    if path.is_file() and (options or (checkpoint_format(path) is None and not suite_safetensors(path))):
         net = load_user_classifier(path, options, device, trust_pickle=trust_pickle)
         return ClassifierModel(net=net, label=label, digest=_file_digest(path, options or {}),
                                path=str(path.resolve()))

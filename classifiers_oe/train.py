@@ -39,7 +39,9 @@ from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
 from oe_core.data.transforms import random_crop_flip
 from oe_core.errors import CheckpointError, ConfigError, cli_main
 from oe_core.run import Engine, StepContext, Task
+from oe_core.run.release import ModelCard
 
+from .card import model_card
 from .config import KIND, ClassifierConfig
 from .inputs import model_input
 from .losses import EnergyOELoss, OELoss
@@ -146,6 +148,9 @@ class ClassifierTask(Task):
             wrong += int((logits.argmax(1) != y).sum())
             count += len(y)
         return {"test_loss": loss_sum / count, "test_error": 100.0 * wrong / count}
+
+    def model_card(self, state: dict) -> ModelCard:
+        return model_card(state)
 
     def summary(self, row: dict) -> str:
         return (f"epoch {row['epoch']:3d} | {row['time_s']:7.1f}s | train loss {row['train_loss']:.4f} | "

@@ -11,6 +11,7 @@ from torch import nn
 from oe_core.config import config_from_dict
 from oe_core.errors import CheckpointError, CheckpointKindError, UnsafeFileError
 from oe_core.run import load_checkpoint
+from oe_core.run.release import is_safetensors, read_safetensors, suite_safetensors
 
 from .config import KIND, ClassifierConfig
 from .models import HEAD_KEYS, build_model
@@ -20,16 +21,18 @@ def read_weights(path: str | Path, state: Optional[dict] = None
                  ) -> tuple[dict[str, torch.Tensor], Optional[ClassifierConfig]]:
     """The model state dict in ``path`` and the config it was trained with (``None`` for reference files).
 
-    ``path`` is a run folder or checkpoint of this suite (kind "classifier"), or a
-    ``.pt`` state dict saved by the reference's ``torch.save(net.state_dict(), ...)``
-    (a ``module.`` prefix from ``DataParallel`` is stripped).  ``state``: the checkpoint of ``path`` when the
+    ``path`` is a run folder or checkpoint of this suite (kind "classifier"), a run's ``model.safetensors``, or a
+    ``.pt`` state dict saved by the reference's ``torch.save(net.state_dict(), ...)`` or any ``.safetensors`` state
+    dict (a ``module.`` prefix from ``DataParallel`` is stripped).  ``state``: the checkpoint of ``path`` when the
     caller has already read it (:func:`oe_core.run.load_checkpoint`), so it is not read twice.
     """
     if state is None:
         path = Path(path).expanduser()
         if not path.exists():
             raise CheckpointError(f"classifier weights {str(path)!r} do not exist")
-        if not path.is_dir():
+        if is_safetensors(path) and not suite_safetensors(path):   # a plain state dict in safetensors
+            return {k.removeprefix("module."): v for k, v in read_safetensors(path)[0].items()}, None
+        if not path.is_dir() and not is_safetensors(path):
             try:
                 obj = torch.load(path, map_location="cpu", weights_only=True)
             except Exception:  # not a bare state dict; the checkpoint reader below says what it is
@@ -141,7 +144,8 @@ def load_user_classifier(path: str | Path, options: Optional[dict[str, str]] = N
                          device: str | torch.device = "cpu", trust_pickle: bool = False) -> nn.Module:
     """A classifier from a user's own file, in eval mode on ``device``.
 
-    ``path`` holds a plain state dict (``torch.save(net.state_dict())``; a ``module.`` prefix is stripped).
+    ``path`` holds a plain state dict (``torch.save(net.state_dict())`` or a ``.safetensors`` file; a ``module.``
+    prefix is stripped).
     For a state dict the architecture comes from ``options`` -- ``arch=wrn,depth=40,widen=2[,classes=10]
     [,norm=batch]``, ``arch=allconv``, or ``arch=<torchvision model name>[,classes=N]`` -- or is inferred from
     the keys when they fit the WRN or AllConv unambiguously.
@@ -154,7 +158,8 @@ def load_user_classifier(path: str | Path, options: Optional[dict[str, str]] = N
     if not path.is_file():
         raise CheckpointError(f"classifier weights {str(path)!r} do not exist")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = read_safetensors(path)[0] if is_safetensors(path) else torch.load(path, map_location="cpu",
+                                                                                weights_only=True)
     except pickle.UnpicklingError:
         if not trust_pickle:
             raise _refuse_pickle(path) from None

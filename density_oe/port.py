@@ -28,12 +28,14 @@ from typing import Mapping, Sequence
 
 import torch
 
-from oe_core.config import config_to_dict, help_field, parse_config, require
+from oe_core.config import config_to_dict, help_field, parse_config, require, save_config
 from oe_core.errors import CheckpointError, cli_main, one_line
 from oe_core.outputs import check_writable_folder
 from oe_core.run import save_checkpoint
 from oe_core.run.checkpoint import checkpoint_format
+from oe_core.run.release import WEIGHTS, write_release
 
+from .card import model_card
 from .config import KIND, DensityConfig
 from .pixelcnn import PixelCNNConfig, PixelCNNpp
 
@@ -134,7 +136,8 @@ class PortConfig:
     """Convert a pclucas14/pixel-cnn-pp checkpoint into an OE-suite density checkpoint."""
 
     src: str = help_field("", "the port's .pth file (e.g. pcnn_lr.0.00040_nr-resnet5_nr-filters160_889.pth)")
-    out: str = help_field("runs/pixelcnn_port", "folder to write checkpoint.pt (kind density) into")
+    out: str = help_field("runs/pixelcnn_port", "folder to write checkpoint.pt (kind density), config.json, "
+                                                "model.safetensors and its model card README.md into")
 
     def validate(self) -> None:
         require(bool(self.src), "--src must name the pixel-cnn-pp .pth file")
@@ -151,7 +154,9 @@ def main(argv: Sequence[str] | None = None) -> int:
              "eval_model": None, "source": str(Path(cfg.src).resolve()),
              "task": {"image_size": list(PORT_IMAGE_SIZE)}}
     path = save_checkpoint(out, state, kind=KIND, step=0, epoch=0)
-    print(f"wrote {path} (nr_resnet={model.cfg.nr_resnet}, nr_filters={model.cfg.nr_filters}, "
+    save_config(train_cfg, out / "config.json")
+    write_release(out, state, model_card(state))    # model.safetensors + README.md, as a finished run's
+    print(f"wrote {path}, {out / WEIGHTS} (nr_resnet={model.cfg.nr_resnet}, nr_filters={model.cfg.nr_filters}, "
           f"nr_logistic_mix={model.cfg.nr_logistic_mix})", file=sys.stderr)
     return 0
 

@@ -40,8 +40,10 @@ from oe_core.errors import CheckpointError, cli_main
 from oe_core.metrics import auroc
 from oe_core.run import Engine, StepContext, Task, derive_seed, has_checkpoint, unwrap
 from oe_core.run.engine import compile_with_fallback
+from oe_core.run.release import ModelCard
 
 from .archs import get_arch
+from .card import model_card
 from .config import KIND, DensityConfig
 from .ema import EMA
 from .losses import OEMarginLoss
@@ -234,6 +236,9 @@ class DensityTask(Task):
     def load_state_dict(self, state: dict) -> None:
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"], state.get("ema_updates", 0))
+
+    def model_card(self, state: dict) -> ModelCard:
+        return model_card(state)
 
     def summary(self, row: dict) -> str:
         extra = f" | outlier bpd {row['outlier_bpd']:.4f}" if "outlier_bpd" in row else ""

@@ -11,6 +11,7 @@ from torch import nn
 
 from oe_core.errors import CheckpointError, CheckpointKindError, ConfigError, OEError
 from oe_core.run import load_checkpoint
+from oe_core.run.release import is_safetensors
 
 from .archs import arch_of
 from .config import KIND
@@ -18,6 +19,8 @@ from .port import PORT_IMAGE_SIZE, load_port_checkpoint
 
 
 def _is_state_dict_file(path: Path) -> bool:
+    if is_safetensors(path):   # a run's model.safetensors: read as a checkpoint (recent torch.load reads it too)
+        return False
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a suite checkpoint, pickled objects or not a torch file: the checkpoint reader says
@@ -62,7 +65,8 @@ def load_density_model(path: str | Path, weights: str = "eval",
     The model's ``trained_size`` attribute holds the (H, W) it was trained at (``None`` when the checkpoint
     does not say; see :func:`trained_image_size`).
 
-    ``path`` is a run folder or checkpoint of this suite (kind ``density``), or a pclucas14/pixel-cnn-pp ``.pth``
+    ``path`` is a run folder or checkpoint of this suite (kind ``density``), a run's ``model.safetensors``, or a
+    pclucas14/pixel-cnn-pp ``.pth``
     state dict (see :mod:`density_oe.port`).  ``weights="eval"`` takes the evaluation (EMA) weights when the run
     kept them, ``"train"`` the raw training weights.  ``state``: the checkpoint of ``path`` when the caller has
     already read it (:func:`oe_core.run.load_checkpoint`), so it is not read twice.

@@ -29,13 +29,16 @@ C = TypeVar("C")
 
 
 def help_field(default: Any, help: str, choices: Sequence[Any] | None = None,
-               deprecated: Sequence[str] = (), **kw) -> Any:
+               deprecated: Sequence[str] = (), positional: bool = False, **kw) -> Any:
     """``dataclasses.field`` with a help string (and optional choices) for the generated CLI.
 
     ``deprecated``: old option names (without ``--``) still accepted, with a warning naming the new one; the
-    help text names them as "formerly --old-name".
+    help text names them as "formerly --old-name".  ``positional``: a list field given as bare arguments
+    (``tool fetch a b``) instead of ``--field a b``.
     """
     meta: dict[str, Any] = {"help": help}
+    if positional:
+        meta["positional"] = True
     if choices is not None:
         meta["choices"] = tuple(choices)
     if deprecated:
@@ -100,6 +103,9 @@ def build_parser(cls: Type[C], prog: str | None = None, description: str | None 
         h = _with_default(f.metadata.get("help", ""), default, tp is bool)
         if tp is bool:
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=default, help=h)
+            continue
+        if f.metadata.get("positional"):
+            parser.add_argument(f.name, nargs="*", default=[], help=h, metavar=f.name.upper().rstrip("S"))
             continue
         kw: dict[str, Any] = dict(dest=f.name, default=default, help=h)
         if "choices" in f.metadata:

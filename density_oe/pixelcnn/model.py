@@ -21,11 +21,12 @@ the pclucas14 port (``up_layers.0.u_stream.0.conv_input.weight_v``, ...), minus 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 import torch
 import torch.nn as nn
 
-from oe_core.config import help_field, require
+from oe_core.config import config_from_dict, help_field, require
 from oe_core.errors import OEError
 
 from .activations import elu
@@ -118,6 +119,11 @@ class PixelCNNpp(nn.Module):
                 u, ul = self.upsize_u_stream[i](u), self.upsize_ul_stream[i](ul)
         with torch.autocast(device_type=ul.device.type, enabled=False):
             return self.nin_out(elu(ul.float()))
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "PixelCNNpp":
+        """The network a run's ``config.json`` describes (its PixelCNNConfig fields; other keys are ignored)."""
+        return cls(config_from_dict(PixelCNNConfig, dict(config)))
 
     def log_prob(self, x: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Per-image log-likelihood in nats of ``x`` ([-1, 1] grid images): the exact DMOL likelihood.

@@ -21,12 +21,12 @@ draws are fixed per image (:class:`~density_oe.vae.bounds.LatentVariableModel`).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import torch
 import torch.nn as nn
 
-from oe_core.config import help_field, require
+from oe_core.config import config_from_dict, help_field, require
 from oe_core.errors import OEError
 
 from . import decoder as likelihood
@@ -129,6 +129,11 @@ class VAE(LatentVariableModel):
         self.iw_samples = cfg.vae_iw_samples
         self.encoder = Encoder(cfg)
         self.decoder = Decoder(cfg)
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "VAE":
+        """The network a run's ``config.json`` describes (its VAEConfig fields; other keys are ignored)."""
+        return cls(config_from_dict(VAEConfig, dict(config)))
 
     def check_input(self, x: torch.Tensor) -> None:
         m = self.cfg.multiple

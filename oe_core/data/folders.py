@@ -17,7 +17,14 @@ Deliberate differences from the reference (documented):
   LSUN-crop tarball is a *different* set (pre-cropped 32x32 patches); it loads
   too, but its numbers are not comparable with the paper's LSUN column.
 * iSUN is not used by the reference at all; it is provided for comparison with
-  the ODIN line of work.
+  the ODIN line of work, as are ODIN's LSUN crop and resize sets (``lsun-crop``,
+  ``lsun-resize``).
+* Places365: the reference's ``places365/test_subset`` is undocumented (its issue #2).
+  ``python -m oe_core.data fetch places365`` takes the 10,000 images of the
+  Places365-Standard validation set (``val_256.tar``, 36,500 images at 256x256) listed
+  in ``subsets/places365_val_10k.txt`` (:data:`PLACES365_SUBSET`: the indices drawn
+  by ``numpy.random.default_rng(365).choice(36500, 10000, replace=False) + 1``, sorted);
+  10,000 is the size later work (energy-based OOD) reports for its Places365 set.
 """
 from __future__ import annotations
 
@@ -32,6 +39,7 @@ from torchvision.datasets.folder import IMG_EXTENSIONS
 
 from ..errors import DataError, OEError, one_line
 from .registry import data_error, register_dataset
+from .sources import EvalSubset, Source, torchvision_md5
 from .transforms import to_uint8_tensor
 
 
@@ -109,22 +117,50 @@ class _FolderSet:
     files: str
     url: str
     tags: tuple[str, ...] = ()
+    sources: tuple[Source, ...] = ()
+
+
+PLACES365_SUBSET = EvalSubset(
+    "places365-val-10k", "places365_val_10k.txt",
+    "8915ae2df1b4ccdd2aeccaadced6d8f76c5978c83610344d8cf3f99a7c907e92", 10000,
+    "10,000 of the 36,500 Places365-Standard validation images (val_256), drawn with numpy "
+    "default_rng(365); the reference's own places365/test_subset is undocumented")
+
+
+def _odin(filename: str, dropbox_id: str, target: str) -> Source:
+    """An archive of ODIN's OOD sets (github.com/facebookresearch/odin, README), as published on Dropbox."""
+    return Source(filename, f"https://www.dropbox.com/s/{dropbox_id}/{filename}?dl=1", target=target)
 
 
 _FOLDER_SETS = (
     _FolderSet("textures", "dtd/images", "Describable Textures (DTD), 5,640 images of 47 texture classes",
                "dtd/images/ (extract dtd-r1.0.1.tar.gz)", "https://www.robots.ox.ac.uk/~vgg/data/dtd/",
-               ("paper-ood",)),
-    _FolderSet("places365", "places365", "Places365 scenes (the reference's undocumented places365/test_subset)",
+               ("paper-ood",),
+               (Source("dtd-r1.0.1.tar.gz", "https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz",
+                       target="dtd", pin=torchvision_md5("DTD._MD5"), archive_dir="dtd"),)),
+    _FolderSet("places365", "places365", "Places365 scenes (the reference's places365/test_subset is "
+               "undocumented; fetch takes the evaluation subset places365-val-10k)",
                "places365/ (image folder; the reference's places365/test_subset)", "http://places2.csail.mit.edu/",
-               ("paper-ood",)),
+               ("paper-ood",),
+               (Source("val_256.tar", "http://data.csail.mit.edu/places/places365/val_256.tar", target="places365",
+                       pin=torchvision_md5("Places365._IMAGES_META.val,True.1"), archive_dir="val_256",
+                       members=PLACES365_SUBSET),)),
     _FolderSet("lsun", "lsun", "LSUN scenes, official test set exported from lmdb to images (the reference's LSUN)",
                "lsun/ (images exported from the LSUN test lmdb)",
-               "http://dl.yf.io/lsun/scenes/test_lmdb.zip (export with github.com/fyu/lsun); "
-               "ODIN's crop: https://www.dropbox.com/s/fhtsw1m3qxlwj6h/LSUN.tar.gz", ("paper-ood",)),
+               "http://dl.yf.io/lsun/scenes/test_lmdb.zip (export with github.com/fyu/lsun; no fetch: the export "
+               "needs lmdb); ODIN's crop and resize sets: lsun-crop, lsun-resize", ("paper-ood",)),
+    _FolderSet("lsun-crop", "lsun_crop", "LSUN (crop): ODIN's 10,000 random 32x32 crops of LSUN test images "
+               "(not the reference's LSUN)", "lsun_crop/ (ODIN's LSUN.tar.gz)",
+               "https://www.dropbox.com/s/fhtsw1m3qxlwj6h/LSUN.tar.gz", (),
+               (_odin("LSUN.tar.gz", "fhtsw1m3qxlwj6h", "lsun_crop"),)),
+    _FolderSet("lsun-resize", "lsun_resize", "LSUN (resize): ODIN's 10,000 LSUN test images downsampled to 32x32 "
+               "(not the reference's LSUN)", "lsun_resize/ (ODIN's LSUN_resize.tar.gz)",
+               "https://www.dropbox.com/s/moqh2wh8696c3yl/LSUN_resize.tar.gz", (),
+               (_odin("LSUN_resize.tar.gz", "moqh2wh8696c3yl", "lsun_resize"),)),
     _FolderSet("isun", "isun", "iSUN (as used by ODIN; not used by the reference)",
                "isun/ (extract ODIN's iSUN.tar.gz and name the folder isun)",
-               "https://www.dropbox.com/s/ssz7qxfqae0cca5/iSUN.tar.gz"),
+               "https://www.dropbox.com/s/ssz7qxfqae0cca5/iSUN.tar.gz", (),
+               (_odin("iSUN.tar.gz", "ssz7qxfqae0cca5", "isun"),)),
 )
 
 
@@ -139,7 +175,7 @@ def _folder_builder(spec: _FolderSet) -> Callable:
 
 for _spec in _FOLDER_SETS:
     register_dataset(_spec.name, splits=("test",), description=_spec.description, files=_spec.files,
-                     url=_spec.url, role="ood", tags=_spec.tags)(_folder_builder(_spec))
+                     url=_spec.url, role="ood", tags=_spec.tags, sources=_spec.sources)(_folder_builder(_spec))
 
 
 @register_dataset("folder", splits=("test",), description="any folder of your own images (recursive; jpg, png, "

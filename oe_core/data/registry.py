@@ -17,6 +17,7 @@ from torch.utils.data import Subset
 
 from ..errors import ConfigError, DataError, OEError
 from ..registry import Registry
+from .sources import Source
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class DatasetEntry:
     can_download: bool = False
     default_split: str = "test"
     tags: tuple[str, ...] = field(default_factory=tuple)
+    sources: tuple[Source, ...] = ()   # the published files `python -m oe_core.data fetch` downloads
+    withdrawn: str = ""      # why the set cannot be fetched any more, and what to use instead
 
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset")
@@ -56,6 +59,7 @@ def data_error(name: str, path: str | Path, problem: str) -> DataError:
     ``download=True`` / ``--download`` can fetch it."""
     entry = DATASETS.get(name)
     how = ("pass download=True / --download to fetch it" if entry.can_download
+           else f"fetch it with `python -m oe_core.data fetch {name} --data-root DIR`" if entry.sources
            else "it cannot be downloaded automatically")
     return DataError(f"dataset {name!r}: {problem} [looked in {str(path)!r}; expected {entry.files} "
                      f"under the data root; get it from {entry.url}; {how}]")

@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 
 from .arrays import image_item
 from .registry import data_error, register_dataset
+from .sources import Source
 
 TINY_BYTES = 32 * 32 * 3
 NPY_300K = "300K_random_images.npy"
@@ -167,7 +168,8 @@ class TinyImages80M(Dataset):
 @register_dataset("tinyimages300k", splits=("train",), default_split="train",
                   description="300K Random Images (80M Tiny Images subset, CIFAR/Places/LSUN classes removed)",
                   files=NPY_300K, url="https://people.eecs.berkeley.edu/~hendrycks/300K_random_images.npy",
-                  role="outlier")
+                  role="outlier", sources=(Source(NPY_300K, "https://people.eecs.berkeley.edu/~hendrycks/"
+                                                            f"{NPY_300K}", target=NPY_300K),))
 def build_tinyimages300k(root: Path, split: str, transform: Optional[Callable], download: bool) -> TinyImages300K:
     """The 300K ``.npy``, memory-mapped."""
     return TinyImages300K(root / NPY_300K, transform)
@@ -178,7 +180,11 @@ def build_tinyimages300k(root: Path, split: str, transform: Optional[Callable], 
                   files=f"{BIN_80M} and {CIFAR_IDXS_80M}",
                   url=("https://archive.org/details/80-million-tiny-images-2-of-2 (tiny_images.bin); "
                        "https://github.com/hendrycks/outlier-exposure/blob/master/utils/80mn_cifar_idxs.txt"),
-                  role="outlier")
+                  role="outlier",
+                  withdrawn=("80 Million Tiny Images was withdrawn by its creators (MIT, June 2020) and is not "
+                             "fetched; use the 300K Random Images subset instead: `python -m oe_core.data fetch "
+                             "tinyimages300k`, then --outliers tinyimages300k (or place your own copy of "
+                             f"{BIN_80M} and {CIFAR_IDXS_80M} under the data root)"))
 def build_tinyimages80m(root: Path, split: str, transform: Optional[Callable], download: bool, *,
                         exclude_cifar: bool = True, seed: int = 0) -> TinyImages80M:
     """``tiny_images.bin``; with ``exclude_cifar`` the 1-based ``80mn_cifar_idxs.txt`` beside it

@@ -23,6 +23,7 @@ from torchvision.datasets import CIFAR10, CIFAR100, SVHN
 from ..errors import DataError
 from .arrays import UInt8ImageArray
 from .registry import data_error, register_dataset
+from .sources import Source, torchvision_md5
 
 # What torchvision (and the pickle / .mat readers under it) raise on missing, corrupt or
 # undownloadable files.
@@ -30,6 +31,17 @@ _LOAD_ERRORS = (RuntimeError, OSError, EOFError, pickle.UnpicklingError, ValueEr
                 TypeError, IndexError, AttributeError, MatReadError, DataError)
 
 _PAPER_OOD = ("paper-ood",)
+
+
+def _cifar_source(cls: type) -> Source:
+    """The published python-pickle archive; torchvision pins its md5 (``tgz_md5``)."""
+    return Source(cls.filename, cls.url, target=cls.base_folder, pin=torchvision_md5(f"{cls.__name__}.tgz_md5"),
+                  archive_dir=cls.base_folder)
+
+
+_SVHN_SOURCES = tuple(Source(f"{split}_32x32.mat", f"http://ufldl.stanford.edu/housenumbers/{split}_32x32.mat",
+                             target=f"svhn/{split}_32x32.mat", pin=torchvision_md5(f"SVHN.split_list.{split}.2"),
+                             split=split) for split in ("train", "test", "extra"))
 
 
 def _load(name: str, folder: Path, expected: list[str], download: bool, make: Callable):
@@ -59,7 +71,7 @@ def _cifar(name: str, cls: type, root: Path, split: str, transform: Optional[Cal
 @register_dataset("cifar10", splits=("train", "test"), description="CIFAR-10 (50k train / 10k test, 10 classes)",
                   files="cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta)",
                   url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", role="id", num_classes=10,
-                  can_download=True, tags=_PAPER_OOD)
+                  can_download=True, tags=_PAPER_OOD, sources=(_cifar_source(CIFAR10),))
 def build_cifar10(root: Path, split: str, transform: Optional[Callable], download: bool) -> UInt8ImageArray:
     """CIFAR-10 via ``torchvision.datasets.CIFAR10``."""
     return _cifar("cifar10", CIFAR10, root, split, transform, download)
@@ -69,7 +81,7 @@ def build_cifar10(root: Path, split: str, transform: Optional[Callable], downloa
                   description="CIFAR-100 (50k train / 10k test, 100 fine classes)",
                   files="cifar-100-python/ (train, test, meta)",
                   url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", role="id", num_classes=100,
-                  can_download=True, tags=_PAPER_OOD)
+                  can_download=True, tags=_PAPER_OOD, sources=(_cifar_source(CIFAR100),))
 def build_cifar100(root: Path, split: str, transform: Optional[Callable], download: bool) -> UInt8ImageArray:
     """CIFAR-100 (fine labels) via ``torchvision.datasets.CIFAR100``."""
     return _cifar("cifar100", CIFAR100, root, split, transform, download)
@@ -78,7 +90,7 @@ def build_cifar100(root: Path, split: str, transform: Optional[Callable], downlo
 @register_dataset("svhn", splits=("train", "test", "extra"),
                   description="SVHN cropped digits (73,257 train / 26,032 test / 531,131 extra; digit 0 = label 0)",
                   files="svhn/{train,test,extra}_32x32.mat", url="http://ufldl.stanford.edu/housenumbers/",
-                  role="id", num_classes=10, can_download=True, tags=_PAPER_OOD)
+                  role="id", num_classes=10, can_download=True, tags=_PAPER_OOD, sources=_SVHN_SOURCES)
 def build_svhn(root: Path, split: str, transform: Optional[Callable], download: bool) -> UInt8ImageArray:
     """SVHN via ``torchvision.datasets.SVHN`` (which maps the .mat label 10 to digit 0).
 

@@ -42,6 +42,7 @@ import torch
 from ..atomic import atomic_write_bytes
 from ..errors import CheckpointError, CheckpointKindError, NonFiniteLossError, NotACheckpointError, UnsafeFileError
 from ..errors import one_line
+from .release import WEIGHTS, is_safetensors, safetensors_state
 
 MAGIC = b"OE-SUITE-CHECKPOINT/2\n"
 FORMAT_V1 = "oe-suite-checkpoint/1"
@@ -198,6 +199,8 @@ def _read_file(path: Path, expect_kind: Optional[str] = None, map_location: Any 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if is_safetensors(path):  # a run's model.safetensors (tensors and a JSON header: nothing to unpickle)
+        return safetensors_state(path, expect_kind)
     raw = path.read_bytes()
     if raw.startswith(MAGIC):
         state, header = _read_v2(path, raw, map_location)
@@ -224,10 +227,14 @@ def load_checkpoint(path: str | Path, expect_kind: Optional[str] = None, map_loc
 
     Given a folder, tries ``checkpoint.pt`` and falls back (with a warning) to ``checkpoint.prev.pt`` when the
     latest is missing or corrupt. A wrong kind or a file holding pickled objects is never fallen back over.
+    A ``model.safetensors`` written by :mod:`.release` (a file, or a folder holding no checkpoint but one) loads as
+    a state with the same keys (its scoring weights as ``model``).
     """
     path = Path(path)
     if not path.is_dir():
         return _read_file(path, expect_kind, map_location)
+    if not has_checkpoint(path) and (path / WEIGHTS).is_file():   # a released folder: config, weights, card
+        return _read_file(path / WEIGHTS, expect_kind, map_location)
     errors = []
     for name in (LATEST, PREVIOUS):
         try:

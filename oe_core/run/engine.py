@@ -3,7 +3,8 @@
 A trainer is a :class:`Task` (what a model, an optimizer, a batch and a loss are); :class:`Engine` runs it:
 
 * run folder ``cfg.out`` with ``config.json`` (the resolved config), ``metrics.csv``/``metrics.json`` (one row
-  per epoch) and ``checkpoint.pt`` (+ ``checkpoint.prev.pt``), written atomically;
+  per epoch) and ``checkpoint.pt`` (+ ``checkpoint.prev.pt``), written atomically; when the last epoch is done,
+  ``model.safetensors`` (the scoring weights) and the task's model card ``README.md`` (:mod:`.release`);
 * resume: rerunning the same command on the same folder continues from the checkpoint, exactly: model,
   optimizer, scheduler, task state (EMA, ...), data position (epoch, step) and RNG states are restored, and the
   randomness of every step is derived from ``(seed, epoch, step, rank)`` so data order, augmentation and dropout
@@ -48,6 +49,7 @@ from .distributed import DistInfo, any_rank, barrier, dist_info_from_env, init_d
 from .history import write_history
 from ..lock import RunLock
 from .readback import StepReadback, StepRecord
+from .release import ModelCard, final_metrics, write_release
 from .seed import derive_seed, rng_state, seed_everything, set_rng_state
 from .signals import PreemptionGuard
 from .tensorboard import ScalarLog, check_tensorboard
@@ -145,6 +147,12 @@ class Task(abc.ABC):
 
     def summary(self, row: dict) -> str:
         return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
+
+    def model_card(self, state: dict) -> ModelCard:
+        """The model card of a finished run (``state``: kind, config, model, eval_model, task, history); written
+        with ``model.safetensors`` (:mod:`.release`)."""
+        return ModelCard(f"{self.kind} model", "Trained with the OE study suite.", {"config": "config.json"},
+                         final_metrics(state["history"], ()))
 
 
 def _config_diff(saved: dict, now: dict) -> list[str]:
@@ -345,6 +353,10 @@ class Engine:
                 barrier()
                 if any_rank(guard.requested, device) and epoch < cfg.epochs:
                     raise Preempted(str(self.out / "checkpoint.pt"))
+        if dist.is_main:   # finished: the scoring weights as model.safetensors, and the model card
+            state = {"kind": task.kind, "config": config_to_dict(cfg), "model": model.state_dict(),
+                     "eval_model": task.eval_state_dict(model), "task": task.state_dict(), "history": self.history}
+            write_release(self.out, state, task.model_card(state))
         return self.history[-1] if self.history else {}
 
     def _account(self, records: list[StepRecord], partial: dict, scalars: ScalarLog,

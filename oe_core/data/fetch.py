@@ -1,0 +1,306 @@
+"""``python -m oe_core.data fetch``: download a dataset's published files with pooch, check them, and place them in
+the layout the loaders read -- whole, verified and unpacked, or not at all.
+
+For each :class:`~oe_core.data.sources.Source` of a dataset:
+
+1. **Already there?**  A target recorded in the lock file (:mod:`oe_core.data.datalock`) is re-hashed; it is kept
+   when it matches (nothing is downloaded) and refused when it changed.  A target the suite did not fetch (e.g. an
+   earlier ``--download``) is left alone.
+2. **Download** into the staging folder ``<root>/.oe-fetch/`` with pooch (``pooch.create(...).fetch``): the file
+   streams into a temporary file, its hash is checked -- the md5 the source publishes (pinned through torchvision
+   for CIFAR, SVHN, DTD and Places365), else the sha256 an earlier fetch recorded -- and only then is it renamed to
+   its name.  Failed transfers are retried (``retries``); a file that fails its hash is deleted.
+3. **Place**: a plain file is renamed to its target; an archive is unpacked (tar, with tarfile's ``data`` filter,
+   which refuses absolute paths, links out of the folder and device files) into a fresh folder in the staging area,
+   its digest is recorded in the lock file, and the folder is renamed to its target in one step.
+
+So an interrupted fetch leaves only ``.oe-fetch/`` (a hidden folder no loader reads) and the loaders see a data set
+either whole or not at all.  A rerun reuses the files already downloaded and verified, removes half-unpacked
+folders and temporary files, and downloads the rest again from the start.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tarfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+from ..errors import DataError, OEError, one_line
+from .datalock import DataLock, file_sha256, tree_digest, verify_target
+from .registry import DATASETS, DatasetEntry, dataset_info
+from .sources import Source
+
+STAGING = ".oe-fetch"
+MIRROR_ENV = "OE_DATA_MIRROR"
+
+
+@dataclass
+class FetchResult:
+    """What one dataset's fetch did: the files downloaded, and the targets placed or already present."""
+
+    name: str
+    downloaded: list[str] = field(default_factory=list)
+    placed: list[str] = field(default_factory=list)
+    present: list[str] = field(default_factory=list)
+
+
+def fetchable_names() -> list[str]:
+    """Every registered dataset with a published source (what ``fetch --all-paper`` fetches)."""
+    return [n for n in DATASETS.names() if DATASETS.get(n).sources]
+
+
+def parse_spec(spec: str) -> tuple[DatasetEntry, str]:
+    """``NAME`` or ``NAME:SPLIT`` -> (entry, split or ''), with one-line errors for unknown names and splits."""
+    name, _, split = spec.partition(":")
+    entry = dataset_info(name)
+    if split and split not in entry.splits:
+        raise OEError(f"dataset {entry.name!r} has no split {split!r}; splits: {', '.join(entry.splits)}")
+    return entry, split
+
+
+def cannot_fetch(entry: DatasetEntry) -> Optional[str]:
+    """The one line that says why ``entry`` cannot be fetched and what to do instead (``None``: it can)."""
+    if entry.withdrawn:
+        return f"dataset {entry.name!r}: {entry.withdrawn}"
+    if not entry.sources:
+        if not entry.needs_root:
+            return f"dataset {entry.name!r} is generated, not downloaded: nothing to fetch"
+        return (f"dataset {entry.name!r} has no public source the suite can fetch; by hand: get it from "
+                f"{entry.url} and place {entry.files} under the data root")
+    return None
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _bar(desc: str, enabled: bool, unit: str = "B"):
+    """A tqdm bar on stderr (``None`` when off or stderr is not a terminal)."""
+    if not enabled or not sys.stderr.isatty():
+        return None
+    from tqdm.auto import tqdm
+    # a byte bar starts with a total (pooch tests the bar's truth, which a bar without a total refuses, then sets
+    # the Content-Length as its total)
+    return tqdm(desc=desc, unit=unit, unit_scale=unit == "B", total=1 if unit == "B" else None, dynamic_ncols=True,
+                leave=False, file=sys.stderr)
+
+
+def _downloader(name: str, url: str, progress: Optional[object]) -> Callable:
+    """pooch's HTTP downloader, or a copy from a local mirror folder (a path or a ``file://`` URL)."""
+    import pooch
+
+    local = url[len("file://"):] if url.startswith("file://") else (url if "://" not in url else "")
+    if local:
+        def copy(_url: str, output_file: str, _pooch) -> None:
+            try:
+                shutil.copyfile(local, output_file)
+            except OSError as e:
+                raise DataError(f"dataset {name!r}: cannot copy {local!r} from the mirror folder "
+                                f"({e.strerror or e})") from None
+        return copy
+    return pooch.HTTPDownloader(progressbar=progress if progress is not None else False, timeout=60)
+
+
+@contextmanager
+def _quiet_pooch() -> Iterator[None]:
+    import pooch
+
+    logger = pooch.get_logger()
+    level = logger.level
+    logger.setLevel("WARNING")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _known_hash(src: Source, lock: DataLock) -> Optional[str]:
+    pinned = src.pinned_md5()
+    if pinned:
+        return f"md5:{pinned}"
+    recorded = lock.file(src.filename)
+    return f"sha256:{recorded['sha256']}" if recorded else None
+
+
+def _download(entry: DatasetEntry, src: Source, staging: Path, lock: DataLock, mirror: str, retries: int,
+              progress: bool) -> tuple[Path, bool]:
+    """The verified download of ``src`` in ``staging`` and whether it was transferred now (``False``: an earlier,
+    verified download was reused)."""
+    import pooch
+    import requests
+
+    url = src.url_from(mirror)
+    known = _known_hash(src, lock)
+    path = staging / src.filename
+    if path.is_file():   # pooch renames a download to its name only when it is whole and verified
+        algorithm, _, digest = (known or ":").partition(":")
+        if known is None or pooch.file_hash(str(path), algorithm) == digest:
+            return path, False
+        path.unlink()
+    _log(f"{entry.name}: fetching {url}")
+    bar = _bar(f"{entry.name}: {src.filename}", progress)
+    registry = pooch.create(path=str(staging), base_url="", registry={src.filename: known},
+                            urls={src.filename: url}, retry_if_failed=retries)
+    try:
+        with _quiet_pooch():
+            registry.fetch(src.filename, downloader=_downloader(entry.name, url, bar))
+    except requests.HTTPError as e:
+        status = e.response.status_code if e.response is not None else "?"
+        gone = (f"; the source may have gone: get it by hand from {entry.url} and place {entry.files} under the "
+                f"data root, or fetch from a copy with --mirror" if status in (404, 410) else "")
+        raise DataError(f"dataset {entry.name!r}: cannot fetch {url}: HTTP {status}{gone}") from None
+    except ValueError as e:   # pooch: the hash does not match (the download is deleted)
+        what = "the pinned hash" if src.pinned_md5() else f"the hash recorded in {lock.path.name} at its first fetch"
+        raise DataError(f"dataset {entry.name!r}: {src.filename} from {url} does not match {what} and was "
+                        f"deleted ({one_line(e, 200)})") from None
+    except (requests.RequestException, OSError) as e:
+        raise DataError(f"dataset {entry.name!r}: the transfer of {url} failed ({type(e).__name__}: "
+                        f"{one_line(e, 160)}); run the same command again to retry") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    return path, True
+
+
+def _unpack(entry: DatasetEntry, src: Source, archive: Path, into: Path, progress: bool) -> Path:
+    """Unpack ``archive`` into the fresh folder ``into``; returns the folder that becomes the target."""
+    wanted = set(src.members.names()) if src.members is not None else None
+    prefix = src.archive_dir.rstrip("/") + "/" if src.archive_dir else ""
+    bar = _bar(f"{entry.name}: unpacking {archive.name}", progress, unit="file")
+    found = set()
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                if wanted is not None:
+                    base = member.name.rsplit("/", 1)[-1]
+                    if not (member.isfile() and member.name.startswith(prefix) and base in wanted):
+                        continue
+                    found.add(base)
+                tar.extract(member, into, filter="data")
+                if bar is not None:
+                    bar.update(1)
+    except (tarfile.TarError, OSError, EOFError) as e:
+        raise DataError(f"dataset {entry.name!r}: cannot unpack {archive.name} ({type(e).__name__}: "
+                        f"{one_line(e, 160)})") from None
+    finally:
+        if bar is not None:
+            bar.close()
+    if wanted is not None and found != wanted:
+        missing = sorted(wanted - found)
+        raise DataError(f"dataset {entry.name!r}: {archive.name} lacks {len(missing)} of the {len(wanted)} images "
+                        f"of the evaluation subset {src.members.name} (e.g. {missing[0]})")
+    if src.archive_dir:
+        top = into / src.archive_dir
+        if not top.is_dir():
+            raise DataError(f"dataset {entry.name!r}: {archive.name} holds no folder {src.archive_dir!r} "
+                            f"(found: {', '.join(sorted(p.name for p in into.iterdir())) or 'nothing'})")
+        return top
+    entries = list(into.iterdir())
+    return entries[0] if len(entries) == 1 and entries[0].is_dir() else into
+
+
+def _clean_staging(staging: Path) -> None:
+    """Remove what an interrupted fetch left half-done: pooch's temporary files and half-unpacked folders."""
+    for p in staging.glob("tmp*"):
+        p.unlink(missing_ok=True) if p.is_file() else shutil.rmtree(p, ignore_errors=True)
+    for p in staging.glob("unpack-*"):
+        shutil.rmtree(p, ignore_errors=True)
+
+
+@contextmanager
+def _exclusive(root: Path) -> Iterator[None]:
+    """One fetch at a time per data root: an exclusive ``flock`` on the root folder itself, which ends with the
+    process.  Not :class:`oe_core.lock.FileLock`: its lock file stays behind by design, and a fetch that fails
+    promises to leave nothing in the data root."""
+    import fcntl
+
+    fd = os.open(root, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise DataError(f"another fetch into {str(root)!r} is running; wait for it to end") from None
+        yield
+    finally:
+        os.close(fd)
+
+
+def fetch_dataset(spec: str, root: str | Path, *, mirror: str = "", retries: int = 2,
+                  progress: bool = True) -> FetchResult:
+    """Fetch dataset ``spec`` (``NAME`` or ``NAME:SPLIT``) into ``root`` (see the module docstring).
+
+    Raises :class:`DataError` (one line) for a withdrawn or unfetchable set, an HTTP error, a hash mismatch, a
+    failed transfer, or a fetched set that changed since.
+    """
+    entry, split = parse_spec(spec)
+    why = cannot_fetch(entry)
+    if why:
+        raise DataError(why)
+    root = Path(root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    with _exclusive(root):
+        return _fetch(entry, split, root, mirror, retries, progress)
+
+
+def _fetch(entry: DatasetEntry, split: str, root: Path, mirror: str, retries: int, progress: bool) -> FetchResult:
+    staging = root / STAGING
+    staging.mkdir(exist_ok=True)
+    _clean_staging(staging)
+    lock = DataLock(root)
+    result = FetchResult(entry.name)
+    try:
+        for src in (s for s in entry.sources if not split or s.split in ("", split)):
+            target = root / src.target
+            recorded = lock.target(src.target)
+            if target.exists():
+                if recorded is None:
+                    _log(f"{entry.name}: {src.target} is already under the data root (not fetched by the suite: "
+                         "left as it is, not verified)")
+                else:
+                    problem = verify_target(root, src.target, recorded)
+                    if problem:
+                        raise DataError(f"dataset {entry.name!r}: {str(target)!r} {problem}; delete it to fetch "
+                                        "it again")
+                result.present.append(src.target)
+                continue
+            path, transferred = _download(entry, src, staging, lock, mirror, retries, progress)
+            if transferred:
+                result.downloaded.append(src.filename)
+            file_record = {"url": src.url, "sha256": file_sha256(path), "bytes": path.stat().st_size,
+                           "pinned": src.pinned_by()}
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_archive:
+                unpacked = staging / f"unpack-{entry.name}"
+                unpacked.mkdir()
+                placed = _unpack(entry, src, path, unpacked, progress)
+                lock.record(src.filename, file_record, src.target,
+                            {"dataset": entry.name, "source": src.filename, **tree_digest(placed)})
+                os.replace(placed, target)
+                shutil.rmtree(unpacked, ignore_errors=True)
+                path.unlink()
+            else:
+                lock.record(src.filename, file_record, src.target,
+                            {"dataset": entry.name, "source": src.filename, **tree_digest(path)})
+                os.replace(path, target)
+            result.placed.append(src.target)
+            _log(f"{entry.name}: {src.target} ready")
+    finally:
+        _clean_staging(staging)
+        if not any(staging.iterdir()):
+            staging.rmdir()
+    return result
+
+
+def check_fetched(root: str | Path, names: Optional[list[str]] = None) -> dict[str, list[str]]:
+    """Every fetched target under ``root`` (of ``names``, default all in the lock file) -> its problems ('' ok)."""
+    root = Path(root).expanduser()
+    lock = DataLock(root)
+    out: dict[str, list[str]] = {}
+    for name in names or lock.datasets():
+        for target, record in lock.targets_of(name).items():
+            out.setdefault(name, []).append(f"{target}: {verify_target(root, target, record) or 'ok'}")
+    return out
