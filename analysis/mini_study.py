@@ -72,13 +72,25 @@ class Preset:
     glow_hidden: int = 64
     glow_batch: int = 32
     glow_ema: float = 0.995
+    diffusion_epochs: int = 6
+    diffusion_oe_epochs: int = 1
+    diffusion_oe_steps: int = 80     # cap on OE fine-tuning steps per epoch (0: full epochs)
+    diffusion_channels: int = 32     # the U-Net of the issue's feasibility test: 32/64 channels over two resolutions
+    diffusion_levels: int = 2
+    diffusion_blocks: int = 1
+    diffusion_batch: int = 32
+    diffusion_ema: float = 0.995
+    diffusion_t_samples: int = 16    # t-draws per image when scoring
+    diffusion_oe_t_samples: int = 4  # t-draws per image in the OE fine-tune (a noisy bound biases the hinge)
 
 
 PRESETS: dict[str, Preset] = {
     "tiny": Preset(size=8, n_test=100, cls_epochs=3, cls_oe_epochs=2, cls_oe_lr=0.01, cls_depth=10, cls_width=1,
                    cls_full_epochs=True,
                    pcnn_epochs=1, pcnn_oe_epochs=1, pcnn_filters=8, pcnn_resnet=1, pcnn_mix=2, pcnn_batch=32, pcnn_ema=0.9,
-                   limit_steps=4, num_to_avg=2, glow_epochs=1, glow_steps=1, glow_hidden=4, glow_ema=0.9),
+                   limit_steps=4, num_to_avg=2, glow_epochs=1, glow_steps=1, glow_hidden=4, glow_ema=0.9,
+                   diffusion_epochs=1, diffusion_channels=8, diffusion_t_samples=2, diffusion_oe_t_samples=2,
+                   diffusion_ema=0.9),
     # the main job (timings: docs/results.md); the classifier's OE length and learning rate were chosen on
     # validation sets (analysis.mini_select; docs/mini_benchmark.md)
     "default": Preset(size=16, n_test=1000, n_ood=500, cls_epochs=5, cls_oe_epochs=4, cls_oe_lr=0.01, cls_depth=16,
@@ -92,8 +104,61 @@ PRESETS: dict[str, Preset] = {
                    glow_hidden=32),
 }
 
-# density family -> (run label, display name, likelihood-study folder under eval/)
-FAMILIES = {"pixelcnn": ("pcnn", "PixelCNN++", "likelihood"), "glow": ("glow", "Glow", "likelihood_glow")}
+@dataclass(frozen=True)
+class FamilyRuns:
+    """How the mini-study trains one density family at a preset."""
+
+    model: list[str]          # model and batch options of both runs
+    baseline_only: list[str]  # options of the baseline run only (its EMA: the OE fine-tune scores its trained weights)
+    epochs: int
+    oe_epochs: int
+    oe_only: list[str] = field(default_factory=list)  # options of the OE fine-tune only
+    oe_steps: int = 0         # cap on OE steps per epoch (0: full epochs)
+    bf16: bool = True         # trains under the study's bf16 autocast where it runs (False: always float32)
+
+
+def _pixelcnn_runs(p: Preset) -> FamilyRuns:
+    return FamilyRuns(["--nr-filters", str(p.pcnn_filters), "--nr-resnet", str(p.pcnn_resnet), "--nr-logistic-mix",
+                       str(p.pcnn_mix), "--batch-size", str(p.pcnn_batch)],
+                      ["--ema-decay", str(p.pcnn_ema)], p.pcnn_epochs, p.pcnn_oe_epochs, oe_steps=p.pcnn_oe_steps)
+
+
+def _glow_runs(p: Preset) -> FamilyRuns:
+    """Glow's baseline warms its learning rate up over the first epoch (as openai's recipe; a cold start at 1e-3 can
+    diverge) and initialises actnorm on 4 batches; its log-determinants are sums over every pixel, so it trains in
+    float32."""
+    steps_per_epoch = p.limit_steps or 5000 // p.glow_batch  # the mini ID sets' train splits have 5000 images
+    return FamilyRuns(["--arch", "glow", "--glow-levels", str(p.glow_levels), "--glow-steps", str(p.glow_steps),
+                       "--glow-hidden", str(p.glow_hidden), "--batch-size", str(p.glow_batch)],
+                      ["--init-batch-size", str(4 * p.glow_batch), "--warmup-steps", str(steps_per_epoch),
+                       "--ema-decay", str(p.glow_ema)], p.glow_epochs, p.glow_oe_epochs, bf16=False)
+
+
+def _diffusion_runs(p: Preset) -> FamilyRuns:
+    """The diffusion model: the U-Net in bf16 where the study runs it (the bound stays float32), VDM's one t-draw per
+    image in the baseline and ``diffusion_oe_t_samples`` in the OE fine-tune."""
+    return FamilyRuns(["--arch", "diffusion", "--diffusion-channels", str(p.diffusion_channels),
+                       "--diffusion-levels", str(p.diffusion_levels), "--diffusion-blocks", str(p.diffusion_blocks),
+                       "--diffusion-t-samples", str(p.diffusion_t_samples), "--batch-size", str(p.diffusion_batch)],
+                      ["--ema-decay", str(p.diffusion_ema)], p.diffusion_epochs, p.diffusion_oe_epochs,
+                      oe_only=["--diffusion-train-t-samples", str(p.diffusion_oe_t_samples)],
+                      oe_steps=p.diffusion_oe_steps)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A density family of the mini-study: its run label, display name, likelihood-study folder under eval/ and
+    how it is trained."""
+
+    label: str
+    display: str
+    folder: str
+    runs: Callable[[Preset], FamilyRuns]
+
+
+FAMILIES = {"pixelcnn": Family("pcnn", "PixelCNN++", "likelihood", _pixelcnn_runs),
+            "glow": Family("glow", "Glow", "likelihood_glow", _glow_runs),
+            "diffusion": Family("diff", "Diffusion", "likelihood_diffusion", _diffusion_runs)}
 
 OOD_SETS = BENCHMARKS[DEFAULT_BENCHMARK].ood_sets
 TRACKED_OOD = "mini-svhn"  # scored at every epoch of each density baseline: the AUROC-over-training trajectory
@@ -121,8 +186,9 @@ class StudyConfig:
     progress: bool = help_field(True, "show progress bars")
     fresh: bool = help_field(False, "retrain everything (default: finished runs in --out are reused, "
                                     "interrupted ones resumed)")
-    models: list[str] = help_field([], "density model families to train, OE-tune and evaluate: pixelcnn, glow "
-                                       "(empty: the preset's; default and tiny: pixelcnn; full: pixelcnn glow)")
+    models: list[str] = help_field([], "density model families to train, OE-tune and evaluate: pixelcnn, glow, "
+                                       "diffusion (empty: the preset's; default and tiny: pixelcnn; full: pixelcnn "
+                                       "glow)")
 
     def validate(self) -> None:
         require(self.threads >= 0, f"--threads must be >= 0, got {self.threads}")
@@ -193,23 +259,6 @@ def _train_common(study: Study, out: str, limit_steps: int = 0, amp: Optional[st
     return argv
 
 
-def _density_options(p: Preset, family: str) -> tuple[list[str], list[str], int, int]:
-    """The options of one density family at preset ``p``: (model and batch options of both runs, options of the
-    baseline run only (its EMA: the OE fine-tune scores its trained weights), baseline epochs, OE epochs).  Glow's baseline warms its learning rate up over the first
-    epoch (as openai's recipe; a cold start at 1e-3 can diverge) and initialises actnorm on 4 batches."""
-    if family == "glow":
-        steps_per_epoch = p.limit_steps or 5000 // p.glow_batch  # the mini ID sets' train splits have 5000 images
-        return (["--arch", "glow", "--glow-levels", str(p.glow_levels), "--glow-steps", str(p.glow_steps),
-                 "--glow-hidden", str(p.glow_hidden), "--batch-size", str(p.glow_batch)],
-                ["--init-batch-size", str(4 * p.glow_batch), "--warmup-steps", str(steps_per_epoch),
-                 "--ema-decay", str(p.glow_ema)],
-                p.glow_epochs, p.glow_oe_epochs)
-    return (["--nr-filters", str(p.pcnn_filters), "--nr-resnet", str(p.pcnn_resnet), "--nr-logistic-mix",
-             str(p.pcnn_mix), "--batch-size", str(p.pcnn_batch)],
-            ["--ema-decay", str(p.pcnn_ema)],  # the OE fine-tune scores its trained weights (density_oe.config)
-            p.pcnn_epochs, p.pcnn_oe_epochs)
-
-
 def run_study(cfg: StudyConfig) -> Path:
     from classifiers_oe import train as cls_train
     from density_oe import train as density_train
@@ -227,7 +276,7 @@ def run_study(cfg: StudyConfig) -> Path:
     bench = get_benchmark(cfg.benchmark)
     t_start = time.time()
     families = list(cfg.models) or list(p.models)
-    labels = [FAMILIES[f][0] for f in families]
+    labels = [FAMILIES[f].label for f in families]
     runs = {k: str(root / k) for k in ("clf", "clf_oe", *[x for lab in labels for x in (lab, f"{lab}_oe")])}
 
     study.run("classifier baseline", "classifiers_oe.train", cls_train.main, [
@@ -240,17 +289,17 @@ def run_study(cfg: StudyConfig) -> Path:
         "--epochs", str(p.cls_oe_epochs), *(["--lr", str(p.cls_oe_lr)] if p.cls_oe_lr else []),
         *_train_common(study, runs["clf_oe"], classifier=True)])
     for family in families:
-        label, display, _ = FAMILIES[family]
-        model, baseline_only, epochs, oe_epochs = _density_options(p, family)
-        # Glow's log-determinants are sums over every pixel: it trains in float32 (bf16 is PixelCNN++'s lever)
-        oe_steps, amp = (p.pcnn_oe_steps, study.amp) if family == "pixelcnn" else (0, "none")
-        study.run(f"{display} baseline", "density_oe.train", density_train.main, [
-            "--mode", "baseline", "--dataset", bench.id_set, "--epochs", str(epochs), *model, *baseline_only,
+        fam = FAMILIES[family]
+        r = fam.runs(p)
+        amp = study.amp if r.bf16 else "none"
+        study.run(f"{fam.display} baseline", "density_oe.train", density_train.main, [
+            "--mode", "baseline", "--dataset", bench.id_set, "--epochs", str(r.epochs), *r.model, *r.baseline_only,
             "--track-ood", TRACKED_OOD, "--track-images", str(p.n_ood or p.n_test),   # the trajectory
-            *_train_common(study, runs[label], 0, amp)])
-        study.run(f"{display} OE fine-tune", "density_oe.train", density_train.main, [
-            "--mode", "oe_tune", "--init", runs[label], "--dataset", bench.id_set, "--outliers", bench.outliers,
-            "--epochs", str(oe_epochs), *model, *_train_common(study, runs[f"{label}_oe"], oe_steps, amp)])
+            *_train_common(study, runs[fam.label], 0, amp)])
+        study.run(f"{fam.display} OE fine-tune", "density_oe.train", density_train.main, [
+            "--mode", "oe_tune", "--init", runs[fam.label], "--dataset", bench.id_set, "--outliers", bench.outliers,
+            "--epochs", str(r.oe_epochs), *r.model, *r.oe_only,
+            *_train_common(study, runs[f"{fam.label}_oe"], r.oe_steps, amp)])
 
     ev = root / "eval"
     study.run("OOD evaluation (reference protocol)", "analysis.evaluate", evaluate.main, [
@@ -261,7 +310,7 @@ def run_study(cfg: StudyConfig) -> Path:
         "--out", str(ev), "--strict"])
     columns, bars = ["MSP=clf:msp", "MSP+OE=clf_oe:msp"], []
     for family in families:  # PixelCNN++ keeps the paper's names; other families are named in brackets
-        label, display, _ = FAMILIES[family]
+        label, display = FAMILIES[family].label, FAMILIES[family].display
         suffix = "" if family == "pixelcnn" else f" ({display})"
         columns += [f"BPP{suffix}={label}:bpd", f"BPP+OE{suffix}={label}_oe:bpd"]
         name = "likelihood" if family == "pixelcnn" else display
@@ -273,12 +322,12 @@ def run_study(cfg: StudyConfig) -> Path:
         "--results", str(ev / "results.json"), "--out", str(ev / "figures"), "--bars", *bars,
         "--runs", *[f"{k}={v}" for k, v in runs.items()]])
     for family in families:
-        label, display, folder = FAMILIES[family]
+        label, display, folder = FAMILIES[family].label, FAMILIES[family].display, FAMILIES[family].folder
         study.run(f"digits-vs-photos likelihood study ({display})", "analysis.svhn_likelihood",
                   svhn_likelihood.main, ["--results", str(ev / "results.json"), "--baseline", label, "--oe",
                                          f"{label}_oe", "--ood", "mini-svhn", "--out", str(ev / folder)])
     study.run("AUROC-over-training trajectory", "analysis.trajectory", trajectory.main, [
-        "--runs", *[f"{FAMILIES[f][1]}={runs[FAMILIES[f][0]]}" for f in families], "--ood", TRACKED_OOD,
+        "--runs", *[f"{FAMILIES[f].display}={runs[FAMILIES[f].label]}" for f in families], "--ood", TRACKED_OOD,
         "--out", str(ev / "trajectory")])
     total = time.time() - t_start
     report = write_report(root, cfg, p, study.steps, total, families, study.amp)

@@ -15,6 +15,7 @@ from oe_core.atomic import atomic_write_text
 from oe_core.data.mini_benchmarks import DEFAULT_BENCHMARK, get_benchmark
 from oe_core.run import cpu_model
 
+from .mini_study import FAMILIES
 from .results import Evaluation
 
 
@@ -46,7 +47,8 @@ def set_auroc(ev: Evaluation, model: str, detector: str, dataset: str) -> float:
     return float("nan")
 
 
-FAMILY_LABELS = {"pixelcnn": ("pcnn", "PixelCNN++"), "glow": ("glow", "Glow")}  # as analysis.mini_study runs them
+# as analysis.mini_study runs them: family -> (run label, display name)
+FAMILY_LABELS = {name: (f.label, f.display) for name, f in FAMILIES.items()}
 
 
 def _both_or_part(by_mean: bool, by_rank: bool) -> str:
@@ -148,7 +150,7 @@ def findings(ev: Evaluation, likelihoods: dict[str, dict], root: Optional[Path] 
 def model_rows(root: Path) -> list[str]:
     """One line per trained model: its final test metrics from the run's metrics.json."""
     lines = ["| run | epochs | final test metrics |", "|---|---|---|"]
-    for run in ("clf", "clf_oe", "pcnn", "pcnn_oe", "glow", "glow_oe"):
+    for run in ("clf", "clf_oe", *(x for label, _ in FAMILY_LABELS.values() for x in (label, f"{label}_oe"))):
         p = root / run / "metrics.json"
         if not p.exists():
             continue
@@ -190,7 +192,7 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
                  families: Sequence[str] = ("pixelcnn",), amp: str = "none") -> Path:
     ev_dir = root / "eval"
     ev = Evaluation.load(ev_dir / "results.json")
-    folders = {f: ev_dir / ("likelihood" if f == "pixelcnn" else f"likelihood_{f}") for f in families}
+    folders = {f: ev_dir / FAMILIES[f].folder for f in families}
     likelihoods = {f: json.loads((d / "likelihood.json").read_text()) for f, d in folders.items()}
     found = findings(ev, likelihoods, root)
     sections = []

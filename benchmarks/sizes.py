@@ -23,6 +23,18 @@ class PixelCNNShape:
         return f"F={self.nr_filters}, R={self.nr_resnet}"
 
 
+@dataclass(frozen=True)
+class DiffusionShape:
+    """A diffusion U-Net (:mod:`density_oe.diffusion.unet`): base width, resolutions, blocks per resolution."""
+
+    channels: int
+    levels: int
+    blocks: int
+
+    def label(self) -> str:
+        return f"C={self.channels}, L={self.levels}, N={self.blocks}"
+
+
 PAPER = PixelCNNShape(160, 5)
 SMALL = PixelCNNShape(32, 2)
 
@@ -46,6 +58,7 @@ class Sizes:
     linear_images: tuple[int, ...]   # data-set sizes scored for the linearity fit (small config)
     linear_score_batch: int
     matmul_sizes: tuple[int, ...]    # square matmul sizes for the peak
+    diffusion: DiffusionShape = DiffusionShape(128, 3, 2)   # scripts/density_cifar10_diffusion_baseline.sh's
 
     def shape(self, which: str) -> PixelCNNShape:
         return {"small": self.small, "paper": self.paper}[which]
@@ -60,7 +73,8 @@ PROFILES: dict[str, Sizes] = {
                  linear_images=(512, 1024, 2048), linear_score_batch=128, matmul_sizes=(4096, 8192)),
     "quick": Sizes(image=8, small=PixelCNNShape(8, 1), paper=PixelCNNShape(16, 1), small_batch=4, paper_batch=2,
                    score_batch=2, oe_shape="small", oe_batch=2, loss_batch=4, wrn_depth=10, wrn_batch=(4, 8),
-                   linear_batches=(1, 2, 4), linear_images=(4, 8, 16), linear_score_batch=4, matmul_sizes=(64, 128)),
+                   linear_batches=(1, 2, 4), linear_images=(4, 8, 16), linear_score_batch=4, matmul_sizes=(64, 128),
+                   diffusion=DiffusionShape(8, 2, 1)),
 }
 
 

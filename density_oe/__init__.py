@@ -1,7 +1,7 @@
-"""Density models with Outlier Exposure: two families behind one interface, the OE margin loss and the trainer.
+"""Density models with Outlier Exposure: four families behind one interface, the OE margin loss and the trainer.
 
-The families are PixelCNN++ (:mod:`density_oe.pixelcnn`), Glow (:mod:`density_oe.glow`) and a VAE
-(:mod:`density_oe.vae`).  Each owns its
+The families are PixelCNN++ (:mod:`density_oe.pixelcnn`), Glow (:mod:`density_oe.glow`), a VAE
+(:mod:`density_oe.vae`) and a VDM diffusion model (:mod:`density_oe.diffusion`).  Each owns its
 network, layers, likelihood and config; :mod:`density_oe.archs` registers them for ``--arch``.  Everything else
 sees a model only through ``model.log_prob(x)``, the per-image log-likelihood in nats, and is shared: bits/dim
 (:mod:`density_oe.units`), image-shape checks (:mod:`density_oe.shapes`), the OE loss

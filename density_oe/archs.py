@@ -8,6 +8,7 @@ one quantity: the per-image log-likelihood in nats of 8-bit images on the [-1, 1
 |------------|-------------------------|------------------------------------------------------------------------|
 | `pixelcnn` | DMOL parameters         | exact discretized mixture of logistics (:mod:`density_oe.pixelcnn.dmol`) |
 | `glow`     | the log-likelihood      | uniform dequantisation, a lower bound (:mod:`density_oe.glow.model`)  |
+| `diffusion`| the log-likelihood      | the VDM bound on the discrete likelihood (:mod:`density_oe.diffusion.model`) |
 | `vae`      | the bound               | importance-weighted bound ``L_K``, a lower bound (:mod:`density_oe.vae`) |
 
 An entry here says how to build the network from a run config, how to initialise it on data, and which image
@@ -26,14 +27,25 @@ from oe_core.config import config_from_dict
 from oe_core.errors import OEError
 from oe_core.registry import Registry
 
+from .diffusion import Diffusion, DiffusionConfig
+from .diffusion import sample_family as diffusion_sample
 from .glow import Glow, GlowConfig
 from .glow import data_dependent_init as glow_data_init
 from .pixelcnn import PixelCNNConfig, PixelCNNpp
 from .pixelcnn import data_dependent_init as pixelcnn_data_init
+from .pixelcnn.sampling import sample_family as pixelcnn_sample
 from .vae import VAE, VAEConfig
 from .vae import data_dependent_init as vae_data_init
 
 DEFAULT_ARCH = "pixelcnn"
+
+
+@torch.inference_mode()
+def sample_latent(model: nn.Module, n: int, height: int, width: int, generator: torch.Generator,
+                  device: torch.device, options) -> torch.Tensor:
+    """The sampler of the families whose network samples its latents in one pass, ``model.sample(n, height,
+    width, temperature, generator)`` (Glow, VAE): reads ``options.temperature``."""
+    return model.to(device).eval().sample(n, height, width, options.temperature, generator)
 
 
 @dataclass(frozen=True)
@@ -44,9 +56,13 @@ class DensityArch:
     display: str                                        # for tables and legends
     config_cls: type                                    # the dataclass of its hyperparameters
     build: type                                         # the nn.Module class, built from its config
-    data_init: Callable[[nn.Module, torch.Tensor], None]
+    data_init: Optional[Callable[[nn.Module, torch.Tensor], None]]   # None: no data-dependent initialisation
     multiple: Callable[[Any], int]                      # image sides must be multiples of this
     init_batch_size: int                                # default images of the data-dependent init batch
+    # (model, n, height, width, generator, device, options) -> (n, 3, height, width) images in [-1, 1], with
+    # ``options`` the density_oe.sample config; None: the family cannot sample
+    sample: Optional[Callable[..., torch.Tensor]] = None
+    sample_options: tuple[str, ...] = ()               # the density_oe.sample options its sampler reads
     free_fields: tuple[str, ...] = ()                   # config fields that leave the weights as they are: an OE
                                                         # fine-tune may set them apart from its --init
 
@@ -66,11 +82,17 @@ class DensityArch:
 
 ARCHS: Registry[DensityArch] = Registry("density architecture")
 ARCHS.add("pixelcnn", DensityArch("pixelcnn", "PixelCNN++", PixelCNNConfig, PixelCNNpp, pixelcnn_data_init,
-                                  lambda cfg: 4, init_batch_size=16))
+                                  lambda cfg: 4, init_batch_size=16, sample=pixelcnn_sample,
+                                  sample_options=("amp",)))
 ARCHS.add("glow", DensityArch("glow", "Glow", GlowConfig, Glow, glow_data_init, lambda cfg: cfg.multiple,
-                              init_batch_size=256))
+                              init_batch_size=256, sample=sample_latent, sample_options=("temperature",)))
 ARCHS.add("vae", DensityArch("vae", "VAE", VAEConfig, VAE, vae_data_init, lambda cfg: cfg.multiple,
-                             init_batch_size=16, free_fields=("vae_iw_samples",)))
+                             init_batch_size=16, free_fields=("vae_iw_samples",), sample=sample_latent,
+                             sample_options=("temperature",)))
+ARCHS.add("diffusion", DensityArch("diffusion", "Diffusion", DiffusionConfig, Diffusion, None,
+                                   lambda cfg: cfg.multiple, init_batch_size=1, sample=diffusion_sample,
+                                   sample_options=("steps", "amp"),
+                                   free_fields=("diffusion_t_samples", "diffusion_train_t_samples")))
 
 
 def get_arch(name: str) -> DensityArch:

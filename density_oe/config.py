@@ -38,6 +38,7 @@ from oe_core.config import fill_unset, help_field, require
 from oe_core.run import RunConfig
 
 from .archs import ARCHS, DEFAULT_ARCH, get_arch
+from .diffusion import DiffusionConfig
 from .glow import GlowConfig
 from .losses import MARGIN_UNITS
 from .pixelcnn import PixelCNNConfig
@@ -52,15 +53,15 @@ KIND = "density"  # the checkpoint kind of this package's runs
 
 
 @dataclass
-class DensityConfig(PixelCNNConfig, GlowConfig, VAEConfig, RunConfig):
-    """Train a density model (PixelCNN++, Glow or VAE) by maximum likelihood (baseline) or fine-tune it with the OE
-    margin ranking loss (oe_tune)."""
+class DensityConfig(PixelCNNConfig, GlowConfig, VAEConfig, DiffusionConfig, RunConfig):
+    """Train a density model (PixelCNN++, Glow, VAE or diffusion) by maximum likelihood (baseline) or fine-tune it
+    with the OE margin ranking loss (oe_tune)."""
 
     RENAMED: ClassVar[dict[str, str]] = {"oe_lambda": "lam"}  # old config.json field names
 
     arch: str = help_field(DEFAULT_ARCH, "density model family: " + ", ".join(
         f"{n} ({ARCHS.get(n).display})" for n in ARCHS.names()) + " (PixelCNN++: the --nr-* and --dropout options; "
-        "the others: the options named after the family, --glow-*, --vae-*)", choices=tuple(ARCHS.names()))
+        "the others: the options named after the family, --glow-*, --vae-*, --diffusion-*)", choices=tuple(ARCHS.names()))
     mode: str = help_field("baseline", "baseline: maximum likelihood from scratch; oe_tune: fine-tune --init "
                                        "with the OE margin ranking loss on outliers", choices=MODES)
     epochs: Optional[int] = help_field(None, "number of epochs (unset: 300 for baseline, 2 for oe_tune)")
@@ -130,7 +131,7 @@ class DensityConfig(PixelCNNConfig, GlowConfig, VAEConfig, RunConfig):
         return self.mode == "oe_tune"
 
     @property
-    def model_config(self) -> PixelCNNConfig | GlowConfig | VAEConfig:
+    def model_config(self) -> PixelCNNConfig | GlowConfig | VAEConfig | DiffusionConfig:
         """The hyperparameters of the chosen architecture only."""
         return get_arch(self.arch).config(self)
 

@@ -1,11 +1,12 @@
 """``python -m density_oe.score``: per-image bits/dim of a registered dataset under a trained density model
-(PixelCNN++ or Glow; the architecture is read from the checkpoint).
+(PixelCNN++, Glow or diffusion; the architecture is read from the checkpoint).
 
 The OOD score of the paper (BPP): higher bits/dim = more anomalous.  Writes one value per image, in dataset order,
 to ``--out``: ``.npy`` (float64 array) or ``.csv`` (``index,bpd`` rows).  Scoring runs in eval mode under
 ``torch.inference_mode`` with every weight normalised once (:func:`~density_oe.pixelcnn.weight_norm.frozen_weights`);
 ``--amp bf16`` runs the network in bfloat16 and the likelihood in float32.  Glow's bits/dim use one fixed
-dequantisation draw (:mod:`density_oe.glow.model`), so scores are deterministic.
+dequantisation draw (:mod:`density_oe.glow.model`) and the diffusion's bound draws fixed by each image's content
+(:mod:`density_oe.diffusion.draws`), so scores are deterministic and do not depend on the batch.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``python -m density_oe.train``: train a density model (``--arch pixelcnn``, the default, or ``--arch glow``) by
+"""``python -m density_oe.train``: train a density model (``--arch pixelcnn``, the default, ``glow`` or ``diffusion``) by
 maximum likelihood (baseline) or fine-tune it with Outlier Exposure (oe_tune).
 
 :class:`DensityTask` is a thin :class:`~oe_core.run.Task` on the shared run engine, which handles the run folder,
@@ -120,7 +120,7 @@ class DensityTask(Task):
                 model = tuned
             return model.train()
         model = self.arch.build(cfg.model_config).to(self.device)
-        if cfg.data_init and not (cfg.resume and has_checkpoint(cfg.out)):
+        if cfg.data_init and self.arch.data_init is not None and not (cfg.resume and has_checkpoint(cfg.out)):
             self.arch.data_init(model, self._init_batch())
         return model
 

@@ -6,7 +6,8 @@ here):
 * WRN-40-2 baseline -> OE fine-tune, and OE from scratch, for CIFAR-10 and CIFAR-100 (``classifiers_oe.train``,
   as ``scripts/cifar{10,100}_wrn_*.sh``);
 * PixelCNN++ baseline (or the port's released weights, ``density_oe.port``) -> OE fine-tune -> per-image bits/dim
-  (``density_oe.train``, ``scripts/density_cifar10_score.sh``); Glow the same way with ``--glow``, a VAE with ``--vae``;
+  (``density_oe.train``, ``scripts/density_cifar10_score.sh``); Glow, a VAE and the diffusion model the same way
+  with ``--glow``, ``--vae`` and ``--diffusion`` (:data:`EXTRA_DENSITY`);
 * the CIFAR-10 and CIFAR-100 evaluations (``scripts/eval_cifar.sh``: reference protocol, the comparison tables
   with the paper's numbers, the figures, Figure 2).
 
@@ -51,6 +52,21 @@ SET_IMAGES = {"cifar10": 10000, "cifar100": 10000, "svhn": 26032, "textures": 56
 TRAIN_IMAGES = 50000
 PRETTY = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100"}
 MODE_WORDS = {"baseline": "baseline", "oe_tune": "OE fine-tune", "oe_scratch": "OE from scratch"}
+# density families beyond the paper's PixelCNN++, each added by its own flag (--glow, --diffusion): title, the
+# options its baseline and OE scripts pass (scripts/density_cifar10_<name>_{baseline,oe_tune}.sh), and its
+# benchmark cases (train step, scoring) for the --plan estimate (None: none; an OE step's images count twice, and
+# the diffusion OE fine-tune's 4 t-draws per image are not counted)
+EXTRA_DENSITY = {
+    "glow": ("Glow", ["--batch-size", "512", "--lr", "1e-3", "--warmup-steps", "970", "--lr-decay", "1"], [],
+             None, None),
+    # the Likelihood Regret code's recipe, as scripts/density_cifar10_vae_baseline.sh
+    "vae": ("VAE", ["--batch-size", "128", "--lr", "3e-4", "--lr-decay", "1", "--epochs", "200"], [], None, None),
+    "diffusion": ("Diffusion", ["--batch-size", "128", "--lr", "2e-4", "--beta1", "0.9", "--beta2", "0.99",
+                                "--warmup-steps", "100", "--lr-decay", "1", "--ema-decay", "0.9999"],
+                  ["--diffusion-train-t-samples", "4"], "diffusion_train", "diffusion_score"),
+}
+# what a family's evaluation node adds to bits/dim and the CIFAR-10 vs SVHN study: (detectors, title words)
+EVAL_EXTRAS = {"vae": (["likelihood_regret"], " (bits/dim and Likelihood Regret), the bound gap (ELBO vs IWAE-256)")}
 RESOURCE_KEYS = {"partition": str, "account": str, "qos": str, "time": str, "nodes": int, "gpus_per_node": int,
                  "nproc_per_task": int, "tasks_per_node": int, "cpus_per_task": int, "mem": str,
                  "rdzv_port": int, "extra": list}
@@ -101,8 +117,7 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
     amp = ["--amp", o.amp] if o.amp else []
     outl = ["--outliers", o.outliers] if o.outliers else []
     outlier_set = o.outliers or "tinyimages80m"
-    wrn_x, pcnn_x, glow_x = shlex.split(o.wrn_args), shlex.split(o.pixelcnn_args), shlex.split(o.glow_args)
-    vae_x = shlex.split(o.vae_args)
+    wrn_x, pcnn_x = shlex.split(o.wrn_args), shlex.split(o.pixelcnn_args)
     score_x, eval_x = shlex.split(o.score_args), shlex.split(o.eval_args)
     nodes: list[Node] = []
 
@@ -125,15 +140,11 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
             train(name, f"wrn_{mode}", f"WRN-40-2 {MODE_WORDS[mode]} on {PRETTY[ds]}", "classifiers_oe.train",
                   args + extra, deps, sets, "wrn_oe_step", _epochs(wrn_x, epochs) * TRAIN_IMAGES * mult)
 
-    density = [("pixelcnn", "PixelCNN++", pcnn_x, [], "train_paper", "score")]
-    if o.glow:
-        density.append(("glow", "Glow", glow_x, ["--batch-size", "512", "--lr", "1e-3", "--warmup-steps", "970",
-                                                 "--lr-decay", "1"], None, None))
-    if o.vae:  # the Likelihood Regret code's recipe, as scripts/density_cifar10_vae_baseline.sh
-        density.append(("vae", "VAE", vae_x, ["--batch-size", "128", "--lr", "3e-4", "--lr-decay", "1", "--epochs",
-                                              "200"], None, None))
+    density = [("pixelcnn", "PixelCNN++", pcnn_x, [], [], "train_paper", "score")]
+    density += [(arch, title, shlex.split(getattr(o, f"{arch}_args")), base_args, oe_args, case, score_case)
+                for arch, (title, base_args, oe_args, case, score_case) in EXTRA_DENSITY.items() if getattr(o, arch)]
     sets = list(o.score_sets or SCORE_SETS)
-    for arch, title, xargs, base_args, case, score_case in density:
+    for arch, title, xargs, base_args, oe_args, case, score_case in density:
         base = f"cifar10_{arch}_baseline"
         cifar = [["cifar10", "train"], ["cifar10", "test"]]
         if arch == "pixelcnn" and o.pixelcnn_weights:
@@ -147,7 +158,7 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
         tune = f"cifar10_{arch}_oe_tune"
         train(tune, f"{arch}_oe_tune", f"{title} OE fine-tune", "density_oe.train",
               ["--arch", arch, "--mode", "oe_tune", "--dataset", "cifar10", "--data-root", data, "--init",
-               f"{out}/{base}", *outl, *dev, *amp, *xargs], [base], cifar + [[outlier_set, "train"]], case,
+               f"{out}/{base}", *oe_args, *outl, *dev, *amp, *xargs], [base], cifar + [[outlier_set, "train"]], case,
               _epochs(xargs, 2) * TRAIN_IMAGES * 2)
         for run in (base, tune):
             score = [_with_split(s) for s in sets]
@@ -171,31 +182,24 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
                           {"DATA_ROOT": data, "OUT": out}, [f"{ev}/compare/compare.md", f"{ev}/results.json"],
                           datasets=sets, estimate=["score", 2 * eval_images] if ds == "cifar10"
                           else ["wrn_oe_step", eval_images]))
-    if o.glow:
-        ev = f"{out}/cifar10_glow_eval"
-        nodes.append(Node("cifar10_glow_eval", "eval", "Glow evaluation and the CIFAR-10 vs SVHN bits/dim study",
-                          ["cifar10_glow_baseline", "cifar10_glow_oe_tune"],
-                          [[py, "-m", "analysis.evaluate", "--ckpt", f"glow={out}/cifar10_glow_baseline",
-                            f"glow_oe={out}/cifar10_glow_oe_tune", "--detectors", "bpd", "--id-dataset", "cifar10",
-                            "--data-root", data, "--out", ev, *dev, *eval_x],
-                           [py, "-m", "analysis.svhn_likelihood", "--results", f"{ev}/results.json", "--baseline",
-                            "glow", "--oe", "glow_oe", "--ood", "svhn", "--out", f"{ev}/likelihood"]],
-                          {}, [f"{ev}/results.json", f"{ev}/likelihood"]))
-    if o.vae:
-        ev = f"{out}/cifar10_vae_eval"
-        runs = [f"{out}/cifar10_vae_baseline", f"{out}/cifar10_vae_oe_tune"]
-        nodes.append(Node("cifar10_vae_eval", "eval", "VAE evaluation (bits/dim and Likelihood Regret), the CIFAR-10 "
-                          "vs SVHN bits/dim study and the bound gap (ELBO vs IWAE-256)",
-                          ["cifar10_vae_baseline", "cifar10_vae_oe_tune"],
-                          [[py, "-m", "analysis.evaluate", "--ckpt", f"vae={runs[0]}", f"vae_oe={runs[1]}",
-                            "--detectors", "bpd", "likelihood_regret", "--id-dataset", "cifar10", "--data-root", data,
-                            "--out", ev, *dev, *eval_x],
-                           [py, "-m", "analysis.svhn_likelihood", "--results", f"{ev}/results.json", "--baseline",
-                            "vae", "--oe", "vae_oe", "--ood", "svhn", "--out", f"{ev}/likelihood"],
-                           [py, "-m", "analysis.bound_gap", "--baseline", runs[0], "--oe", runs[1], "--id-dataset",
-                            "cifar10", "--k-large", "256", "--limit", "2000", "--data-root", data, "--out",
-                            f"{ev}/bound_gap", *dev]],
-                          {}, [f"{ev}/results.json", f"{ev}/likelihood", f"{ev}/bound_gap/bound_gap.md"]))
+    for arch, title, *_ in density[1:]:
+        ev = f"{out}/cifar10_{arch}_eval"
+        runs = [f"{out}/cifar10_{arch}_baseline", f"{out}/cifar10_{arch}_oe_tune"]
+        detectors, words = EVAL_EXTRAS.get(arch, ([], ""))
+        cmds = [[py, "-m", "analysis.evaluate", "--ckpt", f"{arch}={runs[0]}", f"{arch}_oe={runs[1]}",
+                 "--detectors", "bpd", *detectors, "--id-dataset", "cifar10", "--data-root", data, "--out", ev, *dev,
+                 *eval_x],
+                [py, "-m", "analysis.svhn_likelihood", "--results", f"{ev}/results.json", "--baseline", arch, "--oe",
+                 f"{arch}_oe", "--ood", "svhn", "--out", f"{ev}/likelihood"]]
+        outputs = [f"{ev}/results.json", f"{ev}/likelihood"]
+        if arch == "vae":   # the bound gap needs an encoder: ELBO against IWAE-256 before and after OE
+            cmds.append([py, "-m", "analysis.bound_gap", "--baseline", runs[0], "--oe", runs[1], "--id-dataset",
+                         "cifar10", "--k-large", "256", "--limit", "2000", "--data-root", data, "--out",
+                         f"{ev}/bound_gap", *dev])
+            outputs.append(f"{ev}/bound_gap/bound_gap.md")
+        nodes.append(Node(f"cifar10_{arch}_eval", "eval", f"{title} evaluation{words} and the CIFAR-10 vs SVHN "
+                          "bits/dim study", [f"cifar10_{arch}_baseline", f"cifar10_{arch}_oe_tune"], cmds,
+                          {}, outputs))
     return nodes
 
 
@@ -734,7 +738,8 @@ HELP = """The whole paper in one command, on one machine (--local) or as a SLURM
 
 The run graph (--plan shows it with every command): for CIFAR-10 and CIFAR-100, WRN-40-2 baseline -> OE
 fine-tune, and OE from scratch; PixelCNN++ baseline (or --pixelcnn-weights) -> OE fine-tune, each scored
-(per-image bits/dim); Glow the same way with --glow, a VAE with --vae; then the CIFAR-10 evaluation (MSP and bits/pixel: Table 1/7
+(per-image bits/dim); Glow, a VAE and the diffusion model the same way with --glow, --vae and --diffusion; then the
+CIFAR-10 evaluation (MSP and bits/pixel: Table 1/7
 and Table 5 beside the paper's numbers, the figures, Figure 2) and the CIFAR-100 evaluation.  Each node is one
 of the suite's scripts or CLIs with its flags; training nodes resume from their checkpoints when rerun.
 """
@@ -774,11 +779,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--only", nargs="+", default=[], metavar="NODE",
                    help="only these nodes (their predecessors must be finished or selected too)")
     s.add_argument("--skip", nargs="+", default=[], metavar="NODE", help="leave these nodes out")
-    s.add_argument("--glow", action="store_true", help="add Glow: baseline -> OE fine-tune -> scores, and its "
-                   "evaluation with the CIFAR-10 vs SVHN bits/dim study (beyond the paper)")
-    s.add_argument("--vae", action="store_true", help="add the VAE: baseline -> OE fine-tune -> scores, and its "
-                   "evaluation with Likelihood Regret, the CIFAR-10 vs SVHN bits/dim study and the bound gap "
-                   "(beyond the paper)")
+    for arch, (title, *_) in EXTRA_DENSITY.items():
+        s.add_argument(f"--{arch}", action="store_true", help=f"add {title}: baseline -> OE fine-tune -> scores, "
+                       "and its evaluation with the CIFAR-10 vs SVHN bits/dim study (beyond the paper)")
     s.add_argument("--pixelcnn-weights", default="", metavar="PTH", help="import the pclucas14 port's released "
                    "PixelCNN++ weights (python -m density_oe.port) instead of training the baseline")
     r = p.add_argument_group("how the runs run")
@@ -793,8 +796,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"sets the score nodes score (default: {' '.join(SCORE_SETS)})")
     for name, what in (("wrn", "the six WRN runs (classifiers_oe.train)"),
                        ("pixelcnn", "both PixelCNN++ runs (density_oe.train)"),
-                       ("glow", "both Glow runs (density_oe.train)"),
-                       ("vae", "both VAE runs (density_oe.train)"),
+                       *((arch, f"both {title} runs (density_oe.train)")
+                         for arch, (title, *_) in EXTRA_DENSITY.items()),
                        ("score", "the score nodes (density_oe.score)"),
                        ("eval", "the evaluations (analysis.evaluate)")):
         r.add_argument(f"--{name}-args", default="", metavar="'OPTS'",

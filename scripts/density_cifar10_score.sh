@@ -4,7 +4,7 @@
 # -> OUT/scores/RUN/<dataset>.npy, and the mean bits/dim per set on stderr.
 # Usage: DATA_ROOT=/data OUT=runs scripts/density_cifar10_score.sh [RUN [density_oe.score options]]
 #   RUN   run folder name under OUT (default: cifar10_ARCH_baseline; e.g. cifar10_pixelcnn_oe_tune)
-#   ARCH  pixelcnn (default), glow or vae: only picks the default RUN (the model's kind is read from its checkpoint)
+#   ARCH  pixelcnn (default), glow, vae or diffusion: only picks the default RUN (the model's kind is read from its checkpoint)
 #   SETS  space-separated datasets to score (default: the list above)
 # e.g. add --device cuda --amp bf16 --batch-size 256
 set -euo pipefail

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# One CIFAR-10 density-model run (shared by scripts/density_cifar10_{,glow_,vae_}{baseline,oe_tune}.sh).
+# One CIFAR-10 density-model run (shared by scripts/density_cifar10_{,glow_,vae_,diffusion_}{baseline,oe_tune}.sh).
 #
 # Usage: DATA_ROOT=/data OUT=runs scripts/density_run.sh MODE [density_oe.train options]
 #   DATA_ROOT  folder holding the datasets (cifar-10-batches-py/, tiny_images.bin, ...; see python -m oe_core.data)
 #   OUT        parent folder of the runs (default: runs); this run goes to OUT/cifar10_ARCH_MODE, and
 #              oe_tune starts from OUT/cifar10_ARCH_baseline
-#   ARCH       density model: pixelcnn (PixelCNN++, default), glow or vae
+#   ARCH       density model: pixelcnn (PixelCNN++, default), glow, vae or diffusion
 #   NPROC      processes (GPUs) on this node through torchrun (default: 1); batches are global
 # Rerunning the same command resumes an interrupted run.
 set -euo pipefail

@@ -340,10 +340,10 @@ def test_the_ema_on_the_fused_path_tracks_the_lerp_path(debias, monkeypatch):
             assert _ulps(a, b) <= 2.0 * (t + 1), t                      # rounding differences, not drift
 
 
-def test_a_density_run_through_the_graph_path_ends_with_the_eager_weights(tmp_path, monkeypatch):
-    """Forward, loss, backward, fused Adam with the tensor LR and the EMA update as one captured function, replayed
-    on static batch buffers (the CPU stand-in): same losses, weights and EMA as the eager engine."""
-    args = [a for a in BASELINE] + ["--epochs", "2", "--limit-steps", "6"]
+def assert_graph_path_ends_with_the_eager_weights(args: list[str], tmp_path, monkeypatch,
+                                                 parts=("model", "eval_model")) -> int:
+    """Train ``args`` (density_oe.train options without --out) eagerly and through the graph path (the CPU stand-in
+    that replays by calling): the same losses, learning rates, test bpd and weights.  Returns the replays."""
     assert main(args + ["--out", str(tmp_path / "eager"), "--cuda-graphs", "off"]) == 0
     made = []
 
@@ -354,15 +354,25 @@ def test_a_density_run_through_the_graph_path_ends_with_the_eager_weights(tmp_pa
 
     monkeypatch.setitem(cuda_graph.BACKENDS, "cpu", Recorded)
     assert main(args + ["--out", str(tmp_path / "graph"), "--cuda-graphs", "on"]) == 0
-    assert len(made) == 1 and made[0].captures == 1 and made[0].replays == 12 - 4   # 3 warm-up steps, 1 capture
+    assert len(made) == 1 and made[0].captures == 1
     rows = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("eager", "graph")]
     for a, b in zip(*rows):
         for key in ("train_loss", "train_bpd", "test_bpd", "lr"):
             assert b[key] == pytest.approx(a[key], rel=1e-5), key
     states = [load_checkpoint(tmp_path / run, expect_kind="density") for run in ("eager", "graph")]
-    for part in ("model", "eval_model"):
+    for part in parts:
         for name, value in states[0][part].items():
-            torch.testing.assert_close(states[1][part][name], value, rtol=1e-4, atol=1e-5, msg=lambda m: f"{name} {m}")
+            torch.testing.assert_close(states[1][part][name], value, rtol=1e-4, atol=1e-5,
+                                       msg=lambda m, name=name: f"{name} {m}")
+    return made[0].replays
+
+
+def test_a_density_run_through_the_graph_path_ends_with_the_eager_weights(tmp_path, monkeypatch):
+    """Forward, loss, backward, fused Adam with the tensor LR and the EMA update as one captured function, replayed
+    on static batch buffers (the CPU stand-in): same losses, weights and EMA as the eager engine."""
+    args = [a for a in BASELINE] + ["--epochs", "2", "--limit-steps", "6"]
+    replays = assert_graph_path_ends_with_the_eager_weights(args, tmp_path, monkeypatch)
+    assert replays == 12 - 4                                           # 3 warm-up steps, 1 capture
 
 
 def test_glow_keeps_its_fixed_evaluation_draw_on_the_device_with_the_same_values():

@@ -1,4 +1,5 @@
-"""The CIFAR-10 PixelCNN++, Glow and VAE scripts assemble valid command lines (smoke run on the offline mini sets)."""
+"""The CIFAR-10 PixelCNN++, Glow, VAE and diffusion scripts assemble valid command lines (smoke run on the offline
+mini sets)."""
 from __future__ import annotations
 
 import json
@@ -26,7 +27,9 @@ def run(script: str, tmp_path: Path, *extra: str, **env_extra: str) -> subproces
 
 
 def test_every_script_is_valid_bash():
-    assert [s.name for s in SCRIPTS] == ["density_cifar10_baseline.sh", "density_cifar10_glow_baseline.sh",
+    assert [s.name for s in SCRIPTS] == ["density_cifar10_baseline.sh", "density_cifar10_diffusion_baseline.sh",
+                                         "density_cifar10_diffusion_oe_tune.sh", "density_cifar10_diffusion_score.sh",
+                                         "density_cifar10_glow_baseline.sh",
                                          "density_cifar10_glow_oe_tune.sh", "density_cifar10_glow_score.sh",
                                          "density_cifar10_oe_tune.sh", "density_cifar10_score.sh",
                                          "density_cifar10_vae_baseline.sh", "density_cifar10_vae_oe_tune.sh",
@@ -75,6 +78,30 @@ def test_glow_scripts_chain_with_the_same_oe_recipe(tmp_path):
                "--device", "cpu", "--num-workers", "0", SETS="mini-svhn")
     assert proc.returncode == 0, proc.stderr[-2000:]
     scores = np.load(runs / "scores" / "cifar10_glow_baseline" / "mini-svhn.npy")
+    assert scores.shape == (10,) and np.isfinite(scores).all()
+
+
+@pytest.mark.slow
+def test_diffusion_scripts_chain_with_vdm_settings_and_the_same_oe_loss(tmp_path):
+    diff = ["--diffusion-channels", "8", "--diffusion-levels", "2", "--diffusion-blocks", "1",
+            "--diffusion-t-samples", "2", *MINI[MINI.index("--epochs"):], "--dataset", "mini-id", "--image-size", "8"]
+    for script in ("density_cifar10_diffusion_baseline.sh", "density_cifar10_diffusion_oe_tune.sh"):
+        proc = run(script, tmp_path, *diff)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    runs = tmp_path / "runs"
+    base = json.loads((runs / "cifar10_diffusion_baseline" / "config.json").read_text())
+    assert base["arch"] == "diffusion" and (base["lr"], base["beta1"], base["beta2"]) == (2e-4, 0.9, 0.99)
+    assert (base["warmup_steps"], base["lr_decay"], base["ema_decay"]) == (100, 1, 0.9999)
+    assert (base["diffusion_gamma_min"], base["diffusion_gamma_max"], base["diffusion_train_t_samples"]) == \
+        (-13.3, 5.0, 1)
+    oe = json.loads((runs / "cifar10_diffusion_oe_tune" / "config.json").read_text())
+    assert oe["arch"] == "diffusion" and oe["init"] == str(runs / "cifar10_diffusion_baseline")
+    assert (oe["lr"], oe["oe_margin"], oe["oe_margin_unit"], oe["lam"]) == (2e-4, 1.0, "bits_per_dim", 1.0)
+    assert oe["diffusion_train_t_samples"] == 4
+    proc = run("density_cifar10_diffusion_score.sh", tmp_path, "", "--image-size", "8", "--limit", "10",
+               "--device", "cpu", "--num-workers", "0", SETS="mini-svhn")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    scores = np.load(runs / "scores" / "cifar10_diffusion_baseline" / "mini-svhn.npy")
     assert scores.shape == (10,) and np.isfinite(scores).all()
 
 

@@ -22,6 +22,8 @@ TRAIN_SCRIPTS.update({"cifar10_pixelcnn_baseline": "density_cifar10_baseline.sh"
                       "cifar10_pixelcnn_oe_tune": "density_cifar10_oe_tune.sh",
                       "cifar10_glow_baseline": "density_cifar10_glow_baseline.sh",
                       "cifar10_glow_oe_tune": "density_cifar10_glow_oe_tune.sh",
+                      "cifar10_diffusion_baseline": "density_cifar10_diffusion_baseline.sh",
+                      "cifar10_diffusion_oe_tune": "density_cifar10_diffusion_oe_tune.sh",
                       "cifar10_vae_baseline": "density_cifar10_vae_baseline.sh",
                       "cifar10_vae_oe_tune": "density_cifar10_vae_oe_tune.sh"})
 
@@ -103,6 +105,17 @@ def test_plan_with_glow_and_the_ports_weights(tmp_path, capsys):
     assert "--batch-size 512 --lr 1e-3 --warmup-steps 970 --lr-decay 1" in text
 
 
+def test_plan_with_diffusion_adds_its_runs_scores_and_evaluation(tmp_path, capsys):
+    rc, text, _ = run(["--plan", "--data-root", tmp_path, "--out", tmp_path / "o", "--diffusion",
+                       "--diffusion-args", "--epochs 7"], capsys)
+    assert rc == 0 and "17 of 17 nodes" in text
+    for node in ("cifar10_diffusion_baseline", "cifar10_diffusion_oe_tune", "score_cifar10_diffusion_oe_tune",
+                 "cifar10_diffusion_eval"):
+        assert node in text, node
+    assert "--beta1 0.9 --beta2 0.99 --warmup-steps 100 --lr-decay 1 --ema-decay 0.9999" in text
+    assert "--diffusion-train-t-samples 4" in text and "--epochs 7" in text and "cifar10_glow" not in text
+
+
 def test_plan_with_the_vae(tmp_path, capsys):
     rc, text, _ = run(["--plan", "--data-root", tmp_path, "--out", tmp_path / "o", "--vae"], capsys)
     assert rc == 0 and "17 of 17 nodes" in text
@@ -115,7 +128,8 @@ def test_training_nodes_run_exactly_what_the_single_scripts_run(tmp_path):
     fake = tmp_path / "fakepy"
     fake.write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$RECORD"\n')
     fake.chmod(0o755)
-    o = R.parser().parse_args(["--plan", "--glow", "--vae", "--out", str(tmp_path / "runs"), "--data-root",
+    o = R.parser().parse_args(["--plan", "--glow", "--vae", "--diffusion", "--out", str(tmp_path / "runs"),
+                               "--data-root",
                                str(tmp_path / "d")])
     o.out, o.data_root = tmp_path / "runs", tmp_path / "d"
     nodes = {n.name: n for n in R.build_graph(o, str(fake))}
