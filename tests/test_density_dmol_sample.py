@@ -104,13 +104,14 @@ def test_samples_are_reproducible_from_the_generator_alone():
     """The same seed gives the same samples, whatever the global RNG or the default dtype; another seed does not."""
     params = one_component([0.1, 0.2, 0.3], [-2.0] * 3, [0.4, 0.1, -0.3])
     a = dmol.sample(params, torch.Generator().manual_seed(7))
-    torch.manual_seed(123)
     default = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
-        b = dmol.sample(params, torch.Generator().manual_seed(7))
-    finally:
-        torch.set_default_dtype(default)
+    with torch.random.fork_rng():                 # the global RNG moved, and restored afterwards
+        torch.manual_seed(123)
+        torch.set_default_dtype(torch.float64)
+        try:
+            b = dmol.sample(params, torch.Generator().manual_seed(7))
+        finally:
+            torch.set_default_dtype(default)
     assert a.dtype == b.dtype == torch.float32
     assert torch.equal(a, b)
     assert not torch.equal(a, dmol.sample(params, torch.Generator().manual_seed(8)))
