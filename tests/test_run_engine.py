@@ -67,6 +67,42 @@ def test_preempted_mid_epoch_resumes_bitwise(tmp_path):
     assert [r["train_loss"] for r in rows] == pytest.approx([r["train_loss"] for r in full], rel=1e-12)
 
 
+def record_saves(monkeypatch) -> list[tuple[int, int, int]]:
+    """Make the engine append (epoch, step, global_step) to the returned list at every checkpoint it writes."""
+    saves: list[tuple[int, int, int]] = []
+    save = Engine._save
+
+    def recording(self, model, optimizer, scheduler, epoch, step, global_step, partial):
+        saves.append((epoch, step, global_step))
+        return save(self, model, optimizer, scheduler, epoch, step, global_step, partial)
+
+    monkeypatch.setattr(Engine, "_save", recording)
+    return saves
+
+
+@pytest.mark.parametrize("every, mid_epoch", [("0", []), ("4", [(0, 4, 4), (1, 2, 8)])])
+def test_checkpoints_are_written_every_n_steps_and_at_each_epoch_end_only(tmp_path, monkeypatch, every, mid_epoch):
+    """6 steps an epoch, 2 epochs: a checkpoint at each epoch end, and every ``--ckpt-every`` global steps inside
+    an epoch; global step 12 is an epoch's last, whose checkpoint is the epoch end's (not a second one)."""
+    saves = record_saves(monkeypatch)
+    run(tmp_path / "r", "--epochs", "2", "--ckpt-every", every)
+    assert saves == sorted(mid_epoch + [(1, 0, 6), (2, 0, 12)])
+
+
+def test_a_preemption_at_an_epochs_last_step_finishes_the_epoch_first(tmp_path, monkeypatch):
+    """SIGTERM during global step 5, the last of epoch 1: the epoch is evaluated, recorded and checkpointed at its
+    end (epoch 1, step 0), then the run stops; the rerun ends equal to an uninterrupted run."""
+    run(tmp_path / "full", "--epochs", "2")
+    saves = record_saves(monkeypatch)
+    with pytest.raises(Preempted):
+        run(tmp_path / "cut", "--epochs", "2", "--signal-at", "5")
+    assert saves == [(1, 0, 6)]
+    assert load_checkpoint(tmp_path / "cut")["position"] == {"epoch": 1, "step": 0, "global_step": 6}
+    assert [r["epoch"] for r in json.loads((tmp_path / "cut" / "metrics.json").read_text())] == [1]
+    run(tmp_path / "cut", "--epochs", "2", "--signal-at", "5")
+    assert_same_weights(tmp_path / "full", tmp_path / "cut")
+
+
 def test_periodic_checkpoints_do_not_change_the_result(tmp_path):
     run(tmp_path / "full")
     run(tmp_path / "ck", "--ckpt-every", "4")
