@@ -66,7 +66,10 @@ EXTRA_DENSITY = {
                   ["--diffusion-train-t-samples", "4"], "diffusion_train", "diffusion_score"),
 }
 # what a family's evaluation node adds to bits/dim and the CIFAR-10 vs SVHN study: (detectors, title words)
-EVAL_EXTRAS = {"vae": (["likelihood_regret"], " (bits/dim and Likelihood Regret), the bound gap (ELBO vs IWAE-256)")}
+# per family: extra detectors, words for the node's title, and whether it runs the bound gap (ELBO against
+# IWAE-256 before and after OE: it needs an encoder)
+EVAL_EXTRAS = {"vae": (["likelihood_regret"], " (bits/dim and Likelihood Regret), the bound gap (ELBO vs IWAE-256)",
+                       True)}
 RESOURCE_KEYS = {"partition": str, "account": str, "qos": str, "time": str, "nodes": int, "gpus_per_node": int,
                  "nproc_per_task": int, "tasks_per_node": int, "cpus_per_task": int, "mem": str,
                  "rdzv_port": int, "extra": list}
@@ -185,14 +188,14 @@ def build_graph(o: argparse.Namespace, py: str) -> list[Node]:
     for arch, title, *_ in density[1:]:
         ev = f"{out}/cifar10_{arch}_eval"
         runs = [f"{out}/cifar10_{arch}_baseline", f"{out}/cifar10_{arch}_oe_tune"]
-        detectors, words = EVAL_EXTRAS.get(arch, ([], ""))
+        detectors, words, bound_gap = EVAL_EXTRAS.get(arch, ([], "", False))
         cmds = [[py, "-m", "analysis.evaluate", "--ckpt", f"{arch}={runs[0]}", f"{arch}_oe={runs[1]}",
                  "--detectors", "bpd", *detectors, "--id-dataset", "cifar10", "--data-root", data, "--out", ev, *dev,
                  *eval_x],
                 [py, "-m", "analysis.svhn_likelihood", "--results", f"{ev}/results.json", "--baseline", arch, "--oe",
                  f"{arch}_oe", "--ood", "svhn", "--out", f"{ev}/likelihood"]]
         outputs = [f"{ev}/results.json", f"{ev}/likelihood"]
-        if arch == "vae":   # the bound gap needs an encoder: ELBO against IWAE-256 before and after OE
+        if bound_gap:
             cmds.append([py, "-m", "analysis.bound_gap", "--baseline", runs[0], "--oe", runs[1], "--id-dataset",
                          "cifar10", "--k-large", "256", "--limit", "2000", "--data-root", data, "--out",
                          f"{ev}/bound_gap", *dev])
