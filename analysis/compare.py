@@ -22,7 +22,7 @@ from oe_core.atomic import atomic_write_text
 from oe_core.outputs import check_writable_folder
 
 from .paper_numbers import PAPER_COLUMNS, PaperColumn, paper_column
-from .recorded import record_config
+from .regenerate import record_config
 from .results import Evaluation, SetResult
 from .tables import MISSING, Table, header, write_tables
 

@@ -48,9 +48,8 @@ from oe_core.run import resolve_device
 from .cache import ScoreCache, ScoreKey
 from .datasets import DatasetSpec, ood_suite
 from .models import ClassifierModel, DensityModel, ScoringModel, load_model
-from .results import Evaluation, SetResult, relative_to
+from .results import Evaluation, SetResult, evaluation_tables, relative_to, write_evaluation
 from .scoring import BoundDetector, cached_scores, read_or_recompute
-from .tables import evaluation_tables, write_evaluation
 
 
 @dataclass

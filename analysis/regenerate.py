@@ -7,30 +7,62 @@ cache, with the settings each tool recorded (what ``scripts/figures.sh DIR`` run
    or ``analysis.svhn_likelihood`` is re-rendered with those settings (column titles, paper numbers, bar
    series, training runs, the likelihood study's models and OOD set), reading ``DIR/results.json``;
 3. ``figures/`` and ``compare/`` with default settings when no record of them exists.
+
+The record: each rendering tool writes the settings it ran with beside its outputs (``<out>/config.json``,
+:func:`record_config`), which step 2 reads back (:func:`read_record`).
 """
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
-from oe_core.config import config_from_dict, help_field, parse_config, require, validate
+from oe_core.atomic import atomic_write_text
+from oe_core.config import config_from_dict, config_to_dict, help_field, parse_config, require, validate
 from oe_core.errors import OEError, cli_main
 from oe_core.outputs import check_writable_folder
 
-from .compare import CompareConfig, run_compare
 from .evaluate import reevaluate
-from .figures.__main__ import FiguresConfig, render_figures
-from .recorded import read_record
-from .svhn_likelihood import LikelihoodConfig, run_study
-from .tables import write_evaluation
+from .results import write_evaluation
 
-TOOLS: dict[str, tuple[type, Callable]] = {
-    "analysis.figures": (FiguresConfig, render_figures),
-    "analysis.compare": (CompareConfig, run_compare),
-    "analysis.svhn_likelihood": (LikelihoodConfig, run_study),
-}
+CONFIG_NAME = "config.json"
+
+
+def absolute_pairs(pairs: list[str]) -> list[str]:
+    """``LABEL=PATH`` items with ``PATH`` made absolute (so the record still works from another folder)."""
+    out = []
+    for item in pairs:
+        label, eq, path = item.partition("=")
+        out.append(f"{label}={Path(path).expanduser().resolve()}" if eq else item)
+    return out
+
+
+def record_config(cfg: Any, out: Path, tool: str, **overrides: Any) -> None:
+    """Write ``cfg`` (with ``overrides``) and the tool's module name to ``out/config.json``."""
+    doc = {**config_to_dict(cfg), **overrides, "tool": tool}
+    atomic_write_text(Path(out) / CONFIG_NAME, json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def read_record(folder: Path) -> Optional[dict]:
+    """The record in ``folder`` (``None`` when there is none or it is not one)."""
+    path = Path(folder) / CONFIG_NAME
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return doc if isinstance(doc, dict) and isinstance(doc.get("tool"), str) else None
+
+
+def recorded_tools() -> dict[str, tuple[type, Callable]]:
+    """Tool (as recorded) -> its config class and the function that renders it (imported here: the tools import
+    :func:`record_config` from this module)."""
+    from .compare import CompareConfig, run_compare
+    from .figures.__main__ import FiguresConfig, render_figures
+    from .svhn_likelihood import LikelihoodConfig, run_study
+    return {"analysis.figures": (FiguresConfig, render_figures), "analysis.compare": (CompareConfig, run_compare),
+            "analysis.svhn_likelihood": (LikelihoodConfig, run_study)}
 
 
 @dataclass
@@ -45,6 +77,7 @@ class RegenerateConfig:
 
 def regenerate(folder: str | Path) -> list[str]:
     """Rebuild the outputs of ``folder``; returns what was rebuilt, one line each."""
+    tools = recorded_tools()
     folder = Path(folder)
     results = folder / "results.json"
     check_writable_folder(folder, "DIR")
@@ -55,13 +88,13 @@ def regenerate(folder: str | Path) -> list[str]:
     recorded = {}
     for sub in sorted(p for p in folder.iterdir() if p.is_dir()):
         record = read_record(sub)
-        if record is not None and record["tool"] in TOOLS:
+        if record is not None and record["tool"] in tools:
             recorded[sub] = record
     for tool, default in (("analysis.figures", "figures"), ("analysis.compare", "compare")):
         if not any(r["tool"] == tool for r in recorded.values()):
             recorded[folder / default] = {"tool": tool}
     for sub, record in recorded.items():
-        cls, run = TOOLS[record["tool"]]
+        cls, run = tools[record["tool"]]
         cfg = config_from_dict(cls, record)
         if isinstance(cfg.results, list):  # compare: several results files are kept as recorded
             cfg.results = [str(results)] if len(cfg.results) <= 1 else cfg.results

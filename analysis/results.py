@@ -1,20 +1,31 @@
-"""What ``analysis.evaluate`` produces: one result per (model, detector, OOD set), saved as JSON.
+"""What ``analysis.evaluate`` produces: one result per (model, detector, OOD set), saved as ``results.json`` and
+rendered as ``results.{csv,md,tex}`` (:func:`write_evaluation`).
 
-Metric values are fractions as :mod:`oe_core.metrics` returns them; tables turn them into percentages.
+Metric values are fractions as :mod:`oe_core.metrics` returns them; the tables turn them into percentages (mean ±
+std over trials).  One table per (model, detector): a row per OOD set and the unweighted mean over the evaluated
+sets (the reference's "Mean Test Results"; it has no std).  A set that was skipped shows dashes and a note saying
+why.
 """
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
+from oe_core.atomic import atomic_write_text
 from oe_core.errors import OEError
 from oe_core.metrics import fpr_key
-from oe_core.atomic import atomic_write_text
+
+from .tables import MISSING, Table, header, pct, write_tables
 
 RESULTS_FORMAT = "oe-suite-results/1"
+PAPER_METRICS = ("auroc", "aupr_out")  # with the FPR metric first; see table_metrics()
 _SETTINGS = ("id_dataset", "ood", "num_to_avg", "ratio", "seed", "rule", "tpr", "limit", "cache_dir")
 
 
@@ -108,3 +119,79 @@ def _read_every_field(ev: Evaluation) -> None:
 def relative_to(target: str | Path, folder: str | Path) -> str:
     """``target`` as a path relative to ``folder`` (how results files refer to their score cache)."""
     return os.path.relpath(Path(target).resolve(), Path(folder).resolve())
+
+
+def table_metrics(ev: Evaluation) -> list[str]:
+    """The paper's three metrics: FPR at the TPR level, AUROC, AUPR (OOD positive)."""
+    return [ev.fpr_metric, *PAPER_METRICS]
+
+
+def set_mean(rows: list[SetResult], metric: str) -> Optional[float]:
+    """Unweighted mean of the per-set means over the evaluated sets (``None`` if none was)."""
+    vals = [r.mean(metric) for r in rows if r.ok]
+    return float(np.mean(vals)) if vals else None
+
+
+def _group_title(ev: Evaluation, model: str, detector: str, rows: list[SetResult]) -> str:
+    s = ev.settings
+    first = next((r for r in rows if r.ok), None)
+    n_in = f", n={first.protocol['n_in']}" if first else ""
+    return (f"{model} / {detector} — ID {s['id_dataset']['text']}{n_in}; "
+            f"{s['num_to_avg']} trials, OOD:ID = 1:{s['ratio']}, FPR rule {s['rule']}")
+
+
+def evaluation_tables(ev: Evaluation) -> list[Table]:
+    metrics = table_metrics(ev)
+    tables = []
+    for (model, detector), rows in ev.groups().items():
+        body, notes = [], []
+        for r in rows:
+            if r.ok:
+                body.append([r.display] + [pct(r.mean(m), r.std(m)) for m in metrics])
+            else:
+                body.append([r.display] + [MISSING] * len(metrics))
+                notes.append(f"{r.display} skipped: {r.note}")
+        n_ok = sum(r.ok for r in rows)
+        label = "Mean" if n_ok == len(rows) else f"Mean ({n_ok} of {len(rows)} sets)"
+        body.append([label] + [pct(set_mean(rows, m)) for m in metrics])
+        notes.append("Values in %, mean ± std over trials; FPR: lower is better, AUROC/AUPR: higher is better.")
+        columns = ["OOD set"] + [f"{header(m)} (%)" for m in metrics]
+        tables.append(Table(_group_title(ev, model, detector, rows), columns, body, notes))
+    return tables
+
+
+def evaluation_csv(ev: Evaluation) -> str:
+    """Long format: one line per (model, detector, set) plus a Mean line per group; values in percent."""
+    metrics = list(table_metrics(ev)) + ["aupr_in", "detection_error"]
+    cols = (["model", "detector", "ood_set", "dataset", "status"]
+            + [f"{m}_{k}" for m in metrics for k in ("mean", "std")]
+            + ["n_in", "n_out", "n_out_per_trial", "num_to_avg", "note"])
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+    w.writeheader()
+    for (model, detector), rows in ev.groups().items():
+        for r in rows:
+            line = {"model": model, "detector": detector, "ood_set": r.display, "dataset": r.ood["text"],
+                    "status": r.status, "note": r.note}
+            if r.ok:
+                p = r.protocol
+                line.update({f"{m}_mean": f"{100 * p['mean'][m]:.6f}" for m in metrics})
+                line.update({f"{m}_std": f"{100 * p['std'][m]:.6f}" for m in metrics})
+                line.update({k: p[k] for k in ("n_in", "n_out", "n_out_per_trial", "num_to_avg")})
+            w.writerow(line)
+        mean_line = {"model": model, "detector": detector, "ood_set": "Mean", "dataset": "",
+                     "status": f"{sum(r.ok for r in rows)} of {len(rows)} sets"}
+        for m in metrics:
+            v = set_mean(rows, m)
+            mean_line[f"{m}_mean"] = "" if v is None else f"{100 * v:.6f}"
+        w.writerow(mean_line)
+    return buf.getvalue()
+
+
+def write_evaluation(ev: Evaluation, out: str | Path, stem: str = "results") -> dict[str, Path]:
+    """results.json, .csv, .md and .tex of an evaluation under ``out``."""
+    out = Path(out)
+    paths = write_tables(evaluation_tables(ev), out, stem, evaluation_csv(ev))
+    paths["json"] = out / f"{stem}.json"
+    ev.save(paths["json"])
+    return paths

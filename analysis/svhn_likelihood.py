@@ -27,7 +27,7 @@ from oe_core.atomic import atomic_write_text
 from .datasets import DatasetSpec
 from .figures import bpd_histograms, save_figure
 from .paper_numbers import PAPER_BPD
-from .recorded import record_config
+from .regenerate import record_config
 from .results import Evaluation
 from .scoring import stored_scores
 from .tables import Table, write_tables

@@ -12,3 +12,5 @@ else
   PY="$ROOT/.venv/bin/python"
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
+# dataset plugins for a source tree that is not pip-installed (an installed one finds them by entry point)
+export OE_DATASET_MODULES="study.mini_benchmark${OE_DATASET_MODULES:+,$OE_DATASET_MODULES}"

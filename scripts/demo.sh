@@ -5,7 +5,7 @@
 #
 #   scripts/demo.sh                    default preset: about 4 minutes on a 2-core CPU with native bf16
 #   scripts/demo.sh --preset full      a larger PixelCNN++ trained longer plus a small Glow (~15 min)
-#   scripts/demo.sh --help             every option (python -m analysis.mini_study --help)
+#   scripts/demo.sh --help             every option (python -m study.mini --help)
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 export MPLBACKEND=Agg
-exec "$PY" -m analysis.mini_study "$@"
+exec "$PY" -m study.mini "$@"

@@ -8,6 +8,7 @@ monkeypatches those md5 values to the md5s of the fixture files.
 from __future__ import annotations
 
 import hashlib
+import os
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,11 @@ from typing import Callable
 import numpy as np
 import pytest
 from torchvision.datasets import CIFAR10, CIFAR100
+
+# the mini benchmark's datasets when the tree is not pip-installed (as scripts/_env.sh does); subprocesses inherit it
+if "study.mini_benchmark" not in os.environ.get("OE_DATASET_MODULES", "").split(","):
+    os.environ["OE_DATASET_MODULES"] = ",".join(filter(None, ["study.mini_benchmark",
+                                                              os.environ.get("OE_DATASET_MODULES")]))
 
 
 def md5_of(path: Path) -> str:

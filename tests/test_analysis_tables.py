@@ -10,8 +10,8 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from analysis.cache import ScoreCache, ScoreKey
 from analysis.datasets import DatasetSpec
 from analysis.evaluate import EvaluateConfig, main, run_evaluation
-from analysis.results import Evaluation
-from analysis.tables import evaluation_tables, latex_escape, write_evaluation
+from analysis.results import Evaluation, evaluation_tables, write_evaluation
+from analysis.tables import latex_escape
 from oe_core.errors import OEError, cli_main
 from oe_core.protocol import trial_subsample
 from tests.test_metrics import loop_fpr_closest

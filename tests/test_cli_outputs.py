@@ -17,7 +17,7 @@ from oe_core.errors import cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = ["density_oe.sample", "density_oe.score", "density_oe.port", "analysis.figures", "analysis.compare",
-         "analysis.svhn_likelihood", "analysis.evaluate", "analysis.mini_study", "analysis.regenerate",
+         "analysis.svhn_likelihood", "analysis.evaluate", "study.mini.study", "analysis.regenerate",
          "analysis.trajectory", "analysis.bound_gap"]
 
 
@@ -37,7 +37,7 @@ def _argv(module: str, out: str, missing: str) -> list[str]:
         "analysis.compare": ["--results", missing, "--out", out],
         "analysis.svhn_likelihood": ["--results", missing, "--baseline", "a", "--oe", "b", "--out", out],
         "analysis.evaluate": ["--ckpt", f"a={missing}", "--id-dataset", "gaussian", "--ood", "blobs", "--out", out],
-        "analysis.mini_study": ["--preset", "tiny", "--out", out],
+        "study.mini.study": ["--preset", "tiny", "--out", out],
         "analysis.regenerate": [out],
         "analysis.trajectory": ["--runs", f"a={missing}", "--out", out],
         "analysis.bound_gap": ["--baseline", missing, "--oe", missing, "--id-dataset", "gaussian", "--ood", "blobs",
@@ -137,7 +137,8 @@ def test_ctrl_c_during_sampling_ends_quietly(tmp_path):
 
 
 @pytest.mark.parametrize("module", TOOLS + ["density_oe.train", "classifiers_oe.train", "benchmarks.run",
-                                    "benchmarks.profile", "oe_core.data.mini_photos_make"])
+                                    "benchmarks.profile", "study.mini_benchmark.make_v3_photos",
+                                    "study.mini.select"])
 def test_help_states_each_default_once(capsys, module):
     with pytest.raises(SystemExit):
         _main(module)(["--help"])

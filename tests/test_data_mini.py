@@ -12,12 +12,13 @@ import pytest
 import torch
 from PIL import Image
 
-import oe_core.data.mini as mini
+import study.mini_benchmark.sets as sets
 from oe_core.data import dataset_info, get_dataset
-from oe_core.data.mini import ID_CLASSES, OUTLIER_SOURCES, TEXTURE_SOURCES, VAL_OUTLIER_SOURCES, build_mini
-from oe_core.data.mini_cache import cache_path, default_cache_dir
-from oe_core.data.mini_sources import PHOTOS, load_lfw_faces, load_photo
 from oe_core.errors import OEError
+from study.mini_benchmark.bundled_images import PHOTOS, load_lfw_faces, load_photo
+from study.mini_benchmark.cache import cache_path, default_cache_dir
+from study.mini_benchmark.sets import build_mini
+from study.mini_benchmark.v2 import ID_CLASSES, OUTLIER_SOURCES, TEXTURE_SOURCES, VAL_OUTLIER_SOURCES
 
 SETS = {"mini-id": ("train", "val", "test"), "mini-outliers": ("train",), "mini-val-outliers": ("val",),
         "mini-textures": ("test",),
@@ -90,8 +91,8 @@ def test_shapes_dtypes_and_targets(built):
 
 
 def test_default_sizes():
-    assert mini.DEFAULT_N[("mini-id", "train")] >= 2000 and mini.DEFAULT_N[("mini-id", "test")] == 1000
-    assert mini.DEFAULT_N[("mini-outliers", "train")] >= 2000 and mini.DEFAULT_N_OOD == 1000
+    assert sets.DEFAULT_N[("mini-id", "train")] >= 2000 and sets.DEFAULT_N[("mini-id", "test")] == 1000
+    assert sets.DEFAULT_N[("mini-outliers", "train")] >= 2000 and sets.DEFAULT_N_OOD == 1000
 
 
 def test_deterministic_under_seed_and_different_across_seeds(tmp_path, built):
@@ -203,19 +204,19 @@ def test_saturated_variant_is_colourful_high_contrast_and_otherwise_the_same(bui
 def test_cache_is_reused_and_invalidated(tmp_path, monkeypatch):
     first = build_mini("mini-faces", "test", size=8, seed=2, n=10, cache_dir=tmp_path)
     path = cache_path(tmp_path, {"name": "mini-faces", "split": "test", "size": 8, "seed": 2, "n": 10,
-                                 "version": mini.BUILDER_VERSION})
+                                 "version": sets.BUILDER_VERSION})
     assert path.is_file()
 
     def must_not_build(*args):
         raise AssertionError("rebuilt although cached")
 
-    monkeypatch.setattr(mini, "_BUILDS", {k: must_not_build for k in mini._BUILDS})
+    monkeypatch.setattr(sets, "_BUILDS", {k: must_not_build for k in sets._BUILDS})
     second = build_mini("mini-faces", "test", size=8, seed=2, n=10, cache_dir=tmp_path)
     assert np.array_equal(first.images, second.images) and np.array_equal(first.meta["box"], second.meta["box"])
     for changed in ({"size": 9}, {"seed": 3}, {"n": 11}):
         with pytest.raises(AssertionError, match="rebuilt"):
             build_mini("mini-faces", "test", **{"size": 8, "seed": 2, "n": 10, **changed}, cache_dir=tmp_path)
-    monkeypatch.setattr(mini, "BUILDER_VERSION", mini.BUILDER_VERSION + 1)
+    monkeypatch.setattr(sets, "BUILDER_VERSION", sets.BUILDER_VERSION + 1)
     with pytest.raises(AssertionError, match="rebuilt"):
         build_mini("mini-faces", "test", size=8, seed=2, n=10, cache_dir=tmp_path)
 

@@ -15,11 +15,11 @@ import torch
 from PIL import Image
 
 from oe_core.data import dataset_info, get_dataset
-from oe_core.data.mini import build_mini
-from oe_core.data.mini3 import CLASSES, split_photos
-from oe_core.data.mini3_sources import PHOTO_DIR, SPLITS, load_manifest, load_v3_photo, photo_splits
-from oe_core.data.mini_benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
 from oe_core.errors import ConfigError, DataError
+from study.mini_benchmark.sets import build_mini
+from study.mini_benchmark.v3 import CLASSES, split_photos
+from study.mini_benchmark.v3_manifest import PHOTO_DIR, SPLITS, load_manifest, load_v3_photo, photo_splits
+from study.mini_benchmark.versions import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
 
 SIZE, N = 16, 60
 
@@ -87,7 +87,7 @@ def test_deterministic_per_seed_with_the_same_held_out_photographs(built, tmp_pa
 
 
 def test_cache_key_changes_with_the_shipped_photographs(tmp_path, monkeypatch):
-    import oe_core.data.mini3 as mini3
+    import study.mini_benchmark.v3 as mini3
     build_mini("mini3-id", "val", size=8, n=3, cache_dir=tmp_path)
     (f,) = tmp_path.glob("mini3-id_val_size8_seed0_n3_v*.npz")
     assert mini3.manifest_digest() in f.name and f"v3.{mini3.BUILDER_VERSION}-" in f.name
@@ -141,7 +141,7 @@ def test_benchmark_versions_and_a_bad_name(tmp_path, capsys):
         assert all(dataset_info(s) for s in b.ood_sets)
     with pytest.raises(ConfigError, match="unknown mini benchmark 'v9'; known: v2, v3"):
         get_benchmark("v9")
-    from analysis import mini_study
+    from study.mini import study as mini_study
     from oe_core.errors import cli_main
     assert cli_main(mini_study.main, ["--benchmark", "v9", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
@@ -152,7 +152,7 @@ def test_benchmark_versions_and_a_bad_name(tmp_path, capsys):
 
 @pytest.mark.parametrize("benchmark, id_set", [("v3", "mini3-id"), ("v2", "mini-id")])
 def test_the_study_trains_and_scores_on_the_chosen_version(tmp_path, monkeypatch, benchmark, id_set):
-    from analysis import mini_study
+    from study.mini import study as mini_study
     calls = []
 
     class Stop(Exception):
@@ -176,11 +176,11 @@ def test_the_study_trains_and_scores_on_the_chosen_version(tmp_path, monkeypatch
 
 
 def test_the_shipped_manifest_is_what_the_maker_writes(tmp_path):
-    """mini_photos_make's table is the record of what was taken: names, classes, authors and licences agree with
+    """make_v3_photos's table is the record of what was taken: names, classes, authors and licences agree with
     the shipped manifest, and its attribution file is the shipped LICENSES.md."""
     from PIL import Image as PILImage
 
-    from oe_core.data import mini_photos_make as make
+    from study.mini_benchmark import make_v3_photos as make
     m = load_manifest()
     shipped = {p["name"]: p for p in m["photos"] if "file" in p}
     assert list(shipped) == [s.name for s in make.SHIPPED]
@@ -197,9 +197,9 @@ def test_the_shipped_manifest_is_what_the_maker_writes(tmp_path):
 
 
 def test_mini_select_chooses_on_the_chosen_versions_validation_sets(tmp_path, monkeypatch):
-    from analysis import mini_select
+    from study.mini import select as mini_select
     from classifiers_oe import train as cls_train
-    from oe_core.data import mini
+    from study.mini_benchmark import sets as mini
     seen, argvs = [], []
     real = mini.build_mini
     monkeypatch.setattr(mini, "build_mini", lambda name, split, **kw: seen.append((name, split)) or real(

@@ -1,10 +1,10 @@
-"""analysis.mini_select: candidates scored on validation data only (mini-id val, held-out outlier pictures,
+"""study.mini.select: candidates scored on validation data only (mini-id val, held-out outlier pictures,
 the paper's App. A sets), never on the test OOD sets."""
 from __future__ import annotations
 
 import numpy as np
 
-from analysis import mini_select
+from study.mini import select as mini_select
 
 
 def test_app_a_sets_are_built_from_the_given_images():
@@ -19,7 +19,7 @@ def test_app_a_sets_are_built_from_the_given_images():
 def test_select_trains_and_scores_candidates_on_validation_sets_only(tmp_path, monkeypatch):
     monkeypatch.setenv("OE_CACHE", str(tmp_path / "cache"))
     seen = []
-    from oe_core.data import mini
+    from study.mini_benchmark import sets as mini
     real = mini.build_mini
 
     def spy(name, split, **kw):
@@ -41,10 +41,10 @@ def test_select_trains_and_scores_candidates_on_validation_sets_only(tmp_path, m
 
 
 def test_presets_fine_tune_the_classifier_with_the_validated_schedule():
-    """The presets' classifier OE schedules are the ones analysis.mini_select chose on validation sets (docs/mini_benchmark.md, "How
+    """The presets' classifier OE schedules are the ones study.mini.select chose on validation sets (docs/mini_benchmark.md, "How
     the mini benchmark is built"): the candidate with the best validation mean AUROC among those no longer than the
     preset's own baseline (the paper fine-tunes 10 epochs after 100), at lr 0.01."""
-    from analysis.mini_study import PRESETS
+    from study.mini.presets import PRESETS
     schedule = {name: (p.cls_epochs, p.cls_oe_epochs, p.cls_oe_lr) for name, p in PRESETS.items()}
     assert schedule["default"] == (5, 4, 0.01)
     assert schedule["full"] == (10, 8, 0.01)
@@ -54,7 +54,7 @@ def test_presets_fine_tune_the_classifier_with_the_validated_schedule():
 def test_the_study_passes_the_preset_schedule_to_the_classifier_runs(tmp_path, monkeypatch):
     import pytest
 
-    from analysis import mini_study
+    from study.mini import study as mini_study
     calls = []
 
     class Stop(Exception):

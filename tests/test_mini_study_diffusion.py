@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from analysis import mini_study
+from study.mini import study as mini_study
 
 
 @pytest.mark.slow

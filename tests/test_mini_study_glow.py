@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis import mini_study
+from study.mini import study as mini_study
 from oe_core.errors import cli_main
 
 

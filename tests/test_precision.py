@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from analysis.mini_study import resolve_amp
+from study.mini.study import resolve_amp
 from oe_core.run import device as device_mod
 
 

@@ -18,7 +18,7 @@ from oe_core.errors import ConfigError, cli_main
 from oe_core.outputs import check_writable_folder
 
 from ..datasets import DatasetSpec
-from ..recorded import absolute_pairs, record_config
+from ..regenerate import absolute_pairs, record_config
 from ..results import Evaluation
 from ..scoring import stored_scores
 from . import auroc_bars, read_metrics_csv, roc_figure, save_figure, score_histograms, training_curves

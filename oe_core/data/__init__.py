@@ -6,10 +6,11 @@ builds any registered dataset; every dataset yields ``(image, target)`` with a
 index (labelled sets) or ``-1`` (OOD / outlier sets).  ``python -m oe_core.data``
 lists the datasets, where their files go and where to get them.
 
-Importing this package registers every dataset (the modules below register on
-import), the offline mini benchmark (``mini``) included.
+Importing this package registers its own datasets (the modules below register on
+import).  Packages that add datasets (dataset plugins: :mod:`oe_core.data.plugins`) are
+imported the first time a name is not found and when the datasets are listed.
 """
-from . import folders, mini, mini3, noise, tinyimages, torchvision_sets, toy_shapes  # noqa: F401  (registration)
+from . import folders, noise, tinyimages, torchvision_sets, toy_shapes  # noqa: F401  (registration)
 from .arrays import UInt8ImageArray
 from .registry import (DATASETS, DatasetEntry, dataset_info, get_dataset, list_datasets, open_dataset,
                        register_dataset)

@@ -49,8 +49,9 @@ class FetchResult:
 
 
 def fetchable_names() -> list[str]:
-    """Every registered dataset with a published source (what ``fetch --all-paper`` fetches)."""
-    return [n for n in DATASETS.names() if DATASETS.get(n).sources]
+    """Every dataset of ``oe_core`` with a published source (what ``fetch --all-paper`` fetches; the paper's
+    datasets are all ``oe_core``'s own, so no dataset plugin is imported)."""
+    return [n for n in DATASETS.names(plugins=False) if DATASETS.get(n).sources]
 
 
 def parse_spec(spec: str) -> tuple[DatasetEntry, str]:

@@ -17,6 +17,7 @@ from torch.utils.data import Subset
 
 from ..errors import ConfigError, DataError, OEError
 from ..registry import Registry
+from .plugins import load_plugins, where_plugins_come_from
 from .sources import Source
 
 
@@ -39,7 +40,38 @@ class DatasetEntry:
     withdrawn: str = ""      # why the set cannot be fetched any more, and what to use instead
 
 
-DATASETS: Registry[DatasetEntry] = Registry("dataset")
+class DatasetRegistry(Registry[DatasetEntry]):
+    """The registry of datasets: a name it does not hold, and every listing, first imports the dataset plugins
+    (:mod:`oe_core.data.plugins`)."""
+
+    def _holds(self, name: object) -> bool:
+        return super().__contains__(name)
+
+    def get(self, name: str) -> DatasetEntry:
+        if not self._holds(name):
+            load_plugins()
+            if not self._holds(name):
+                raise OEError(f"unknown dataset {name!r}; known: {', '.join(self.names(plugins=False))}; "
+                              f"{where_plugins_come_from()}")
+        return super().get(name)
+
+    def names(self, pattern: str = "*", plugins: bool = True) -> list[str]:
+        """The names matching ``pattern``; ``plugins=False``: only those registered so far (no plugin imported)."""
+        if plugins:
+            load_plugins()
+        return super().names(pattern)
+
+    def __contains__(self, name: object) -> bool:
+        if not self._holds(name):
+            load_plugins()
+        return self._holds(name)
+
+    def __len__(self) -> int:
+        load_plugins()
+        return super().__len__()
+
+
+DATASETS = DatasetRegistry("dataset")
 
 
 def register_dataset(name: str, *, splits, description, **meta) -> Callable:

@@ -14,7 +14,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import DataError
+from oe_core.errors import DataError
 
 
 def _skimage(name: str) -> Callable[[], np.ndarray]:
@@ -52,7 +52,7 @@ def _flatten_alpha(img: np.ndarray) -> np.ndarray:
     return np.round(rgb * a + 255.0 * (1.0 - a)).astype(np.uint8)
 
 
-# name -> (loader, package it ships with).  The split into sets lives in mini.py.
+# name -> (loader, package it ships with).  Which set uses which: v2.py.
 PHOTOS: dict[str, tuple[Callable[[], np.ndarray], str]] = {
     # colour photographs
     "astronaut": (_skimage("astronaut"), "scikit-image"),

@@ -1,9 +1,10 @@
 """The photographs of mini benchmark v3 and their fixed split into train / val / test photos.
 
-The set is described by ``mini_photos/manifest.json`` beside this module: each photograph's name, class, and
+The set is described by ``v3_photos/manifest.json`` beside this module: each photograph's name, class, and
 either the shipped thumbnail (``file``, with its SHA-256; sources, authors and licences in
-``mini_photos/LICENSES.md``) or the installed package's picture it is (``bundled``: a name of
-:data:`oe_core.data.mini_sources.PHOTOS`).  ``python -m oe_core.data.mini_photos_make`` remakes the shipped part.
+``v3_photos/LICENSES.md``) or the installed package's picture it is (``bundled``: a name of
+:data:`study.mini_benchmark.bundled_images.PHOTOS`).  ``python -m study.mini_benchmark.make_v3_photos`` remakes the
+shipped part.
 
 Every photograph belongs to exactly one split, fixed for all seeds (:func:`photo_splits`): per class,
 :data:`HELD_OUT` of its photographs are test photos, as many are validation photos, the rest train photos,
@@ -19,11 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import DataError
-from .mini_crops import as_rgb
-from .mini_sources import load_photo
+from oe_core.errors import DataError
 
-PHOTO_DIR = Path(__file__).resolve().parent / "mini_photos"
+from .bundled_images import load_photo
+from .crops import as_rgb
+
+PHOTO_DIR = Path(__file__).resolve().parent / "v3_photos"
 HELD_OUT = 0.2  # fraction of each class's photographs in val, and again in test (at least one each)
 SPLITS = ("train", "val", "test")
 
@@ -34,7 +36,7 @@ def _manifest_bytes(folder: Path) -> bytes:
         return path.read_bytes()
     except OSError as e:
         raise DataError(f"mini benchmark v3: cannot read {str(path)!r} ({e}); the photographs ship with the "
-                        f"repository (oe_core/data/mini_photos/): reinstall or restore that folder") from e
+                        f"repository (study/mini_benchmark/v3_photos/): reinstall or restore that folder") from e
 
 
 def load_manifest(folder: Path = PHOTO_DIR) -> dict:

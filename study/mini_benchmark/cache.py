@@ -18,8 +18,8 @@ from typing import Callable
 
 import numpy as np
 
-from ..errors import DataError
-from ..atomic import atomic_write_bytes
+from oe_core.atomic import atomic_write_bytes
+from oe_core.errors import DataError
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,12 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
+from analysis.results import Evaluation
 from oe_core.atomic import atomic_write_text
-from oe_core.data.mini_benchmarks import DEFAULT_BENCHMARK, get_benchmark
 from oe_core.run import cpu_model
+from study.mini_benchmark.versions import DEFAULT_BENCHMARK, get_benchmark
 
-from .mini_study import FAMILIES
-from .results import Evaluation
+from .presets import FAMILIES
 
 
 def mean_metric(ev: Evaluation, model: str, detector: str, metric: str) -> float:
@@ -47,7 +47,7 @@ def set_auroc(ev: Evaluation, model: str, detector: str, dataset: str) -> float:
     return float("nan")
 
 
-# as analysis.mini_study runs them: family -> (run label, display name)
+# as the mini-study runs them: family -> (run label, display name)
 FAMILY_LABELS = {name: (f.label, f.display) for name, f in FAMILIES.items()}
 
 
@@ -214,7 +214,7 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
         f"installed packages or with the repository (see `python -m oe_core.data`): {bench.summary}; OE outliers "
         "`mini-outliers` = thumbnails of "
         "other pictures (three more pictures are held out as a validation OOD set, `mini-val-outliers`, on which "
-        "the classifier's OE length was chosen: `python -m analysis.mini_select`); OOD sets = SVHN-like house numbers "
+        "the classifier's OE length was chosen: `python -m study.mini.select`); OOD sets = SVHN-like house numbers "
         "(`mini-svhn`, rendered after SVHN's statistics: near-grey colours with small tints, low contrast "
         "0.15-0.35, slight blur), the same scenes in saturated colours (`mini-svhn-saturated`), textures, faces "
         "and the paper's Gaussian / Rademacher / Blobs noise. Metrics follow the reference protocol: OOD is the "

@@ -1,7 +1,7 @@
-"""``python -m oe_core.data.mini_photos_make``: (re)make the photo thumbnails that mini benchmark v3 ships.
+"""``python -m study.mini_benchmark.make_v3_photos``: (re)make the photo thumbnails that mini benchmark v3 ships.
 
 A maintainer's tool, not part of set-up: the thumbnails it writes are committed under
-``oe_core/data/mini_photos/`` (so a clean clone, CI and non-Debian machines need nothing else).  It needs
+``study/mini_benchmark/v3_photos/`` (so a clean clone, CI and non-Debian machines need nothing else).  It needs
 Debian's ``apt-get download`` and ``dpkg-deb`` (or the ``.deb`` files in ``--debs``): it fetches the wallpaper
 and game-data packages listed in :data:`SHIPPED`, takes each listed photograph, shrinks it to
 ``--side`` pixels on its shorter side (whole photo, aspect kept, antialiased), strips all metadata, writes it
@@ -127,7 +127,7 @@ SHIPPED: tuple[Shipped, ...] = (
             _PD),
 )
 
-# photographs of installed Python packages (oe_core.data.mini_sources.PHOTOS), not copied: loaded at build time
+# photographs of installed Python packages (bundled_images.PHOTOS), not copied: loaded at build time
 BUNDLED: dict[str, str] = {"flower": "plants", "china": "objects", "coffee": "objects", "rocket": "objects",
                            "motorcycle": "objects"}
 
@@ -138,7 +138,7 @@ LICENSE_TEXTS = ("GPL-2", "GPL-3", "LGPL-3", "CC0-1.0")  # copied from /usr/shar
 class MakeConfig:
     """Make the v3 photo thumbnails from Debian packages (maintainers only; the result is committed)."""
 
-    out: str = help_field("oe_core/data/mini_photos", "folder to write photos/, manifest.json and licenses/ into")
+    out: str = help_field("study/mini_benchmark/v3_photos", "folder to write photos/, manifest.json and licenses/ into")
     debs: str = help_field("", "folder holding the .deb files already (empty: apt-get download into a temp folder)")
     side: int = help_field(256, "shorter side of each thumbnail in pixels")
     quality: int = help_field(92, "JPEG quality")
@@ -178,8 +178,9 @@ def attribution(manifest: dict) -> str:
     lines = ["# Photographs of mini benchmark v3: sources, authors and licences", "",
              "Each `photos/*.jpg` is a derived work of the photograph named below: the whole photograph, shrunk "
              f"to {manifest['side']} pixels on its shorter side and re-encoded as JPEG (metadata dropped; made by "
-             "`python -m oe_core.data.mini_photos_make`).  Each thumbnail is distributed under the licence of its "
-             "photograph, with the attribution below.  Licence texts: `licenses/` (GPL-2, GPL-3, LGPL-3, CC0-1.0); "
+             "`python -m study.mini_benchmark.make_v3_photos`).  Each thumbnail is distributed under the licence of "
+             "its photograph, with the attribution below.  Licence texts: `licenses/` (GPL-2, GPL-3, LGPL-3, "
+             "CC0-1.0); "
              + "; ".join(f"{k}: {v}" for k, v in _CC.items()) + ".", "",
              "| thumbnail | class | author | licence | taken from |", "|---|---|---|---|---|"]
     for p in manifest["photos"]:
@@ -214,7 +215,7 @@ def make(cfg: MakeConfig) -> Path:
                            "author": s.author, "license": s.license, "size": list(thumb.size)})
         for name, cls in BUNDLED.items():
             photos.append({"name": name, "class": cls, "bundled": name,
-                           "source": "installed Python package (oe_core.data.mini_sources.PHOTOS)"})
+                           "source": "installed Python package (bundled_images.PHOTOS)"})
     for lic in LICENSE_TEXTS:
         shutil.copyfile(f"/usr/share/common-licenses/{lic}", out / "licenses" / f"{lic}.txt")
     manifest = {"classes": ["plants", "landscapes", "objects"], "side": cfg.side, "photos": photos}
@@ -224,7 +225,7 @@ def make(cfg: MakeConfig) -> Path:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    cfg = parse_config(MakeConfig, argv, prog="python -m oe_core.data.mini_photos_make")
+    cfg = parse_config(MakeConfig, argv, prog="python -m study.mini_benchmark.make_v3_photos")
     out = make(cfg)
     print(f"wrote {out}", file=sys.stderr)
     return 0

@@ -1,14 +1,14 @@
 """The versions of the mini benchmark: which registered sets play which role in each.
 
-``get_benchmark("v3")`` -> :class:`MiniBenchmark`; ``analysis.mini_study --benchmark`` and
-``analysis.mini_select --benchmark`` pick one.  Version 2 (:data:`DEFAULT_BENCHMARK`) is the demo's default;
+``get_benchmark("v3")`` -> :class:`MiniBenchmark`; ``python -m study.mini --benchmark`` and
+``python -m study.mini.select --benchmark`` pick one.  Version 2 (:data:`DEFAULT_BENCHMARK`) is the demo's default;
 version 3 holds whole photographs out of training (``docs/mini_benchmark.md``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..errors import ConfigError
+from oe_core.errors import ConfigError
 
 _OOD = ("mini-svhn", "mini-svhn-saturated", "mini-textures", "mini-faces", "gaussian", "rademacher", "blobs")
 

@@ -5,9 +5,9 @@ from dataclasses import asdict
 
 import pytest
 
-from analysis.report import findings
 from analysis.results import Evaluation, SetResult
 from analysis.svhn_likelihood import LikelihoodRow
+from study.mini.report import findings
 
 SETS = ("mini-svhn", "mini-svhn-saturated", "gaussian")
 

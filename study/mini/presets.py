@@ -1,0 +1,130 @@
+"""The mini-study's sizes: the presets (``tiny``, ``default``, ``full``) and how each density family is trained at
+a preset (:data:`FAMILIES`).  Adding a density family to the study: a :class:`Family` here and its sizes in
+:class:`Preset`; the report reads the same table."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Sizes of one mini-study run."""
+
+    size: int                 # image side (pixels)
+    n_test: int               # images per evaluated set (OOD sets are subsampled 1:5 per protocol trial)
+    cls_epochs: int
+    cls_oe_epochs: int
+    cls_depth: int
+    cls_width: int
+    pcnn_epochs: int
+    pcnn_oe_epochs: int
+    pcnn_filters: int
+    pcnn_resnet: int
+    pcnn_mix: int
+    pcnn_batch: int
+    pcnn_ema: float           # baseline EMA decay: the TF average keeps decay^steps of the initial weights, so a
+                              # mini run needs one it forgets (0.9995 over 1250 steps would keep 54%, 0.995 0.2%)
+    limit_steps: int = 0      # cap on steps per epoch (0: full epochs)
+    cls_oe_lr: float = 0.0    # OE fine-tune learning rate of the classifier (0: the trainer's, the paper's 0.001)
+    cls_full_epochs: bool = False  # the classifier runs ignore limit_steps (tiny: cheap at 8 px, and enough
+                                   # training that OE's effect on MSP shows, which the test suite checks)
+    num_to_avg: int = 10
+    n_ood: int = 0            # images per OOD set (0: n_test); the protocol draws n_test/5 of them per trial
+    pcnn_oe_steps: int = 0    # cap on PixelCNN++ OE fine-tuning steps per epoch (0: full epochs)
+    models: tuple = ("pixelcnn",)  # density model families (--models overrides)
+    glow_epochs: int = 8
+    glow_oe_epochs: int = 1
+    glow_levels: int = 2
+    glow_steps: int = 8
+    glow_hidden: int = 64
+    glow_batch: int = 32
+    glow_ema: float = 0.995
+    diffusion_epochs: int = 6
+    diffusion_oe_epochs: int = 1
+    diffusion_oe_steps: int = 80     # cap on OE fine-tuning steps per epoch (0: full epochs)
+    diffusion_channels: int = 32     # the U-Net of the issue's feasibility test: 32/64 channels over two resolutions
+    diffusion_levels: int = 2
+    diffusion_blocks: int = 1
+    diffusion_batch: int = 32
+    diffusion_ema: float = 0.995
+    diffusion_t_samples: int = 16    # t-draws per image when scoring
+    diffusion_oe_t_samples: int = 4  # t-draws per image in the OE fine-tune (a noisy bound biases the hinge)
+
+
+PRESETS: dict[str, Preset] = {
+    "tiny": Preset(size=8, n_test=100, cls_epochs=3, cls_oe_epochs=2, cls_oe_lr=0.01, cls_depth=10, cls_width=1,
+                   cls_full_epochs=True,
+                   pcnn_epochs=1, pcnn_oe_epochs=1, pcnn_filters=8, pcnn_resnet=1, pcnn_mix=2, pcnn_batch=32, pcnn_ema=0.9,
+                   limit_steps=4, num_to_avg=2, glow_epochs=1, glow_steps=1, glow_hidden=4, glow_ema=0.9,
+                   diffusion_epochs=1, diffusion_channels=8, diffusion_t_samples=2, diffusion_oe_t_samples=2,
+                   diffusion_ema=0.9),
+    # the main job (timings: docs/results.md); the classifier's OE length and learning rate were chosen on
+    # validation sets (python -m study.mini.select; docs/mini_benchmark.md)
+    "default": Preset(size=16, n_test=1000, n_ood=500, cls_epochs=5, cls_oe_epochs=4, cls_oe_lr=0.01, cls_depth=16,
+                      cls_width=2, pcnn_epochs=4, pcnn_oe_epochs=1, pcnn_oe_steps=80, pcnn_filters=32,
+                      pcnn_resnet=1, pcnn_mix=5, pcnn_batch=32, pcnn_ema=0.995),
+    # a larger PixelCNN++ trained twice as long, full OE epochs, plus a small Glow; the classifier's OE length
+    # chosen on validation sets for its 10-epoch baseline (python -m study.mini.select; docs/mini_benchmark.md)
+    "full": Preset(size=16, n_test=1000, cls_epochs=10, cls_oe_epochs=8, cls_oe_lr=0.01, cls_depth=16,
+                   cls_width=2, pcnn_epochs=8, pcnn_oe_epochs=1, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
+                   pcnn_batch=32, pcnn_ema=0.995, models=("pixelcnn", "glow"), glow_epochs=8, glow_steps=4,
+                   glow_hidden=32),
+}
+
+
+@dataclass(frozen=True)
+class FamilyRuns:
+    """How the mini-study trains one density family at a preset."""
+
+    model: list[str]          # model and batch options of both runs
+    baseline_only: list[str]  # options of the baseline run only (its EMA: the OE fine-tune scores its trained weights)
+    epochs: int
+    oe_epochs: int
+    oe_only: list[str] = field(default_factory=list)  # options of the OE fine-tune only
+    oe_steps: int = 0         # cap on OE steps per epoch (0: full epochs)
+    bf16: bool = True         # trains under the study's bf16 autocast where it runs (False: always float32)
+
+
+def _pixelcnn_runs(p: Preset) -> FamilyRuns:
+    return FamilyRuns(["--nr-filters", str(p.pcnn_filters), "--nr-resnet", str(p.pcnn_resnet), "--nr-logistic-mix",
+                       str(p.pcnn_mix), "--batch-size", str(p.pcnn_batch)],
+                      ["--ema-decay", str(p.pcnn_ema)], p.pcnn_epochs, p.pcnn_oe_epochs, oe_steps=p.pcnn_oe_steps)
+
+
+def _glow_runs(p: Preset) -> FamilyRuns:
+    """Glow's baseline warms its learning rate up over the first epoch (as openai's recipe; a cold start at 1e-3 can
+    diverge) and initialises actnorm on 4 batches; its log-determinants are sums over every pixel, so it trains in
+    float32."""
+    steps_per_epoch = p.limit_steps or 5000 // p.glow_batch  # the mini ID sets' train splits have 5000 images
+    return FamilyRuns(["--arch", "glow", "--glow-levels", str(p.glow_levels), "--glow-steps", str(p.glow_steps),
+                       "--glow-hidden", str(p.glow_hidden), "--batch-size", str(p.glow_batch)],
+                      ["--init-batch-size", str(4 * p.glow_batch), "--warmup-steps", str(steps_per_epoch),
+                       "--ema-decay", str(p.glow_ema)], p.glow_epochs, p.glow_oe_epochs, bf16=False)
+
+
+def _diffusion_runs(p: Preset) -> FamilyRuns:
+    """The diffusion model: the U-Net in bf16 where the study runs it (the bound stays float32), VDM's one t-draw per
+    image in the baseline and ``diffusion_oe_t_samples`` in the OE fine-tune."""
+    return FamilyRuns(["--arch", "diffusion", "--diffusion-channels", str(p.diffusion_channels),
+                       "--diffusion-levels", str(p.diffusion_levels), "--diffusion-blocks", str(p.diffusion_blocks),
+                       "--diffusion-t-samples", str(p.diffusion_t_samples), "--batch-size", str(p.diffusion_batch)],
+                      ["--ema-decay", str(p.diffusion_ema)], p.diffusion_epochs, p.diffusion_oe_epochs,
+                      oe_only=["--diffusion-train-t-samples", str(p.diffusion_oe_t_samples)],
+                      oe_steps=p.diffusion_oe_steps)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A density family of the mini-study: its run label, display name, likelihood-study folder under eval/ and
+    how it is trained."""
+
+    label: str
+    display: str
+    folder: str
+    runs: Callable[[Preset], FamilyRuns]
+
+
+FAMILIES = {"pixelcnn": Family("pcnn", "PixelCNN++", "likelihood", _pixelcnn_runs),
+            "glow": Family("glow", "Glow", "likelihood_glow", _glow_runs),
+            "diffusion": Family("diff", "Diffusion", "likelihood_diffusion", _diffusion_runs)}
