@@ -49,8 +49,9 @@ class StudyConfig:
     """Run the offline mini OE study end to end and write a report."""
 
     out: str = help_field("runs/demo", "folder for every run, table, figure and report.md")
-    preset: str = help_field("default", "default: ~4 min on a 2-core CPU with bf16; full: a larger PixelCNN++ plus Glow (~15 min); "
-                                         "tiny: seconds, for CI", choices=tuple(PRESETS))
+    preset: str = help_field("default", "default: the main job; full: a larger PixelCNN++ trained longer plus a small "
+                                         "Glow; tiny: seconds, for CI (measured times: docs/results.md)",
+                             choices=tuple(PRESETS))
     benchmark: str = help_field(DEFAULT_BENCHMARK, "mini benchmark version: v2 (crops of 8 photos, one class each; "
                                 "test crops of the training photos) or v3 (43 photos in 3 scene classes, whole "
                                 "photos held out for val and test); see docs/mini_benchmark.md",

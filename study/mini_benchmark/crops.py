@@ -5,8 +5,7 @@ boxes are resampled exactly).  PIL's bicubic ``resize`` widens its filter by
 the downscale factor, so downsampling is antialiased (the area is averaged,
 as when CIFAR/Tiny Images were shrunk from photographs).  Large reductions first
 shrink by an integer factor while at least 3x the target remains
-(``reducing_gap=3``: PIL's fast path, results within a few grey levels of the
-one-step filter and about 6x faster).
+(``reducing_gap=3``: PIL's fast path; how close and how fast: ``docs/mini_benchmark.md``).
 """
 from __future__ import annotations
 
