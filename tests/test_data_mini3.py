@@ -169,6 +169,9 @@ def test_the_study_trains_and_scores_on_the_chosen_version(tmp_path, monkeypatch
         mini_study.run_study(mini_study.StudyConfig(out=str(tmp_path), preset="tiny", device="cpu", **kw))
     trains = [a for m, a in calls if m.endswith(".train")]
     assert len(trains) == 4 and all(a[a.index("--dataset") + 1] == id_set for a in trains)
+    # both OE fine-tunes use the OE set, never the validation OOD set the design was chosen on
+    tunes = [a for a in trains if a[a.index("--mode") + 1] == "oe_tune"]
+    assert len(tunes) == 2 and all(a[a.index("--outliers") + 1] == "mini-outliers" for a in tunes)
     density_baseline = next(a for m, a in calls if m == "density_oe.train" and "baseline" in a)
     assert density_baseline[density_baseline.index("--track-ood") + 1] == "mini-svhn"   # the trajectory
     ev = next(a for m, a in calls if m == "analysis.evaluate")
