@@ -36,7 +36,7 @@ from density_oe.score import score_dataset
 from density_oe.shapes import image_shape
 from density_oe.weights import load_density_model
 from oe_core.atomic import atomic_write_text
-from oe_core.config import help_field, parse_config, require
+from oe_core.cli_config import help_field, parse_config, require
 from oe_core.errors import ConfigError, cli_main
 from oe_core.metrics import auroc
 from oe_core.outputs import check_writable_folder

@@ -31,7 +31,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from oe_core.config import help_field, parse_config, require, save_config
+from oe_core.cli_config import help_field, parse_config, require, save_config
 from oe_core.data.mini_benchmarks import BENCHMARKS, DEFAULT_BENCHMARK, get_benchmark
 from oe_core.atomic import atomic_write_text
 from oe_core.errors import cli_main

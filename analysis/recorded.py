@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from oe_core.atomic import atomic_write_text
-from oe_core.config import config_to_dict
+from oe_core.cli_config import config_to_dict
 
 CONFIG_NAME = "config.json"
 

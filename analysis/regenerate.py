@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Sequence
 
-from oe_core.config import config_from_dict, help_field, parse_config, require, validate
+from oe_core.cli_config import config_from_dict, help_field, parse_config, require, validate
 from oe_core.errors import OEError, cli_main
 from oe_core.outputs import check_writable_folder
 

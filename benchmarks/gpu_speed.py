@@ -33,7 +33,7 @@ import torch
 
 from density_oe.score import Scorer
 from oe_core.atomic import atomic_write_text
-from oe_core.config import help_field, parse_config
+from oe_core.cli_config import help_field, parse_config
 from oe_core.errors import cli_main
 from oe_core.run import resolve_device
 from oe_core.run.cuda_graph import StepGraph

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
-from oe_core.config import fill_unset, help_field, require
+from oe_core.cli_config import fill_unset, help_field, require
 from oe_core.run import RunConfig
 
 from .models import ARCHS, NORMS

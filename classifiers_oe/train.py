@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.data import dataset_info, open_dataset
 from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
 from oe_core.data.transforms import random_crop_flip

@@ -34,7 +34,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
-from oe_core.config import fill_unset, help_field, require
+from oe_core.cli_config import fill_unset, help_field, require
 from oe_core.run import RunConfig
 
 from .archs import ARCHS, DEFAULT_ARCH, get_arch

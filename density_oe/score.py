@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from oe_core.config import help_field, parse_config, require
+from oe_core.cli_config import help_field, parse_config, require
 from oe_core.data import open_dataset
 from oe_core.data.registry import takes_size
 from oe_core.data.resized import RESIZE_NAME, Resized

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.data import open_dataset
 from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
 from oe_core.data.transforms import to_unit_range

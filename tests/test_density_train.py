@@ -18,7 +18,7 @@ from density_oe.pixelcnn.dmol import nll_bpd
 from density_oe.ema import EMA
 from density_oe.train import DensityTask, main
 from density_oe.weights import load_density_model
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.data import get_dataset
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import Preempted, cli_main

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.errors import ConfigError, NonFiniteLossError, OEError, Preempted
 from oe_core.run import Engine, load_checkpoint
 from tests.engine_toy import ToyConfig, ToyTask

@@ -38,7 +38,7 @@ from typing import Any, Callable, Iterable, Optional
 import torch
 from torch import nn
 
-from ..config import config_to_dict, save_config, upgrade_dict
+from ..cli_config import config_to_dict, save_config, upgrade_dict
 from ..errors import ConfigError, NonFiniteLossError, OEError, Preempted
 from ..outputs import check_writable_folder
 from .checkpoint import assert_finite_state, has_checkpoint, load_checkpoint, save_checkpoint
