@@ -31,7 +31,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from density_oe.score import Scorer
+from density_oe.scorer import Scorer
 from oe_core.atomic import atomic_write_text
 from oe_core.cli_config import help_field, parse_config
 from oe_core.errors import cli_main
