@@ -3,8 +3,8 @@
 # (classifier + PixelCNN++ baselines, OE fine-tuning of both, MSP vs likelihood evaluation, tables, figures).
 # Writes runs/demo/report.md and prints where it is.
 #
-#   scripts/demo.sh                    default preset: about 4 minutes on a 2-core CPU with native bf16
-#   scripts/demo.sh --preset full      a larger PixelCNN++ trained longer plus a small Glow (~15 min)
+#   scripts/demo.sh                    default preset (wall times: docs/results.md)
+#   scripts/demo.sh --preset full      a larger PixelCNN++ trained longer plus a small Glow
 #   scripts/demo.sh --help             every option (python -m analysis.mini_study --help)
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 export MPLBACKEND=Agg

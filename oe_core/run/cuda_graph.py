@@ -1,6 +1,6 @@
 """Whole-step CUDA graphs: a fixed-shape step (forward, loss, backward, optimizer step, EMA update; or a scoring
 forward) captured once and replayed, so that one step costs one graph launch instead of thousands of kernel
-launches from Python (the PixelCNN++ step is host-bound on an H200 up to batch 128).
+launches from Python (where the PixelCNN++ step is host-bound: docs/performance.md, "GPU").
 
 :class:`StepGraph` wraps ``fn(*tensors) -> outputs``, as the PyTorch docs' "whole-network capture" does it:
 
