@@ -63,3 +63,30 @@ def test_a_single_image_batch():
     model = _models()["pixelcnn"]
     x = _images(1)
     np.testing.assert_array_equal(BitsPerDim(model).predict(to_unit_range(x)).numpy(), _by_hand(model, x))
+
+
+class _CountingModel(torch.nn.Module):
+    """A density model whose ``log_prob`` reads the forward output it is given (as every family does)."""
+
+    def __init__(self):
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(0.5))
+        self.forwards = 0
+
+    def forward(self, x):
+        self.forwards += 1
+        return x * self.scale
+
+    def log_prob(self, x, out=None):
+        out = self(x) if out is None else out
+        return -(out ** 2).flatten(1).sum(1)
+
+
+def test_the_scorer_runs_the_network_once_per_batch_and_hands_its_output_to_log_prob():
+    model = _CountingModel()
+    x = _images(6)
+    loader = DataLoader(TensorDataset(x, torch.zeros(len(x))), batch_size=4)
+    scored = score_dataset(model, loader, torch.device("cpu"))
+    assert model.forwards == 2
+    v = to_unit_range(x).double() * 0.5
+    np.testing.assert_allclose(scored, ((v ** 2).flatten(1).sum(1) / (3 * 8 * 8 * math.log(2.0))).numpy(), rtol=1e-6)
