@@ -1,5 +1,6 @@
-"""One route to bits/dim: ``density_oe.score``'s :class:`Scorer` and the ``bpd`` detector give the same numbers,
-bit for bit, and both equal ``-log p(x) / (C H W ln 2)`` computed here from the model's log-likelihood."""
+"""One route to bits/dim: :class:`density_oe.scorer.Scorer` (behind ``density_oe.score``) and the ``bpd``
+detector give the same numbers, bit for bit, and both equal ``-log p(x) / (C H W ln 2)`` computed here from the
+model's log-likelihood."""
 from __future__ import annotations
 
 import math
