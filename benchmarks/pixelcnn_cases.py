@@ -20,7 +20,6 @@ float32) and the port runs in float32: the bf16 targets compare the suite's bf16
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Callable
 
 import numpy as np
