@@ -39,6 +39,7 @@ from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError, cli_main
 from oe_core.metrics import auroc
 from oe_core.run import Engine, StepContext, Task, derive_seed, has_checkpoint, unwrap
+from oe_core.run.cuda_graph import capturable
 from oe_core.run.engine import compile_with_fallback
 from oe_core.run.release import ModelCard
 
@@ -63,7 +64,6 @@ class DensityTask(Task):
     """Maximum-likelihood or OE training of a density model."""
 
     kind = KIND
-    capturable = True      # no host syncs in train_step; the EMA update is split for --cuda-graphs
 
     def setup(self, ctx: StepContext) -> None:
         cfg = self.cfg
@@ -165,6 +165,7 @@ class DensityTask(Task):
         g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, "perturb", self.rank, epoch, step))
         return (mutate(x, self.cfg.perturb_rate, g), y), outliers
 
+    @capturable        # no host syncs: the logs stay device tensors (--cuda-graphs)
     def train_step(self, model: nn.Module, batch, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         (x_in, _), outliers = batch
         x = to_unit_range(ctx.to_device(x_in))
@@ -180,17 +181,8 @@ class DensityTask(Task):
         logs["outlier_bpd"] = bpd_out.detach().mean()
         return self.criterion(bpd_in, bpd_out), logs
 
-    def after_step(self, model: nn.Module, ctx: StepContext) -> None:
-        if self.ema is not None:
-            self.ema.update(model)
-
-    def before_captured_step(self, ctx: StepContext) -> None:
-        if self.ema is not None:
-            self.ema.advance()
-
-    def captured_after_step(self, model: nn.Module, ctx: StepContext) -> None:
-        if self.ema is not None:
-            self.ema.apply(model)
+    def step_update(self) -> Optional[EMA]:
+        return self.ema        # advance() on the host, apply(model) on the device: also inside a CUDA graph
 
     def _batch_bpds(self, eval_model: nn.Module, loader: DataLoader, ctx: StepContext) -> list[torch.Tensor]:
         """Per-image bits/dim of every batch of ``loader`` (float64, on the CPU)."""
