@@ -14,7 +14,7 @@ def progress_bar(items: Iterable[T], desc: str, enabled: bool = True, total: Opt
 
     The bar is off when ``enabled`` is false, and, with ``terminal_only`` (the default), when stderr is not a
     terminal (a log file or pipe gets no bar, so error output stays one line).  The training engine passes
-    ``terminal_only=False``: its epoch bars also go to run logs (cluster logs; ``benchmarks/gpu_check.py`` reads
+    ``terminal_only=False``: its epoch bars also go to run logs (cluster logs, and the GPU check, which reads
     the step count from them).  ``initial``: items already done (a resumed epoch's first step)."""
     from tqdm.auto import tqdm
     disable = (None if terminal_only else False) if enabled else True

@@ -16,8 +16,9 @@ one, e.g. a last partial batch) move them to the device first.  If capture fails
 call runs eagerly from then on.  What ``fn`` must respect (else capture fails or, worse, replays stale values): no
 host synchronisation (``.item()``, ``float(t)``, printing tensors), no CPU tensors, every value that changes
 between steps held in a device tensor updated in place outside the graph (the learning rate: :class:`TensorLR`;
-the EMA weight: ``density_oe.ema.EMA.advance``), and random numbers from the default CUDA generator (dropout),
-which graphs support: each replay draws fresh numbers from the generator's current seed and offset.
+the EMA weight: the ``advance()`` of a task's :class:`~oe_core.run.task.StepUpdate`), and random numbers from the
+default CUDA generator (dropout), which graphs support: each replay draws fresh numbers from the generator's
+current seed and offset.
 
 Capture, as torch 2.14's ``torch/cuda/graphs.py`` does it, and what :class:`CudaGraph` adds:
 

@@ -115,20 +115,20 @@ class Engine:
         Returns the last epoch's row."""
         cfg, task = self.cfg, self.task
         with self._session() as (dist, device):
-            state = self._restore(dist, device)
-            step = self._wrap(state)
+            state = self._restore(dist, device)             # 1. restore: the model etc. at the checkpoint
+            step = self._wrap(state)                        # 2. wrap: DDP, compile; the step runner
             ctx = state.ctx
             if state.epoch >= cfg.epochs and dist.is_main:
                 print(f"{self.out}: already trained for {cfg.epochs} epochs", file=sys.stderr)
             state.scalars = ScalarLog(self.out, cfg.tensorboard and dist.is_main)
             with PreemptionGuard() as guard, contextlib.closing(state.scalars):
-                while state.epoch < cfg.epochs:
+                while state.epoch < cfg.epochs:             # 3. the epochs
                     with self._start_epoch(state) as batches:
                         for batch in batches:
                             loss, logs = step(batch, ctx, lambda b: task.train_step(state.train_model, b, ctx))
                             self._after_step(state, loss, logs, batches, guard)
                     self._end_epoch(state, step.epoch_info(), guard)
-            return self._finish(state)
+            return self._finish(state)                      # 4. finish: model.safetensors, model card
 
     @contextlib.contextmanager
     def _session(self) -> Iterator[tuple[DistInfo, torch.device]]:

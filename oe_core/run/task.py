@@ -46,8 +46,8 @@ class StepContext:
 
 
 class StepUpdate(Protocol):
-    """Work after every optimizer step (the density trainer's EMA, :class:`density_oe.ema.EMA`), in two halves so
-    that a captured CUDA graph can run the device half: ``advance()`` does the host bookkeeping (it runs before the
+    """Work after every optimizer step (an EMA of the weights, as the density trainer's), in two halves so that a
+    captured CUDA graph can run the device half: ``advance()`` does the host bookkeeping (it runs before the
     step's device work), ``apply(model)`` the device work, with no host values."""
 
     def advance(self) -> None: ...
