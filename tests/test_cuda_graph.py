@@ -356,6 +356,8 @@ def assert_graph_path_ends_with_the_eager_weights(args: list[str], tmp_path, mon
     assert main(args + ["--out", str(tmp_path / "graph"), "--cuda-graphs", "on"]) == 0
     assert len(made) == 1 and made[0].captures == 1
     rows = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("eager", "graph")]
+    assert [r.get("cuda_graph") for r in rows[1]] == ["captured"] * len(rows[1])     # the epoch rows say so
+    assert all("cuda_graph" not in r for r in rows[0])
     for a, b in zip(*rows):
         for key in ("train_loss", "train_bpd", "test_bpd", "lr"):
             assert b[key] == pytest.approx(a[key], rel=1e-5), key

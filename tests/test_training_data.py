@@ -42,8 +42,14 @@ def test_the_set_up_opens_the_stream_with_outliers_only_when_the_run_uses_them()
     (x, _), outliers = next(iter(data.stream.epoch(0, 0)))
     assert x.shape == (3, 3, 8, 8) and outliers[0].shape == (5, 3, 8, 8) and data.shape == (3, 8, 8)
     assert [len(b[0]) for b in data.test_loader] == [7, 2]
+    assert len(data.train_set) % 3 and len(data.stream) == len(data.train_set) // 3      # drop_last
+    assert data.stream.out_sampler.mode == "block"
     base = parse_config(DensityConfig, COMMON)
     assert open_training_data(base, StepContext(cfg=base, **CTX)).stream.out_loader is None
+    cls = parse_config(ClassifierConfig, COMMON + ["--mode", "oe_scratch", "--batch-size", "3",
+                                                   "--outlier-sampling", "shuffle"])
+    data = open_training_data(cls, StepContext(cfg=cls, **CTX))
+    assert len(data.stream) == -(-len(data.train_set) // 3) and data.stream.out_sampler.mode == "shuffle"
 
 
 def test_an_extra_set_of_another_shape_is_refused_naming_it():
