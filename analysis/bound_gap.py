@@ -4,7 +4,7 @@ The OE margin loss pushes the *bound* ``L_K`` on the outliers' log-likelihood do
 making its encoder worse on outliers, which widens the gap ``log p(x) - ELBO`` while ``p(x)`` stays where it was
 (``../shared/reference/vae-and-diffusion.md`` §6.1).  This tool scores the in-distribution test set and every
 OOD set with the baseline VAE and the OE'd VAE, each twice: with the ELBO (``--k-small``, default 1) and with a
-tight importance-weighted bound (``--k-large``, default 256), in bits/dim (:func:`density_oe.score.score_dataset`,
+tight importance-weighted bound (``--k-large``, default 256), in bits/dim (:func:`density_oe.scorer.score_dataset`,
 the fixed per-image evaluation draws of :mod:`density_oe.vae.bounds`).
 
 For each OOD set, with ``sep_K = mean bpd_K(OOD set) - mean bpd_K(ID test)`` (how far the bound with ``K``
@@ -32,11 +32,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from density_oe.archs import arch_for_model
-from density_oe.score import score_dataset
+from density_oe.scorer import score_dataset
 from density_oe.shapes import image_shape
 from density_oe.weights import load_density_model
 from oe_core.atomic import atomic_write_text
-from oe_core.config import help_field, parse_config, require
+from oe_core.cli_config import help_field, parse_config, require
 from oe_core.errors import ConfigError, cli_main
 from oe_core.metrics import auroc
 from oe_core.outputs import check_writable_folder

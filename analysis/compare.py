@@ -16,7 +16,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from oe_core.config import help_field, parse_config
+from oe_core.cli_config import help_field, parse_config
 from oe_core.errors import ConfigError, cli_main
 from oe_core.atomic import atomic_write_text
 from oe_core.outputs import check_writable_folder

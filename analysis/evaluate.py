@@ -36,7 +36,7 @@ import torch
 from torch import nn
 
 from classifiers_oe.weights import TRUST_PICKLE_HELP, parse_options
-from oe_core.config import help_field, parse_config, require, validate
+from oe_core.cli_config import help_field, parse_config, require, validate
 from oe_core.data import dataset_info
 from oe_core.detectors import DETECTORS, Detector, DetectorEntry, detectors_for, get_detector
 from oe_core.errors import ConfigError, DataError, OEError, cli_main
@@ -45,11 +45,11 @@ from oe_core.outputs import check_writable_folder
 from oe_core.protocol import evaluate_protocol
 from oe_core.run import resolve_device
 
-from .cache import ScoreCache, ScoreKey
+from .score_cache import ScoreCache, ScoreKey
 from .datasets import DatasetSpec, ood_suite
-from .models import ClassifierModel, DensityModel, ScoringModel, load_model
+from .load_model import ClassifierModel, DensityModel, ScoringModel, load_model
 from .results import Evaluation, SetResult, evaluation_tables, relative_to, write_evaluation
-from .scoring import BoundDetector, cached_scores, read_or_recompute
+from .cached_scores import BoundDetector, cached_scores, read_or_recompute
 
 
 @dataclass
@@ -393,7 +393,7 @@ def evaluate(models: Mapping[str, Any], *, id_dataset: str = "cifar10", ood: Seq
 
     ``models`` maps labels to any ``nn.Module`` classifier (fed CIFAR-normalised images; logits out; scored by
     ``detectors``, default MSP), a score function ``fn(uint8 batch (B, 3, H, W)) -> scores [B]`` (higher = more
-    anomalous), or an :class:`analysis.models.ClassifierModel` / :class:`~analysis.models.DensityModel`.
+    anomalous), or an :class:`analysis.load_model.ClassifierModel` / :class:`~analysis.load_model.DensityModel`.
     ``settings``: any other option of :class:`EvaluateConfig` (``num_to_avg``, ``ratio``, ``seed``, ``limit``,
     ``strict``, ``batch_size``, ...).  Scores are cached in ``cache_dir`` when given, else in a temporary folder.
     """

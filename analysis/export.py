@@ -17,13 +17,13 @@ from classifiers_oe.card import model_card as classifier_card
 from classifiers_oe.config import KIND as CLASSIFIER
 from density_oe.card import model_card as density_card
 from density_oe.config import KIND as DENSITY
-from oe_core.config import help_field, parse_config, require
+from oe_core.cli_config import help_field, parse_config, require
 from oe_core.errors import CheckpointError, cli_main
 from oe_core.outputs import check_writable_folder
 from oe_core.run import load_checkpoint
 from oe_core.run.release import ModelCard, is_safetensors, write_release
 
-# One card per package, as analysis.models keeps one loader per package.
+# One card per package, as analysis.load_model keeps one loader per package.
 CARDS: dict[str, Callable[[dict], ModelCard]] = {CLASSIFIER: classifier_card, DENSITY: density_card}
 
 

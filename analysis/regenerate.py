@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 from oe_core.atomic import atomic_write_text
-from oe_core.config import config_from_dict, config_to_dict, help_field, parse_config, require, validate
+from oe_core.cli_config import config_from_dict, config_to_dict, help_field, parse_config, require, validate
 from oe_core.errors import OEError, cli_main
 from oe_core.outputs import check_writable_folder
 

@@ -18,7 +18,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from oe_core.config import help_field, parse_config
+from oe_core.cli_config import help_field, parse_config
 from oe_core.errors import ConfigError, OEError, cli_main
 from oe_core.outputs import check_writable_folder
 from oe_core.metrics import as_scores, auroc
@@ -29,7 +29,7 @@ from .figures import bpd_histograms, save_figure
 from .paper_numbers import PAPER_BPD
 from .regenerate import record_config
 from .results import Evaluation
-from .scoring import stored_scores
+from .cached_scores import stored_scores
 from .tables import Table, write_tables
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from oe_core.atomic import atomic_write_text
-from oe_core.config import help_field, parse_config, require
+from oe_core.cli_config import help_field, parse_config, require
 from oe_core.errors import OEError, cli_main
 from oe_core.outputs import check_writable_folder
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from oe_core.config import help_field, require
+from oe_core.cli_config import help_field, require
 
 from .cases import CASES, ordered
 

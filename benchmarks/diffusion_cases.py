@@ -5,7 +5,7 @@ There is no reference implementation to run beside it (VDM's is JAX), so the bas
 plain PyTorch loop: ``torch.optim.Adam`` with its defaults and ``zero_grad()``, eager, float32 (training), and
 ``log_prob`` under ``no_grad`` (scoring).  The suite's variant is what its tools run: fused Adam, ``--amp`` autocast
 for the U-Net (the bound in float32), ``--compile`` and ``--cuda-graphs`` where asked (training), and
-:func:`density_oe.score.score_dataset` (uint8 batches in, float64 bpd out).  Training draws one t per image (VDM);
+:func:`density_oe.scorer.score_dataset` (uint8 batches in, float64 bpd out).  Training draws one t per image (VDM);
 scoring draws the model's default 16 per image, so a scored image costs 16 network passes.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from density_oe.diffusion import Diffusion, DiffusionConfig
-from density_oe.score import Scorer, score_dataset
+from density_oe.scorer import Scorer, score_dataset
 from density_oe.units import bits_per_dim
 from oe_core.run.cuda_graph import StepGraph, TensorLR
 

@@ -61,7 +61,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from oe_core.atomic import atomic_write_text
-from oe_core.config import help_field, parse_config, require
+from oe_core.cli_config import help_field, parse_config, require
 from oe_core.errors import cli_main
 
 REPO = Path(__file__).resolve().parents[1]

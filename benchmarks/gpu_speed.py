@@ -6,7 +6,7 @@ For the paper config (F=160, R=5, K=10, 32x32), one process, one JSON (``--json`
   captured as a CUDA graph (forward, DMOL loss, backward, fused Adam with the LR as a device tensor), each graph
   cell with its capture status (``captured``, or ``eager: <why>``) and each row with its peak memory.  A row whose
   peak memory, predicted linearly from the largest smaller batch measured, exceeds 90% of the device's memory is
-  skipped with that reason (batch 256 on an 80 GB H100), and a row that runs out of memory anyway is recorded as
+  skipped with that reason, and a row that runs out of memory anyway is recorded as
   such instead of ending the measurement;
 * ``modes`` (``--no-modes`` skips them): at batch 64, eager, ``torch.compile`` (network and likelihood), CUDA
   graph, and compile + CUDA graph (train step), and the same for scoring (eval mode, ``inference_mode``, batch
@@ -31,9 +31,9 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from density_oe.score import Scorer
+from density_oe.scorer import Scorer
 from oe_core.atomic import atomic_write_text
-from oe_core.config import help_field, parse_config
+from oe_core.cli_config import help_field, parse_config
 from oe_core.errors import cli_main
 from oe_core.run import resolve_device
 from oe_core.run.cuda_graph import StepGraph

@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from density_oe.score import score_dataset
+from density_oe.scorer import score_dataset
 
 from .pixelcnn_cases import fast_model, fast_train_step, uint8_loader
 from .timing import alternate, median
@@ -46,7 +46,7 @@ def batch_linearity(ctx: BenchContext, sync: Callable[[], None], budget_s: float
 
 
 def dataset_linearity(ctx: BenchContext, sync: Callable[[], None], budget_s: float, max_repeats: int) -> dict:
-    """``density_oe.score.score_dataset`` over data sets of ``sizes.linear_images`` images, batch
+    """``density_oe.scorer.score_dataset`` over data sets of ``sizes.linear_images`` images, batch
     ``sizes.linear_score_batch``."""
     shape, bs = ctx.sizes.small, ctx.sizes.linear_score_batch
     model = fast_model(ctx, shape).eval()

@@ -20,17 +20,17 @@ float32) and the port runs in float32: the bf16 targets compare the suite's bf16
 from __future__ import annotations
 
 import contextlib
-import math
 from typing import Callable
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from density_oe.pixelcnn.dmol import log_prob, nll_bpd
+from density_oe.pixelcnn.dmol import log_prob
 from density_oe.losses import oe_density_loss
 from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
-from density_oe.score import Scorer, score_dataset
+from density_oe.scorer import Scorer, score_dataset
+from density_oe.units import bits_per_dim
 from oe_core.data.transforms import to_unit_range
 
 from oe_core.run.cuda_graph import StepGraph, TensorLR
@@ -66,6 +66,12 @@ def _fused_adam(ctx: BenchContext, model: torch.nn.Module) -> torch.optim.Optimi
 def port_model(ctx: BenchContext, shape: PixelCNNShape) -> torch.nn.Module:
     torch.manual_seed(ctx.seed)
     return build_port_model(ctx.require_port(), shape.nr_resnet, shape.nr_filters, NR_MIX).to(ctx.device)
+
+
+def nll_bpd(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Per-image bits/dim ``[B]`` of ``x`` under the DMOL with parameters ``params``: the density trainer's loss on
+    a PixelCNN++ output, as a function of the parameters (so the port's network can be timed with it too)."""
+    return bits_per_dim(log_prob(params, x), x[0].numel())
 
 
 def bpd_train_step(net: Callable, opt: torch.optim.Optimizer, lrs: "TensorLR | None",
@@ -231,7 +237,7 @@ def uint8_loader(images: torch.Tensor, batch_size: int) -> DataLoader:
 
 @register_case("score", "PixelCNN++ bpd scoring, paper config", order=50)
 def score(ctx: BenchContext) -> Workload:
-    """One batch: the suite's ``density_oe.score.score_dataset`` (uint8 batch in, float64 bpd out) against the
+    """One batch: the suite's ``density_oe.scorer.score_dataset`` (uint8 batch in, float64 bpd out) against the
     port's model in eval mode under ``no_grad`` with the suite's per-image likelihood, on the [-1, 1] batch."""
     shape, batch = ctx.sizes.paper, ctx.sizes.score_batch
     images = ctx.uint8_images(batch)

@@ -24,7 +24,7 @@ from typing import Callable, Sequence
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from oe_core.config import help_field, parse_config, require
+from oe_core.cli_config import help_field, parse_config, require
 from oe_core.errors import cli_main
 from oe_core.run.device import resolve_device
 

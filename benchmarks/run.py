@@ -22,7 +22,7 @@ from typing import Iterator, Sequence
 
 import torch
 
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.errors import OEError, cli_main
 from oe_core.run import resolve_device
 from oe_core.atomic import atomic_write_text

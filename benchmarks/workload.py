@@ -8,7 +8,7 @@ from typing import Callable, Optional
 import torch
 
 from oe_core.data.transforms import to_unit_range
-from oe_core.registry import Registry
+from oe_core.name_registry import Registry
 from oe_core.run import autocast
 
 from .port import Port

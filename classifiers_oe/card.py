@@ -1,7 +1,7 @@
 """The model card of a classifier run (``README.md`` beside ``model.safetensors``; see :mod:`oe_core.run.release`)."""
 from __future__ import annotations
 
-from oe_core.config import config_from_dict
+from oe_core.cli_config import config_from_dict
 from oe_core.data.transforms import CIFAR_MEAN, CIFAR_STD
 from oe_core.run.release import ModelCard, final_metrics, scoring_weights
 

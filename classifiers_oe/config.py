@@ -19,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar, Optional
 
-from oe_core.config import fill_unset, help_field, require
+from oe_core.cli_config import fill_unset, help_field, require
 from oe_core.run import RunConfig
+from oe_core.run.training_data import OutlierOptions
 
 from .models import ARCHS, NORMS
 
@@ -36,7 +37,7 @@ KIND = "classifier"  # the checkpoint kind of this package's runs
 
 
 @dataclass
-class ClassifierConfig(RunConfig):
+class ClassifierConfig(OutlierOptions, RunConfig):
     """Train a WRN/AllConv classifier: baseline, Outlier Exposure fine-tuning (oe_tune) or OE from scratch."""
 
     # field names in the config.json of older runs (energy_weight was folded into lam)
@@ -57,11 +58,6 @@ class ClassifierConfig(RunConfig):
     norm: str = help_field("batch", "WRN normalisation; 'none' drops BatchNorm (not a reference model: for exact "
                                     "multi-process comparisons on CPU)", choices=NORMS)
     sync_bn: bool = help_field(False, "SyncBatchNorm across processes under torchrun (GPU only)")
-    outliers: str = help_field("tinyimages80m", "OE outlier dataset (any registered name; the paper uses 80 Million "
-                                                "Tiny Images); ignored in baseline mode")
-    outlier_sampling: str = help_field("block", "block: each epoch reads a contiguous block of outliers from a "
-                                                "random offset (the reference); shuffle: a fresh random subset "
-                                                "each epoch", choices=("block", "shuffle"))
     oe_loss: str = help_field("oe", "oe: CE + lambda * H(U; softmax) on outliers (Hendrycks et al. 2019); "
                                     "energy: CE + squared energy hinges (Liu et al. 2020)", choices=OE_LOSSES)
     lam: Optional[float] = help_field(None, "lambda, the weight of the OE term (unset: 0.5 for --oe-loss oe, "
@@ -86,10 +82,6 @@ class ClassifierConfig(RunConfig):
     def __post_init__(self) -> None:
         fill_unset(self, MODE_DEFAULTS.get(self.mode, MODE_DEFAULTS["baseline"]))
         fill_unset(self, {"lam": LAM_DEFAULTS.get(self.oe_loss, LAM_DEFAULTS["oe"])})
-
-    @property
-    def uses_outliers(self) -> bool:
-        return self.mode != "baseline"
 
     def validate(self) -> None:
         super().validate()

@@ -3,7 +3,7 @@
 ``MSP(model).predict(x)`` runs ``model`` (any ``nn.Module`` giving logits [B, K] for its inputs ``x``) and scores
 the logits; ``predict_features(logits)`` scores logits the caller already has.  Every score is computed from the
 logits cast to float64.  The reference takes the softmax in float32, where the MSP of confident images rounds to
-exactly 1.0 and those images tie.  The formulas are :mod:`classifiers_oe.scores`.
+exactly 1.0 and those images tie.  The formulas are :mod:`classifiers_oe.logits`.
 """
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import torch
 from oe_core.detectors import Detector, register_detector
 
 from .config import KIND
-from .scores import energy_score, max_logit_score, msp_score, xent_uniform_score
+from .logits import energy_score, max_logit_score, msp_score, xent_uniform_score
 
 
 class LogitDetector(Detector):

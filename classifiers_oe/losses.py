@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .scores import free_energy, uniform_cross_entropy
+from .logits import free_energy, uniform_cross_entropy
 
 
 def oe_loss(logits_in: torch.Tensor, targets: torch.Tensor, logits_out: torch.Tensor,

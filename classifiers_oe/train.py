@@ -31,15 +31,14 @@ from typing import Iterable, Sequence
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
-from oe_core.config import parse_config
-from oe_core.data import dataset_info, open_dataset
-from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
+from oe_core.cli_config import parse_config
+from oe_core.data import dataset_info
 from oe_core.data.transforms import random_crop_flip
 from oe_core.errors import CheckpointError, ConfigError, cli_main
 from oe_core.run import Engine, StepContext, Task
 from oe_core.run.release import ModelCard
+from oe_core.run.training_data import first_image_shape, open_training_data
 
 from .card import model_card
 from .config import KIND, ClassifierConfig
@@ -70,25 +69,18 @@ class ClassifierTask(Task):
         self.num_classes = entry.num_classes
         self.in_normalized = entry.normalize
         self.sync_bn = cfg.sync_bn and ctx.dist.enabled
-        data = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size)
-        self.train_set = open_dataset(cfg.dataset, "train", **data)
-        self.test_set = open_dataset(cfg.dataset, "test", **data)
-        image_shape = tuple(self.train_set[0][0].shape)
-        if cfg.arch == "allconv" and image_shape[-2:] != (32, 32):
-            raise ConfigError(f"--arch allconv needs 32x32 images; {cfg.dataset!r} has {image_shape[-2:]}")
-        out_set = None
+        data = open_training_data(cfg, ctx, image_shape=self._image_shape)
+        self.train_set, self.stream, self.test_loader = data.train_set, data.stream, data.test_loader
         if cfg.uses_outliers:
             self.criterion = (OELoss(cfg.lam) if cfg.oe_loss == "oe"
                               else EnergyOELoss(cfg.m_in, cfg.m_out, cfg.lam))
             self.out_normalized = dataset_info(cfg.outliers).normalize
-            out_set = open_dataset(cfg.outliers, None, **data)
-            check_same_shape(out_set, cfg.outliers, image_shape, cfg.dataset)
-        self.stream = InOutBatches(self.train_set, cfg.batch_size, seed=cfg.seed, rank=ctx.dist.rank,
-                                   world_size=ctx.dist.world_size, device=ctx.device, num_workers=cfg.num_workers,
-                                   outliers=out_set, oe_batch_size=cfg.oe_batch_size,
-                                   outlier_sampling=cfg.outlier_sampling)
-        self.test_loader = DataLoader(self.test_set, batch_size=cfg.test_batch_size, shuffle=False,
-                                      **loader_options(cfg.num_workers, ctx.device))
+
+    def _image_shape(self, train_set) -> tuple:
+        shape = first_image_shape(train_set)
+        if self.cfg.arch == "allconv" and shape[-2:] != (32, 32):
+            raise ConfigError(f"--arch allconv needs 32x32 images; {self.cfg.dataset!r} has {shape[-2:]}")
+        return shape
 
     def build_model(self) -> nn.Module:
         cfg = self.cfg

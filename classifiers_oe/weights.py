@@ -8,7 +8,7 @@ from typing import Optional
 import torch
 from torch import nn
 
-from oe_core.config import config_from_dict
+from oe_core.cli_config import config_from_dict
 from oe_core.errors import CheckpointError, CheckpointKindError, UnsafeFileError
 from oe_core.run import load_checkpoint
 from oe_core.run.release import is_safetensors, read_safetensors, suite_safetensors

@@ -23,9 +23,9 @@ from typing import Any, Callable, Optional
 import torch
 from torch import nn
 
-from oe_core.config import config_from_dict
+from oe_core.cli_config import config_from_dict
 from oe_core.errors import OEError
-from oe_core.registry import Registry
+from oe_core.name_registry import Registry
 
 from .diffusion import Diffusion, DiffusionConfig
 from .diffusion import sample_family as diffusion_sample

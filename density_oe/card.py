@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from oe_core.config import config_from_dict
+from oe_core.cli_config import config_from_dict
 from oe_core.run.release import ModelCard, final_metrics, scoring_weights
 
 from .archs import arch_of

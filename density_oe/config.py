@@ -34,8 +34,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar, Optional
 
-from oe_core.config import fill_unset, help_field, require
+from oe_core.cli_config import fill_unset, help_field, require
 from oe_core.run import RunConfig
+from oe_core.run.training_data import OutlierOptions
 
 from .archs import ARCHS, DEFAULT_ARCH, get_arch
 from .diffusion import DiffusionConfig
@@ -53,7 +54,7 @@ KIND = "density"  # the checkpoint kind of this package's runs
 
 
 @dataclass
-class DensityConfig(PixelCNNConfig, GlowConfig, VAEConfig, DiffusionConfig, RunConfig):
+class DensityConfig(PixelCNNConfig, GlowConfig, VAEConfig, DiffusionConfig, OutlierOptions, RunConfig):
     """Train a density model (PixelCNN++, Glow, VAE or diffusion) by maximum likelihood (baseline) or fine-tune it
     with the OE margin ranking loss (oe_tune)."""
 
@@ -69,11 +70,6 @@ class DensityConfig(PixelCNNConfig, GlowConfig, VAEConfig, DiffusionConfig, RunC
                                          "see `python -m oe_core.data`)")
     image_size: int = help_field(0, "image side passed as size= to datasets generated at a chosen size "
                                     "(mini-*, noise); 0 keeps each dataset's own size (a multiple of 4)")
-    outliers: str = help_field("tinyimages80m", "oe_tune: outlier dataset (any registered name; the paper uses "
-                                                "80 Million Tiny Images, tinyimages300k is the smaller subset)")
-    outlier_sampling: str = help_field("block", "block: each epoch reads a contiguous block of outliers from a "
-                                                "random offset (the OE reference code); shuffle: a fresh random "
-                                                "subset each epoch", choices=("block", "shuffle"))
     init: str = help_field("", "oe_tune: the model to start from: a density run folder or checkpoint (its EMA "
                                "weights) of the same --arch, or a pclucas14/pixel-cnn-pp .pth file")
     oe_margin: float = help_field(1.0, "OE hinge margin m in max(0, m + bpd_in - bpd_out)")

@@ -5,7 +5,8 @@ A density detector wraps any model with ``log_prob(x) -> Tensor[B]`` (nats per i
 
 * ``bpd`` -- ``-log2 p(x) / D`` (``D = C H W``): the OE paper's BPP score (Table 5).
 * ``likelihood_ratio`` -- ``bpd_model(x) - bpd_background(x)`` (Ren et al. 2019: the negated log-likelihood
-  ratio against a background model trained on perturbed inputs, :func:`analysis.perturb.mutate`).
+  ratio against a background model trained on perturbed inputs, ``density_oe.train --perturb-rate``,
+  :func:`density_oe.perturb.mutate`).
 * ``complexity_png``, ``complexity_zlib`` -- ``bpd_model(x) - L(x)`` (Serra et al. 2020), ``L`` the compressed
   length of the 8-bit image in bits/dim (:mod:`density_oe.complexity`).  They belong with the density model
   because they correct its likelihood; the compressors themselves need no model.
@@ -13,6 +14,9 @@ A density detector wraps any model with ``log_prob(x) -> Tensor[B]`` (nats per i
   :mod:`density_oe.typicality`): ``|mean bpd of M inputs - Ĥ|``, ``Ĥ`` the mean bpd of the in-distribution
   training images (fitted); M = 1 is the single-input form.  Two-sided: it also flags inputs that are *more*
   likely than typical (SVHN under a CIFAR-10 model).
+
+Every one of them reads bits/dim through :func:`density_oe.units.model_bits_per_dim`, the route
+``density_oe.score`` takes too.
 """
 from __future__ import annotations
 
@@ -25,11 +29,7 @@ from .complexity import COMPRESSORS, complexity_bits_per_dim
 from .config import KIND
 from .typicality import BATCH_SIZES as TYPICALITY_BATCH_SIZES
 from .typicality import entropy_estimate, typicality_scores
-from .units import bits_per_dim
-
-
-def _bpd(model, x: torch.Tensor) -> torch.Tensor:
-    return bits_per_dim(model.log_prob(x).double(), x[0].numel())
+from .units import model_bits_per_dim
 
 
 @register_detector("bpd", kind=KIND, units="bits per dim", paper_name="BPP", description="-log2 p(x) / (C H W)",
@@ -39,7 +39,7 @@ class BitsPerDim(Detector):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return _bpd(self.model, x)
+        return model_bits_per_dim(self.model, x)
 
 
 @register_detector("likelihood_ratio", kind=KIND, units="bpd(model) - bpd(background) (bits per dim)",
@@ -54,7 +54,7 @@ class LikelihoodRatio(Detector):
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
-        return _bpd(self.model, x) - _bpd(self.background, x)
+        return model_bits_per_dim(self.model, x) - model_bits_per_dim(self.background, x)
 
 
 class ComplexityCorrected(Detector):
@@ -67,7 +67,7 @@ class ComplexityCorrected(Detector):
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         x8 = torch.round((x.float() + 1.0) * 127.5).clamp(0, 255).to(torch.uint8)  # exact for x = k/127.5 - 1
-        return _bpd(self.model, x).cpu() - complexity_bits_per_dim(x8, self.compressor)
+        return model_bits_per_dim(self.model, x).cpu() - complexity_bits_per_dim(x8, self.compressor)
 
 
 for _name in COMPRESSORS:
@@ -92,14 +92,14 @@ class Typicality(Detector):
 
     @torch.no_grad()
     def fit(self, loader, device=None) -> "Typicality":
-        self.entropy = entropy_estimate(torch.cat([_bpd(self.model, x).cpu() for x, _ in loader]))
+        self.entropy = entropy_estimate(torch.cat([model_bits_per_dim(self.model, x).cpu() for x, _ in loader]))
         return self
 
     @torch.no_grad()
     def predict(self, x: torch.Tensor) -> torch.Tensor:
         if self.entropy is None:
             raise OEError("Typicality.predict before fit: fit it on in-distribution (training) images first")
-        return typicality_scores(_bpd(self.model, x), self.entropy, self.m)
+        return typicality_scores(model_bits_per_dim(self.model, x), self.entropy, self.m)
 
 
 register_detector("typicality", kind=KIND, units="|bpd(x) - mean train bpd| (bits per dim)",

@@ -28,7 +28,7 @@ from typing import Mapping, Sequence
 
 import torch
 
-from oe_core.config import config_to_dict, help_field, parse_config, require, save_config
+from oe_core.cli_config import config_to_dict, help_field, parse_config, require, save_config
 from oe_core.errors import CheckpointError, cli_main, one_line
 from oe_core.outputs import check_writable_folder
 from oe_core.run import save_checkpoint

@@ -23,7 +23,7 @@ from typing import Sequence
 import torch
 from torchvision.utils import save_image
 
-from oe_core.config import help_field, parse_config, require
+from oe_core.cli_config import help_field, parse_config, require
 from oe_core.errors import ConfigError, cli_main
 from oe_core.outputs import check_writable_file
 from oe_core.run import resolve_device

@@ -30,17 +30,17 @@ from typing import Iterable, Optional, Sequence
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Subset
+from torch.utils.data import DataLoader
 
-from oe_core.config import parse_config
-from oe_core.data import open_dataset
-from oe_core.data.loaders import InOutBatches, check_same_shape, loader_options
+from oe_core.cli_config import parse_config
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import CheckpointError, cli_main
 from oe_core.metrics import auroc
 from oe_core.run import Engine, StepContext, Task, derive_seed, has_checkpoint, unwrap
+from oe_core.run.cuda_graph import capturable
 from oe_core.run.engine import compile_with_fallback
 from oe_core.run.release import ModelCard
+from oe_core.run.training_data import open_training_data
 
 from .archs import get_arch
 from .card import model_card
@@ -63,7 +63,6 @@ class DensityTask(Task):
     """Maximum-likelihood or OE training of a density model."""
 
     kind = KIND
-    capturable = True      # no host syncs in train_step; the EMA update is split for --cuda-graphs
 
     def setup(self, ctx: StepContext) -> None:
         cfg = self.cfg
@@ -71,33 +70,17 @@ class DensityTask(Task):
         # --compile: the engine compiles the network, this the likelihood (traceable too: one graph each)
         self.likelihood = compile_with_fallback(log_prob) if cfg.compile else log_prob
         self.device, self.rank = ctx.device, ctx.dist.rank
-        data = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size)
-        self.train_set = open_dataset(cfg.dataset, "train", **data)
-        test_set = open_dataset(cfg.dataset, "test", **data)
-        shape = image_shape(self.train_set, cfg.dataset, self.arch.multiple(cfg.model_config), self.arch.display)
-        self.image_size = [shape[1], shape[2]]  # recorded in the checkpoint: sampling and scoring default to it
-        self.num_dims = math.prod(shape)
-        if cfg.eval_images:
-            test_set = Subset(test_set, range(min(cfg.eval_images, len(test_set))))
-        out_set = None
-        if cfg.mode == "oe_tune":
-            out_set = open_dataset(cfg.outliers, None, **data)
-            check_same_shape(out_set, cfg.outliers, shape, cfg.dataset)
+        multiple = self.arch.multiple(cfg.model_config)
+        data = open_training_data(cfg, ctx, drop_last=True, test_images=cfg.eval_images,
+                                  image_shape=lambda ds: image_shape(ds, cfg.dataset, multiple, self.arch.display))
+        self.train_set, self.stream, self.test_loader = data.train_set, data.stream, data.test_loader
+        self.image_size = [data.shape[1], data.shape[2]]  # in the checkpoint: sampling and scoring default to it
+        self.num_dims = math.prod(data.shape)
+        if cfg.uses_outliers:
             self.criterion = OEMarginLoss(cfg.oe_margin, cfg.lam, cfg.oe_margin_unit, num_dims=self.num_dims)
-        self.stream = InOutBatches(self.train_set, cfg.batch_size, seed=cfg.seed, rank=ctx.dist.rank,
-                                   world_size=ctx.dist.world_size, device=ctx.device, num_workers=cfg.num_workers,
-                                   drop_last=True, outliers=out_set, oe_batch_size=cfg.oe_batch_size,
-                                   outlier_sampling=cfg.outlier_sampling)
-        self.test_loader = DataLoader(test_set, batch_size=cfg.test_batch_size, shuffle=False,
-                                      **loader_options(cfg.num_workers, ctx.device))
         self.track_loaders = {}
         for name in cfg.track_ood:  # the trajectory's sets (NAME or NAME:SPLIT): fixed images, scored with the test set
-            set_name, _, split = name.partition(":")
-            ood = open_dataset(set_name, split or None, **data)
-            check_same_shape(ood, name, shape, cfg.dataset)
-            self.track_loaders[name] = DataLoader(Subset(ood, range(min(cfg.track_images, len(ood)))),
-                                                  batch_size=cfg.test_batch_size, shuffle=False,
-                                                  **loader_options(cfg.num_workers, ctx.device))
+            self.track_loaders[name] = data.test_loader_of(name, cfg.track_images)
 
     def _init_batch(self) -> torch.Tensor:
         g = torch.Generator()
@@ -165,6 +148,7 @@ class DensityTask(Task):
         g = torch.Generator().manual_seed(derive_seed(self.cfg.seed, "perturb", self.rank, epoch, step))
         return (mutate(x, self.cfg.perturb_rate, g), y), outliers
 
+    @capturable        # no host syncs: the logs stay device tensors (--cuda-graphs)
     def train_step(self, model: nn.Module, batch, ctx: StepContext) -> tuple[torch.Tensor, dict]:
         (x_in, _), outliers = batch
         x = to_unit_range(ctx.to_device(x_in))
@@ -180,17 +164,8 @@ class DensityTask(Task):
         logs["outlier_bpd"] = bpd_out.detach().mean()
         return self.criterion(bpd_in, bpd_out), logs
 
-    def after_step(self, model: nn.Module, ctx: StepContext) -> None:
-        if self.ema is not None:
-            self.ema.update(model)
-
-    def before_captured_step(self, ctx: StepContext) -> None:
-        if self.ema is not None:
-            self.ema.advance()
-
-    def captured_after_step(self, model: nn.Module, ctx: StepContext) -> None:
-        if self.ema is not None:
-            self.ema.apply(model)
+    def step_update(self) -> Optional[EMA]:
+        return self.ema        # advance() on the host, apply(model) on the device: also inside a CUDA graph
 
     def _batch_bpds(self, eval_model: nn.Module, loader: DataLoader, ctx: StepContext) -> list[torch.Tensor]:
         """Per-image bits/dim of every batch of ``loader`` (float64, on the CPU)."""

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from .errors import ConfigError
-from .registry import Registry
+from .name_registry import Registry
 
 
 class Detector(abc.ABC):

@@ -1,4 +1,4 @@
-"""Progress bars on long work: tqdm on stderr, or the plain iterable when switched off."""
+"""Progress bars on long work: the one tqdm helper of the suite (tools' loops and the training engine's epochs)."""
 from __future__ import annotations
 
 import sys
@@ -7,10 +7,16 @@ from typing import Iterable, Optional, TypeVar
 T = TypeVar("T")
 
 
-def progress_bar(items: Iterable[T], desc: str, enabled: bool = True, total: Optional[int] = None) -> Iterable[T]:
-    """``items`` wrapped in a tqdm bar on stderr (cleared when done) when ``enabled`` and stderr is a terminal
-    (a log file or pipe gets no bar, so error output stays one line)."""
-    if not enabled:
-        return items
+def progress_bar(items: Iterable[T], desc: str, enabled: bool = True, total: Optional[int] = None, *,
+                 initial: int = 0, terminal_only: bool = True):
+    """``items`` wrapped in a tqdm bar on stderr, cleared when done.  Iterate over it as over ``items``; it also
+    has tqdm's ``set_postfix`` and ``close`` (no-ops when the bar is off).
+
+    The bar is off when ``enabled`` is false, and, with ``terminal_only`` (the default), when stderr is not a
+    terminal (a log file or pipe gets no bar, so error output stays one line).  The training engine passes
+    ``terminal_only=False``: its epoch bars also go to run logs (cluster logs, and the GPU check, which reads
+    the step count from them).  ``initial``: items already done (a resumed epoch's first step)."""
     from tqdm.auto import tqdm
-    return tqdm(items, desc=desc, total=total, dynamic_ncols=True, leave=False, file=sys.stderr, disable=None)
+    disable = (None if terminal_only else False) if enabled else True
+    return tqdm(items, desc=desc, total=total, initial=initial, dynamic_ncols=True, leave=False, file=sys.stderr,
+                disable=disable)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Speed and memory benchmark, the suite's code against the pclucas14 port's own code (about 5 minutes on a 2-core CPU).
+# Speed and memory benchmark, the suite's code against the pclucas14 port's own code (run times: docs/performance.md).
 #   scripts/bench.sh                                        table on stdout, JSON in benchmarks/results/cpu.json
 #   scripts/bench.sh --markdown-append docs/performance.md  also record the run in docs/performance.md
 #   scripts/bench.sh --quick                                tiny sizes: checks the harness in seconds

@@ -3,7 +3,7 @@
 # (classifier + PixelCNN++ baselines, OE fine-tuning of both, MSP vs likelihood evaluation, tables, figures).
 # Writes runs/demo/report.md and prints where it is.
 #
-#   scripts/demo.sh                    default preset (its measured times: docs/results.md)
+#   scripts/demo.sh                    default preset (wall times: docs/results.md)
 #   scripts/demo.sh --preset full      a larger PixelCNN++ trained longer plus a small Glow
 #   scripts/demo.sh --help             every option (python -m study.mini --help)
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"

@@ -9,7 +9,7 @@ import torch
 
 from density_oe.config import DensityConfig
 from density_oe.train import DensityTask, main
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import Preempted
 from oe_core.run import Engine, StepContext, load_checkpoint

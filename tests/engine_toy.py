@@ -14,7 +14,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from oe_core.config import help_field, parse_config  # noqa: E402
+from oe_core.cli_config import help_field, parse_config  # noqa: E402
 from oe_core.errors import cli_main  # noqa: E402
 from oe_core.run import Engine, RunConfig, Task, derive_seed  # noqa: E402
 

@@ -8,10 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from analysis.cache import FORMAT, DamagedEntry, ScoreCache, ScoreKey
+from analysis.score_cache import FORMAT, DamagedEntry, ScoreCache, ScoreKey
 from analysis.datasets import DatasetSpec
-from analysis.models import ClassifierModel
-from analysis.scoring import BoundDetector, cached_scores
+from analysis.load_model import ClassifierModel
+from analysis.cached_scores import BoundDetector, cached_scores
 from oe_core.detectors import get_detector
 from oe_core.errors import OEError
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analysis.cache import DamagedEntry, ScoreCache, ScoreKey, read_entry
+from analysis.score_cache import DamagedEntry, ScoreCache, ScoreKey, read_entry
 from analysis.datasets import DatasetSpec
 from analysis.evaluate import main as evaluate_main
 from analysis.figures.__main__ import main as figures_main

@@ -7,17 +7,17 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.cache import ScoreCache, ScoreKey
+from analysis.score_cache import ScoreCache, ScoreKey
 from analysis.datasets import DatasetSpec
 from analysis.evaluate import main
 from analysis.results import Evaluation
-from analysis.scoring import stored_scores
+from analysis.cached_scores import stored_scores
 from classifiers_oe.config import ClassifierConfig
 from classifiers_oe.models import build_model
-from classifiers_oe.scores import msp_score
+from classifiers_oe.logits import msp_score
 from density_oe.pixelcnn.dmol import log_prob
 from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
-from oe_core.config import config_to_dict
+from oe_core.cli_config import config_to_dict
 from oe_core.data import get_dataset, normalize, to_unit_range
 from oe_core.errors import cli_main
 from oe_core.run import save_checkpoint

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from analysis.cache import ScoreCache, ScoreKey
+from analysis.score_cache import ScoreCache, ScoreKey
 from analysis.datasets import DatasetSpec
 from analysis.figures import (auroc_bars, bpd_histograms, read_metrics_csv, roc_figure, save_figure,
                               score_histograms, training_curves)

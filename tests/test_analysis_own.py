@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from analysis.cache import ScoreCache, ScoreKey
+from analysis.score_cache import ScoreCache, ScoreKey
 from analysis.datasets import DatasetSpec
 from analysis.evaluate import evaluate, main
 from classifiers_oe.models import build_model

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from analysis.cache import ScoreCache, ScoreKey
+from analysis.score_cache import ScoreCache, ScoreKey
 from analysis.datasets import DatasetSpec
 from analysis.evaluate import EvaluateConfig, main, run_evaluation
 from analysis.results import Evaluation, evaluation_tables, write_evaluation

@@ -9,7 +9,7 @@ import pytest
 
 from classifiers_oe.config import ClassifierConfig
 from density_oe.config import DensityConfig
-from oe_core.config import config_from_dict, parse_config
+from oe_core.cli_config import config_from_dict, parse_config
 
 
 @pytest.mark.parametrize("cls, args", [
@@ -52,8 +52,8 @@ def _fresh_import(code: str) -> str:
 
 
 def test_config_module_does_not_import_the_run_package():
-    """oe_core.run imports oe_core.config; the other way round would be a package loop."""
-    assert _fresh_import("import sys, oe_core.config; print('oe_core.run' in sys.modules)") == "False"
+    """oe_core.run imports oe_core.cli_config; the other way round would be a package loop."""
+    assert _fresh_import("import sys, oe_core.cli_config; print('oe_core.run' in sys.modules)") == "False"
 
 
 def test_importing_oe_core_data_registers_every_dataset():

@@ -27,7 +27,7 @@ from benchmarks.sizes import PROFILES
 from benchmarks.targets import TARGETS, check_targets, speedup_targets
 from benchmarks.timing import alternate
 from benchmarks.workload import FAST, BASE, BenchContext
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.errors import cli_main
 
 PORT, WHY = port_or_skip_reason()

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from classifiers_oe.losses import EnergyOELoss, OELoss, energy_oe_loss, oe_loss
-from classifiers_oe.scores import energy_score, max_logit_score, msp_score, uniform_cross_entropy, xent_uniform_score
+from classifiers_oe.logits import energy_score, max_logit_score, msp_score, uniform_cross_entropy, xent_uniform_score
 from oe_core.errors import OEError
 
 

@@ -10,7 +10,7 @@ import torch
 from classifiers_oe.config import ClassifierConfig
 from classifiers_oe.train import ClassifierTask, main
 from classifiers_oe.weights import read_weights
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.errors import Preempted
 from oe_core.run import Engine, load_checkpoint
 from tests.faults import preempting

@@ -14,10 +14,10 @@ import torch
 from classifiers_oe.config import ClassifierConfig
 from classifiers_oe.inputs import model_input
 from classifiers_oe.losses import energy_oe_loss, oe_loss
-from classifiers_oe.scores import uniform_cross_entropy
+from classifiers_oe.logits import uniform_cross_entropy
 from classifiers_oe.train import ClassifierTask, main
 from classifiers_oe.weights import read_weights
-from oe_core.config import build_parser, parse_config
+from oe_core.cli_config import build_parser, parse_config
 from oe_core.data import get_dataset
 from oe_core.errors import cli_main
 from oe_core.run import DistInfo, StepContext

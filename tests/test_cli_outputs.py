@@ -110,7 +110,7 @@ def test_ctrl_c_during_sampling_ends_quietly(tmp_path):
     import torch
 
     from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
-    from oe_core.config import config_to_dict
+    from oe_core.cli_config import config_to_dict
     from oe_core.run import save_checkpoint
     net = PixelCNNpp(PixelCNNConfig(nr_resnet=1, nr_filters=4, nr_logistic_mix=1))
     save_checkpoint(tmp_path / "d", {"kind": "density", "config": config_to_dict(net.cfg), "model": net.state_dict(),

@@ -14,6 +14,7 @@ import torch
 from density_oe.pixelcnn import dmol
 from density_oe.glow import Glow, GlowConfig
 from density_oe.losses import oe_density_loss
+from density_oe.units import bits_per_dim
 from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.train import main
 from oe_core.run.checkpoint import load_checkpoint
@@ -39,7 +40,7 @@ def _pixelcnn(fmt=torch.contiguous_format) -> tuple[PixelCNNpp, torch.Tensor]:
 
 
 def _oe_loss(model, x):
-    bpd = dmol.nll_bpd(model(x), x)
+    bpd = bits_per_dim(dmol.log_prob(model(x), x), x[0].numel())
     return oe_density_loss(bpd[:2], bpd[2:], 1.0, 1.0)
 
 

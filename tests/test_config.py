@@ -6,7 +6,7 @@ from typing import Optional
 
 import pytest
 
-from oe_core.config import config_from_dict, config_to_dict, help_field, parse_config, require
+from oe_core.cli_config import config_from_dict, config_to_dict, help_field, parse_config, require
 from oe_core.errors import ConfigError
 
 

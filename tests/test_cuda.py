@@ -15,7 +15,7 @@ from classifiers_oe.models import build_model
 from density_oe.pixelcnn import dmol
 from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.port import load_port_state_dict
-from density_oe.score import score_dataset
+from density_oe.scorer import score_dataset
 from oe_core.errors import ConfigError
 from tests.test_density_bf16 import smooth_images, trained_model
 

@@ -356,6 +356,8 @@ def assert_graph_path_ends_with_the_eager_weights(args: list[str], tmp_path, mon
     assert main(args + ["--out", str(tmp_path / "graph"), "--cuda-graphs", "on"]) == 0
     assert len(made) == 1 and made[0].captures == 1
     rows = [json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("eager", "graph")]
+    assert [r.get("cuda_graph") for r in rows[1]] == ["captured"] * len(rows[1])     # the epoch rows say so
+    assert all("cuda_graph" not in r for r in rows[0])
     for a, b in zip(*rows):
         for key in ("train_loss", "train_bpd", "test_bpd", "lr"):
             assert b[key] == pytest.approx(a[key], rel=1e-5), key
@@ -390,3 +392,23 @@ def test_glow_keeps_its_fixed_evaluation_draw_on_the_device_with_the_same_values
         kept = model._eval_noise_cache[1]
         assert torch.equal(model(x), first) and torch.equal(model(x, draw), first)
         assert model._eval_noise_cache[1] is kept and not kept.is_inference()
+
+
+def test_only_a_step_marked_capturable_without_ddp_and_skip_is_captured():
+    """The density trainer's train_step is marked; the classifier's (host-side augmentation) and an override that
+    does not say so are not; DDP and --on-nonfinite skip rule capture out."""
+    from classifiers_oe.train import ClassifierTask
+    from density_oe.train import DensityTask
+    from oe_core.run.cuda_graph import capturable, why_not_captured
+
+    class Override(DensityTask):
+        def train_step(self, model, batch, ctx):
+            return super().train_step(model, batch, ctx)
+
+    assert why_not_captured(DensityTask.train_step, "density", False, "stop") is None
+    assert why_not_captured(ClassifierTask.train_step, "classifier", False, "stop") == \
+        "the classifier trainer's step is not written for capture"
+    assert "not written for capture" in why_not_captured(Override.train_step, "density", False, "stop")
+    assert why_not_captured(capturable(lambda m, b, c: None), "x", False, "stop") is None
+    assert why_not_captured(DensityTask.train_step, "density", True, "stop") == "not under DDP"
+    assert "--on-nonfinite skip" in why_not_captured(DensityTask.train_step, "density", False, "skip")

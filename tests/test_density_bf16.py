@@ -6,10 +6,10 @@ import numpy as np
 import torch
 
 from benchmarks.pixelcnn_cases import uint8_loader
-from density_oe.pixelcnn.dmol import nll_bpd
 from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
-from density_oe.score import score_dataset
+from density_oe.scorer import score_dataset
 from density_oe.pixelcnn.weight_norm import data_dependent_init
+from density_oe.units import bits_per_dim
 
 CPU = torch.device("cpu")
 
@@ -31,7 +31,7 @@ def trained_model(images: torch.Tensor, steps: int = 20) -> PixelCNNpp:
     data_dependent_init(model, x[:16])
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     for _ in range(steps):
-        loss = nll_bpd(model.train()(x), x).mean()
+        loss = bits_per_dim(model.train().log_prob(x), x[0].numel()).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()

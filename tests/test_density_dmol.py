@@ -169,7 +169,7 @@ def test_bits_per_dim():
     ll = torch.tensor([-3072 * math.log(2.0) * 3.0])
     assert bits_per_dim(ll, 3072).item() == pytest.approx(3.0)
     params, x = random_case(8, 2, 2, 4, 4)
-    torch.testing.assert_close(dmol.nll_bpd(params, x), -dmol.log_prob(params, x) / (48 * math.log(2.0)))
+    torch.testing.assert_close(bits_per_dim(dmol.log_prob(params, x), 48), -dmol.log_prob(params, x) / (48 * math.log(2.0)))
 
 
 def test_shape_errors_are_one_clear_error():

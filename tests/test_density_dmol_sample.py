@@ -1,7 +1,7 @@
 """DMOL sampling against the distribution's definition: Gumbel-max picks component k with probability
 softmax(logits)_k, each channel is a logistic draw around its coupled mean (R, then G from the clipped R, then B
-from the clipped R and G), clipped to [-1, 1]; and the small paths of ``log_prob`` (the compile path, one-image
-batches, error texts)."""
+from the clipped R and G), clipped to [-1, 1]; and the small paths of ``log_prob`` (the compile path,
+error texts)."""
 from __future__ import annotations
 
 import math
@@ -127,13 +127,6 @@ def test_the_compile_path_gives_the_kernels_values(monkeypatch):
     traced = dmol.log_prob(params.double(), x.double())
     assert traced.dtype == torch.float32
     torch.testing.assert_close(traced, eager, rtol=1e-5, atol=1e-3)
-
-
-def test_bits_per_dim_of_a_single_image():
-    params = torch.zeros(1, 10, 2, 2)
-    x = torch.zeros(1, 3, 2, 2)
-    np.testing.assert_allclose(dmol.nll_bpd(params, x).numpy(),
-                               -dmol.log_prob(params, x).numpy() / (12 * math.log(2.0)), rtol=1e-6)
 
 
 def test_integer_images_are_one_clear_error():

@@ -14,7 +14,7 @@ from density_oe.pixelcnn.dmol import log_prob
 from density_oe.losses import OEMarginLoss, oe_density_loss
 from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
 from density_oe.weights import load_density_model
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.data import get_dataset
 from oe_core.data.transforms import to_unit_range
 from oe_core.run import StepContext, dist_info_from_env

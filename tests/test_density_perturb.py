@@ -10,7 +10,7 @@ import torch
 
 from density_oe.config import DensityConfig
 from density_oe.train import DensityTask, main
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.errors import cli_main
 from oe_core.run import StepContext
 from oe_core.run.distributed import dist_info_from_env

@@ -10,9 +10,9 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 from analysis import trajectory
-from density_oe.pixelcnn.dmol import nll_bpd
 from density_oe.train import DensityTask, main
 from density_oe.config import DensityConfig
+from density_oe.units import bits_per_dim
 from density_oe.weights import load_density_model
 from oe_core.data import get_dataset
 from oe_core.data.transforms import to_unit_range
@@ -39,7 +39,7 @@ def runs(tmp_path_factory):
 def bpd(model, images) -> np.ndarray:
     x = to_unit_range(torch.stack(images))
     with torch.no_grad():
-        return nll_bpd(model(x), x).double().numpy()
+        return bits_per_dim(model.log_prob(x), x[0].numel()).double().numpy()
 
 
 def test_tracking_scores_every_epoch_and_changes_no_training_number(runs):

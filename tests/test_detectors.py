@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 from torch import nn
 
-from analysis.models import ClassifierModel, DensityModel
+from analysis.load_model import ClassifierModel, DensityModel
 from density_oe.perturb import mutate
-from analysis.scoring import BoundDetector
+from analysis.cached_scores import BoundDetector
 from classifiers_oe.detectors import MSP
 from density_oe.complexity import complexity_bits_per_dim
 from density_oe.detectors import BitsPerDim, ComplexityCorrected, LikelihoodRatio

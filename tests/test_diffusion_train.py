@@ -190,7 +190,7 @@ def test_a_diffusion_run_through_the_graph_path_ends_with_the_eager_weights(tmp_
 def test_the_density_detectors_score_a_diffusion_checkpoint(diffusion_run, tmp_path):
     from analysis.evaluate import main as evaluate
     from analysis.results import Evaluation
-    from analysis.scoring import stored_scores
+    from analysis.cached_scores import stored_scores
     out = tmp_path / "ev"
     argv = ["--ckpt", f"diff={diffusion_run}", "--background", str(diffusion_run), "--detectors", "bpd",
             "likelihood_ratio", "complexity_zlib", "typicality", "--id-dataset", "mini-id:test,size=8,n=20",

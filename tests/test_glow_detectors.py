@@ -10,10 +10,10 @@ import torch
 from analysis.datasets import DatasetSpec
 from analysis.evaluate import main
 from analysis.results import Evaluation
-from analysis.scoring import stored_scores
+from analysis.cached_scores import stored_scores
 from density_oe.glow import Glow, GlowConfig, data_dependent_init
 from density_oe.glow.layers import Conv2dZeros
-from oe_core.config import config_to_dict
+from oe_core.cli_config import config_to_dict
 from oe_core.data import get_dataset, to_unit_range
 from oe_core.errors import cli_main
 from oe_core.run import save_checkpoint

@@ -16,7 +16,7 @@ from density_oe.glow import Glow
 from density_oe.pixelcnn.model import PixelCNNpp
 from density_oe.train import main
 from density_oe.weights import load_density_model
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.data import get_dataset
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import ConfigError, cli_main

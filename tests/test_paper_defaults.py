@@ -13,7 +13,7 @@ import numpy as np
 
 from analysis.evaluate import EvaluateConfig, main
 from oe_core import protocol
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.protocol import evaluate_protocol
 from tests.test_analysis_evaluate import classifier_ckpt
 

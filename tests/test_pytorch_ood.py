@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from analysis.cache import ScoreCache, ScoreKey
+from analysis.score_cache import ScoreCache, ScoreKey
 from analysis.datasets import DatasetSpec
 from analysis.evaluate import list_detectors, main
 from analysis.results import Evaluation
-from analysis.scoring import stored_scores
+from analysis.cached_scores import stored_scores
 from oe_core.data import get_dataset, normalize
 from oe_core.detectors import get_detector
 from oe_core.errors import cli_main

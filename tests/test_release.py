@@ -17,7 +17,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 from analysis import export
-from analysis.models import ClassifierModel, DensityModel, load_model
+from analysis.load_model import ClassifierModel, DensityModel, load_model
 from classifiers_oe import train as clf_train
 from classifiers_oe.inputs import model_input
 from classifiers_oe.weights import load_classifier
@@ -26,7 +26,7 @@ from density_oe import train as density_train
 from density_oe.archs import ARCHS, get_arch
 from density_oe.config import DensityConfig
 from density_oe.weights import load_density_model
-from oe_core.config import config_to_dict, parse_config
+from oe_core.cli_config import config_to_dict, parse_config
 from oe_core.errors import CheckpointKindError, cli_main
 from oe_core.run import load_checkpoint
 from tests.test_density_port import port_file

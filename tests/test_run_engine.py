@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.errors import ConfigError, NonFiniteLossError, OEError, Preempted
 from oe_core.run import Engine, load_checkpoint
 from tests.engine_toy import ToyConfig, ToyTask
@@ -222,3 +222,13 @@ def test_unwrap_finds_the_network_inside_the_engines_wrappers():
     net = torch.nn.Linear(2, 2)
     assert unwrap(net) is net
     assert unwrap(_CompileFallback(net)) is net
+
+
+def test_data_that_runs_out_before_the_epochs_steps_stops_the_run_naming_them(tmp_path):
+    class Short(ToyTask):
+        def batches(self, epoch, start_step):
+            return list(super().batches(epoch, start_step))[:2]
+
+    cfg = parse_config(ToyConfig, ["--out", str(tmp_path), "--no-progress", "--num-workers", "0"])
+    with pytest.raises(OEError, match="ran out after 2 of 6 steps in epoch 1"):
+        Engine(Short(cfg)).run()

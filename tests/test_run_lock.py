@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from oe_core.errors import NonFiniteLossError
 from oe_core.run import Engine
 from oe_core.lock import LOCK_NAME, RunFolderBusy, RunLock

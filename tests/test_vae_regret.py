@@ -11,7 +11,7 @@ import torch
 
 from analysis.evaluate import main as evaluate_main
 from analysis.results import Evaluation
-from analysis.scoring import stored_scores
+from analysis.cached_scores import stored_scores
 from density_oe.glow import Glow, GlowConfig
 from density_oe.vae import regret
 from density_oe.vae.bounds import elbo

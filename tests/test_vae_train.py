@@ -12,7 +12,7 @@ import torch
 
 from analysis.evaluate import main as evaluate_main
 from analysis.results import Evaluation
-from analysis.scoring import stored_scores
+from analysis.cached_scores import stored_scores
 from density_oe import sample, score
 from density_oe.archs import arch_for_model
 from density_oe.train import main

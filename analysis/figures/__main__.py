@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from oe_core.atomic import atomic_write_text
-from oe_core.config import help_field, parse_config
+from oe_core.cli_config import help_field, parse_config
 from oe_core.detectors import DETECTORS, get_detector
 from oe_core.errors import ConfigError, cli_main
 from oe_core.outputs import check_writable_folder
@@ -20,7 +20,7 @@ from oe_core.outputs import check_writable_folder
 from ..datasets import DatasetSpec
 from ..regenerate import absolute_pairs, record_config
 from ..results import Evaluation
-from ..scoring import stored_scores
+from ..cached_scores import stored_scores
 from . import auroc_bars, read_metrics_csv, roc_figure, save_figure, score_histograms, training_curves
 from .style import DPI, FORMATS
 

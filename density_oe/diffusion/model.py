@@ -32,7 +32,7 @@ from typing import Any, Mapping, Optional
 import torch
 import torch.nn as nn
 
-from oe_core.config import config_from_dict, help_field, require
+from oe_core.cli_config import config_from_dict, help_field, require
 from oe_core.errors import OEError
 from oe_core.progress import progress_bar
 from oe_core.run import autocast

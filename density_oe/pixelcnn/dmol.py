@@ -39,7 +39,6 @@ from torch.autograd.function import once_differentiable
 
 from oe_core.errors import OEError
 
-from ..units import bits_per_dim
 
 HALF_BIN = 1.0 / 255.0
 EDGE = 0.999
@@ -243,11 +242,6 @@ def log_prob(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         if torch.compiler.is_compiling():
             return _log_prob_traced(params.float(), x.float(), k)
         return _DMOLLogProb.apply(params.float().contiguous(), x.float().contiguous(), k)
-
-
-def nll_bpd(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Per-image negative log-likelihood in bits per dimension, shape ``[B]``."""
-    return bits_per_dim(log_prob(params, x), x[0].numel())
 
 
 def sample(params: torch.Tensor, generator: Optional[torch.Generator] = None) -> torch.Tensor:

@@ -26,7 +26,7 @@ from typing import Any, Mapping, Optional
 import torch
 import torch.nn as nn
 
-from oe_core.config import config_from_dict, help_field, require
+from oe_core.cli_config import config_from_dict, help_field, require
 from oe_core.errors import OEError
 
 from . import decoder as likelihood

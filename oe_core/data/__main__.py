@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
-from ..config import help_field, parse_config, require
+from ..cli_config import help_field, parse_config, require
 from ..errors import EXIT_USER_ERROR, DataError, OEError, cli_main
 from . import DatasetEntry, dataset_info, get_dataset, list_datasets
 from .datalock import LOCK_FILE, DataLock

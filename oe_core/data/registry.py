@@ -16,7 +16,7 @@ from typing import Callable, Optional
 from torch.utils.data import Subset
 
 from ..errors import ConfigError, DataError, OEError
-from ..registry import Registry
+from ..name_registry import Registry
 from .plugins import load_plugins, where_plugins_come_from
 from .sources import Source
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
-from ..config import require
+from ..cli_config import require
 
 _STREAM_IN = 0
 _STREAM_OUT = 1

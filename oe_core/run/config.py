@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import help_field, require
+from ..cli_config import help_field, require
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Whole-step CUDA graphs: a fixed-shape step (forward, loss, backward, optimizer step, EMA update; or a scoring
 forward) captured once and replayed, so that one step costs one graph launch instead of thousands of kernel
-launches from Python (the PixelCNN++ step is host-bound on an H200 up to batch 128).
+launches from Python (where the PixelCNN++ step is host-bound: docs/performance.md, "GPU").
 
 :class:`StepGraph` wraps ``fn(*tensors) -> outputs``, as the PyTorch docs' "whole-network capture" does it:
 
@@ -16,8 +16,9 @@ one, e.g. a last partial batch) move them to the device first.  If capture fails
 call runs eagerly from then on.  What ``fn`` must respect (else capture fails or, worse, replays stale values): no
 host synchronisation (``.item()``, ``float(t)``, printing tensors), no CPU tensors, every value that changes
 between steps held in a device tensor updated in place outside the graph (the learning rate: :class:`TensorLR`;
-the EMA weight: ``density_oe.ema.EMA.advance``), and random numbers from the default CUDA generator (dropout),
-which graphs support: each replay draws fresh numbers from the generator's current seed and offset.
+the EMA weight: the ``advance()`` of a task's :class:`~oe_core.run.task.StepUpdate`), and random numbers from the
+default CUDA generator (dropout), which graphs support: each replay draws fresh numbers from the generator's
+current seed and offset.
 
 Capture, as torch 2.14's ``torch/cuda/graphs.py`` does it, and what :class:`CudaGraph` adds:
 
@@ -35,6 +36,10 @@ Capture, as torch 2.14's ``torch/cuda/graphs.py`` does it, and what :class:`Cuda
   ``capturing_to_pool_``, ``allocated_pool_``) ends the allocator's routing into the graph's private pool and
   releases it.
 
+The engine's train step goes through :class:`CapturedStep`, the captured one of the two step runners
+(:mod:`.step`): it runs when :func:`why_not_captured` finds nothing against it (the task's ``train_step`` marked
+:func:`capturable`, no DDP, ``--on-nonfinite stop``) and ``--cuda-graphs`` (:func:`resolve_cuda_graphs`) allows it.
+
 The CUDA specifics sit in :class:`CudaGraph`; :class:`ReplayByCalling` is a stand-in with the same interface that
 "replays" by calling ``fn`` again, so the bookkeeping (warm-up, static buffers, shapes, fallback) and the step
 functions written for capture are tested on CPUs (``tests/test_cuda_graph.py`` also runs :class:`CudaGraph` itself
@@ -44,10 +49,16 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import torch
+from torch import nn
 from torch.utils._pytree import tree_flatten, tree_map
+
+from .step import Forward
+from .task import StepContext, StepUpdate
+
+F = TypeVar("F", bound=Callable)
 
 CHOICES = ("auto", "on", "off")
 
@@ -253,3 +264,65 @@ class TensorLR:
         finally:
             for (lr, capturable), g in zip(saved, groups):
                 g["lr"], g["capturable"] = lr, capturable
+
+
+def capturable(train_step: F) -> F:
+    """Marks a task's ``train_step`` as written for capture: no host synchronisation (its logs are device tensors),
+    no CPU tensors, every per-step value in a device tensor (see the module docstring); the engine may then run
+    the whole step as one CUDA graph.  An override of a marked ``train_step`` is not marked unless it says so."""
+    train_step.capturable = True  # type: ignore[attr-defined]
+    return train_step
+
+
+def why_not_captured(train_step: Callable, kind: str, ddp: bool, on_nonfinite: str) -> Optional[str]:
+    """Why a run cannot capture its train step (a ``kind`` task's) as a CUDA graph (``None``: it can)."""
+    if not getattr(train_step, "capturable", False):
+        return f"the {kind} trainer's step is not written for capture"
+    if ddp:
+        return "not under DDP"
+    if on_nonfinite != "stop":
+        return "--on-nonfinite skip needs the loss on the host before the update"
+    return None
+
+
+class CapturedStep:
+    """The step runner (:mod:`.step`) that captures forward, loss, backward, optimizer step and the device half of
+    the task's update as one graph (:class:`StepGraph`), after its eager warm-up steps.  Outside the graph, before
+    each replay: the learning rate into its device tensor (:class:`TensorLR`) and the update's host half; after
+    it: the schedule.  ``forward`` (the task's ``train_step`` on the engine's model) is run while warming up and
+    capturing; replays repeat what it did, so it must be the same computation at every step."""
+
+    def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                 update: Optional[StepUpdate], device: torch.device, name: str = "train step"):
+        self.model, self.optimizer, self.scheduler, self.update = model, optimizer, scheduler, update
+        self.device, self.name = device, name
+        self.lrs = TensorLR(optimizer, device)
+        self.graph: Optional[StepGraph] = None
+
+    def _whole_step(self, ctx: StepContext, forward: Forward) -> Callable:
+        def whole_step(batch):      # no host synchronisation: the loss and logs stay device tensors
+            self.optimizer.zero_grad(set_to_none=True)
+            with ctx.autocast():
+                loss, logs = forward(batch)
+            loss.backward()
+            with self.lrs.for_step():
+                self.optimizer.step()
+            if self.update is not None:
+                self.update.apply(self.model)
+            return loss.detach(), logs
+        return whole_step
+
+    def __call__(self, batch: Any, ctx: StepContext, forward: Forward) -> tuple[torch.Tensor, dict]:
+        if self.graph is None:
+            self.graph = StepGraph(self._whole_step(ctx, forward), self.device, name=self.name)
+        self.lrs.sync()
+        if self.update is not None:
+            self.update.advance()
+        loss, logs = self.graph(batch)       # copies the host batch straight into the graph's static buffers
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return loss, logs
+
+    def epoch_info(self) -> dict:
+        """Runs that try to capture say whether they did: ``captured`` or ``eager: <why>``."""
+        return {"cuda_graph": self.graph.status if self.graph is not None else "warming up"}

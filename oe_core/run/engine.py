@@ -19,12 +19,17 @@ A trainer is a :class:`Task` (what a model, an optimizer, a batch and a loss are
   folder stops with one line naming it and the holder's pid (exit code 2);
 * DDP under ``torchrun`` (one process per device), bf16 autocast, channels_last, optional ``torch.compile``;
 * on CUDA, the whole train step (forward, loss, backward, optimizer step, EMA update) captured once as a CUDA graph
-  and replayed (``--cuda-graphs``, :mod:`.cuda_graph`), for tasks whose step is written for it
-  (:attr:`Task.capturable`).
+  and replayed (``--cuda-graphs``, :class:`.cuda_graph.CapturedStep`), for tasks whose ``train_step`` is written for
+  it (:func:`.cuda_graph.capturable`).
+
+:meth:`Engine.run` is the loop, in four phases: **restore** (the checkpoint, the task's model, optimizer and
+schedule at the checkpoint's position), **wrap** (DDP, ``torch.compile``, the step runner: eager or CUDA graph,
+:mod:`.step`), the **epochs** (each step: the task's ``train_step`` through the step runner, then readback,
+progress, preemption and periodic checkpoints; each epoch's end: evaluation, metrics, checkpoint) and **finish**
+(``model.safetensors`` and the model card).
 """
 from __future__ import annotations
 
-import abc
 import contextlib
 import dataclasses
 import math
@@ -33,131 +38,66 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 from torch import nn
 
-from ..config import config_to_dict, save_config, upgrade_dict
+from ..cli_config import config_to_dict, save_config, upgrade_dict
 from ..errors import ConfigError, NonFiniteLossError, OEError, Preempted
+from ..lock import RunLock
 from ..outputs import check_writable_folder
+from ..progress import progress_bar
 from .checkpoint import assert_finite_state, has_checkpoint, load_checkpoint, save_checkpoint
 from .config import RunConfig
-from .cuda_graph import StepGraph, TensorLR, resolve_cuda_graphs
-from .device import autocast, native_bf16, resolve_device
+from .cuda_graph import CapturedStep, resolve_cuda_graphs, why_not_captured
+from .device import native_bf16, resolve_device
 from .distributed import DistInfo, any_rank, barrier, dist_info_from_env, init_distributed, shutdown_distributed
 from .history import write_history
-from ..lock import RunLock
-from .readback import StepReadback, StepRecord
-from .release import ModelCard, final_metrics, write_release
+from .readback import StepReadback
+from .release import write_release
 from .seed import derive_seed, rng_state, seed_everything, set_rng_state
 from .signals import PreemptionGuard
+from .step import EagerStep
+from .task import StepContext, StepUpdate, Task
 from .tensorboard import ScalarLog, check_tensorboard
+
+__all__ = ["Engine", "Task", "StepContext", "StepUpdate", "TrainState", "compile_with_fallback", "unwrap"]
 
 # Config fields that may change between a run and its resumption (they do not change the result).
 RUNTIME_FIELDS = {"out", "device", "resume", "progress", "num_workers", "data_root", "download", "compile",
                   "ckpt_every", "tensorboard", "cuda_graphs", "read_every"}
 
 
-@dataclasses.dataclass
-class StepContext:
-    """What a task sees of the run: device, distribution, precision and position."""
-
-    cfg: RunConfig
-    device: torch.device
-    dist: DistInfo
-    epoch: int = 0
-    step: int = 0          # step within the epoch
-    global_step: int = 0
-
-    def autocast(self):
-        return autocast(self.device, self.cfg.amp)
-
-    def generator(self, *keys: Any) -> torch.Generator:
-        """A CPU generator seeded from ``(seed, keys, epoch, step)``: identical on every rank and on resume."""
-        g = torch.Generator()
-        g.manual_seed(derive_seed(self.cfg.seed, *keys, self.epoch, self.step))
-        return g
-
-    def to_device(self, t: torch.Tensor) -> torch.Tensor:
-        return t.to(self.device, non_blocking=True)
-
-    @property
-    def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.cfg.channels_last else torch.contiguous_format
-
-
-class Task(abc.ABC):
-    """What one kind of training is. Subclasses: the classifier and density trainers."""
-
-    kind: str = ""
-    # True: train_step does no host synchronisation (its logs are tensors) and the device work of after_step is in
-    # captured_after_step, so the engine may capture the whole step as one CUDA graph (--cuda-graphs)
-    capturable: bool = False
-
-    def __init__(self, cfg: RunConfig):
-        self.cfg = cfg
-
-    def setup(self, ctx: StepContext) -> None:
-        """Build datasets and anything else that needs the device (called once, before the model)."""
-
-    @abc.abstractmethod
-    def build_model(self) -> nn.Module: ...
-
-    @abc.abstractmethod
-    def build_optimizer(self, model: nn.Module) -> torch.optim.Optimizer: ...
-
-    def build_scheduler(self, optimizer: torch.optim.Optimizer, total_steps: int):
-        return None
-
-    @abc.abstractmethod
-    def steps_per_epoch(self) -> int: ...
-
-    @abc.abstractmethod
-    def batches(self, epoch: int, start_step: int) -> Iterable:
-        """This rank's batches of ``epoch``, starting at ``start_step`` (resume skips without loading data)."""
-
-    @abc.abstractmethod
-    def train_step(self, model: nn.Module, batch: Any, ctx: StepContext) -> tuple[torch.Tensor, dict]:
-        """Return ``(loss, logs)``; runs under autocast; the engine does backward and the optimizer step."""
-
-    def after_step(self, model: nn.Module, ctx: StepContext) -> None:
-        """Called after every optimizer step (e.g. the EMA update)."""
-
-    def before_captured_step(self, ctx: StepContext) -> None:
-        """CUDA-graph steps: host bookkeeping before each step, outside the graph (e.g. the EMA weight)."""
-
-    def captured_after_step(self, model: nn.Module, ctx: StepContext) -> None:
-        """CUDA-graph steps: the device work of :meth:`after_step`, captured with the step (no host values)."""
-        self.after_step(model, ctx)
-
-    def evaluate(self, model: nn.Module, ctx: StepContext) -> dict:
-        """Per-epoch test metrics (CSV columns); called on rank 0 under ``torch.no_grad``."""
-        return {}
-
-    def eval_state_dict(self, model: nn.Module) -> Optional[dict]:
-        """The weights to evaluate/score with (e.g. EMA); ``None`` means the model's own."""
-        return None
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
-
-    def summary(self, row: dict) -> str:
-        return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
-
-    def model_card(self, state: dict) -> ModelCard:
-        """The model card of a finished run (``state``: kind, config, model, eval_model, task, history); written
-        with ``model.safetensors`` (:mod:`.release`)."""
-        return ModelCard(f"{self.kind} model", "Trained with the OE study suite.", {"config": "config.json"},
-                         final_metrics(state["history"], ()))
-
-
 def _config_diff(saved: dict, now: dict) -> list[str]:
     keys = (set(saved) | set(now)) - RUNTIME_FIELDS
     return sorted(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in keys if saved.get(k) != now.get(k))
+
+
+def _epoch_sums() -> dict:
+    """An epoch's running sums (also the checkpoint's ``partial``): loss, counts, logs, seconds so far."""
+    return {"loss_sum": 0.0, "count": 0, "skipped": 0, "logs": {}, "seconds": 0.0}
+
+
+@dataclasses.dataclass
+class TrainState:
+    """What the phases of :meth:`Engine.run` hand on: the model (and, after the wrap phase, its wrapped form for
+    training), optimizer and schedule, the run's position, and the current epoch's running sums."""
+
+    ctx: StepContext
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    steps_per_epoch: int
+    readback: StepReadback
+    epoch: int = 0
+    step: int = 0                       # within the epoch
+    global_step: int = 0
+    partial: dict = dataclasses.field(default_factory=_epoch_sums)
+    train_model: Optional[nn.Module] = None   # the model in its DDP / torch.compile wrappers (wrap phase)
+    started: float = 0.0                # time.time() at the epoch's start, less the seconds of a resumed epoch
+    shown: Optional[float] = None       # the newest loss read back (the progress bar's)
+    scalars: Optional[ScalarLog] = None
 
 
 class Engine:
@@ -169,7 +109,253 @@ class Engine:
         self.out = Path(self.cfg.out)
         self.history: list[dict] = []
 
-    # ------------------------------------------------------------------ state
+    # ------------------------------------------------------------------ the loop
+    def run(self) -> dict:
+        """The whole run: restore, wrap, the epochs, finish (under the run folder's lock, and DDP under torchrun).
+        Returns the last epoch's row."""
+        cfg, task = self.cfg, self.task
+        with self._session() as (dist, device):
+            state = self._restore(dist, device)             # 1. restore: the model etc. at the checkpoint
+            step = self._wrap(state)                        # 2. wrap: DDP, compile; the step runner
+            ctx = state.ctx
+            if state.epoch >= cfg.epochs and dist.is_main:
+                print(f"{self.out}: already trained for {cfg.epochs} epochs", file=sys.stderr)
+            state.scalars = ScalarLog(self.out, cfg.tensorboard and dist.is_main)
+            with PreemptionGuard() as guard, contextlib.closing(state.scalars):
+                while state.epoch < cfg.epochs:             # 3. the epochs
+                    with self._start_epoch(state) as batches:
+                        for batch in batches:
+                            loss, logs = step(batch, ctx, lambda b: task.train_step(state.train_model, b, ctx))
+                            self._after_step(state, loss, logs, batches, guard)
+                    self._end_epoch(state, step.epoch_info(), guard)
+            return self._finish(state)                      # 4. finish: model.safetensors, model card
+
+    @contextlib.contextmanager
+    def _session(self) -> Iterator[tuple[DistInfo, torch.device]]:
+        """The run's process group and device, with the run folder locked (rank 0) for the whole run."""
+        cfg = self.cfg
+        dist = dist_info_from_env()
+        device = resolve_device(cfg.device, dist.local_rank)
+        if cfg.amp == "bf16" and not native_bf16(device):
+            warnings.warn(f"bf16 autocast on this {device.type} is slow: it has no native bfloat16 arithmetic "
+                          "(on CPUs: AVX512_BF16 or AMX)", stacklevel=4)
+        if cfg.tensorboard:
+            check_tensorboard()  # before the run folder is created
+        lock = RunLock(self.out)
+        if dist.is_main:  # only rank 0 writes the folder; a second job's rank 0 stops here and torchrun ends it
+            check_writable_folder(self.out, "output folder")
+            lock.acquire()
+        try:
+            init_distributed(dist, device)
+            try:
+                yield dist, device
+            finally:
+                shutdown_distributed()
+        finally:
+            lock.release()
+
+    # ------------------------------------------------------------------ restore
+    def _restore(self, dist: DistInfo, device: torch.device) -> TrainState:
+        """Phase 1: the task's data, model, optimizer and schedule, at the run folder's checkpoint (resume) or at
+        the start; writes ``config.json``."""
+        cfg, task = self.cfg, self.task
+        saved = self._read_checkpoint(dist)
+        seed_everything(cfg.seed)
+        ctx = StepContext(cfg=cfg, device=device, dist=dist)
+        task.setup(ctx)
+        model = task.build_model().to(device)
+        if cfg.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        optimizer = task.build_optimizer(model)
+        spe = task.steps_per_epoch()
+        if cfg.limit_steps:
+            spe = min(spe, cfg.limit_steps)
+        if spe <= 0:
+            raise ConfigError("the training set yields no batches (is it empty, or the batch larger than it "
+                              "with drop_last?)")
+        # --on-nonfinite skip decides before each update, so it reads every step back at once
+        readback = StepReadback(1 if cfg.on_nonfinite == "skip" else cfg.read_every)
+        state = TrainState(ctx, model, optimizer, task.build_scheduler(optimizer, cfg.epochs * spe), spe, readback)
+        if saved is not None:
+            model.load_state_dict(saved["model"])
+            optimizer.load_state_dict(saved["optimizer"])
+            if state.scheduler is not None and saved["scheduler"] is not None:
+                state.scheduler.load_state_dict(saved["scheduler"])
+            task.load_state_dict(saved["task"])
+            set_rng_state(saved["rng"])
+            pos = saved["position"]
+            state.epoch, state.step, state.global_step = pos["epoch"], pos["step"], pos["global_step"]
+            state.partial = saved["partial"]
+            self.history = list(saved["history"])
+            if dist.is_main:
+                print(f"resuming {self.out} at epoch {state.epoch + 1}, step {state.step} (global step "
+                      f"{state.global_step})", file=sys.stderr)
+        if dist.is_main:
+            save_config(cfg, self.out / "config.json")
+            if self.history:
+                write_history(self.out, self.history)
+        return state
+
+    def _read_checkpoint(self, dist: DistInfo) -> Optional[dict]:
+        """The run folder's checkpoint when resuming (``None``: start afresh), refused if its config differs."""
+        cfg = self.cfg
+        if dist.is_main:
+            # temporary files of atomic writes (checkpoint, config, metrics) that a kill -9 cut short; safe to
+            # delete because the run lock keeps every other trainer out of this folder
+            for stale in self.out.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
+        if not (cfg.resume and has_checkpoint(self.out)):
+            return None
+        saved = load_checkpoint(self.out, expect_kind=self.task.kind)
+        latest = self.out / "checkpoint.pt"
+        if dist.is_main and Path(saved["path"]).name != latest.name and latest.exists():
+            # never let the next save promote the corrupt file to checkpoint.prev.pt
+            os.replace(latest, self.out / "checkpoint.corrupt.pt")
+        diff = _config_diff(upgrade_dict(type(cfg), saved["config"]), config_to_dict(cfg))
+        if diff:
+            raise ConfigError(f"run folder {str(self.out)!r} holds a run with a different config "
+                              f"({'; '.join(diff)}); use a new --out, or --no-resume to start over")
+        return saved
+
+    # ------------------------------------------------------------------ wrap
+    def _wrap(self, state: TrainState) -> EagerStep | CapturedStep:
+        """Phase 2: the model in its DDP and ``torch.compile`` wrappers, and the step runner (:mod:`.step`): the
+        whole step captured as one CUDA graph where it can be (``--cuda-graphs``), else eager."""
+        cfg, task, ctx = self.cfg, self.task, state.ctx
+        train_model: nn.Module = state.model
+        if ctx.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            train_model = DDP(state.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+        if cfg.compile:
+            train_model = compile_with_fallback(train_model)
+        state.train_model = train_model
+        update = task.step_update()
+        why_not = why_not_captured(task.train_step, task.kind, ctx.dist.enabled, cfg.on_nonfinite)
+        if resolve_cuda_graphs(cfg.cuda_graphs, ctx.device, why_not):
+            return CapturedStep(state.model, state.optimizer, state.scheduler, update, ctx.device,
+                                name=f"{task.kind} train step")
+        return EagerStep(state.model, state.optimizer, state.scheduler, update,
+                         skip_nonfinite=cfg.on_nonfinite == "skip")
+
+    # ------------------------------------------------------------------ epochs
+    def _start_epoch(self, state: TrainState):
+        """Phase 3, an epoch's start: the model in training mode, and its remaining steps' batches (each with the
+        step's position in the context and its seed set) in the epoch's progress bar."""
+        cfg, ctx = self.cfg, state.ctx
+        state.started = time.time() - state.partial["seconds"]
+        state.model.train()
+        return progress_bar(self._steps(state), f"epoch {state.epoch + 1}/{cfg.epochs}",
+                            ctx.dist.is_main and cfg.progress, state.steps_per_epoch, initial=state.step,
+                            terminal_only=False)
+
+    def _steps(self, state: TrainState) -> Iterator[Any]:
+        cfg, ctx = self.cfg, state.ctx
+        for batch in self.task.batches(state.epoch, state.step):
+            if state.step >= state.steps_per_epoch:
+                break
+            ctx.epoch, ctx.step, ctx.global_step = state.epoch, state.step, state.global_step
+            # dropout and other draws of the default generators: from (seed, epoch, step, rank), so resumable
+            torch.manual_seed(derive_seed(cfg.seed, "step", state.epoch, state.step, ctx.dist.rank))
+            yield batch
+
+    def _after_step(self, state: TrainState, loss: Optional[torch.Tensor], logs: dict, bar: Any,
+                    guard: PreemptionGuard) -> None:
+        """After each step: queue its loss for readback (``None``: skipped as non-finite), advance the position,
+        read back when due, and on preemption or every ``--ckpt-every`` steps write a checkpoint."""
+        cfg, ctx = self.cfg, state.ctx
+        if loss is None:
+            state.partial["skipped"] += 1
+        else:
+            state.readback.add(state.epoch, state.step, state.global_step, loss, logs,
+                               state.optimizer.param_groups[0]["lr"])
+        state.step += 1
+        state.global_step += 1
+        if state.readback.due():
+            self._account(state)
+        if state.shown is not None:
+            bar.set_postfix(loss=f"{state.shown:.4g}", refresh=False)
+        stop = any_rank(guard.requested, ctx.device)
+        periodic = cfg.ckpt_every and state.global_step % cfg.ckpt_every == 0
+        if (stop or periodic) and state.step < state.steps_per_epoch:
+            self._account(state)
+            state.partial["seconds"] = time.time() - state.started
+            path = self._checkpoint(state)
+            if stop:
+                raise Preempted(str(path))
+
+    def _end_epoch(self, state: TrainState, step_info: dict, guard: PreemptionGuard) -> None:
+        """Phase 3, an epoch's end: its row (training means over all ranks, the step runner's columns, the
+        task's evaluation) in the history, a checkpoint, and the stop a preemption asked for."""
+        cfg, task, ctx = self.cfg, self.task, state.ctx
+        self._account(state)
+        if state.step < state.steps_per_epoch:
+            raise OEError(f"the training data ran out after {state.step} of {state.steps_per_epoch} steps in "
+                          f"epoch {state.epoch + 1}")
+        row = self._epoch_row(state.epoch, _sum_over_ranks(state.partial, ctx.device), time.time() - state.started,
+                              state.optimizer)
+        row.update(step_info)
+        if ctx.dist.is_main:
+            state.model.eval()
+            with torch.no_grad():
+                row.update(task.evaluate(state.model, ctx))
+            self.history.append(row)
+            state.scalars.epoch(row)
+            print(task.summary(row), file=sys.stderr, flush=True)
+        state.epoch, state.step, state.partial = state.epoch + 1, 0, _epoch_sums()
+        self._checkpoint(state)
+        if ctx.dist.is_main:
+            write_history(self.out, self.history)
+        if any_rank(guard.requested, ctx.device) and state.epoch < cfg.epochs:
+            raise Preempted(str(self.out / "checkpoint.pt"))
+
+    def _account(self, state: TrainState) -> None:
+        """Add the read-back steps to the epoch's running sums, in step order (the sums of per-step reading, bit
+        for bit), and to TensorBoard; ``--on-nonfinite stop``: a non-finite loss raises, naming its step."""
+        partial = state.partial
+        for r in state.readback.read():
+            if not math.isfinite(r.loss):   # (only "stop" gets here: "skip" has dropped the batch before the update)
+                raise NonFiniteLossError(
+                    f"non-finite loss ({r.loss}) at epoch {r.epoch + 1}, step {r.step} (global step "
+                    f"{r.global_step}); the last checkpoint in {str(self.out)!r} is intact "
+                    "(try a lower lr, --on-nonfinite skip, or --amp none)")
+            partial["loss_sum"] += r.loss
+            partial["count"] += 1
+            for k, v in r.logs.items():
+                partial["logs"][k] = partial["logs"].get(k, 0.0) + v
+            state.scalars.step(r.global_step + 1, r.loss, r.lr, r.logs)
+            state.shown = r.loss
+
+    @staticmethod
+    def _epoch_row(epoch: int, partial: dict, seconds: float, optimizer) -> dict:
+        n = max(partial["count"], 1)
+        row = {"epoch": epoch + 1, "time_s": round(seconds, 3), "train_loss": partial["loss_sum"] / n}
+        row.update({k: v / n for k, v in partial["logs"].items()})
+        row["lr"] = float(optimizer.param_groups[0]["lr"])
+        if partial["skipped"]:
+            row["nonfinite_skipped"] = partial["skipped"]
+        return row
+
+    # ------------------------------------------------------------------ finish
+    def _finish(self, state: TrainState) -> dict:
+        """Phase 4: the scoring weights as ``model.safetensors`` and the model card (rank 0); the last row."""
+        task = self.task
+        if state.ctx.dist.is_main:
+            model = state.model
+            done = {"kind": task.kind, "config": config_to_dict(self.cfg), "model": model.state_dict(),
+                    "eval_model": task.eval_state_dict(model), "task": task.state_dict(), "history": self.history}
+            write_release(self.out, done, task.model_card(done))
+        return self.history[-1] if self.history else {}
+
+    # ------------------------------------------------------------------ checkpoints
+    def _checkpoint(self, state: TrainState) -> Path:
+        """A checkpoint at the state's position (rank 0 writes it; every rank waits for it)."""
+        path = self.out / "checkpoint.pt"
+        if state.ctx.dist.is_main:
+            path = self._save(state.model, state.optimizer, state.scheduler, state.epoch, state.step,
+                              state.global_step, state.partial)
+        barrier()
+        return path
+
     def _state(self, model, optimizer, scheduler, epoch, step, global_step, partial) -> dict:
         model_sd = model.state_dict()
         assert_finite_state(model_sd)
@@ -188,241 +374,6 @@ class Engine:
         pos = state["position"]
         return save_checkpoint(self.out, state, kind=self.task.kind, step=pos["global_step"], epoch=pos["epoch"])
 
-    # ------------------------------------------------------------------ run
-    def run(self) -> dict:
-        cfg = self.cfg
-        dist = dist_info_from_env()
-        device = resolve_device(cfg.device, dist.local_rank)
-        if cfg.amp == "bf16" and not native_bf16(device):
-            warnings.warn(f"bf16 autocast on this {device.type} is slow: it has no native bfloat16 arithmetic "
-                          "(on CPUs: AVX512_BF16 or AMX)", stacklevel=2)
-        if cfg.tensorboard:
-            check_tensorboard()  # before the run folder is created
-        lock = RunLock(self.out)
-        if dist.is_main:  # only rank 0 writes the folder; a second job's rank 0 stops here and torchrun ends it
-            check_writable_folder(self.out, "output folder")
-            lock.acquire()
-        try:
-            init_distributed(dist, device)
-            try:
-                return self._run(dist, device)
-            finally:
-                shutdown_distributed()
-        finally:
-            lock.release()
-
-    def _run(self, dist: DistInfo, device: torch.device) -> dict:
-        cfg, task = self.cfg, self.task
-        if dist.is_main:
-            # temporary files of atomic writes (checkpoint, config, metrics) that a kill -9 cut short; safe to
-            # delete because the run lock keeps every other trainer out of this folder
-            for stale in self.out.glob(".*.tmp"):
-                stale.unlink(missing_ok=True)
-        resume_state = None
-        if cfg.resume and has_checkpoint(self.out):
-            resume_state = load_checkpoint(self.out, expect_kind=task.kind)
-            latest = self.out / "checkpoint.pt"
-            if dist.is_main and Path(resume_state["path"]).name != latest.name and latest.exists():
-                # never let the next save promote the corrupt file to checkpoint.prev.pt
-                os.replace(latest, self.out / "checkpoint.corrupt.pt")
-            diff = _config_diff(upgrade_dict(type(cfg), resume_state["config"]), config_to_dict(cfg))
-            if diff:
-                raise ConfigError(f"run folder {str(self.out)!r} holds a run with a different config "
-                                  f"({'; '.join(diff)}); use a new --out, or --no-resume to start over")
-        seed_everything(cfg.seed)
-        ctx = StepContext(cfg=cfg, device=device, dist=dist)
-        task.setup(ctx)
-        model = task.build_model().to(device)
-        if cfg.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        optimizer = task.build_optimizer(model)
-        spe = task.steps_per_epoch()
-        if cfg.limit_steps:
-            spe = min(spe, cfg.limit_steps)
-        if spe <= 0:
-            raise ConfigError("the training set yields no batches (is it empty, or the batch larger than it "
-                              "with drop_last?)")
-        scheduler = task.build_scheduler(optimizer, cfg.epochs * spe)
-        epoch = step = global_step = 0
-        partial = {"loss_sum": 0.0, "count": 0, "skipped": 0, "logs": {}, "seconds": 0.0}
-        if resume_state is not None:
-            model.load_state_dict(resume_state["model"])
-            optimizer.load_state_dict(resume_state["optimizer"])
-            if scheduler is not None and resume_state["scheduler"] is not None:
-                scheduler.load_state_dict(resume_state["scheduler"])
-            task.load_state_dict(resume_state["task"])
-            set_rng_state(resume_state["rng"])
-            pos = resume_state["position"]
-            epoch, step, global_step = pos["epoch"], pos["step"], pos["global_step"]
-            partial = resume_state["partial"]
-            self.history = list(resume_state["history"])
-            if dist.is_main:
-                print(f"resuming {self.out} at epoch {epoch + 1}, step {step} (global step {global_step})",
-                      file=sys.stderr)
-        if dist.is_main:
-            save_config(cfg, self.out / "config.json")
-            if self.history:
-                write_history(self.out, self.history)
-        train_model: nn.Module = model
-        if dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-            train_model = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if cfg.compile:
-            train_model = compile_with_fallback(train_model)
-        graph, lrs = None, None
-        if resolve_cuda_graphs(cfg.cuda_graphs, device, self._why_no_graphs(dist)):
-            lrs = TensorLR(optimizer, device)
-            graph = StepGraph(self._whole_step(train_model, model, optimizer, lrs, ctx), device,
-                              name=f"{task.kind} train step")
-        if epoch >= cfg.epochs and dist.is_main:
-            print(f"{self.out}: already trained for {cfg.epochs} epochs", file=sys.stderr)
-
-        scalars = ScalarLog(self.out, cfg.tensorboard and dist.is_main)
-        skip_nonfinite = cfg.on_nonfinite == "skip"
-        # --on-nonfinite skip decides before each update, so it reads every step back at once
-        readback, shown = StepReadback(1 if skip_nonfinite else cfg.read_every), None
-        with PreemptionGuard() as guard, contextlib.closing(scalars):
-            while epoch < cfg.epochs:
-                t0 = time.time() - partial["seconds"]
-                model.train()
-                bar = _progress(dist.is_main and cfg.progress, spe, step, f"epoch {epoch + 1}/{cfg.epochs}")
-                for batch in task.batches(epoch, step):
-                    if step >= spe:
-                        break
-                    ctx.epoch, ctx.step, ctx.global_step = epoch, step, global_step
-                    torch.manual_seed(derive_seed(cfg.seed, "step", epoch, step, dist.rank))
-                    if graph is not None:    # the whole step, optimizer and EMA update included, as one CUDA graph
-                        loss, logs = self._captured_step(graph, lrs, batch, ctx)
-                    else:
-                        with ctx.autocast():
-                            loss, logs = task.train_step(train_model, batch, ctx)
-                        optimizer.zero_grad(set_to_none=True)
-                        if skip_nonfinite and not math.isfinite(float(loss.detach())):   # needs the host value
-                            loss = None                                                   # before the update
-                            partial["skipped"] += 1
-                        else:
-                            loss.backward()
-                            optimizer.step()
-                    if loss is not None:
-                        if scheduler is not None:
-                            scheduler.step()
-                        if graph is None:
-                            task.after_step(model, ctx)
-                        readback.add(epoch, step, global_step, loss, logs, optimizer.param_groups[0]["lr"])
-                    step += 1
-                    global_step += 1
-                    if readback.due():
-                        shown = self._account(readback.read(), partial, scalars, shown)
-                    if bar is not None:
-                        bar.update(1)
-                        if shown is not None:
-                            bar.set_postfix(loss=f"{shown:.4g}", refresh=False)
-                    stop = any_rank(guard.requested, device)
-                    periodic = cfg.ckpt_every and global_step % cfg.ckpt_every == 0 and step < spe
-                    if (stop or periodic) and step < spe:
-                        shown = self._account(readback.read(), partial, scalars, shown)
-                        partial["seconds"] = time.time() - t0
-                        path = self.out / "checkpoint.pt"
-                        if dist.is_main:
-                            path = self._save(model, optimizer, scheduler, epoch, step, global_step, partial)
-                        barrier()
-                        if stop:
-                            if bar is not None:
-                                bar.close()
-                            raise Preempted(str(path))
-                shown = self._account(readback.read(), partial, scalars, shown)
-                if bar is not None:
-                    bar.close()
-                if step < spe:
-                    raise OEError(f"the training data ran out after {step} of {spe} steps in epoch {epoch + 1}")
-                row = self._epoch_row(epoch, _sum_over_ranks(partial, device), time.time() - t0, optimizer)
-                if graph is not None:      # runs that try to capture say whether they did ("captured", "eager: ...")
-                    row["cuda_graph"] = graph.status
-                if dist.is_main:
-                    model.eval()
-                    with torch.no_grad():
-                        row.update(task.evaluate(model, ctx))
-                    self.history.append(row)
-                    scalars.epoch(row)
-                    print(task.summary(row), file=sys.stderr, flush=True)
-                epoch, step = epoch + 1, 0
-                partial = {"loss_sum": 0.0, "count": 0, "skipped": 0, "logs": {}, "seconds": 0.0}
-                if dist.is_main:
-                    self._save(model, optimizer, scheduler, epoch, step, global_step, partial)
-                    write_history(self.out, self.history)
-                barrier()
-                if any_rank(guard.requested, device) and epoch < cfg.epochs:
-                    raise Preempted(str(self.out / "checkpoint.pt"))
-        if dist.is_main:   # finished: the scoring weights as model.safetensors, and the model card
-            state = {"kind": task.kind, "config": config_to_dict(cfg), "model": model.state_dict(),
-                     "eval_model": task.eval_state_dict(model), "task": task.state_dict(), "history": self.history}
-            write_release(self.out, state, task.model_card(state))
-        return self.history[-1] if self.history else {}
-
-    def _account(self, records: list[StepRecord], partial: dict, scalars: ScalarLog,
-                 shown: Optional[float]) -> Optional[float]:
-        """Add read-back steps to the epoch's running sums, in step order (the sums of per-step reading, bit for
-        bit), and to TensorBoard; ``--on-nonfinite stop``: a non-finite loss raises, naming its step.  Returns the
-        latest loss (for the progress bar)."""
-        for r in records:
-            if not math.isfinite(r.loss):   # (only "stop" gets here: "skip" has dropped the batch before the update)
-                raise NonFiniteLossError(
-                    f"non-finite loss ({r.loss}) at epoch {r.epoch + 1}, step {r.step} (global step "
-                    f"{r.global_step}); the last checkpoint in {str(self.out)!r} is intact "
-                    "(try a lower lr, --on-nonfinite skip, or --amp none)")
-            partial["loss_sum"] += r.loss
-            partial["count"] += 1
-            for k, v in r.logs.items():
-                partial["logs"][k] = partial["logs"].get(k, 0.0) + v
-            scalars.step(r.global_step + 1, r.loss, r.lr, r.logs)
-            shown = r.loss
-        return shown
-
-    def _why_no_graphs(self, dist: DistInfo) -> Optional[str]:
-        """Why this run cannot capture its train step as a CUDA graph (``None``: it can)."""
-        if not self.task.capturable:
-            return f"the {self.task.kind} trainer's step is not written for capture"
-        if dist.enabled:
-            return "not under DDP"
-        if self.cfg.on_nonfinite != "stop":
-            return "--on-nonfinite skip needs the loss on the host before the update"
-        return None
-
-    def _whole_step(self, train_model: nn.Module, model: nn.Module, optimizer, lrs: TensorLR, ctx: StepContext):
-        """The function a CUDA graph captures: forward, loss, backward, optimizer step, the task's device-side
-        after-step work; no host synchronisation (the loss and logs come back as device tensors)."""
-        task = self.task
-
-        def whole_step(batch):
-            optimizer.zero_grad(set_to_none=True)
-            with ctx.autocast():
-                loss, logs = task.train_step(train_model, batch, ctx)
-            loss.backward()
-            with lrs.for_step():
-                optimizer.step()
-            task.captured_after_step(model, ctx)
-            return loss.detach(), logs
-        return whole_step
-
-    def _captured_step(self, graph: StepGraph, lrs: TensorLR, batch: Any,
-                       ctx: StepContext) -> tuple[torch.Tensor, dict]:
-        """One step through ``graph``: the learning rate and the task's host state set outside the graph, then the
-        graph (or its eager warm-up/fallback), which copies the host batch straight into its static buffers;
-        returns the loss and the logs as device tensors (read back later: :mod:`.readback`)."""
-        lrs.sync()
-        self.task.before_captured_step(ctx)
-        return graph(batch)
-
-    @staticmethod
-    def _epoch_row(epoch: int, partial: dict, seconds: float, optimizer) -> dict:
-        n = max(partial["count"], 1)
-        row = {"epoch": epoch + 1, "time_s": round(seconds, 3), "train_loss": partial["loss_sum"] / n}
-        row.update({k: v / n for k, v in partial["logs"].items()})
-        row["lr"] = float(optimizer.param_groups[0]["lr"])
-        if partial["skipped"]:
-            row["nonfinite_skipped"] = partial["skipped"]
-        return row
-
 
 def _sum_over_ranks(partial: dict, device: torch.device) -> dict:
     """The epoch's loss/log sums over all ranks (so the CSV reports the global mean, not rank 0's)."""
@@ -436,13 +387,6 @@ def _sum_over_ranks(partial: dict, device: torch.device) -> dict:
     v = t.tolist()
     return {**partial, "loss_sum": v[0], "count": int(v[1]), "skipped": int(v[2]),
             "logs": dict(zip(keys, v[3:]))}
-
-
-def _progress(enabled: bool, total: int, initial: int, desc: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, desc=desc, dynamic_ncols=True, leave=False, file=sys.stderr)
 
 
 class _CompileFallback(nn.Module):

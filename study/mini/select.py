@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from oe_core.atomic import atomic_write_text
-from oe_core.config import help_field, parse_config, require
+from oe_core.cli_config import help_field, parse_config, require
 from oe_core.errors import cli_main
 from study.mini_benchmark.versions import BENCHMARKS, DEFAULT_BENCHMARK
 
@@ -95,7 +95,7 @@ def msp_logits(model: torch.nn.Module, x: np.ndarray, device: torch.device) -> t
 def score(run: str, val: tuple[np.ndarray, np.ndarray], oods: dict[str, np.ndarray],
           device: torch.device) -> dict:
     """Validation accuracy, and AUROC / FPR95 (%) of MSP per validation OOD set and their means."""
-    from classifiers_oe.scores import msp_score
+    from classifiers_oe.logits import msp_score
     from classifiers_oe.weights import load_classifier
     from oe_core.metrics import auroc, fpr_at_tpr
     model, _ = load_classifier(run, device)

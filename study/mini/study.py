@@ -33,7 +33,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from oe_core.atomic import atomic_write_text
-from oe_core.config import help_field, parse_config, require, save_config
+from oe_core.cli_config import help_field, parse_config, require, save_config
 from oe_core.errors import cli_main
 from oe_core.outputs import check_writable_folder
 from oe_core.run import cpu_model

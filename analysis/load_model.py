@@ -42,8 +42,22 @@ def module_device(net: nn.Module) -> torch.device:
     return first.device if first is not None else torch.device("cpu")
 
 
+class _HoldsNet:
+    """What both kinds of model share: the network (``module``, handed to the detectors) and its device."""
+
+    net: nn.Module
+
+    @property
+    def module(self) -> nn.Module:
+        return self.net
+
+    @property
+    def device(self) -> torch.device:
+        return module_device(self.net)
+
+
 @dataclass
-class ClassifierModel:
+class ClassifierModel(_HoldsNet):
     """A classifier in eval mode.  ``normalized=False`` feeds ``x/127.5 - 1`` instead of the mean/std
     normalisation (the reference feeds its noise sets raw; see :meth:`for_dataset`)."""
 
@@ -53,14 +67,6 @@ class ClassifierModel:
     normalized: bool = True
     path: str = ""                 # the checkpoint it was loaded from ("" for models handed over in Python)
     kind: ClassVar[str] = CLASSIFIER
-
-    @property
-    def module(self) -> nn.Module:
-        return self.net
-
-    @property
-    def device(self) -> torch.device:
-        return module_device(self.net)
 
     def for_dataset(self, fed_raw: bool) -> "ClassifierModel":
         return dataclasses.replace(self, normalized=not fed_raw)
@@ -74,7 +80,7 @@ class ClassifierModel:
 
 
 @dataclass
-class DensityModel:
+class DensityModel(_HoldsNet):
     """A density model in eval mode: ``net.log_prob(v)`` gives per-image log-likelihoods in nats of images
     ``v`` in [-1, 1] (the density-model interface of :mod:`density_oe.archs`: ``PixelCNNpp``, ``Glow``)."""
 
@@ -83,14 +89,6 @@ class DensityModel:
     digest: str = ""
     path: str = ""                 # the checkpoint it was loaded from ("" for models handed over in Python)
     kind: ClassVar[str] = DENSITY
-
-    @property
-    def module(self) -> nn.Module:
-        return self.net
-
-    @property
-    def device(self) -> torch.device:
-        return module_device(self.net)
 
     def for_dataset(self, fed_raw: bool) -> "DensityModel":
         return self  # density models always see [-1, 1]

@@ -1,7 +1,7 @@
-"""A tiny name -> entry registry with metadata (in the spirit of timm's model registry).
+"""``Registry``: the generic name -> entry table with metadata (in the spirit of timm's model registry).
 
-The suite's registries built on this class: datasets (:mod:`oe_core.data`), OOD detectors
-(:mod:`oe_core.detectors`) and density architectures (:mod:`density_oe.archs`).
+Every registry of the suite is one instance of it: the dataset registry (:mod:`oe_core.data.registry`), the
+detector registry (:mod:`oe_core.detectors`) and the registries of the packages built on the core.
 """
 from __future__ import annotations
 

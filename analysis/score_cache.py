@@ -10,7 +10,7 @@ ones (retrained checkpoint, other options or limit) or when it was written by an
 entry is **damaged** when it cannot be read (truncated, zeroed, not a zip) or its scores do not match the
 sha256 stored with them (``meta["sha256"]``); a damaged entry is set aside as ``<entry>.npz.damaged`` with a
 one-line warning and recomputed (:meth:`ScoreCache.set_aside`; readers without the model find its
-checkpoint through :func:`analysis.scoring.model_source`).  The cache directory doubles as the suite's *score file* format: scores computed
+checkpoint through :func:`analysis.cached_scores.model_source`).  The cache directory doubles as the suite's *score file* format: scores computed
 elsewhere can be saved with :meth:`ScoreCache.save` and evaluated with ``analysis.evaluate --cached``.
 """
 from __future__ import annotations

@@ -18,9 +18,9 @@ from oe_core.errors import OEError
 from oe_core.progress import progress_bar
 from oe_core.run import resolve_device
 
-from .cache import DamagedEntry, ScoreCache, ScoreEntry, ScoreKey
+from .score_cache import DamagedEntry, ScoreCache, ScoreEntry, ScoreKey
 from .datasets import DatasetSpec, image_files, iter_batches
-from .models import DensityModel, ScoringModel, load_model
+from .load_model import DensityModel, ScoringModel, load_model
 from .results import Evaluation
 
 

@@ -1,0 +1,98 @@
+"""The data both trainers train on: their shared outlier options (:class:`OutlierOptions`, a base of both configs)
+and their one data set-up (:func:`open_training_data`): the training and test sets, the training stream of
+in-distribution batches zipped with outlier batches (:class:`~oe_core.data.loaders.InOutBatches`), the test
+loader."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from torch.utils.data import DataLoader, Dataset, Subset
+
+from ..cli_config import help_field
+from ..data import open_dataset
+from ..data.loaders import InOutBatches, check_same_shape, loader_options
+from .task import StepContext
+
+SAMPLING = ("block", "shuffle")
+
+
+@dataclass
+class OutlierOptions:
+    """The Outlier Exposure options both trainers share: which outlier set and how each epoch draws from it.  A
+    base class of both configs, so the flags (``--outliers``, ``--outlier-sampling``) and ``config.json`` fields
+    are these names.  (The outlier batch size, ``--oe-batch-size``, stays with each trainer: the classifier's is
+    the reference's 256, the density trainer's follows its in-distribution batch.)"""
+
+    outliers: str = help_field("tinyimages80m", "OE outlier dataset (any registered name; the paper uses 80 Million "
+                                                "Tiny Images, tinyimages300k is the smaller subset); not used in "
+                                                "baseline mode")
+    outlier_sampling: str = help_field("block", "block: each epoch reads a contiguous block of outliers from a "
+                                                "random offset (the OE reference code); shuffle: a fresh random "
+                                                "subset each epoch", choices=SAMPLING)
+
+    @property
+    def uses_outliers(self) -> bool:
+        """Every mode of both trainers but ``baseline`` trains with outliers (each config has its ``mode``)."""
+        return self.mode != "baseline"  # type: ignore[attr-defined]
+
+
+def first_image_shape(train_set: Dataset) -> tuple[int, ...]:
+    return tuple(train_set[0][0].shape)
+
+
+@dataclass
+class TrainingData:
+    """What :func:`open_training_data` opens; ``options``: the run's ``open_dataset`` options, ``loading``: its
+    DataLoader options (workers, pinned memory) and test batch size."""
+
+    dataset: str
+    train_set: Dataset
+    test_set: Dataset
+    shape: tuple[int, ...]
+    stream: InOutBatches
+    test_loader: DataLoader
+    options: dict
+    loading: dict
+
+    def test_loader_of(self, name: str, images: int) -> DataLoader:
+        """A loader like the test loader over the first ``images`` images of another set, ``NAME`` or
+        ``NAME:SPLIT``, opened as the training set was and checked to hold images of the training images' shape
+        (the density trainer's ``--track-ood`` sets)."""
+        set_name, _, split = name.partition(":")
+        ds = open_dataset(set_name, split or None, **self.options)
+        check_same_shape(ds, name, self.shape, self.dataset)
+        return _in_order(ds, images, self.loading)
+
+
+def _in_order(ds: Dataset, images: int, loading: dict) -> DataLoader:
+    """The first ``images`` images of ``ds`` (0: all), in order."""
+    if images:
+        ds = Subset(ds, range(min(images, len(ds))))
+    return DataLoader(ds, shuffle=False, **loading)
+
+
+def open_training_data(cfg, ctx: StepContext, *, image_shape: Callable[[Dataset], tuple] = first_image_shape,
+                       drop_last: bool = False, test_images: int = 0) -> TrainingData:
+    """A trainer's data, from its config (``dataset``, ``image_size``, the :class:`OutlierOptions`,
+    ``oe_batch_size``, ``batch_size``, ``test_batch_size``, ``seed``, ``data_root``, ``download``,
+    ``num_workers``): the training and test splits of ``cfg.dataset``; ``image_shape(train_set)``, the shape
+    every image must have (a trainer's check of the images it can take, raising one clear error); with outliers
+    (``cfg.uses_outliers``), ``cfg.outliers`` checked to have that shape; the training stream for this rank
+    (``drop_last``: without the last partial batch); the test loader over the first ``test_images`` test images
+    (0: all)."""
+    options = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size)
+    train_set = open_dataset(cfg.dataset, "train", **options)
+    test_set = open_dataset(cfg.dataset, "test", **options)
+    shape = image_shape(train_set)
+    out_set = None
+    if cfg.uses_outliers:
+        out_set = open_dataset(cfg.outliers, None, **options)
+        check_same_shape(out_set, cfg.outliers, shape, cfg.dataset)
+    stream = InOutBatches(train_set, cfg.batch_size, seed=cfg.seed, rank=ctx.dist.rank,
+                          world_size=ctx.dist.world_size, device=ctx.device, num_workers=cfg.num_workers,
+                          drop_last=drop_last, outliers=out_set, oe_batch_size=cfg.oe_batch_size,
+                          outlier_sampling=cfg.outlier_sampling)
+    loading = dict(batch_size=cfg.test_batch_size, **loader_options(cfg.num_workers, ctx.device))
+    return TrainingData(cfg.dataset, train_set, test_set, shape, stream, _in_order(test_set, test_images, loading),
+                        options, loading)
