@@ -144,6 +144,9 @@ def test_run_node_refuses_bad_input_in_one_line(tmp_path, monkeypatch, capsys, e
                              ("--device", {}, "--run-node needs a node name first")):
         rc, cmds, err = run_node(monkeypatch, capsys, execs, name, [], **env, **extra)
         assert rc == 2 and msg in err and len(err.strip().splitlines()) == 1 and not cmds, err
+    rc = cli_main(R.main, ["--out", str(tmp_path), "--run-node", "cifar10_eval", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--run-node must come first" in err and not execs
     monkeypatch.delenv("DATA_ROOT")
     rc = cli_main(R.main, ["--run-node", "cifar10_eval"])
     err = capsys.readouterr().err

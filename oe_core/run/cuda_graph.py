@@ -16,7 +16,7 @@ one, e.g. a last partial batch) move them to the device first.  If capture fails
 call runs eagerly from then on.  What ``fn`` must respect (else capture fails or, worse, replays stale values): no
 host synchronisation (``.item()``, ``float(t)``, printing tensors), no CPU tensors, every value that changes
 between steps held in a device tensor updated in place outside the graph (the learning rate: :class:`TensorLR`;
-the EMA weight: ``density_oe.ema.EMA.advance``), and random numbers from the default CUDA generator (dropout),
+the density trainer's EMA weight), and random numbers from the default CUDA generator (dropout),
 which graphs support: each replay draws fresh numbers from the generator's current seed and offset.
 
 Capture, as torch 2.14's ``torch/cuda/graphs.py`` does it, and what :class:`CudaGraph` adds:

@@ -18,10 +18,9 @@ from .estimates import plan
 from .graph import build_graph, find_node, order, select
 from .local import run_local, run_node
 from .recipe import DENSITY, EXTRA_DENSITY, SCORE_SETS
-from .slurm import check_not_busy, load_resources, slurm_jobs, slurm_states, submit_slurm
-from .state import (check_data, check_deps_selected, check_not_held, finished, out_holder, save_graph,
-                    saved_graph)
-from .status import node_status, state_of
+from .slurm import check_not_busy, load_resources, submit_slurm
+from .state import check_data, check_deps_selected, check_not_held, finished, save_graph
+from .status import show_status
 
 
 HELP = """The whole paper in one command, on one machine (--local) or as a SLURM job graph (--slurm).
@@ -106,10 +105,8 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-
 def python_exe() -> str:
     return os.environ.get("OE_PYTHON") or sys.executable
-
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -120,22 +117,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(o.out).expanduser().resolve()
     o.out = out
     py = python_exe()
+    if o.run_node:
+        raise OEError("--run-node must come first (--run-node NODE [options for the node's tool])")
     if o.status:
-        graph = saved_graph(out)
-        if graph is None:
-            o.data_root = Path(o.data_root or ".").expanduser().resolve()
-            graph = build_graph(o, py)
-        sel = select(graph, o.only, o.skip)
-        jobs = slurm_jobs(out)
-        states = slurm_states([j["job"] for j in jobs.values()]) if jobs else {}
-        local = out_holder(out)
-        counts: dict[str, int] = {}
-        for n in order(sel):
-            st = node_status(out, n, jobs, states, local)
-            counts[state_of(st)] = counts.get(state_of(st), 0) + 1
-            print(f"{n.name:34s} {st}")
-        print(", ".join(f"{v} {k}" for k, v in counts.items()), file=sys.stderr)
-        return 0
+        return show_status(o, out, py)
     if not o.data_root:
         raise OEError("--data-root is required (or set DATA_ROOT): the folder holding the datasets")
     o.data_root = Path(o.data_root).expanduser().resolve()

@@ -13,9 +13,6 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from classifiers_oe.config import ClassifierConfig
-from density_oe.config import DensityConfig
-from density_oe.score import ScoreConfig
 from oe_core.errors import OEError
 from study.commands import config_argv, resolve, tool_cmd
 
@@ -60,6 +57,12 @@ class _Graph:
     """Builds the nodes of one ``build_graph`` call from the CLI's options ``o``."""
 
     def __init__(self, o: argparse.Namespace, py: str):
+        # the trainers' configs, imported here: --help and --status need none of them (nor torch)
+        from classifiers_oe.config import ClassifierConfig
+        from density_oe.config import DensityConfig
+        from density_oe.score import ScoreConfig
+
+        self.classifier_cfg, self.density_cfg, self.score_cfg = ClassifierConfig, DensityConfig, ScoreConfig
         self.o, self.py = o, py
         self.out, self.data = str(o.out), str(o.data_root)
         self.dev = ["--device", o.device] if o.device else []
@@ -84,7 +87,7 @@ class _Graph:
     def score(self, run: str, title: str, case: str, deps: list[str]) -> Node:
         sets = list(self.o.score_sets or SCORE_SETS)
         extra = self.dev + shlex.split(self.o.score_args)
-        cmds = [tool_cmd(self.py, "density_oe.score", config_argv(ScoreConfig, {
+        cmds = [tool_cmd(self.py, "density_oe.score", config_argv(self.score_cfg, {
             "ckpt": f"{self.out}/{run}", "dataset": s, "split": "test" if s in TEST_SPLIT_SETS else "",
             "data_root": self.data, "out": f"{self.out}/scores/{run}/{s}.npy"},
             always=("ckpt", "dataset", "data_root", "out")) + extra) for s in sets]
@@ -104,7 +107,7 @@ class _Graph:
                     deps = [run_name(ds, "wrn", "baseline")]
                 extra = (self.outl if mode != "baseline" else []) + self.dev + self.amp + wrn_x
                 self.train(run_name(ds, "wrn", mode), f"wrn_{mode}", f"WRN-40-2 {MODE_WORDS[mode]} on {PRETTY[ds]}",
-                           "classifiers_oe.train", ClassifierConfig, values, {}, extra, deps, "wrn_oe_step")
+                           "classifiers_oe.train", self.classifier_cfg, values, {}, extra, deps, "wrn_oe_step")
 
     def density(self, arch: str) -> None:
         fam = DENSITY[arch]
@@ -117,9 +120,9 @@ class _Graph:
                                    {}, [f"{self.out}/{base}/checkpoint.pt"]))
         else:
             self.train(base, f"{arch}_baseline", f"{fam.title} baseline on CIFAR-10", "density_oe.train",
-                       DensityConfig, {"arch": arch, "mode": "baseline", "dataset": "cifar10"}, fam.baseline,
+                       self.density_cfg, {"arch": arch, "mode": "baseline", "dataset": "cifar10"}, fam.baseline,
                        self.dev + self.amp + xargs, [], fam.train_case)
-        self.train(tune, f"{arch}_oe_tune", f"{fam.title} OE fine-tune", "density_oe.train", DensityConfig,
+        self.train(tune, f"{arch}_oe_tune", f"{fam.title} OE fine-tune", "density_oe.train", self.density_cfg,
                    {"arch": arch, "mode": "oe_tune", "dataset": "cifar10", "init": f"{self.out}/{base}"},
                    fam.oe_tune, self.outl + self.dev + self.amp + xargs, [base], fam.train_case)
         for run in (base, tune):
