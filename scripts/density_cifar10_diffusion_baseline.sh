@@ -14,4 +14,6 @@
 # Usage: DATA_ROOT=/data OUT=runs scripts/density_cifar10_diffusion_baseline.sh [density_oe.train options]
 #   NPROC=N   N GPUs of this node through torchrun (the global batch stays 128)
 # e.g. add --device cuda --amp bf16
+# The run graph's node cifar10_diffusion_baseline: its settings live in study/paper/recipe.py (DENSITY["diffusion"]);
+# scripts/reproduce.sh --plan --diffusion shows the command.
 exec "$(dirname "${BASH_SOURCE[0]}")/run_node.sh" cifar10_diffusion_baseline "$@"
