@@ -312,3 +312,29 @@ def test_local_runs_a_training_node_through_torchrun_when_more_gpus_are_asked(tm
     rc, _, err = run(["--local", "--data-root", tmp_path, "--out", tmp_path / "o", "--pixelcnn-weights",
                       tmp_path / "missing.pth"], capsys)
     assert rc == 2 and "--pixelcnn-weights" in err and "no such file" in err
+
+
+def test_estimates_and_epochs_come_from_the_trainers_configs(tmp_path, monkeypatch):
+    """No epoch count is written in the graph: the estimates read the resolved configs (defaults, recipe, options)."""
+    from classifiers_oe import config as clf_config
+    from density_oe import config as density_config
+
+    def graph(*argv):
+        o = R.parser().parse_args(["--plan", *argv])
+        o.out, o.data_root = tmp_path / "runs", tmp_path
+        return {n.name: n for n in R.build_graph(o, "python")}
+
+    g = graph("--diffusion", "--vae")
+    assert g["cifar10_wrn_oe_tune"].estimate == ["wrn_oe_step", 10 * 50000 * 3]       # 128 in + 256 outliers
+    assert g["cifar10_wrn_baseline"].estimate == ["wrn_oe_step", 100 * 50000]
+    assert g["cifar10_pixelcnn_baseline"].estimate == ["train_paper", 300 * 50000]
+    assert g["cifar10_pixelcnn_oe_tune"].estimate == ["train_paper", 2 * 50000 * 2]   # 64 in + 64 outliers
+    assert g["cifar10_diffusion_baseline"].estimate == ["diffusion_train", 300 * 50000]
+    assert graph("--wrn-args", "--epochs 4")["cifar100_wrn_oe_scratch"].estimate == ["wrn_oe_step", 4 * 50000 * 3]
+    monkeypatch.setitem(clf_config.MODE_DEFAULTS, "oe_tune", {"epochs": 7, "lr": 0.001})
+    monkeypatch.setitem(density_config.MODE_DEFAULTS, "baseline", {**density_config.MODE_DEFAULTS["baseline"],
+                                                                    "epochs": 11})
+    g = graph("--diffusion")
+    assert g["cifar10_wrn_oe_tune"].estimate == ["wrn_oe_step", 7 * 50000 * 3]
+    assert g["cifar10_pixelcnn_baseline"].estimate == ["train_paper", 11 * 50000]
+    assert "--epochs" not in g["cifar10_pixelcnn_baseline"].cmds[0]
