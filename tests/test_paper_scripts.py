@@ -151,3 +151,37 @@ def test_run_node_refuses_bad_input_in_one_line(tmp_path, monkeypatch, capsys, e
     rc = cli_main(R.main, ["--run-node", "cifar10_eval"])
     err = capsys.readouterr().err
     assert rc == 2 and "set DATA_ROOT to the folder holding the datasets" in err and not execs
+
+
+def test_the_cifar_eval_node_evaluates_the_runs_there_with_the_papers_columns(tmp_path, monkeypatch, capsys):
+    """``study.paper.cifar_eval``: the runs found under OUT, each a column beside the paper's number; a missing run
+    is left out with a note; the options go to the evaluation (the steps recorded, not run)."""
+    from study.paper import cifar_eval
+
+    calls = {}
+    for name in ("evaluate", "compare", "svhn_likelihood"):
+        monkeypatch.setattr(getattr(cifar_eval, name), "main", lambda a, n=name: calls.setdefault(n, a) and 0)
+    monkeypatch.setattr(cifar_eval, "figures_main", lambda a: calls.setdefault("figures", a) and 0)
+    out = tmp_path / "runs"
+    for run in ("cifar10_wrn_baseline", "cifar10_wrn_oe_tune", "cifar10_pixelcnn_baseline", "cifar10_pixelcnn_oe_tune"):
+        (out / run).mkdir(parents=True)
+    monkeypatch.setenv("DATA_ROOT", str(tmp_path))
+    monkeypatch.setenv("OUT", str(out))
+    assert cifar_eval.main(["cifar10", "--limit", "24"]) == 0
+    ev = out / "cifar10_eval"
+    assert calls["evaluate"] == ["--ckpt", f"msp={out}/cifar10_wrn_baseline", f"msp_oe={out}/cifar10_wrn_oe_tune",
+                                 f"pcnn={out}/cifar10_pixelcnn_baseline", f"pcnn_oe={out}/cifar10_pixelcnn_oe_tune",
+                                 "--detectors", "auto", "--id-dataset", "cifar10", "--data-root", str(tmp_path),
+                                 "--num-to-avg", "10", "--out", str(ev), "--limit", "24"]
+    cols = calls["compare"][calls["compare"].index("--columns") + 1:calls["compare"].index("--paper")]
+    assert cols == ["MSP=msp:msp", "MSP+OE=msp_oe:msp", "BPP=pcnn:bpd", "BPP+OE=pcnn_oe:bpd"]
+    paper = calls["compare"][calls["compare"].index("--paper") + 1:calls["compare"].index("--out")]
+    assert paper == ["MSP=c10-wrn-msp-baseline", "MSP+OE=c10-wrn-msp-oe-tune", "BPP=c10-pixelcnn-bpp-baseline",
+                     "BPP+OE=c10-pixelcnn-bpp-oe"]
+    assert calls["svhn_likelihood"][calls["svhn_likelihood"].index("--baseline"):][:4] == \
+        ["--baseline", "pcnn", "--oe", "pcnn_oe"]
+    assert "cifar10_wrn_oe_scratch not found; column MSP+OE scratch left out" in capsys.readouterr().err
+    calls.clear()   # CIFAR-100: its WRN columns only, and one clear error when there is none
+    with pytest.raises(Exception, match="no trained cifar100 runs under"):
+        cifar_eval.main(["cifar100"])
+    assert not calls
