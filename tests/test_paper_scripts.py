@@ -181,7 +181,11 @@ def test_the_cifar_eval_node_evaluates_the_runs_there_with_the_papers_columns(tm
     assert calls["svhn_likelihood"][calls["svhn_likelihood"].index("--baseline"):][:4] == \
         ["--baseline", "pcnn", "--oe", "pcnn_oe"]
     assert "cifar10_wrn_oe_scratch not found; column MSP+OE scratch left out" in capsys.readouterr().err
-    calls.clear()   # CIFAR-100: its WRN columns only, and one clear error when there is none
+    calls.clear()   # CIFAR-100: its WRN columns only, its paper keys, and one clear error when there is none
     with pytest.raises(Exception, match="no trained cifar100 runs under"):
         cifar_eval.main(["cifar100"])
     assert not calls
+    (out / "cifar100_wrn_oe_scratch").mkdir()
+    assert cifar_eval.main(["cifar100"]) == 0 and "svhn_likelihood" not in calls
+    assert calls["compare"][calls["compare"].index("--paper") + 1:calls["compare"].index("--out")] == \
+        ["MSP+OE scratch=c100-wrn-msp-oe-scratch"]
