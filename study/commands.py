@@ -20,6 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence, Type, TypeVar
 
 from oe_core.config import build_parser
 
+
 C = TypeVar("C")
 
 

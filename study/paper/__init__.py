@@ -27,5 +27,6 @@ from .slurm import job_script, load_resources, submit_slurm
 from .state import finished, log_path, mark, out_lock, save_graph, saved_graph, state_dir
 
 __all__ = ["DENSITY", "EXTRA_DENSITY", "Node", "build_graph", "estimate_s", "find_node", "finished", "job_script",
-           "load_resources", "local_cmds", "log_path", "main", "mark", "order", "out_lock", "parser", "pick_benchmark",
-           "plan", "run_local", "run_name", "run_node", "save_graph", "saved_graph", "select", "state_dir", "submit_slurm"]
+           "load_resources", "local_cmds", "log_path", "main", "mark", "order", "out_lock", "parser",
+           "pick_benchmark", "plan", "run_local", "run_name", "run_node", "save_graph", "saved_graph", "select",
+           "state_dir", "submit_slurm"]

@@ -34,6 +34,7 @@ of the suite's CLIs with its flags (built from the trainers' config defaults); t
 checkpoints when rerun.  The scripts scripts/<experiment>.sh each run one node (--run-node).
 """
 
+
 EPILOG = """examples:
   scripts/reproduce.sh --plan --data-root /data --out runs --device cuda --amp bf16
   scripts/reproduce.sh --local --data-root /data --out runs --device cuda --amp bf16 --gpus 4
@@ -44,6 +45,7 @@ EPILOG = """examples:
 exit codes: 0 done; 1 a node failed (its log is named); 2 bad input (one line, nothing run or submitted);
 75 interrupted (--local: run the same command again to continue).
 """
+
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="scripts/reproduce.sh", description=HELP, epilog=EPILOG,
@@ -74,8 +76,9 @@ def parser() -> argparse.ArgumentParser:
                    help="only these nodes (their predecessors must be finished or selected too)")
     s.add_argument("--skip", nargs="+", default=[], metavar="NODE", help="leave these nodes out")
     for arch in EXTRA_DENSITY:
-        s.add_argument(f"--{arch}", action="store_true", help=f"add {DENSITY[arch].title}: baseline -> OE fine-tune -> scores, "
-                       "and its evaluation with the CIFAR-10 vs SVHN bits/dim study (beyond the paper)")
+        s.add_argument(f"--{arch}", action="store_true", help=f"add {DENSITY[arch].title}: baseline -> OE "
+                       "fine-tune -> scores, and its evaluation with the CIFAR-10 vs SVHN bits/dim study (beyond the "
+                       "paper)")
     s.add_argument("--pixelcnn-weights", default="", metavar="PTH", help="import the pclucas14 port's released "
                    "PixelCNN++ weights (python -m density_oe.port) instead of training the baseline")
     r = p.add_argument_group("how the runs run")

@@ -11,6 +11,7 @@ from typing import Optional
 from .graph import ROOT, Node
 from .state import checkpoint_note, finished
 
+
 BENCH_DIR = ROOT / "benchmarks" / "results"
 
 
@@ -34,6 +35,7 @@ def pick_benchmark(device: str, amp: str, path: Optional[str]) -> tuple[Optional
                                        x[0].name))[0]
     return best[1], str(best[0].relative_to(ROOT))
 
+
 def machine_words(bench: dict) -> str:
     m = bench.get("machine", {})
     if bench.get("device_type") == "cuda":
@@ -43,6 +45,7 @@ def machine_words(bench: dict) -> str:
     amp = bench.get("config", {}).get("amp", "none")
     return f"{what}, {'float32' if amp in ('none', None) else amp}, {bench.get('date_utc', '')[:10]}".rstrip(", ")
 
+
 def estimate_s(node: Node, bench: Optional[dict]) -> Optional[float]:
     if not node.estimate or bench is None:
         return None
@@ -50,6 +53,7 @@ def estimate_s(node: Node, bench: Optional[dict]) -> Optional[float]:
     c = bench.get("cases", {}).get(case, {})
     rate = (c.get("fast") or {}).get("images_per_s")
     return images / rate if rate else None
+
 
 def fmt_time(s: Optional[float]) -> str:
     if s is None:
@@ -59,6 +63,7 @@ def fmt_time(s: Optional[float]) -> str:
     if s < 48 * 3600:
         return f"{s / 3600:.1f} h"
     return f"{s / 86400:.1f} d"
+
 
 def plan(o, graph: list[Node], sel: list[Node], out: Path, py: str) -> int:
     bench, bench_file = pick_benchmark(o.device, o.amp, o.bench or None)

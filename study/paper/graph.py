@@ -19,6 +19,7 @@ from study.commands import config_argv, resolve, tool_cmd
 from .recipe import (DENSITY, EXTRA_DENSITY, MODE_WORDS, OOD_SETS, PRETTY, SCORE_SETS, SET_IMAGES, TEST_SPLIT_SETS,
                      TRAIN_IMAGES, WRN_MODES, eval_name, run_name, score_name)
 
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
 IDENTITY = ("arch", "mode", "dataset", "data_root", "init", "out")  # always passed: what makes the run this run

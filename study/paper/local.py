@@ -31,12 +31,14 @@ def _stream(proc: subprocess.Popen, log) -> None:
             sys.stderr.buffer.write(chunk)
             sys.stderr.flush()
 
+
 def local_cmds(node: Node, gpus: int) -> list[list[str]]:
     if node.module and gpus > 1:
         py, _, module, *args = node.cmds[0]
         return [[py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(gpus), "-m", module,
                  *args]]
     return node.cmds
+
 
 def run_local(o, sel: list[Node], out: Path) -> int:
     with out_lock(out, "--local") as lock:

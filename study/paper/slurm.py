@@ -21,6 +21,7 @@ from oe_core.errors import EXIT_PREEMPTED, OEError
 from .graph import ROOT, SCRIPTS, Node
 from .state import finished, log_path, out_lock, state_dir
 
+
 DEFAULT_RESOURCES = SCRIPTS / "reproduce_resources.toml"
 RESOURCE_KEYS = {"partition": str, "account": str, "qos": str, "time": str, "nodes": int, "gpus_per_node": int,
                  "nproc_per_task": int, "tasks_per_node": int, "cpus_per_task": int, "mem": str,
@@ -30,6 +31,7 @@ RESOURCE_KEYS = {"partition": str, "account": str, "qos": str, "time": str, "nod
 def slurm_jobs(out: Path) -> dict:
     p = state_dir(out) / "slurm_jobs.json"
     return json.loads(p.read_text()) if p.exists() else {}
+
 
 def slurm_states(ids: list[str]) -> dict[str, tuple[str, str]]:
     """job id -> (STATE, reason) from squeue, then sacct, then scontrol (whichever is there and knows)."""
@@ -75,12 +77,14 @@ def active_slurm_jobs(out: Path) -> list[str]:
     return [f"{name} (job {j['job']}, {states[j['job']][0].lower()})" for name, j in jobs.items()
             if j["job"] in states and states[j["job"]][0] in ACTIVE]
 
+
 def check_not_busy(out: Path) -> None:
     busy = active_slurm_jobs(out)
     if busy:
         raise OEError(f"--out {str(out)!r} is held by another run: SLURM jobs still queued or running: "
                       f"{', '.join(busy[:4])}{' ...' if len(busy) > 4 else ''}; wait, scancel them, or use "
                       "another --out")
+
 
 def load_resources(path: Optional[str]) -> dict[str, dict]:
     import tomllib
@@ -114,6 +118,7 @@ def load_resources(path: Optional[str]) -> dict[str, dict]:
         merged[sec] = r
     return merged
 
+
 def sbatch_options(res: dict) -> list[str]:
     opts = [f"--nodes={res['nodes']}", f"--ntasks-per-node={res['tasks_per_node']}",
             f"--cpus-per-task={res['cpus_per_task']}", f"--time={res['time']}"]
@@ -123,6 +128,7 @@ def sbatch_options(res: dict) -> list[str]:
         if res[key]:
             opts.append(f"--{key}={res[key]}")
     return opts + list(res["extra"])
+
 
 def job_script(node: Node, res: dict, out: Path, py: str) -> str:
     nproc = res.get("nproc_per_task") or max(res["gpus_per_node"], 1)
@@ -190,6 +196,7 @@ def job_script(node: Node, res: dict, out: Path, py: str) -> str:
              'exit "$rc"',
              ""]
     return "\n".join(lines)
+
 
 def submit_slurm(res: dict, sel: list[Node], out: Path, py: str) -> int:
     """Submit the unfinished nodes of ``sel`` as sbatch jobs chained by ``afterok`` (``res``: the resources file,

@@ -17,6 +17,7 @@ from oe_core.lock import FileLock, lock_holder
 
 from .graph import Node
 
+
 STATE = ".reproduce"
 
 

@@ -35,7 +35,9 @@ def node_status(out: Path, node: Node, jobs: dict, states: dict, local: Optional
         return f"failed ({note})"
     return "not started" + checkpoint_note(node)
 
+
 NODE_STATES = ("finished", "running", "pending", "failed", "not started")
+
 
 def state_of(status: str) -> str:
     """The state a :func:`node_status` line starts with ("not started; a checkpoint ..." -> "not started")."""
