@@ -181,6 +181,8 @@ def test_the_cifar_eval_node_evaluates_the_runs_there_with_the_papers_columns(tm
     assert calls["svhn_likelihood"][calls["svhn_likelihood"].index("--baseline"):][:4] == \
         ["--baseline", "pcnn", "--oe", "pcnn_oe"]
     assert "cifar10_wrn_oe_scratch not found; column MSP+OE scratch left out" in capsys.readouterr().err
+    calls.clear()
+    assert cifar_eval.main(["--help"]) == 0 and "DATA_ROOT" in capsys.readouterr().out and not calls
     calls.clear()   # CIFAR-100: its WRN columns only, its paper keys, and one clear error when there is none
     with pytest.raises(Exception, match="no trained cifar100 runs under"):
         cifar_eval.main(["cifar100"])

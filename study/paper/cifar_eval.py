@@ -32,6 +32,9 @@ DENSITY_COLUMNS = (("BPP", "pcnn", ("pixelcnn", "baseline"), "bpd", "pixelcnn-bp
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] in (["-h"], ["--help"]):
+        print(__doc__.strip() + "\n\nOptions after the data set go to python -m analysis.evaluate (see its --help).")
+        return 0
     if not argv or argv[0] not in ("cifar10", "cifar100"):
         raise OEError("usage: DATA_ROOT=DIR OUT=DIR python -m study.paper.cifar_eval cifar10|cifar100 "
                       "[analysis.evaluate options]")
