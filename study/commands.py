@@ -18,14 +18,14 @@ import dataclasses
 import typing
 from typing import Any, Iterable, Mapping, Sequence, Type, TypeVar
 
-from oe_core.config import build_parser
+from oe_core.cli_config import build_parser
 
 
 C = TypeVar("C")
 
 
 def flag(name: str) -> str:
-    """The option of config field ``name`` (``lr_decay`` -> ``--lr-decay``), as ``oe_core.config`` makes it."""
+    """The option of config field ``name`` (``lr_decay`` -> ``--lr-decay``), as ``oe_core.cli_config`` makes it."""
     return "--" + name.replace("_", "-")
 
 

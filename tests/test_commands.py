@@ -5,7 +5,7 @@ import pytest
 
 from classifiers_oe.config import ClassifierConfig
 from density_oe.config import DensityConfig
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from study.commands import config_argv, option_argv, resolve, tool_cmd
 
 

@@ -39,8 +39,10 @@ def references(path: Path, names: tuple[str, ...], root: Path = ROOT) -> list[st
     for tok in tokenize.generate_tokens(io.StringIO(text).readline):
         if tok.type in (tokenize.STRING, tokenize.COMMENT) or tok.type == getattr(tokenize, "FSTRING_MIDDLE", -1):
             for name in names:
-                if _REF[name].search(tok.string.strip("'\"")):
-                    found.append(f"{rel}:{tok.start[0]}: {name} in {tok.string.strip()[:80]!r}")
+                m = _REF[name].search(tok.string.strip("'\""))
+                if m:
+                    line = tok.start[0] + tok.string[:tok.string.find(m.group(0))].count("\n")
+                    found.append(f"{rel}:{line}: {name} in {m.string[max(0, m.start() - 30):m.end() + 30]!r}")
     return found
 
 

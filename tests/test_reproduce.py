@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from density_oe.config import DensityConfig
-from oe_core.config import parse_config
+from oe_core.cli_config import parse_config
 from study import paper as R
 from oe_core.errors import cli_main
 from tests.paper_data import apply_checksums, write_paper_data_root
