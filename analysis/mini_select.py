@@ -1,6 +1,6 @@
-"""``python -m analysis.mini_select``: the old name of ``python -m study.mini.select`` (the validation-set choice
-of the mini-study's OE length), kept so that users' commands keep working.  It runs that tool when executed and
-imports nothing from ``study`` otherwise (``analysis`` sits below ``study``)."""
+"""``python -m analysis.mini_select``: the old command name of the mini-study's validation-set choice of its OE
+length, kept so that users' commands keep working.  Run as a module it runs the tool under its new name (the one
+string below); imported, it does nothing (``analysis`` sits below the study's floor: ``tests/test_layers.py``)."""
 import runpy
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
-"""``python -m analysis.mini_study``: the old name of ``python -m study.mini`` (the mini-study), kept so that
-users' commands keep working.  It runs that tool when executed and imports nothing from ``study`` otherwise
-(``analysis`` sits below ``study``)."""
+"""``python -m analysis.mini_study``: the mini-study's old command name, kept so that users' commands keep
+working.  Run as a module it runs the tool under its new name (the one string below); imported, it does nothing
+(``analysis`` sits below the study's floor: ``tests/test_layers.py``)."""
 import runpy
 
 if __name__ == "__main__":

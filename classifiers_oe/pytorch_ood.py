@@ -1,7 +1,7 @@
 """pytorch-ood's detectors on this suite's classifiers, registered by name (an optional dependency).
 
 ``pip install "pytorch-ood>=0.4,<0.5"`` (or ``pip install -e ".[ood]"``) makes these usable in
-``python -m analysis.evaluate --detectors ...``; without it they are listed as not installed.
+the evaluation's ``--detectors ...``; without it they are listed as not installed.
 
 | name          | pytorch-ood class | built on                                      | fitted on the ID training set   |
 |---------------|-------------------|-----------------------------------------------|---------------------------------|

@@ -137,7 +137,7 @@ def _refuse_pickle(path: Path) -> UnsafeFileError:
     return UnsafeFileError(
         f"{str(path)!r} cannot be read as tensors only: it holds pickled Python objects (a whole model saved with "
         "torch.save(model)?), and unpickling them would run code from the file; save a state dict instead (torch.save(model.state_dict(), 'w.pt'), then "
-        "--ckpt LABEL=w.pt:arch=...), or, if you trust its source, load it with analysis.evaluate --trust-pickle")
+        "--ckpt LABEL=w.pt:arch=...), or, if you trust its source, load it with the evaluation's --trust-pickle")
 
 
 def load_user_classifier(path: str | Path, options: Optional[dict[str, str]] = None,

@@ -102,7 +102,7 @@ class DensityConfig(PixelCNNConfig, GlowConfig, VAEConfig, DiffusionConfig, Outl
                                           "epoch's evaluation, with the same weights, fixed images and fixed random "
                                           "draws: metrics get track_<set>_bpd (mean) and track_<set>_auroc (AUROC "
                                           "of bits/dim, OOD positive, against the test images): the AUROC-over-"
-                                          "training trajectory that analysis.trajectory tabulates and plots")
+                                          "training trajectory that the analysis tabulates and plots")
     track_images: int = help_field(500, "images of each --track-ood set scored (its first N)")
     perturb_rate: float = help_field(0.0, "train on perturbed images: each subpixel of every in-distribution "
                                           "training image is replaced by a uniform draw from 0..255 with this "

@@ -1,6 +1,6 @@
 """Input perturbation for the likelihood-ratio background model (Ren et al. 2019): ``--perturb-rate`` of
 ``python -m density_oe.train`` trains a model on perturbed images, the background model that
-``analysis.evaluate --background`` divides out."""
+the evaluation's ``--background`` divides out."""
 from __future__ import annotations
 
 from typing import Optional

@@ -4,7 +4,7 @@ the library behind ``python -m density_oe.score`` (and the VAE bound gap, the be
 Scoring runs in eval mode under ``torch.inference_mode`` with every weight normalised once
 (:func:`~density_oe.pixelcnn.weight_norm.frozen_weights`); ``amp="bf16"`` runs the network in bfloat16 and the
 likelihood in float32.  The bits/dim come from :func:`density_oe.units.model_bits_per_dim`, the route every
-density detector takes too, so a score file and ``analysis.evaluate``'s ``bpd`` agree image by image.
+density detector takes too, so a score file and the evaluation's ``bpd`` detector agree image by image.
 """
 from __future__ import annotations
 

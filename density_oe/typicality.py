@@ -12,7 +12,7 @@ more anomalous), which AUROC/FPR95 threshold over all values.  ``M = 1`` is the 
 Ĥ|``.  The batch form scores consecutive groups of ``M`` images (in scoring order; a last incomplete group uses
 its own size) and gives every image of a group the group's ``T_M``, so the per-image metrics weigh each batch
 ``M`` times, i.e. they are the metrics over batches.  Groups are formed within each scoring batch, so the
-scoring batch size should be a multiple of ``M`` (``analysis.evaluate``'s default 200 is one for every registered
+scoring batch size should be a multiple of ``M`` (the evaluation's default 200 is one for every registered
 M: 2, 10, 25).  NLL is in bits/dim (a per-dimension rescaling of nats per
 image: rankings are unchanged), with Ĥ and the scores computed the same way (for Glow: the same fixed
 dequantisation draw).

@@ -3,14 +3,14 @@
 A detector wraps a model and turns a batch of **model inputs** into per-input anomaly scores, **higher = more
 anomalous**::
 
-    det = MSP(model)                  # classifiers_oe.detectors; any nn.Module giving logits
+    det = MSP(model)                  # the classifier package's; any nn.Module giving logits
     det.fit(loader)                   # optional: detectors with ``requires_fit`` learn from (x, y) batches
     scores = det.predict(x)           # Tensor[B]
     scores = det.predict_features(z)  # where it applies: from the logits / features the model already gave
 
-The method packages own their detectors and register them here with their metadata: ``classifiers_oe``
-(MSP, max logit, energy, cross-entropy to uniform, and pytorch-ood's detectors when it is installed) and
-``density_oe`` (bits/dim, likelihood ratio, complexity-corrected likelihood).  Tools look detectors up by name
+The method packages own their detectors and register them here with their metadata: the classifier package
+(MSP, max logit, energy, cross-entropy to uniform, and pytorch-ood's detectors when it is installed) and the
+density package (bits/dim, likelihood ratio, complexity-corrected likelihood).  Tools look detectors up by name
 (:func:`get_detector`), build one for a model with :meth:`DetectorEntry.build`, fit it on the in-distribution
 training set when ``needs_fit``, and feed it the model's inputs.  pytorch-ood detectors satisfy the same API
 (``fit`` / ``predict``) and are registered as they are.

@@ -7,4 +7,4 @@
 # e.g. add --device cuda --amp bf16 --channels-last; --epochs N to train longer (the default is 300).
 # No GPU week to spare?  Import the port's released weights instead:
 #   python -m density_oe.port --src pcnn_lr.0.00040_nr-resnet5_nr-filters160_889.pth --out OUT/cifar10_pixelcnn_baseline
-exec "$(dirname "${BASH_SOURCE[0]}")/density_run.sh" baseline "$@"
+exec "$(dirname "${BASH_SOURCE[0]}")/run_node.sh" cifar10_pixelcnn_baseline "$@"

@@ -14,6 +14,6 @@
 # Usage: DATA_ROOT=/data OUT=runs scripts/density_cifar10_diffusion_baseline.sh [density_oe.train options]
 #   NPROC=N   N GPUs of this node through torchrun (the global batch stays 128)
 # e.g. add --device cuda --amp bf16
-export ARCH=diffusion
-exec "$(dirname "${BASH_SOURCE[0]}")/density_run.sh" baseline --batch-size 128 --lr 2e-4 --beta1 0.9 \
-  --beta2 0.99 --warmup-steps 100 --lr-decay 1 --ema-decay 0.9999 "$@"
+# The run graph's node cifar10_diffusion_baseline: its settings live in study/paper/recipe.py (DENSITY["diffusion"]);
+# scripts/reproduce.sh --plan --diffusion shows the command.
+exec "$(dirname "${BASH_SOURCE[0]}")/run_node.sh" cifar10_diffusion_baseline "$@"

@@ -9,5 +9,4 @@
 # -> OUT/cifar10_diffusion_oe_tune
 # Usage: DATA_ROOT=/data OUT=runs scripts/density_cifar10_diffusion_oe_tune.sh [density_oe.train options]
 # (pass the same --diffusion-* network options as the baseline if you changed them there)
-export ARCH=diffusion
-exec "$(dirname "${BASH_SOURCE[0]}")/density_run.sh" oe_tune --diffusion-train-t-samples 4 "$@"
+exec "$(dirname "${BASH_SOURCE[0]}")/run_node.sh" cifar10_diffusion_oe_tune "$@"

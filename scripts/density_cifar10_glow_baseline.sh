@@ -7,6 +7,6 @@
 # Usage: DATA_ROOT=/data OUT=runs scripts/density_cifar10_glow_baseline.sh [density_oe.train options]
 #   NPROC=N   N GPUs of this node through torchrun (the global batch stays 512)
 # e.g. add --device cuda --amp bf16; --epochs N to train longer (the default is 300).
-export ARCH=glow
-exec "$(dirname "${BASH_SOURCE[0]}")/density_run.sh" baseline --batch-size 512 --lr 1e-3 --warmup-steps 970 \
-  --lr-decay 1 "$@"
+# The run graph's node cifar10_glow_baseline: its settings live in study/paper/recipe.py (DENSITY["glow"]);
+# scripts/reproduce.sh --plan --glow shows the command.
+exec "$(dirname "${BASH_SOURCE[0]}")/run_node.sh" cifar10_glow_baseline "$@"

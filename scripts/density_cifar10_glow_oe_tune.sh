@@ -6,5 +6,4 @@
 # -> OUT/cifar10_glow_oe_tune
 # Usage: DATA_ROOT=/data OUT=runs scripts/density_cifar10_glow_oe_tune.sh [density_oe.train options]
 # (pass the same --glow-* options as the baseline if you changed them there)
-export ARCH=glow
-exec "$(dirname "${BASH_SOURCE[0]}")/density_run.sh" oe_tune "$@"
+exec "$(dirname "${BASH_SOURCE[0]}")/run_node.sh" cifar10_glow_oe_tune "$@"

@@ -6,4 +6,4 @@
 # -> OUT/cifar10_pixelcnn_oe_tune
 # Usage: DATA_ROOT=/data OUT=runs scripts/density_cifar10_oe_tune.sh [density_oe.train options]
 # e.g. --outliers tinyimages300k, --oe-margin 1024 --oe-margin-unit nats_per_image, --lam 0.5
-exec "$(dirname "${BASH_SOURCE[0]}")/density_run.sh" oe_tune "$@"
+exec "$(dirname "${BASH_SOURCE[0]}")/run_node.sh" cifar10_pixelcnn_oe_tune "$@"

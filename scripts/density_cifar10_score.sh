@@ -7,19 +7,8 @@
 #   ARCH  pixelcnn (default), glow, vae or diffusion: only picks the default RUN (the model's kind is read from its checkpoint)
 #   SETS  space-separated datasets to score (default: the list above)
 # e.g. add --device cuda --amp bf16 --batch-size 256
-set -euo pipefail
-abs() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
-: "${DATA_ROOT:?set DATA_ROOT to the folder holding the datasets}"
-DATA_ROOT="$(abs "$DATA_ROOT")"
-OUT="$(abs "${OUT:-runs}")"
-RUN="${1:-cifar10_${ARCH:-pixelcnn}_baseline}"
+# The run graph's node score_RUN (scripts/run_node.sh): one density_oe.score per set, the options passed to each.
+RUN="${1:-}"
+RUN="${RUN:-cifar10_${ARCH:-pixelcnn}_baseline}"
 shift || true
-SETS="${SETS:-cifar10 gaussian rademacher blobs textures svhn places365 lsun cifar100}"
-source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
-
-for SET in $SETS; do
-  SPLIT=()
-  case "$SET" in cifar10|cifar100|svhn) SPLIT=(--split test) ;; esac
-  "$PY" -m density_oe.score --ckpt "$OUT/$RUN" --dataset "$SET" "${SPLIT[@]}" --data-root "$DATA_ROOT" \
-    --out "$OUT/scores/$RUN/$SET.npy" "$@"
-done
+exec "$(dirname "${BASH_SOURCE[0]}")/run_node.sh" "score_$RUN" "$@"

@@ -7,6 +7,6 @@
 # -> OUT/cifar10_vae_baseline  (reports train/test bits/dim of the ELBO per epoch; rerun the same command to resume)
 # Usage: DATA_ROOT=/data OUT=runs scripts/density_cifar10_vae_baseline.sh [density_oe.train options]
 #   NPROC=N   N GPUs of this node through torchrun (the global batch stays 128)
-export ARCH=vae
-exec "$(dirname "${BASH_SOURCE[0]}")/density_run.sh" baseline --batch-size 128 --lr 3e-4 --lr-decay 1 \
-  --epochs 200 "$@"
+# The run graph's node cifar10_vae_baseline: its settings live in study/paper/recipe.py (DENSITY["vae"]);
+# scripts/reproduce.sh --plan --vae shows the command.
+exec "$(dirname "${BASH_SOURCE[0]}")/run_node.sh" cifar10_vae_baseline "$@"

@@ -7,5 +7,4 @@
 # -> OUT/cifar10_vae_oe_tune
 # Usage: DATA_ROOT=/data OUT=runs scripts/density_cifar10_vae_oe_tune.sh [density_oe.train options]
 # (pass the same --vae-* options as the baseline if you changed them there)
-export ARCH=vae
-exec "$(dirname "${BASH_SOURCE[0]}")/density_run.sh" oe_tune "$@"
+exec "$(dirname "${BASH_SOURCE[0]}")/run_node.sh" cifar10_vae_oe_tune "$@"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole paper in one command: the run graph (WRN baseline -> OE fine-tune and OE from scratch on CIFAR-10/100;
 # PixelCNN++ baseline -> OE fine-tune -> scores; optional Glow; evaluations, tables with the paper's numbers,
-# figures, Figure 2), each node one of the scripts here.  A thin wrapper of python -m oe_core.reproduce.
+# figures, Figure 2), each node one of the scripts here.  A thin wrapper of python -m study.reproduce.
 #
 #   scripts/reproduce.sh --plan   --data-root /data --out runs --device cuda --amp bf16   # graph, commands, estimate
 #   scripts/reproduce.sh --local  --data-root /data --out runs --device cuda --amp bf16   # run it here, in order
@@ -10,4 +10,4 @@
 #
 # scripts/reproduce.sh --help explains every option; SLURM resources: scripts/reproduce_resources.toml.
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
-exec "$PY" -m oe_core.reproduce "$@"
+exec "$PY" -m study.reproduce "$@"

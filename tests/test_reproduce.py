@@ -1,4 +1,4 @@
-"""``scripts/reproduce.sh`` / ``python -m oe_core.reproduce`` without a cluster: --help, --plan, the graph against
+"""``scripts/reproduce.sh`` / ``python -m study.reproduce`` without a cluster: --help, --plan, the graph against
 the single scripts, bad input (one line, nothing submitted), the job scripts, and --slurm/--status through fake
 ``sbatch``/``squeue`` commands.  The real SLURM runs are in ``tests/test_reproduce_slurm.py``."""
 from __future__ import annotations
@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from oe_core import reproduce as R
+from density_oe.config import DensityConfig
+from oe_core.cli_config import parse_config
+from study import paper as R
 from oe_core.errors import cli_main
 from tests.paper_data import apply_checksums, write_paper_data_root
 
@@ -78,8 +80,9 @@ def test_plan_lists_the_graph_in_dependency_order_with_commands_and_an_estimate(
         assert all(names.index(d) < i for d in graph[name].deps), name
     assert "python -m classifiers_oe.train --mode oe_tune --dataset cifar10" in text
     assert f"--init {out}/cifar10_wrn_baseline" in text
-    assert "bash scripts/eval_cifar.sh cifar10 --device cuda" in text
-    assert "bash scripts/density_cifar10_score.sh cifar10_pixelcnn_oe_tune" in text
+    assert "python -m study.paper.cifar_eval cifar10 --device cuda" in text
+    assert (f"python -m density_oe.score --ckpt {out}/cifar10_pixelcnn_oe_tune --dataset svhn --split test "
+            f"--data-root {tmp_path} --out {out}/scores/cifar10_pixelcnn_oe_tune/svhn.npy --device cuda") in text
     assert "benchmarks/results/cpu-bf16.json (CPU AMD EPYC, 2 cores, bf16" in text
     assert "no GPU measurement there yet" in text
     assert "finished in " in text and ": 0 of 12" in text
@@ -102,7 +105,11 @@ def test_plan_with_glow_and_the_ports_weights(tmp_path, capsys):
     assert rc == 0 and "17 of 17 nodes" in text
     assert f"python -m density_oe.port --src {pth} --out {tmp_path / 'o'}/cifar10_pixelcnn_baseline" in text
     assert "cifar10_glow_eval" in text and "analysis.svhn_likelihood" in text
-    assert "--batch-size 512 --lr 1e-3 --warmup-steps 970 --lr-decay 1" in text
+    assert "--batch-size 512 --warmup-steps 970 --lr-decay 1.0" in text   # lr 1e-3 is the trainer's default
+    glow = trained(tmp_path, "--glow")
+    assert (glow["cifar10_glow_baseline"].batch_size, glow["cifar10_glow_baseline"].lr) == (512, 1e-3)
+    assert (glow["cifar10_glow_baseline"].warmup_steps, glow["cifar10_glow_baseline"].lr_decay) == (970, 1)
+    assert (glow["cifar10_glow_oe_tune"].lr, glow["cifar10_glow_oe_tune"].epochs) == (2e-4, 2)
 
 
 def test_plan_with_diffusion_adds_its_runs_scores_and_evaluation(tmp_path, capsys):
@@ -112,48 +119,50 @@ def test_plan_with_diffusion_adds_its_runs_scores_and_evaluation(tmp_path, capsy
     for node in ("cifar10_diffusion_baseline", "cifar10_diffusion_oe_tune", "score_cifar10_diffusion_oe_tune",
                  "cifar10_diffusion_eval"):
         assert node in text, node
-    assert "--beta1 0.9 --beta2 0.99 --warmup-steps 100 --lr-decay 1 --ema-decay 0.9999" in text
+    assert "--lr 0.0002 --beta1 0.9 --beta2 0.99 --warmup-steps 100 --lr-decay 1.0 --ema-decay 0.9999" in text
+    base = trained(tmp_path, "--diffusion")["cifar10_diffusion_baseline"]
+    assert (base.lr, base.beta1, base.beta2, base.warmup_steps, base.lr_decay, base.ema_decay, base.batch_size) == \
+        (2e-4, 0.9, 0.99, 100, 1, 0.9999, 128)
     assert "--diffusion-train-t-samples 4" in text and "--epochs 7" in text and "cifar10_glow" not in text
 
 
 def test_plan_with_the_vae(tmp_path, capsys):
     rc, text, _ = run(["--plan", "--data-root", tmp_path, "--out", tmp_path / "o", "--vae"], capsys)
     assert rc == 0 and "17 of 17 nodes" in text
-    assert "--batch-size 128 --lr 3e-4 --lr-decay 1 --epochs 200" in text
+    assert "--lr 0.0003 --lr-decay 1.0 --epochs 200" in text
+    base = trained(tmp_path, "--vae")["cifar10_vae_baseline"]
+    assert (base.batch_size, base.lr, base.lr_decay, base.epochs) == (128, 3e-4, 1, 200)
     assert "cifar10_vae_eval" in text and "likelihood_regret" in text and "analysis.bound_gap" in text
 
 
-def test_training_nodes_run_exactly_what_the_single_scripts_run(tmp_path):
-    """Each training node's command equals the one its script in scripts/ execs (a fake python records it)."""
-    fake = tmp_path / "fakepy"
-    fake.write_text('#!/bin/bash\nprintf "%s\\n" "$@" > "$RECORD"\n')
-    fake.chmod(0o755)
-    o = R.parser().parse_args(["--plan", "--glow", "--vae", "--diffusion", "--out", str(tmp_path / "runs"),
-                               "--data-root",
-                               str(tmp_path / "d")])
-    o.out, o.data_root = tmp_path / "runs", tmp_path / "d"
-    nodes = {n.name: n for n in R.build_graph(o, str(fake))}
+def trained(tmp_path, *flags: str) -> dict:
+    """The density training nodes of the graph with ``flags``, their commands read by the trainer's own CLI."""
+    o = R.parser().parse_args(["--plan", *flags])
+    o.out, o.data_root = tmp_path / "runs", tmp_path
+    return {n.name: parse_config(DensityConfig, n.cmds[0][3:]) for n in R.build_graph(o, "python")
+            if n.module == "density_oe.train"}
+
+
+def test_training_nodes_run_exactly_what_the_single_scripts_run(tmp_path, monkeypatch):
+    """Each training script runs its node (a fake python records it), and that node, run on its own, execs exactly
+    the graph's command: the script's trainer command is the node's."""
+    from study.paper import local
+    from tests.test_paper_scripts import record_script
+
+    o = R.parser().parse_args(["--plan", "--glow", "--vae", "--diffusion"])
+    o.out, o.data_root = tmp_path / "runs", tmp_path / "data"
+    nodes = {n.name: n for n in R.build_graph(o, sys.executable)}
+    execed = []
+    monkeypatch.setattr(local.os, "execvpe", lambda path, argv, env: execed.append(argv))
+    monkeypatch.setenv("OE_PYTHON", sys.executable)
+    monkeypatch.setenv("DATA_ROOT", str(o.data_root))
+    monkeypatch.setenv("OUT", str(o.out))
+    monkeypatch.delenv("NPROC", raising=False)
     for name, script in TRAIN_SCRIPTS.items():
-        rec = tmp_path / f"{name}.args"
-        subprocess.run(["bash", str(ROOT / "scripts" / script)], check=True, timeout=60,
-                       env={**os.environ, "OE_PYTHON": str(fake), "RECORD": str(rec), "DATA_ROOT": str(o.data_root),
-                            "OUT": str(o.out)})
-        script_args = rec.read_text().splitlines()
-        node_args = nodes[name].cmds[0][1:]
-        pos = script_args.index("--out")
-        script_args = script_args[:pos] + script_args[pos + 2:] + script_args[pos:pos + 2]
-        assert _pairs(script_args) == _pairs(node_args), name
-
-
-def _pairs(argv: list[str]) -> dict:
-    out, key = {}, None
-    for a in argv:
-        if a.startswith("-"):
-            key = a
-            out[key] = []
-        else:
-            out[key].append(a)
-    return out
+        argv, _ = record_script(tmp_path, script, [], {})
+        assert argv == ["-m", "study.reproduce", "--run-node", name], script
+        assert cli_main(R.main, argv[2:]) == 0
+        assert execed.pop() == nodes[name].cmds[0] and nodes[name].module in nodes[name].cmds[0], name
 
 
 def test_bad_input_is_one_line_before_anything_runs(tmp_path, data, capsys, monkeypatch):
@@ -183,7 +192,7 @@ def test_bad_input_is_one_line_before_anything_runs(tmp_path, data, capsys, monk
 
 def test_an_out_held_by_another_run_is_refused(tmp_path, data, capsys, monkeypatch):
     out = tmp_path / "runs"
-    with R.OutLock(out, "--local"):
+    with R.out_lock(out, "--local"):
         rc, _, err = run(["--local", "--data-root", data, "--out", out], capsys)
     assert rc == 2 and f"--out {str(out)!r} is held by another reproduce run (pid {os.getpid()}, --local)" in err
     # SLURM jobs of an earlier --slurm still queued: refused by --local and --slurm alike
@@ -279,7 +288,7 @@ def test_status_without_slurm_reads_the_out_folder(tmp_path, capsys):
     run_dir = out / "cifar10_wrn_oe_tune"
     run_dir.mkdir(parents=True)
     (run_dir / "checkpoint.pt").write_bytes(b"x")
-    with R.OutLock(out, "--local") as lock:
+    with R.out_lock(out, "--local") as lock:
         lock.note(", running cifar10_wrn_baseline")
         rc, text, err = run(["--status", "--out", out], capsys)
     st = dict(line.split(None, 1) for line in text.splitlines())
@@ -303,3 +312,29 @@ def test_local_runs_a_training_node_through_torchrun_when_more_gpus_are_asked(tm
     rc, _, err = run(["--local", "--data-root", tmp_path, "--out", tmp_path / "o", "--pixelcnn-weights",
                       tmp_path / "missing.pth"], capsys)
     assert rc == 2 and "--pixelcnn-weights" in err and "no such file" in err
+
+
+def test_estimates_and_epochs_come_from_the_trainers_configs(tmp_path, monkeypatch):
+    """No epoch count is written in the graph: the estimates read the resolved configs (defaults, recipe, options)."""
+    from classifiers_oe import config as clf_config
+    from density_oe import config as density_config
+
+    def graph(*argv):
+        o = R.parser().parse_args(["--plan", *argv])
+        o.out, o.data_root = tmp_path / "runs", tmp_path
+        return {n.name: n for n in R.build_graph(o, "python")}
+
+    g = graph("--diffusion", "--vae")
+    assert g["cifar10_wrn_oe_tune"].estimate == ["wrn_oe_step", 10 * 50000 * 3]       # 128 in + 256 outliers
+    assert g["cifar10_wrn_baseline"].estimate == ["wrn_oe_step", 100 * 50000]
+    assert g["cifar10_pixelcnn_baseline"].estimate == ["train_paper", 300 * 50000]
+    assert g["cifar10_pixelcnn_oe_tune"].estimate == ["train_paper", 2 * 50000 * 2]   # 64 in + 64 outliers
+    assert g["cifar10_diffusion_baseline"].estimate == ["diffusion_train", 300 * 50000]
+    assert graph("--wrn-args", "--epochs 4")["cifar100_wrn_oe_scratch"].estimate == ["wrn_oe_step", 4 * 50000 * 3]
+    monkeypatch.setitem(clf_config.MODE_DEFAULTS, "oe_tune", {"epochs": 7, "lr": 0.001})
+    monkeypatch.setitem(density_config.MODE_DEFAULTS, "baseline", {**density_config.MODE_DEFAULTS["baseline"],
+                                                                    "epochs": 11})
+    g = graph("--diffusion")
+    assert g["cifar10_wrn_oe_tune"].estimate == ["wrn_oe_step", 7 * 50000 * 3]
+    assert g["cifar10_pixelcnn_baseline"].estimate == ["train_paper", 11 * 50000]
+    assert "--epochs" not in g["cifar10_pixelcnn_baseline"].cmds[0]

@@ -229,7 +229,7 @@ def _times(log: Path) -> tuple[list[float], float]:
 
 
 def test_slurm_jobs_ran_in_dependency_order_with_afterok(runs):
-    from oe_core.reproduce import saved_graph
+    from study.paper import saved_graph
 
     out = runs["slurm"]
     graph = {n.name: n for n in saved_graph(out)}

@@ -172,7 +172,8 @@ def _read_v1(path: Path, raw: bytes, map_location: Any) -> tuple[dict, dict]:
 
 def _not_a_checkpoint(path: Path) -> NotACheckpointError:
     return NotACheckpointError(f"{str(path)!r} is not an OE-suite checkpoint (no suite header); to use weights "
-                               "of the original code, use the importers (e.g. density_oe.port)")
+                               "of the original code, convert them with the method package's importer (the "
+                               "density trainer's port tool)")
 
 
 def checkpoint_format(path: str | Path) -> Optional[int]:

@@ -1,13 +1,13 @@
 """Weights anyone can load: ``model.safetensors`` and a model card ``README.md`` beside a run's ``config.json``.
 
-Every finished run folder gets them (the engine writes them when the last epoch ends; ``python -m analysis.export``
-writes them for existing run folders, ``density_oe.port`` for imported weights):
+Every finished run folder gets them (the engine writes them when the last epoch ends; the analysis tools' export
+writes them for existing run folders, the density package's port for imported weights):
 
 * ``model.safetensors`` holds the run's **scoring weights** -- the evaluation weights when the run keeps them (the
   density baseline's EMA), else the trained ones; ``config.json``'s ``eval_weights`` says which -- as a plain state
   dict that ``safetensors.torch.load_file`` reads.  Its metadata carries the kind, the resolved config, which weights
-  they are and the image size, so the suite's own tools (``--ckpt``, ``--init``, ``analysis.evaluate``,
-  ``density_oe.score``) load the file alone, through :func:`~oe_core.run.checkpoint.load_checkpoint`.
+  they are and the image size, so the suite's own tools (``--ckpt``, ``--init``, the evaluation, the
+  density scorer) load the file alone, through :func:`~oe_core.run.checkpoint.load_checkpoint`.
 * ``README.md`` says what was trained, on which data, with which config, the final metrics, and the few lines of
   plain PyTorch and safetensors that rebuild the model from the model class, ``config.json`` and the weights.
 
