@@ -1,49 +1,14 @@
 """Whole-step CUDA graphs: a fixed-shape step (forward, loss, backward, optimizer step, EMA update; or a scoring
-forward) captured once and replayed, so that one step costs one graph launch instead of thousands of kernel
-launches from Python (where the PixelCNN++ step is host-bound: docs/performance.md, "GPU").
+forward) captured once and replayed, one graph launch a step instead of many kernel launches from Python.
 
-:class:`StepGraph` wraps ``fn(*tensors) -> outputs``, as the PyTorch docs' "whole-network capture" does it:
-
-1. the first ``warmup`` calls run ``fn`` eagerly (on a side stream on CUDA); they are real steps;
-2. the next call captures ``fn`` on static input buffers on the device, then replays the graph once (capturing
-   executes nothing) -- also a real step;
-3. every later call copies its inputs straight into the static buffers (one copy per tensor: a pinned host batch
-   goes host -> static buffer with ``non_blocking``, never through a temporary device tensor) and replays.  The
-   outputs are the graph's static tensors, overwritten by the next call.
-
-Inputs may be on the host or on the device: eager calls (warm-up, fallback, a shape that differs from the captured
-one, e.g. a last partial batch) move them to the device first.  If capture fails, one warning says why and every
-call runs eagerly from then on.  What ``fn`` must respect (else capture fails or, worse, replays stale values): no
-host synchronisation (``.item()``, ``float(t)``, printing tensors), no CPU tensors, every value that changes
-between steps held in a device tensor updated in place outside the graph (the learning rate: :class:`TensorLR`;
-the EMA weight: the ``advance()`` of a task's :class:`~oe_core.run.task.StepUpdate`), and random numbers from the
-default CUDA generator (dropout), which graphs support: each replay draws fresh numbers from the generator's
-current seed and offset.
-
-Capture, as torch 2.14's ``torch/cuda/graphs.py`` does it, and what :class:`CudaGraph` adds:
-
-* ``torch.cuda.graph.__enter__`` synchronises, empties the device cache and the pinned-host cache
-  (``torch._C._host_emptyCache``), enters its stream context, then ``capture_begin``.  In the default ``"global"``
-  capture error mode a CUDA call from any other host thread -- the DataLoader's pin-memory thread allocating
-  pinned memory for the next batch (its cache was just emptied) -- is refused and invalidates the capture, and the
-  loader re-raises the error at the next batch (PyTorch #175425, LibreYOLO PR #681).  :class:`CudaGraph`
-  captures in ``"thread_local"`` mode: only the capturing thread is restricted; the pin-memory thread touches only
-  its own pinned buffers, nothing of the capture stream.
-* ``torch.cuda.graph.__exit__`` calls ``capture_end()`` *before* it leaves its stream context: when the capture
-  was invalidated, ``capture_end`` raises and the thread stays on the capture stream.  :class:`CudaGraph` enters
-  the same stream in an outer ``torch.cuda.stream`` context of its own, whose exit restores the caller's stream
-  whatever the inner exit did, and then ``reset()`` s the graph, which (torch 2.14 ``CUDAGraph.h``:
-  ``capturing_to_pool_``, ``allocated_pool_``) ends the allocator's routing into the graph's private pool and
-  releases it.
-
-The engine's train step goes through :class:`CapturedStep`, the captured one of the two step runners
-(:mod:`.step`): it runs when :func:`why_not_captured` finds nothing against it (the task's ``train_step`` marked
-:func:`capturable`, no DDP, ``--on-nonfinite stop``) and ``--cuda-graphs`` (:func:`resolve_cuda_graphs`) allows it.
-
-The CUDA specifics sit in :class:`CudaGraph`; :class:`ReplayByCalling` is a stand-in with the same interface that
-"replays" by calling ``fn`` again, so the bookkeeping (warm-up, static buffers, shapes, fallback) and the step
-functions written for capture are tested on CPUs (``tests/test_cuda_graph.py`` also runs :class:`CudaGraph` itself
-against a fake ``torch.cuda`` that fails the way torch's does).
+:class:`StepGraph` wraps ``fn(*tensors) -> outputs``: the first ``warmup`` calls run ``fn`` eagerly, the next
+captures it on static device buffers and replays it once, and every later call copies its inputs (host or device)
+into those buffers and replays; the outputs are the graph's static tensors, overwritten by the next call.  A shape
+that differs from the captured one (a last partial batch) runs eagerly; a failed capture warns once and every call
+runs eagerly.  ``fn`` must not synchronise with the host (``.item()``, ``float(t)``) or use CPU tensors, must hold
+every value that changes between steps in a device tensor updated in place outside the graph (:class:`TensorLR`,
+the ``advance()`` of a :class:`~oe_core.run.task.StepUpdate`), and draws random numbers from the default CUDA
+generator only.  How capture is made robust, and how it is tested on CPUs: docs/architecture.md, "CUDA graphs".
 """
 from __future__ import annotations
 
@@ -61,14 +26,12 @@ from .task import StepContext, StepUpdate
 F = TypeVar("F", bound=Callable)
 
 CHOICES = ("auto", "on", "off")
-
-
-CAPTURE_ERROR_MODE = "thread_local"   # see the module docstring: "global" loses to the pin-memory thread
+CAPTURE_ERROR_MODE = "thread_local"   # "global" loses to the DataLoader's pin-memory thread (docs/architecture.md)
 
 
 class CudaGraph:
     """``torch.cuda.CUDAGraph`` behind the :class:`StepGraph` interface: warm-up and capture on one side stream,
-    capture in ``thread_local`` error mode inside an outer stream context (see the module docstring)."""
+    capture in ``thread_local`` error mode inside an outer stream context."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -149,7 +112,8 @@ def _signature(tree: Any) -> list:
 
 
 class StepGraph:
-    """``fn`` captured as one graph after ``warmup`` eager calls; see the module docstring."""
+    """``fn`` captured as one graph after ``warmup`` eager calls (the module docstring says what ``fn`` must
+    respect)."""
 
     def __init__(self, fn: Callable[..., Any], device: torch.device, warmup: int = 3, name: str = "step",
                  backend: Optional[type] = None):
@@ -232,13 +196,10 @@ def resolve_cuda_graphs(choice: str, device: torch.device, why_not: Optional[str
 
 
 class TensorLR:
-    """The learning rates of ``optimizer`` mirrored in 0-dim float32 device tensors, for a captured optimizer step.
-
-    The param groups and the LR scheduler keep float learning rates (the schedule, the checkpoints and eager runs
-    are unchanged); :meth:`sync` copies them into the tensors before each step (outside the graph: one small
-    host-to-device fill per group), and the optimizer step runs inside :meth:`for_step`, which puts the tensors in
-    the groups for the call, so a fused/capturable Adam captured there reads the current value at every replay
-    instead of the one frozen at capture."""
+    """The learning rates of ``optimizer`` mirrored in 0-dim float32 device tensors, for a captured optimizer step:
+    the param groups and the scheduler keep floats; :meth:`sync` copies them into the tensors before each step
+    (outside the graph), and :meth:`for_step` puts the tensors in the groups for the step, so a captured Adam reads
+    the current learning rate at every replay instead of the one frozen at capture."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device):
         self.optimizer = optimizer
@@ -267,9 +228,9 @@ class TensorLR:
 
 
 def capturable(train_step: F) -> F:
-    """Marks a task's ``train_step`` as written for capture: no host synchronisation (its logs are device tensors),
-    no CPU tensors, every per-step value in a device tensor (see the module docstring); the engine may then run
-    the whole step as one CUDA graph.  An override of a marked ``train_step`` is not marked unless it says so."""
+    """Marks a task's ``train_step`` as written for capture (what :class:`StepGraph` needs of ``fn``; its logs are
+    device tensors); the engine may then run the whole step as one CUDA graph.  An override of a marked
+    ``train_step`` is not marked unless it says so."""
     train_step.capturable = True  # type: ignore[attr-defined]
     return train_step
 
@@ -287,10 +248,9 @@ def why_not_captured(train_step: Callable, kind: str, ddp: bool, on_nonfinite: s
 
 class CapturedStep:
     """The step runner (:mod:`.step`) that captures forward, loss, backward, optimizer step and the device half of
-    the task's update as one graph (:class:`StepGraph`), after its eager warm-up steps.  Outside the graph, before
-    each replay: the learning rate into its device tensor (:class:`TensorLR`) and the update's host half; after
-    it: the schedule.  ``forward`` (the task's ``train_step`` on the engine's model) is run while warming up and
-    capturing; replays repeat what it did, so it must be the same computation at every step."""
+    the task's update as one graph (:class:`StepGraph`).  Outside the graph, before each replay: the learning rate
+    (:class:`TensorLR`) and the update's host half; after it: the schedule.  Replays repeat what ``forward`` did
+    at capture, so it must be the same computation at every step."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
                  update: Optional[StepUpdate], device: torch.device, name: str = "train step"):
