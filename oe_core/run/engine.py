@@ -1,32 +1,12 @@
-"""The one run engine both trainers share: devices, DDP, checkpoints, logging, resume, preemption.
+"""The one run engine both trainers share: :class:`Engine` runs a :class:`Task` in four phases, restore, wrap,
+epochs and finish (docs/architecture.md, "The training loop"; what a run survives: docs/runs.md).
 
-A trainer is a :class:`Task` (what a model, an optimizer, a batch and a loss are); :class:`Engine` runs it:
-
-* run folder ``cfg.out`` with ``config.json`` (the resolved config), ``metrics.csv``/``metrics.json`` (one row
-  per epoch) and ``checkpoint.pt`` (+ ``checkpoint.prev.pt``), written atomically; when the last epoch is done,
-  ``model.safetensors`` (the scoring weights) and the task's model card ``README.md`` (:mod:`.release`);
-* resume: rerunning the same command on the same folder continues from the checkpoint, exactly: model,
-  optimizer, scheduler, task state (EMA, ...), data position (epoch, step) and RNG states are restored, and the
-  randomness of every step is derived from ``(seed, epoch, step, rank)`` so data order, augmentation and dropout
-  do not depend on where a run was interrupted;
-* preemption: SIGTERM/SIGINT finish the current step, write a checkpoint and raise :class:`Preempted`
-  (exit code 75 through :func:`oe_core.errors.cli_main`);
-* the loss and logs stay on the device and are read back every ``--read-every`` steps, before every checkpoint
-  and at each epoch's end (:mod:`.readback`: no host wait per step, the same sums as per-step reading);
-* non-finite losses stop the run naming the step (at the readback, before any checkpoint is written), or skip the
-  batch (``--on-nonfinite skip``, which reads every step); non-finite weights are never written;
-* one trainer per run folder: an exclusive lock (:mod:`.lock`) for the whole run; a second trainer on a busy
-  folder stops with one line naming it and the holder's pid (exit code 2);
-* DDP under ``torchrun`` (one process per device), bf16 autocast, channels_last, optional ``torch.compile``;
-* on CUDA, the whole train step (forward, loss, backward, optimizer step, EMA update) captured once as a CUDA graph
-  and replayed (``--cuda-graphs``, :class:`.cuda_graph.CapturedStep`), for tasks whose ``train_step`` is written for
-  it (:func:`.cuda_graph.capturable`).
-
-:meth:`Engine.run` is the loop, in four phases: **restore** (the checkpoint, the task's model, optimizer and
-schedule at the checkpoint's position), **wrap** (DDP, ``torch.compile``, the step runner: eager or CUDA graph,
-:mod:`.step`), the **epochs** (each step: the task's ``train_step`` through the step runner, then readback,
-progress, preemption and periodic checkpoints; each epoch's end: evaluation, metrics, checkpoint) and **finish**
-(``model.safetensors`` and the model card).
+A run folder ``cfg.out`` holds ``config.json``, ``metrics.csv``/``metrics.json`` (one row per epoch) and
+``checkpoint.pt`` (+ ``checkpoint.prev.pt``), all written atomically, and at the end ``model.safetensors`` and the
+model card (:mod:`.release`).  Rerunning the same command resumes exactly: every step's randomness derives from
+``(seed, epoch, step, rank)``.  SIGTERM/SIGINT checkpoint and raise :class:`Preempted` (exit code 75); a non-finite
+loss stops the run naming the step, or skips the batch (``--on-nonfinite skip``); non-finite weights are never
+written; an exclusive lock keeps a second trainer out of the folder (exit code 2).
 """
 from __future__ import annotations
 
@@ -356,23 +336,20 @@ class Engine:
         barrier()
         return path
 
-    def _state(self, model, optimizer, scheduler, epoch, step, global_step, partial) -> dict:
+    def _save(self, model, optimizer, scheduler, epoch, step, global_step, partial) -> Path:
         model_sd = model.state_dict()
         assert_finite_state(model_sd)
         eval_sd = self.task.eval_state_dict(model)
         if eval_sd is not None:
             assert_finite_state(eval_sd, "evaluation")
-        return {"kind": self.task.kind, "config": config_to_dict(self.cfg), "model": model_sd,
-                "eval_model": eval_sd, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "task": self.task.state_dict(),
-                "position": {"epoch": epoch, "step": step, "global_step": global_step},
-                "partial": partial, "rng": rng_state(), "history": self.history}
+        state = {"kind": self.task.kind, "config": config_to_dict(self.cfg), "model": model_sd,
+                 "eval_model": eval_sd, "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                 "task": self.task.state_dict(),
+                 "position": {"epoch": epoch, "step": step, "global_step": global_step},
+                 "partial": partial, "rng": rng_state(), "history": self.history}
+        return save_checkpoint(self.out, state, kind=self.task.kind, step=global_step, epoch=epoch)
 
-    def _save(self, *args) -> Path:
-        state = self._state(*args)
-        pos = state["position"]
-        return save_checkpoint(self.out, state, kind=self.task.kind, step=pos["global_step"], epoch=pos["epoch"])
 
 
 def _sum_over_ranks(partial: dict, device: torch.device) -> dict:
