@@ -1,30 +1,10 @@
 """Natural-image OOD test sets stored as image folders: Textures (DTD), Places365, LSUN, iSUN, and any folder of
 the user's own images (``folder,path=DIR``).
 
-Every image is converted to RGB, resized so its shorter side is ``size`` and
-center-cropped to ``size`` x ``size`` (the reference's ``Resize(32)`` +
-``CenterCrop(32)``); any user ``transform`` gets that cropped PIL image.
-Targets are ``-1``.
-
-Deliberate differences from the reference (documented):
-
-* Images are found by walking the folder recursively (sorted by relative path,
-  hidden files skipped) instead of ``torchvision.datasets.ImageFolder``; class
-  subfolders are allowed but not required, so flat exports work too (DTD's
-  ``images/<class>/`` and ODIN's tarballs both load).
-* LSUN: the reference reads the official LSUN ``test`` lmdb through its own
-  loader; we read an image folder exported from it (``lsun/``).  ODIN's
-  LSUN-crop tarball is a *different* set (pre-cropped 32x32 patches); it loads
-  too, but its numbers are not comparable with the paper's LSUN column.
-* iSUN is not used by the reference at all; it is provided for comparison with
-  the ODIN line of work, as are ODIN's LSUN crop and resize sets (``lsun-crop``,
-  ``lsun-resize``).
-* Places365: the reference's ``places365/test_subset`` is undocumented (its issue #2).
-  ``python -m oe_core.data fetch places365`` takes the 10,000 images of the
-  Places365-Standard validation set (``val_256.tar``, 36,500 images at 256x256) listed
-  in ``subsets/places365_val_10k.txt`` (:data:`PLACES365_SUBSET`: the indices drawn
-  by ``numpy.random.default_rng(365).choice(36500, 10000, replace=False) + 1``, sorted);
-  10,000 is the size later work (energy-based OOD) reports for its Places365 set.
+Images are found recursively (sorted by relative path, hidden names skipped), converted to RGB, resized so their
+shorter side is ``size`` and center-cropped to ``size`` x ``size`` (the reference's ``Resize(32)`` +
+``CenterCrop(32)``); a user ``transform`` gets that cropped PIL image.  Targets are ``-1``.  How this differs from
+the reference (LSUN, iSUN, the Places365 subset :data:`PLACES365_SUBSET`): docs/paper.md.
 """
 from __future__ import annotations
 

@@ -4,29 +4,14 @@ Constructions, in [-1, 1], per image of shape (size, size, 3):
 
 * ``gaussian``:   ``clip(N(0, 0.5^2), -1, 1)``
 * ``rademacher``: ``Bernoulli(0.5) * 2 - 1``
-* ``blobs``:      ``Bernoulli(0.7)``, Gaussian blur with sigma 1.5 over all three axes
-  (channel axis included: ``skimage.filters.gaussian(..., channel_axis=None)``, the
+* ``blobs``:      ``Bernoulli(0.7)``, Gaussian blur with sigma 1.5 over all three axes (channel axis included, the
   reference's ``multichannel=False``), values < 0.75 set to 0, then ``* 2 - 1``
 * ``uniform``:    ``U[-1, 1]`` (the reference's ``--validate`` set)
 
-Images are generated lazily and independently: image ``i`` comes from
-``numpy.random.default_rng([seed, crc32(kind), i])``, so a set is deterministic
-under ``seed``, any ``n`` is instant to build, and image ``i`` does not depend on
-``n``.  The default ``n = 20000`` is the reference's CIFAR noise pool
-(2,000 per trial x 10 trials).
-
-Deliberate differences from the reference (documented):
-
-* Values are stored as uint8, quantised from [-1, 1] by ``round((x + 1) * 127.5)``,
-  so every dataset follows one contract and density models can score noise; the
-  suite's :func:`~oe_core.data.transforms.to_unit_range` maps them back within
-  1/255 (exactly for Rademacher and for the Blobs background).  The reference
-  feeds float32 values.
-* The reference draws one array for the whole pool from the global NumPy RNG
-  without a seed; we draw per image from a seeded generator.
-
-The entries have ``normalize=False``: like the reference, feed these to
-classifiers as raw [-1, 1] values (``to_unit_range``), not mean/std-normalised.
+Image ``i`` comes from ``numpy.random.default_rng([seed, crc32(kind), i])``: a set is deterministic under ``seed``
+and image ``i`` does not depend on ``n`` (default: the reference's pool of 20,000).  Images are stored as uint8,
+``round((x + 1) * 127.5)``; the entries have ``normalize=False``: feed them to classifiers as raw [-1, 1] values
+(``to_unit_range``), as the reference does.  Differences from the reference: docs/paper.md.
 """
 from __future__ import annotations
 
@@ -86,12 +71,7 @@ class NoiseImages(Dataset):
         if n < 1 or size < 1 or seed < 0:
             raise OEError(f"dataset {kind!r}: need n >= 1, size >= 1 and seed >= 0 (got n={n}, size={size}, "
                           f"seed={seed})")
-        self.kind = kind
-        self.make = make
-        self.n = n
-        self.size = size
-        self.seed = seed
-        self.transform = transform
+        self.kind, self.make, self.n, self.size, self.seed, self.transform = kind, make, n, size, seed, transform
         self._stream = zlib.crc32(kind.encode())
 
     def __len__(self) -> int:

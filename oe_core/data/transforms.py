@@ -1,22 +1,10 @@
 """Image transforms: uint8 conversion, batch augmentation on any device, input scaling.
 
-Datasets hand out ``torch.uint8`` images (3, H, W); batches stay uint8 until they
-reach the device, where the model-specific scaling happens:
-
-* classifiers: :func:`normalize` with the reference's CIFAR mean/std
-  (``[125.3, 123.0, 113.9] / 255`` and ``[63.0, 62.1, 66.7] / 255``, also used for
-  CIFAR-100);
-* density models and the raw noise sets: :func:`to_unit_range` (``x / 127.5 - 1``).
-
-Deliberate difference from the original code: augmentation (``RandomCrop(32,
-padding=4)`` + horizontal flip) runs on uint8 *batches* in the main process
-(:func:`random_crop_flip`, randomness from one ``torch.Generator``) instead of as
-PIL transforms inside DataLoader workers.  That makes runs bitwise resumable
-(the generator state is checkpointed with the run) and keeps data uint8 until
-the device.  The reference flips before cropping for in-distribution images and
-crops before flipping for outliers; with symmetric zero padding both orders give
-the same distribution (flipping a crop at offset ``o`` equals cropping the
-flipped image at ``2 * padding - o``), so one function serves both.
+Datasets hand out ``torch.uint8`` images (3, H, W); batches stay uint8 until they reach the device, where the
+model-specific scaling happens: classifiers :func:`normalize` with the reference's CIFAR mean/std (also for
+CIFAR-100), density models and the raw noise sets :func:`to_unit_range` (``x / 127.5 - 1``).  Augmentation runs on
+uint8 batches with one ``torch.Generator`` (:func:`random_crop_flip`), not as PIL transforms in DataLoader workers:
+a deliberate difference from the reference, explained in docs/paper.md.
 """
 from __future__ import annotations
 
