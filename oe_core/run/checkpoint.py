@@ -1,4 +1,4 @@
-"""Checkpoints: atomic, checksummed, typed, and loadable without running code.
+"""Checkpoints: atomic, checksummed, typed, and loadable without running code (docs/runs.md).
 
 File layout (format 2)::
 
@@ -6,22 +6,11 @@ File layout (format 2)::
     {"sha256": <hex of blob>, "bytes": <len of blob>, "meta": {...}}\\n     one line of JSON
     <blob>                                                                   torch.save of the state
 
-The state (kind, config, model, optimizer, scheduler, task state, position, RNG states, history) holds only
-what ``torch.load(weights_only=True)`` accepts: dicts, lists, tuples, strings, numbers, ``None`` and tensors.
-:func:`save_checkpoint` checks that before writing.
-
-Reading never runs code from the file. Loading checks the first line, parses the JSON
-header, verifies the length and the checksum of the blob, and only then unpacks the blob with
-``weights_only=True``. A file that holds pickled Python objects is refused with
-:class:`~oe_core.errors.UnsafeFileError`.
-
-Format 1 (``torch.save`` of ``{"format", "sha256", "meta", "blob"}``, written before format 2) still loads
-the same safe way. Its RNG state held numpy arrays, so numpy's array constructor is the one extra type
-allowed for those files. The next save writes format 2.
-
-Saving writes the new file completely before moving the previous one to ``checkpoint.prev.pt``.
-Loading a run folder falls back to the previous file when the latest one is corrupt, but never over a file
-of the wrong kind or one that holds pickled objects.
+The state holds only what ``torch.load(weights_only=True)`` accepts (plain containers, numbers, strings, ``None``,
+tensors), checked before writing.  Loading checks the magic line, the header, the blob's length and checksum, and
+only then unpacks the blob with ``weights_only=True``; pickled objects raise :class:`UnsafeFileError`.  Format 1
+(``torch.save`` of ``{"format", "sha256", "meta", "blob"}``) loads the same way, with numpy's array constructor
+allowed for its RNG state.
 """
 from __future__ import annotations
 
@@ -112,11 +101,6 @@ def save_checkpoint(folder: str | Path, state: dict, *, kind: str, step: int, ep
     return path
 
 
-def _unsafe(path: Path) -> UnsafeFileError:
-    return UnsafeFileError(f"{str(path)!r} holds pickled Python objects, which can run code when loaded; the "
-                           "suite reads only tensors, numbers, strings and plain containers and refused it")
-
-
 def _corrupt(path: Path, why: str) -> CheckpointError:
     return CheckpointError(f"checkpoint {str(path)!r} is corrupt or truncated ({why})")
 
@@ -127,7 +111,9 @@ def _safe_load(data: bytes, path: Path, map_location: Any, extra_types: list = (
         with torch.serialization.safe_globals(list(extra_types)):
             return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
-        raise _unsafe(path) from None
+        raise UnsafeFileError(f"{str(path)!r} holds pickled Python objects, which can run code when loaded; the "
+                              "suite reads only tensors, numbers, strings and plain containers and refused it"
+                              ) from None
     except Exception as e:  # truncated zip, not a torch file, ...
         raise _corrupt(path, f"{type(e).__name__}: {one_line(e, 160)}") from None
 
