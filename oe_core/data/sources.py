@@ -1,15 +1,10 @@
-"""Where a dataset's files come from: the published files, their pinned hashes, and evaluation subsets.
+"""Where a dataset's files come from (the registry's ``sources``, read by :mod:`oe_core.data.fetch`).
 
-These are metadata of the dataset registry (:class:`~oe_core.data.registry.DatasetEntry` ``sources`` and
-``withdrawn``); ``python -m oe_core.data fetch`` reads them (:mod:`oe_core.data.fetch`).
-
-* :class:`Source`: one published file (an archive or a plain file), its URL, where it lands under the data root, and
-  its hash where the source publishes one.  Pinned hashes are read from where they are published at the moment they
-  are needed -- torchvision's tables for CIFAR, SVHN, DTD and Places365 (``pin=torchvision_md5(...)``) -- so the
-  suite keeps no second copy of them.  A source without a pinned hash is checked against the hash the first fetch
-  recorded in the data root's lock file (:mod:`oe_core.data.datalock`).
-* :class:`EvalSubset`: an index list shipped with the suite (``oe_core/data/subsets/``) and its sha256: the images of
-  a larger published set that the evaluation uses.
+:class:`Source`: one published file, its URL, where it lands under the data root, and the md5 its source publishes,
+read when needed from where it is published (torchvision's tables: ``pin=torchvision_md5(...)``), so the suite
+keeps no second copy; a source without one is checked against the sha256 the first fetch recorded
+(:mod:`oe_core.data.datalock`).  :class:`EvalSubset`: an index list shipped in ``oe_core/data/subsets/`` with its
+sha256, the images of a larger published set that the evaluation uses.
 """
 from __future__ import annotations
 

@@ -1,14 +1,7 @@
-"""CIFAR-10, CIFAR-100 and SVHN through torchvision's own classes (integrity checks, download).
-
-torchvision reads and verifies the files (md5 of every file); the decoded arrays
-are then served through :class:`~oe_core.data.arrays.UInt8ImageArray`, so items
-follow the suite's contract (uint8 (3, 32, 32) tensors without a transform).
-Any failure inside torchvision (missing or corrupt file, checksum mismatch,
-truncated pickle/.mat, failed download) becomes one :class:`DataError` that names
-the dataset, the folder, the expected files and where to get them.
-
-On-disk layout under the data root: ``cifar-10-batches-py/``, ``cifar-100-python/``
-(torchvision's own folders) and ``svhn/{train,test,extra}_32x32.mat``.
+"""CIFAR-10, CIFAR-100 and SVHN through torchvision's own classes, which read, verify (md5) and download the
+files under the data root (``cifar-10-batches-py/``, ``cifar-100-python/``, ``svhn/{train,test,extra}_32x32.mat``).
+Items follow the suite's contract (:class:`~oe_core.data.arrays.UInt8ImageArray`); any failure inside torchvision
+becomes one :class:`DataError` naming the dataset, the folder, the expected files and where to get them.
 """
 from __future__ import annotations
 
