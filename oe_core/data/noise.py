@@ -16,7 +16,6 @@ and image ``i`` does not depend on ``n`` (default: the reference's pool of 20,00
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -88,31 +87,19 @@ class NoiseImages(Dataset):
         return image_item(self.image(index), self.transform), -1
 
 
-@dataclass(frozen=True)
-class _NoiseSet:
-    name: str
-    make: Callable[[np.random.Generator, int], np.ndarray]
-    description: str
-    tags: tuple[str, ...]
-
-
-_NOISE_SETS = (
-    _NoiseSet("gaussian", gaussian_noise, "Gaussian noise clip(N(0, 0.5^2), -1, 1)", ("paper-ood",)),
-    _NoiseSet("rademacher", rademacher_noise, "Rademacher noise, each value -1 or 1", ("paper-ood",)),
-    _NoiseSet("blobs", blobs_noise, "Blobs: blurred Bernoulli(0.7), thresholded at 0.75", ("paper-ood",)),
-    _NoiseSet("uniform", uniform_noise, "Uniform noise U[-1, 1] (the reference's validation set)", ("validation",)),
-)
-
-
-def _noise_builder(spec: _NoiseSet) -> Callable:
+def _noise_set(name: str, make: Callable[[np.random.Generator, int], np.ndarray], description: str,
+               tags: tuple[str, ...]) -> None:
+    """Register the noise set ``name``: ``make(rng, size)`` draws one image in [-1, 1]."""
     def build(root: Any, split: str, transform: Optional[Callable], download: bool, *,
               n: int = DEFAULT_POOL, size: int = 32, seed: int = 0) -> NoiseImages:
-        return NoiseImages(spec.name, spec.make, n, size, seed, transform)
+        return NoiseImages(name, make, n, size, seed, transform)
 
-    build.__doc__ = f"{spec.description}; ``n`` images of ``size`` x ``size``, deterministic under ``seed``."
-    return build
+    build.__doc__ = f"{description}; ``n`` images of ``size`` x ``size``, deterministic under ``seed``."
+    register_dataset(name, splits=("test",), description=description, role="noise", normalize=False,
+                     needs_root=False, tags=tags)(build)
 
 
-for _spec in _NOISE_SETS:
-    register_dataset(_spec.name, splits=("test",), description=_spec.description, role="noise",
-                     normalize=False, needs_root=False, tags=_spec.tags)(_noise_builder(_spec))
+_noise_set("gaussian", gaussian_noise, "Gaussian noise clip(N(0, 0.5^2), -1, 1)", ("paper-ood",))
+_noise_set("rademacher", rademacher_noise, "Rademacher noise, each value -1 or 1", ("paper-ood",))
+_noise_set("blobs", blobs_noise, "Blobs: blurred Bernoulli(0.7), thresholded at 0.75", ("paper-ood",))
+_noise_set("uniform", uniform_noise, "Uniform noise U[-1, 1] (the reference's validation set)", ("validation",))
