@@ -26,12 +26,9 @@ C = TypeVar("C")
 
 def help_field(default: Any, help: str, choices: Sequence[Any] | None = None,
                deprecated: Sequence[str] = (), positional: bool = False, **kw) -> Any:
-    """``dataclasses.field`` with a help string (and optional choices) for the generated CLI.
-
-    ``deprecated``: old option names (without ``--``) still accepted, with a warning naming the new one; the
-    help text names them as "formerly --old-name".  ``positional``: a list field given as bare arguments
-    (``tool fetch a b``) instead of ``--field a b``.
-    """
+    """``dataclasses.field`` with a help string (and optional choices) for the generated CLI.  ``deprecated``: old
+    option names (without ``--``) still accepted, with a warning naming the new one (the help says "formerly
+    --old-name"); ``positional``: a list field given as bare arguments (``tool fetch a b``)."""
     meta: dict[str, Any] = {"help": help}
     if positional:
         meta["positional"] = True

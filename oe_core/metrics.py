@@ -56,11 +56,8 @@ def as_scores(x: Any, name: str = "scores") -> np.ndarray:
 
 @dataclass(frozen=True)
 class RocCurve:
-    """The ROC curve at every distinct score, thresholds descending (``score >= threshold`` is OOD).
-
-    ``tps``/``fps`` count OOD/ID samples at or above each threshold; the implicit starting point
-    (threshold above every score: 0 TP, 0 FP) is not stored.
-    """
+    """The ROC curve at every distinct score, thresholds descending (``score >= threshold`` is OOD); ``tps``/``fps``
+    count OOD/ID samples at or above each threshold (the starting point, 0 TP and 0 FP, is not stored)."""
 
     thresholds: np.ndarray
     tps: np.ndarray
@@ -170,10 +167,8 @@ def _check_rule(rule: str) -> str:
 
 
 def fpr_at_tpr(in_scores: Any, out_scores: Any, tpr: float = 0.95, rule: str = "closest") -> float:
-    """Fraction of ID samples flagged as OOD when ``tpr`` of the OOD samples are caught.
-
-    ``rule`` is one of :data:`FPR_RULES` (see the module docstring); ``"closest"`` is the paper's.
-    """
+    """Fraction of ID samples flagged as OOD when ``tpr`` of the OOD samples are caught, by ``rule``, one of
+    :data:`FPR_RULES` (see the module docstring); ``"closest"`` is the paper's."""
     tpr, rule = _check_tpr(tpr), _check_rule(rule)
     return _FPR_RULES[rule](roc_curve(in_scores, out_scores), tpr)
 

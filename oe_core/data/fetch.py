@@ -222,11 +222,9 @@ def _exclusive(root: Path) -> Iterator[None]:
 
 def fetch_dataset(spec: str, root: str | Path, *, mirror: str = "", retries: int = 2,
                   progress: bool = True) -> FetchResult:
-    """Fetch dataset ``spec`` (``NAME`` or ``NAME:SPLIT``) into ``root`` (see the module docstring).
-
-    Raises :class:`DataError` (one line) for a withdrawn or unfetchable set, an HTTP error, a hash mismatch, a
-    failed transfer, or a fetched set that changed since.
-    """
+    """Fetch dataset ``spec`` (``NAME`` or ``NAME:SPLIT``) into ``root`` (see the module docstring); one-line
+    :class:`DataError` for a withdrawn or unfetchable set, an HTTP error, a hash mismatch, a failed transfer, or a
+    fetched set that changed since."""
     entry, split = parse_spec(spec)
     why = cannot_fetch(entry)
     if why:

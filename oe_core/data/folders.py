@@ -39,12 +39,9 @@ def find_images(name: str, folder: Path, display: str = "") -> list[Path]:
 
 
 class ImageFiles(Dataset):
-    """Image files resized (shorter side) and center-cropped to ``size``; target ``-1``.
-
-    An unreadable file raises :class:`DataError` naming it -- or, with ``collect_errors`` set (what scoring
-    does), yields a black image and is recorded in :attr:`bad`, so one pass finds every bad file
-    (:meth:`check_bad` then names them all in one error).
-    """
+    """Image files resized (shorter side) and center-cropped to ``size``; target ``-1``.  An unreadable file raises
+    :class:`DataError` naming it, or, with ``collect_errors`` set, yields a black image and is recorded in
+    :attr:`bad`, so one pass finds every bad file (:meth:`check_bad` names them all in one error)."""
 
     def __init__(self, files: list[Path], size: int = 32, transform: Optional[Callable] = None,
                  name: str = "images"):

@@ -74,12 +74,9 @@ class EvalSubset:
 
 @dataclass(frozen=True)
 class Source:
-    """One published file of a dataset.
-
-    ``target`` is the path under the data root that the loader reads: the file itself, or the folder an archive's
-    ``archive_dir`` becomes (``archive_dir=None``: the archive's single top-level folder, or everything in it).
-    ``members``: take only these files of the archive (an evaluation subset).
-    """
+    """One published file of a dataset.  ``target``: the path under the data root that the loader reads, the file
+    itself or the folder an archive's ``archive_dir`` becomes (``None``: the archive's single top-level folder, or
+    everything in it); ``members``: take only these files of the archive (an evaluation subset)."""
 
     filename: str                        # the published file name (also its name on a mirror)
     url: str

@@ -37,15 +37,11 @@ def _check_uint8(x: torch.Tensor, where: str, batch: bool = False) -> None:
 
 def random_crop_flip(x: torch.Tensor, padding: int = 4, generator: Optional[torch.Generator] = None,
                      flip: bool = True) -> torch.Tensor:
-    """Random ``padding``-pixel zero-padded crop back to (H, W) plus a random horizontal flip.
-
-    ``x`` is a uint8 batch (B, C, H, W) on any device; the result has the same shape,
-    dtype and device.  Per image, the crop offsets are uniform on ``0..2*padding`` and
-    the flip happens with probability 1/2 (``flip=False`` disables it; ``padding=0``
-    gives flips only, the reference's SVHN outlier augmentation).  The random draws
-    come from ``generator`` (on the generator's device, so results do not depend on
-    ``x``'s device), drawn in a fixed order: offsets (B, 2) then flips (B,).
-    """
+    """Random ``padding``-pixel zero-padded crop back to (H, W) plus a random horizontal flip, of a uint8 batch
+    ``x`` (B, C, H, W) on any device (same shape, dtype and device out).  Per image, the crop offsets are uniform on
+    ``0..2*padding`` and the flip happens with probability 1/2 (``flip=False``: never; ``padding=0``: flips only, the
+    reference's SVHN outlier augmentation).  The draws come from ``generator`` on its own device (so results do not
+    depend on ``x``'s), in a fixed order: offsets (B, 2) then flips (B,)."""
     _check_uint8(x, "random_crop_flip", batch=True)
     if padding < 0:
         raise OEError(f"random_crop_flip: padding must be >= 0, got {padding}")

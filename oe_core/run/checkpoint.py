@@ -79,11 +79,8 @@ def assert_plain(obj: Any, where: str = "state") -> None:
 
 
 def save_checkpoint(folder: str | Path, state: dict, *, kind: str, step: int, epoch: int) -> Path:
-    """Write ``state`` to ``folder/checkpoint.pt``; the previous one becomes ``checkpoint.prev.pt``.
-
-    The new file is written completely (and fsynced) under a temporary name first. Only then are the files
-    rotated, so a failing write (full disk, kill) leaves both existing checkpoints untouched.
-    """
+    """Write ``state`` to ``folder/checkpoint.pt``; the previous one becomes ``checkpoint.prev.pt``.  The files are
+    rotated only once the new one is complete and fsynced, so a failing write leaves both untouched."""
     assert_plain(state)
     folder = Path(folder)
     buf = io.BytesIO()
@@ -210,13 +207,10 @@ def _read_file(path: Path, expect_kind: Optional[str] = None, map_location: Any 
 
 
 def load_checkpoint(path: str | Path, expect_kind: Optional[str] = None, map_location: Any = "cpu") -> dict:
-    """Read and verify a checkpoint file, or the latest good one in a run folder.
-
-    Given a folder, tries ``checkpoint.pt`` and falls back (with a warning) to ``checkpoint.prev.pt`` when the
-    latest is missing or corrupt. A wrong kind or a file holding pickled objects is never fallen back over.
-    A ``model.safetensors`` written by :mod:`.release` (a file, or a folder holding no checkpoint but one) loads as
-    a state with the same keys (its scoring weights as ``model``).
-    """
+    """Read and verify a checkpoint file, or the latest good one in a run folder: ``checkpoint.pt``, falling back
+    (with a warning) to ``checkpoint.prev.pt`` when it is missing or corrupt, never over a wrong kind or pickled
+    objects.  A ``model.safetensors`` (a file, or a folder holding no checkpoint but one) loads as a state with the
+    same keys (its scoring weights as ``model``)."""
     path = Path(path)
     if not path.is_dir():
         return _read_file(path, expect_kind, map_location)
