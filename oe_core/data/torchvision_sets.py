@@ -18,8 +18,7 @@ from .arrays import UInt8ImageArray
 from .registry import data_error, register_dataset
 from .sources import Source, torchvision_md5
 
-# What torchvision (and the pickle / .mat readers under it) raise on missing, corrupt or
-# undownloadable files.
+# what torchvision (and the pickle / .mat readers under it) raise on missing, corrupt or undownloadable files
 _LOAD_ERRORS = (RuntimeError, OSError, EOFError, pickle.UnpicklingError, ValueError, KeyError,
                 TypeError, IndexError, AttributeError, MatReadError, DataError)
 
@@ -85,10 +84,8 @@ def build_cifar100(root: Path, split: str, transform: Optional[Callable], downlo
                   files="svhn/{train,test,extra}_32x32.mat", url="http://ufldl.stanford.edu/housenumbers/",
                   role="id", num_classes=10, can_download=True, tags=_PAPER_OOD, sources=_SVHN_SOURCES)
 def build_svhn(root: Path, split: str, transform: Optional[Callable], download: bool) -> UInt8ImageArray:
-    """SVHN via ``torchvision.datasets.SVHN`` (which maps the .mat label 10 to digit 0).
-
-    The reference applies ``Resize(32)`` to SVHN test images, a no-op at 32x32.
-    """
+    """SVHN via ``torchvision.datasets.SVHN`` (which maps the .mat label 10 to digit 0); the reference's
+    ``Resize(32)`` of SVHN test images is a no-op at 32x32."""
     folder = root / "svhn"
     filename = SVHN.split_list[split][1]
 

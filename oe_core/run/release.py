@@ -77,10 +77,8 @@ def _image_size(state: dict) -> Optional[list[int]]:
 
 def safetensors_state(path: str | Path, expect_kind: Optional[str] = None) -> dict:
     """A suite ``model.safetensors`` as the state :func:`~oe_core.run.checkpoint.load_checkpoint` returns (kind,
-    config, model, task.image_size, sha256, path), so every loader of checkpoints takes it unchanged.
-
-    A safetensors file without the suite's metadata raises :class:`NotACheckpointError` (a plain state dict: the
-    tools that take those read it with :func:`read_safetensors`)."""
+    config, model, task.image_size, sha256, path), so every loader of checkpoints takes it unchanged.  Without the
+    suite's metadata (a plain state dict: :func:`read_safetensors`) it raises :class:`NotACheckpointError`."""
     path = Path(path)
     tensors, meta = read_safetensors(path)
     kind = meta.get("kind")
