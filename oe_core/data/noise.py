@@ -1,15 +1,8 @@
 """Synthetic OOD test sets: Gaussian, Rademacher, Blobs (the reference's) and Uniform.
 
-Constructions, in [-1, 1], per image of shape (size, size, 3):
-
-* ``gaussian``:   ``clip(N(0, 0.5^2), -1, 1)``
-* ``rademacher``: ``Bernoulli(0.5) * 2 - 1``
-* ``blobs``:      ``Bernoulli(0.7)``, Gaussian blur with sigma 1.5 over all three axes (channel axis included, the
-  reference's ``multichannel=False``), values < 0.75 set to 0, then ``* 2 - 1``
-* ``uniform``:    ``U[-1, 1]`` (the reference's ``--validate`` set)
-
-Image ``i`` comes from ``numpy.random.default_rng([seed, crc32(kind), i])``: a set is deterministic under ``seed``
-and image ``i`` does not depend on ``n`` (default: the reference's pool of 20,000).  Images are stored as uint8,
+Each kind's construction, in [-1, 1], is in its function's docstring (``gaussian_noise``, ...).  Image ``i``
+comes from ``numpy.random.default_rng([seed, crc32(kind), i])``: a set is deterministic under ``seed`` and image
+``i`` does not depend on ``n`` (default: the reference's pool of 20,000).  Images are stored as uint8,
 ``round((x + 1) * 127.5)``; the entries have ``normalize=False``: feed them to classifiers as raw [-1, 1] values
 (``to_unit_range``), as the reference does.  Differences from the reference: docs/paper.md.
 """
@@ -45,8 +38,8 @@ def rademacher_noise(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def blobs_from_mask(mask: np.ndarray) -> np.ndarray:
-    """Blur a {0, 1} (H, W, 3) mask with sigma 1.5 over all three axes, zero values < 0.75,
-    map to [-1, 1] with ``* 2 - 1``."""
+    """Blur a {0, 1} (H, W, 3) mask with sigma 1.5 over all three axes (channel axis included, the reference's
+    ``multichannel=False``), zero values < 0.75, map to [-1, 1] with ``* 2 - 1``."""
     x = gaussian_blur(mask.astype(np.float64), sigma=1.5, channel_axis=None)
     x[x < 0.75] = 0.0
     return x * 2 - 1
@@ -58,7 +51,7 @@ def blobs_noise(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def uniform_noise(rng: np.random.Generator, size: int) -> np.ndarray:
-    """``U[-1, 1]`` of shape (size, size, 3)."""
+    """``U[-1, 1]`` of shape (size, size, 3) (the reference's ``--validate`` set)."""
     return rng.uniform(-1.0, 1.0, (size, size, 3))
 
 

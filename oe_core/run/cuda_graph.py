@@ -96,12 +96,7 @@ class ReplayByCalling:
                 s.copy_(f)
 
 
-BACKENDS: dict[str, type] = {"cuda": CudaGraph}
-
-
-def graph_backend(device: torch.device) -> Optional[type]:
-    """The graph class for ``device``'s type (``None``: no CUDA graphs there)."""
-    return BACKENDS.get(device.type)
+BACKENDS: dict[str, type] = {"cuda": CudaGraph}     # device type -> graph class
 
 
 def _signature(tree: Any) -> list:
@@ -118,11 +113,11 @@ class StepGraph:
     def __init__(self, fn: Callable[..., Any], device: torch.device, warmup: int = 3, name: str = "step",
                  backend: Optional[type] = None):
         self.fn, self.device, self.warmup, self.name = fn, device, warmup, name
-        self.backend = backend or graph_backend(device)
+        self.backend = backend or BACKENDS.get(device.type)
         self.calls = 0
         self.graph: Any = None
         self._runner: Any = None                  # the backend instance (warm-up stream, then the graph)
-        self.static_in: Any = None
+        self.static_in: Any = None                # the graph's input and output buffers
         self.static_out: Any = None
         self._signature: Optional[list] = None
         self.failed: Optional[str] = None if self.backend is not None else f"no CUDA graphs on {device.type}"
@@ -186,8 +181,7 @@ def resolve_cuda_graphs(choice: str, device: torch.device, why_not: Optional[str
         raise ValueError(f"cuda_graphs must be one of {CHOICES}, got {choice!r}")
     if choice == "off":
         return False
-    reason = why_not or (None if graph_backend(device) is not None else f"they need a CUDA device, not "
-                                                                          f"{device.type}")
+    reason = why_not or (None if device.type in BACKENDS else f"they need a CUDA device, not {device.type}")
     if reason is None:
         return True
     if choice == "on":
