@@ -43,9 +43,7 @@ class UInt8ImageArray(Dataset):
                 raise DataError(f"UInt8ImageArray: targets must be {n} integers (one per image), "
                                 f"got {t.dtype} array of shape {t.shape}")
             t = t.astype(np.int64)
-        self.images = images
-        self.targets = t
-        self.transform = transform
+        self.images, self.targets, self.transform = images, t, transform
         self.classes = list(classes) if classes is not None else None
 
     def __len__(self) -> int:

@@ -2,11 +2,8 @@
 the layout the loaders read -- whole, verified and unpacked, or not at all (docs/paper.md, "Fetching").
 
 For each :class:`~oe_core.data.sources.Source`: a target recorded in the lock file (:mod:`.datalock`) is re-hashed
-and kept, or refused if it changed (a target the suite did not fetch is left alone); else the file is downloaded
-into the staging folder ``<root>/.oe-fetch/`` and checked against the pinned md5 or the sha256 an earlier fetch
-recorded (retried ``retries`` times; a mismatch is deleted), an archive is unpacked there (tarfile's ``data``
-filter), its digest recorded, and the result renamed to its target in one step.  A rerun reuses verified downloads
-and removes half-done files.
+and kept, or refused if it changed; else the file is downloaded into ``<root>/.oe-fetch/``, checked, an archive
+unpacked there (tarfile's ``data`` filter), its digest recorded, and the result renamed to its target in one step.
 """
 from __future__ import annotations
 

@@ -47,10 +47,7 @@ class ImageFiles(Dataset):
                  name: str = "images"):
         if size < 1:
             raise OEError(f"dataset {name!r}: size must be >= 1, got {size}")
-        self.files = list(files)
-        self.size = size
-        self.transform = transform
-        self.name = name
+        self.files, self.size, self.transform, self.name = list(files), size, transform, name
         self.collect_errors = False
         self.bad: dict[str, str] = {}
 

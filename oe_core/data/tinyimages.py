@@ -41,9 +41,7 @@ class TinyImages300K(Dataset):
     """The "300K Random Images" array, memory-mapped read-only (never read whole)."""
 
     def __init__(self, path: Path, transform: Optional[Callable] = None, name: str = "tinyimages300k"):
-        self.path = Path(path)
-        self.name = name
-        self.transform = transform
+        self.path, self.name, self.transform = Path(path), name, transform
         self._array: Optional[np.ndarray] = _open_npy(name, self.path)
         self._len = len(self._array)
 
@@ -104,8 +102,7 @@ class TinyImages80M(Dataset):
         self.excluded = np.zeros(0, dtype=np.int64) if excluded is None else np.asarray(excluded, dtype=np.int64)
         if len(self.excluded) >= self._len:
             raise data_error(name, self.path.parent, f"every one of the {self._len} images is on the exclusion list")
-        self.seed = seed
-        self.transform = transform
+        self.seed, self.transform = seed, transform
         self._file: Optional[BinaryIO] = None
         self._pid: Optional[int] = None
 

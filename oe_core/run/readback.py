@@ -1,12 +1,8 @@
-"""The per-step loss and logs of a run, kept on the device and read back to the host in one transfer every
-``read_every`` steps (and before every checkpoint, at each epoch's end and on preemption), instead of one host wait
-per step (``float(loss)`` blocks the host until the device has finished the step).
-
-Each step leaves one small float64 vector on the device; the engine accounts for the read-back steps in their
-order, adding the same float32 values converted exactly to float64 to Python float sums, so the epoch means are
-bit-identical to per-step reading.  ``--on-nonfinite stop`` raises at the readback, naming the first non-finite
-step; every readback happens before a checkpoint is written, so the last checkpoint is intact.  ``--on-nonfinite
-skip`` needs the loss before the update, so the engine reads every step in that mode.
+"""The per-step loss and logs of a run, kept on the device as one small float64 vector a step and read back to the
+host in one transfer every ``read_every`` steps (and before every checkpoint, at each epoch's end and on
+preemption), instead of one host wait per step.  The engine adds the read-back values to its sums in step order, so
+the epoch means are bit-identical to per-step reading; ``--on-nonfinite stop`` raises at the readback, before any
+checkpoint is written; ``--on-nonfinite skip`` needs the loss before the update, so it reads every step.
 """
 from __future__ import annotations
 
