@@ -8,9 +8,6 @@ anomalous**::
     det.fit(loader)                   # optional: detectors with ``requires_fit`` learn from (x, y) batches
     scores = det.predict(x)           # Tensor[B]
     scores = det.predict_features(z)  # where it applies: from the logits / features the model already gave
-
-The method packages register their detectors here with their metadata; tools look them up by name
-(:func:`get_detector`) and build one for a model with :meth:`DetectorEntry.build`.
 """
 from __future__ import annotations
 

@@ -6,11 +6,9 @@ in-distribution (ID) samples); every metric is a fraction in [0, 1].  The curve 
 score, so ties move together and are never split by input order.  Unlike torchmetrics, scores outside [0, 1] are
 used as they are (a sigmoid turns large energies or log-likelihoods into ties).
 
-* :func:`auroc`: trapezoids, = ``sklearn.roc_auc_score`` with OOD labelled 1 = P(s_out > s_in) + P(s_out = s_in)/2.
-* :func:`aupr_out`: average precision with OOD positive, the paper's "AUPR" (``average_precision_score``).
-* :func:`aupr_in`: average precision with ID positive and the scores negated.
-* :func:`detection_error`: min over thresholds of 0.5 (1 - TPR) + 0.5 FPR (at most 0.5).
-* :func:`fpr_at_tpr`: the FPR when ``tpr`` (95%) of OOD is caught, by one of three published rules:
+:func:`auroc` equals ``sklearn.roc_auc_score`` with OOD labelled 1, :func:`aupr_out` (the paper's "AUPR")
+``sklearn.average_precision_score``.  :func:`fpr_at_tpr`, the FPR when ``tpr`` (95%) of OOD is caught, has three
+published rules:
 
   ``"closest"`` (the reference's ``fpr_and_fdr_at_recall``; HOE, torch-uncertainty): over the curve points from
       the highest threshold down to the first with full recall, the point whose recall is nearest to ``tpr``; among
@@ -20,8 +18,6 @@ used as they are (a sigmoid turns large energies or log-likelihoods into ties).
       ``drop_intermediate=True`` can very rarely skip a collinear one).
   ``"interp"`` (ood-metrics): FPR linearly interpolated in TPR along the curve from (0, 0), as ``np.interp(tpr,
       TPR, FPR)``: where the curve runs flat exactly at TPR = ``tpr``, the *largest* FPR of that stretch.
-
-* :func:`ood_metrics`: all of the above as one dict.
 """
 from __future__ import annotations
 
@@ -104,7 +100,7 @@ def _auroc(curve: RocCurve) -> float:
 
 
 def auroc(in_scores: Any, out_scores: Any) -> float:
-    """Area under the ROC curve with OOD positive (0.5 = chance, 1 = perfect separation)."""
+    """Area under the ROC curve with OOD positive: P(s_out > s_in) + P(s_out = s_in)/2 (0.5 = chance)."""
     return _auroc(roc_curve(in_scores, out_scores))
 
 
