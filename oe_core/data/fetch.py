@@ -71,8 +71,7 @@ def _bar(desc: str, enabled: bool, unit: str = "B"):
     if not enabled or not sys.stderr.isatty():
         return None
     from tqdm.auto import tqdm
-    # a byte bar starts with a total (pooch tests the bar's truth, which a bar without a total refuses, then sets
-    # the Content-Length as its total)
+    # a byte bar starts with a total: pooch tests the bar's truth (refused without one), then sets Content-Length
     return tqdm(desc=desc, unit=unit, unit_scale=unit == "B", total=1 if unit == "B" else None, dynamic_ncols=True,
                 leave=False, file=sys.stderr)
 

@@ -3,10 +3,9 @@ epochs and finish (docs/architecture.md, "The training loop"; what a run survive
 
 A run folder ``cfg.out`` holds ``config.json``, ``metrics.csv``/``metrics.json`` (one row per epoch) and
 ``checkpoint.pt`` (+ ``checkpoint.prev.pt``), all written atomically, and at the end ``model.safetensors`` and the
-model card (:mod:`.release`).  Rerunning the same command resumes exactly: every step's randomness derives from
-``(seed, epoch, step, rank)``.  SIGTERM/SIGINT checkpoint and raise :class:`Preempted` (exit code 75); a non-finite
-loss stops the run naming the step, or skips the batch (``--on-nonfinite skip``); non-finite weights are never
-written; an exclusive lock keeps a second trainer out of the folder (exit code 2).
+model card (:mod:`.release`).  Rerunning the same command resumes exactly (every step's randomness derives from
+``(seed, epoch, step, rank)``); SIGTERM/SIGINT checkpoint and raise :class:`Preempted`; a non-finite loss stops the
+run naming the step or skips the batch; non-finite weights are never written; one trainer per folder (a lock).
 """
 from __future__ import annotations
 
@@ -180,8 +179,7 @@ class Engine:
         """The run folder's checkpoint when resuming (``None``: start afresh), refused if its config differs."""
         cfg = self.cfg
         if dist.is_main:
-            # temporary files of atomic writes (checkpoint, config, metrics) that a kill -9 cut short; safe to
-            # delete because the run lock keeps every other trainer out of this folder
+            # temporary files of atomic writes a kill -9 cut short (the run lock keeps other trainers out)
             for stale in self.out.glob(".*.tmp"):
                 stale.unlink(missing_ok=True)
         if not (cfg.resume and has_checkpoint(self.out)):
