@@ -200,9 +200,7 @@ def _read_file(path: Path, expect_kind: Optional[str] = None, map_location: Any 
     if expect_kind is not None and kind != expect_kind:
         raise CheckpointKindError(f"checkpoint {str(path)!r} holds a {kind} model, but a {expect_kind} model "
                                   "is needed")
-    state["meta"] = header["meta"]
-    state["sha256"] = header["sha256"]
-    state["path"] = str(path)
+    state.update(meta=header["meta"], sha256=header["sha256"], path=str(path))
     return state
 
 

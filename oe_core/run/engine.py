@@ -88,7 +88,6 @@ class Engine:
         self.out = Path(self.cfg.out)
         self.history: list[dict] = []
 
-    # ------------------------------------------------------------------ the loop
     def run(self) -> dict:
         """The whole run: restore, wrap, the epochs, finish (under the run folder's lock, and DDP under torchrun).
         Returns the last epoch's row."""
@@ -133,7 +132,6 @@ class Engine:
         finally:
             lock.release()
 
-    # ------------------------------------------------------------------ restore
     def _restore(self, dist: DistInfo, device: torch.device) -> TrainState:
         """Phase 1: the task's data, model, optimizer and schedule, at the run folder's checkpoint (resume) or at
         the start; writes ``config.json``."""
@@ -195,7 +193,6 @@ class Engine:
                               f"({'; '.join(diff)}); use a new --out, or --no-resume to start over")
         return saved
 
-    # ------------------------------------------------------------------ wrap
     def _wrap(self, state: TrainState) -> EagerStep | CapturedStep:
         """Phase 2: the model in its DDP and ``torch.compile`` wrappers, and the step runner (:mod:`.step`): the
         whole step captured as one CUDA graph where it can be (``--cuda-graphs``), else eager."""
@@ -215,7 +212,6 @@ class Engine:
         return EagerStep(state.model, state.optimizer, state.scheduler, update,
                          skip_nonfinite=cfg.on_nonfinite == "skip")
 
-    # ------------------------------------------------------------------ epochs
     def _start_epoch(self, state: TrainState):
         """Phase 3, an epoch's start: the model in training mode, and its remaining steps' batches (each with the
         step's position in the context and its seed set) in the epoch's progress bar."""
@@ -313,7 +309,6 @@ class Engine:
             row["nonfinite_skipped"] = partial["skipped"]
         return row
 
-    # ------------------------------------------------------------------ finish
     def _finish(self, state: TrainState) -> dict:
         """Phase 4: the scoring weights as ``model.safetensors`` and the model card (rank 0); the last row."""
         task = self.task
@@ -324,7 +319,6 @@ class Engine:
             write_release(self.out, done, task.model_card(done))
         return self.history[-1] if self.history else {}
 
-    # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, state: TrainState) -> Path:
         """A checkpoint at the state's position (rank 0 writes it; every rank waits for it)."""
         path = self.out / "checkpoint.pt"
