@@ -88,9 +88,7 @@ def _with_default(help: str, default: Any, is_bool: bool) -> str:
     said = re.search(r"(^|[(;,]\s*)(default|unset)\b", help, re.IGNORECASE) is not None
     if said or default in (None, "", [], ()) or (is_bool and default is False):
         return help.replace("%", "%%")
-    shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
-    if is_bool:
-        shown = "on"
+    shown = "on" if is_bool else (" ".join(map(str, default)) if isinstance(default, (list, tuple)) else default)
     return f"{help} (default: {shown})".replace("%", "%%")
 
 

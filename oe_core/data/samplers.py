@@ -79,8 +79,7 @@ class InBatchSampler(_ResumableBatchSampler):
     def __init__(self, n: int, batch_size: int, *, seed: int, shuffle: bool = True, drop_last: bool = False,
                  rank: int = 0, world_size: int = 1):
         super().__init__(n, batch_size, seed, rank, world_size)
-        self.shuffle = shuffle
-        self.drop_last = drop_last
+        self.shuffle, self.drop_last = shuffle, drop_last
         tail = n % batch_size
         require(not drop_last or n >= batch_size,
                 f"InBatchSampler: drop_last with {n} examples < batch_size {batch_size} leaves no batch")
@@ -109,8 +108,7 @@ class OutlierBatchSampler(_ResumableBatchSampler):
         super().__init__(n, batch_size, seed, rank, world_size)
         require(steps_per_epoch >= 1, f"OutlierBatchSampler: steps_per_epoch must be >= 1, got {steps_per_epoch}")
         require(mode in OUTLIER_MODES, f"OutlierBatchSampler: mode {mode!r} is not one of {list(OUTLIER_MODES)}")
-        self.steps_per_epoch = steps_per_epoch
-        self.mode = mode
+        self.steps_per_epoch, self.mode = steps_per_epoch, mode
 
     def __len__(self) -> int:
         return self.steps_per_epoch

@@ -98,6 +98,4 @@ class Source:
 
     def url_from(self, mirror: str = "") -> str:
         """The URL to fetch from: ``mirror/filename`` when a mirror is given (a URL or a local folder)."""
-        if not mirror:
-            return self.url
-        return mirror.rstrip("/") + "/" + self.filename
+        return mirror.rstrip("/") + "/" + self.filename if mirror else self.url

@@ -48,9 +48,8 @@ class CudaGraph:
         return out
 
     def capture(self, fn: Callable[[], Any]) -> Any:
-        """Capture ``fn``, replay it once (capturing runs nothing) and return its static outputs.  On any failure
-        the caller's stream is current again, the graph and its private memory pool are released, and the error
-        is raised."""
+        """Capture ``fn``, replay it once (capturing runs nothing) and return its static outputs.  On any failure the
+        caller's stream is current again, the graph and its memory pool are released, and the error is raised."""
         caller = torch.cuda.current_stream(self.device)
         torch.cuda.synchronize(self.device)
         try:

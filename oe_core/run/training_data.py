@@ -52,9 +52,8 @@ class TrainingData:
     loading: dict
 
     def test_loader_of(self, name: str, images: int) -> DataLoader:
-        """A loader like the test loader over the first ``images`` images of another set, ``NAME`` or
-        ``NAME:SPLIT``, opened as the training set was and checked to hold images of the training images' shape
-        (the density trainer's ``--track-ood`` sets)."""
+        """A loader like the test loader over the first ``images`` images of another set, ``NAME`` or ``NAME:SPLIT``,
+        opened as the training set was and checked to hold images of the training images' shape."""
         set_name, _, split = name.partition(":")
         ds = open_dataset(set_name, split or None, **self.options)
         check_same_shape(ds, name, self.shape, self.dataset)
