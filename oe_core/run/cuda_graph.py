@@ -68,33 +68,6 @@ class CudaGraph:
         self.graph.replay()
 
 
-class ReplayByCalling:
-    """CPU stand-in for :class:`CudaGraph` (tests): "capture" runs ``fn`` and keeps its outputs as the static ones;
-    "replay" runs ``fn`` again on the static inputs and copies its outputs into them."""
-
-    def __init__(self, device: torch.device):
-        self.fn: Optional[Callable[[], Any]] = None
-        self.out: Any = None
-        self.captures = self.replays = 0
-
-    def warmup(self, fn: Callable[[], Any]) -> Any:
-        return fn()
-
-    def capture(self, fn: Callable[[], Any]) -> Any:
-        self.fn, self.captures = fn, self.captures + 1
-        self.out = fn()
-        return self.out
-
-    def replay(self) -> None:
-        assert self.fn is not None
-        self.replays += 1
-        fresh, _ = tree_flatten(self.fn())
-        static, _ = tree_flatten(self.out)
-        for s, f in zip(static, fresh):
-            if isinstance(s, torch.Tensor):
-                s.copy_(f)
-
-
 BACKENDS: dict[str, type] = {"cuda": CudaGraph}     # device type -> graph class
 
 
