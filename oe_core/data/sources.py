@@ -1,10 +1,8 @@
 """Where a dataset's files come from (the registry's ``sources``, read by :mod:`oe_core.data.fetch`).
 
-:class:`Source`: one published file, its URL, where it lands under the data root, and the md5 its source publishes,
-read when needed from where it is published (torchvision's tables: ``pin=torchvision_md5(...)``), so the suite
-keeps no second copy; a source without one is checked against the sha256 the first fetch recorded
-(:mod:`oe_core.data.datalock`).  :class:`EvalSubset`: an index list shipped in ``oe_core/data/subsets/`` with its
-sha256, the images of a larger published set that the evaluation uses.
+:class:`Source`: one published file and the md5 its source publishes, read when needed from where it is published
+(``pin=torchvision_md5(...)``), so the suite keeps no second copy.  :class:`EvalSubset`: an index list shipped in
+``oe_core/data/subsets/`` with its sha256, the images of a larger published set that the evaluation uses.
 """
 from __future__ import annotations
 

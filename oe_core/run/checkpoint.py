@@ -6,11 +6,10 @@ File layout (format 2)::
     {"sha256": <hex of blob>, "bytes": <len of blob>, "meta": {...}}\\n     one line of JSON
     <blob>                                                                   torch.save of the state
 
-The state holds only what ``torch.load(weights_only=True)`` accepts (plain containers, numbers, strings, ``None``,
-tensors), checked before writing.  Loading checks the magic line, the header, the blob's length and checksum, and
-only then unpacks the blob with ``weights_only=True``; pickled objects raise :class:`UnsafeFileError`.  Format 1
-(``torch.save`` of ``{"format", "sha256", "meta", "blob"}``) loads the same way, with numpy's array constructor
-allowed for its RNG state.
+The state holds only what ``torch.load(weights_only=True)`` accepts, checked before writing; loading checks the
+header, the blob's length and checksum, and only then unpacks the blob with ``weights_only=True`` (pickled objects
+raise :class:`UnsafeFileError`).  Format 1 (``torch.save`` of ``{"format", "sha256", "meta", "blob"}``) loads the
+same way, with numpy's array constructor allowed for its RNG state.
 """
 from __future__ import annotations
 

@@ -1,14 +1,13 @@
-"""Whole-step CUDA graphs: a fixed-shape step (forward, loss, backward, optimizer step, EMA update; or a scoring
-forward) captured once and replayed, one graph launch a step instead of many kernel launches from Python.
+"""Whole-step CUDA graphs: a fixed-shape step (a whole train step, or a scoring forward) captured once and replayed.
 
-:class:`StepGraph` wraps ``fn(*tensors) -> outputs``: the first ``warmup`` calls run ``fn`` eagerly, the next
-captures it on static device buffers and replays it once, and every later call copies its inputs (host or device)
-into those buffers and replays; the outputs are the graph's static tensors, overwritten by the next call.  A shape
-that differs from the captured one (a last partial batch) runs eagerly; a failed capture warns once and every call
-runs eagerly.  ``fn`` must not synchronise with the host (``.item()``, ``float(t)``) or use CPU tensors, must hold
-every value that changes between steps in a device tensor updated in place outside the graph (:class:`TensorLR`,
-the ``advance()`` of a :class:`~oe_core.run.task.StepUpdate`), and draws random numbers from the default CUDA
-generator only.  How capture is made robust, and how it is tested on CPUs: docs/architecture.md, "CUDA graphs".
+:class:`StepGraph` wraps ``fn(*tensors) -> outputs``: the first ``warmup`` calls run ``fn`` eagerly, the next captures
+it on static device buffers and replays it once, and every later call copies its inputs into those buffers and replays;
+the outputs are the graph's static tensors, overwritten by the next call.  Another shape (a last partial batch) runs
+eagerly; a failed capture warns once and every call runs eagerly.  ``fn`` must not synchronise with the host
+(``.item()``, ``float(t)``) or use CPU tensors, must hold every value that changes between steps in a device tensor
+updated in place outside the graph (:class:`TensorLR`, the ``advance()`` of a :class:`~oe_core.run.task.StepUpdate`),
+and draws random numbers from the default CUDA generator only.  How capture is made robust, and how it is tested on
+CPUs: docs/architecture.md, "CUDA graphs".
 """
 from __future__ import annotations
 

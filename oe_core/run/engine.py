@@ -1,11 +1,11 @@
-"""The one run engine both trainers share: :class:`Engine` runs a :class:`Task` in four phases, restore, wrap,
-epochs and finish (docs/architecture.md, "The training loop"; what a run survives: docs/runs.md).
+"""The one run engine both trainers share: :class:`Engine` runs a :class:`Task` in four phases, restore, wrap, epochs
+and finish (docs/architecture.md, "The training loop"; what a run survives: docs/runs.md).
 
-A run folder ``cfg.out`` holds ``config.json``, ``metrics.csv``/``metrics.json`` (one row per epoch) and
-``checkpoint.pt`` (+ ``checkpoint.prev.pt``), all written atomically, and at the end ``model.safetensors`` and the
-model card (:mod:`.release`).  Rerunning the same command resumes exactly (every step's randomness derives from
-``(seed, epoch, step, rank)``); SIGTERM/SIGINT checkpoint and raise :class:`Preempted`; a non-finite loss stops the
-run naming the step or skips the batch; non-finite weights are never written; one trainer per folder (a lock).
+A run folder ``cfg.out`` holds ``config.json``, ``metrics.csv``/``metrics.json``, ``checkpoint.pt`` (+ ``.prev``), all
+written atomically, and at the end ``model.safetensors`` and the model card (:mod:`.release`).  Rerunning the same
+command resumes exactly (every step's randomness derives from ``(seed, epoch, step, rank)``); SIGTERM/SIGINT checkpoint
+and raise :class:`Preempted`; a non-finite loss stops the run naming the step or skips the batch; non-finite weights are
+never written; one trainer per folder (a lock).
 """
 from __future__ import annotations
 
