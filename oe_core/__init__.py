@@ -1,12 +1,7 @@
-"""Shared core of the OE study suite: datasets, metrics and run plumbing.
+"""Shared core of the OE study suite: datasets, metrics and run plumbing (docs/architecture.md).
 
-Conventions used everywhere in the suite:
-
-* OOD is the positive class; every score is oriented so that a *higher* score
-  means *more anomalous*.
-* Images travel as uint8 tensors (C, H, W) until they reach the device; the
-  model-specific scaling (mean/std normalisation for classifiers, [-1, 1] for
-  density models) happens there.
+Conventions used everywhere: OOD is the positive class and a *higher* score means *more anomalous*; images travel
+as uint8 tensors (C, H, W) until they reach the device, where the model-specific scaling happens.
 """
 
 __version__ = "0.1.0"

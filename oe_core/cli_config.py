@@ -1,15 +1,11 @@
 """Configs are dataclasses with the paper's defaults; the CLI is generated from them.
 
-Each field documents itself through ``field(metadata={"help": ...})``; choices
-go in ``metadata["choices"]``.  :func:`parse_config` builds an ``argparse``
-parser from the dataclass (``--field-name value``, booleans as
-``--flag/--no-flag``), validates the result through the dataclass's
-``validate()`` method and returns the instance.  :func:`save_config` writes
-the resolved config beside a run's results.
-
-Renamed options keep working for a while: ``help_field(..., deprecated=("old-name",))`` adds ``--old-name``
-as an alias that warns, and a config class's ``RENAMED = {"old_field": "new_field"}`` maps the field names of
-configs saved before the rename (:func:`config_from_dict`, :func:`upgrade_dict`).
+Each field documents itself through :func:`help_field`.  :func:`parse_config` builds an ``argparse`` parser from
+the dataclass (``--field-name value``, booleans as ``--flag/--no-flag``), validates the result (choices, then the
+dataclass's ``validate()``) and returns the instance.  :func:`save_config` writes the resolved config beside a
+run's results.  Renamed options keep working for a while: ``help_field(..., deprecated=("old-name",))`` adds
+``--old-name`` as an alias that warns, and a config class's ``RENAMED = {"old_field": "new_field"}`` maps the field
+names of configs saved before the rename (:func:`config_from_dict`, :func:`upgrade_dict`).
 """
 from __future__ import annotations
 
@@ -30,12 +26,9 @@ C = TypeVar("C")
 
 def help_field(default: Any, help: str, choices: Sequence[Any] | None = None,
                deprecated: Sequence[str] = (), positional: bool = False, **kw) -> Any:
-    """``dataclasses.field`` with a help string (and optional choices) for the generated CLI.
-
-    ``deprecated``: old option names (without ``--``) still accepted, with a warning naming the new one; the
-    help text names them as "formerly --old-name".  ``positional``: a list field given as bare arguments
-    (``tool fetch a b``) instead of ``--field a b``.
-    """
+    """``dataclasses.field`` with a help string (and optional choices) for the generated CLI.  ``deprecated``: old
+    option names (without ``--``) still accepted, with a warning naming the new one (the help says "formerly
+    --old-name"); ``positional``: a list field given as bare arguments (``tool fetch a b``)."""
     meta: dict[str, Any] = {"help": help}
     if positional:
         meta["positional"] = True
@@ -55,6 +48,19 @@ def _base_type(tp: Any) -> Any:
         args = [a for a in typing.get_args(tp) if a is not type(None)]
         return _base_type(args[0])
     return tp
+
+
+def _default(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None  # type: ignore[misc]
+
+
+def _tuples(cls: Any, kw: dict) -> dict:
+    """``kw`` with the lists given for ``cls``'s tuple fields as tuples."""
+    hints = typing.get_type_hints(cls)
+    return {k: tuple(v) if isinstance(v, list) and typing.get_origin(_base_type(hints[k])) is tuple else v
+            for k, v in kw.items()}
 
 
 class _DeprecatedAlias(argparse.Action):
@@ -82,9 +88,7 @@ def _with_default(help: str, default: Any, is_bool: bool) -> str:
     said = re.search(r"(^|[(;,]\s*)(default|unset)\b", help, re.IGNORECASE) is not None
     if said or default in (None, "", [], ()) or (is_bool and default is False):
         return help.replace("%", "%%")
-    shown = " ".join(map(str, default)) if isinstance(default, (list, tuple)) else default
-    if is_bool:
-        shown = "on"
+    shown = "on" if is_bool else (" ".join(map(str, default)) if isinstance(default, (list, tuple)) else default)
     return f"{help} (default: {shown})".replace("%", "%%")
 
 
@@ -97,8 +101,7 @@ def build_parser(cls: Type[C], prog: str | None = None, description: str | None 
         if not f.init:
             continue
         tp = _base_type(hints[f.name])
-        default = f.default if f.default is not dataclasses.MISSING else (
-            f.default_factory() if f.default_factory is not dataclasses.MISSING else None)  # type: ignore[misc]
+        default = _default(f)
         flag = "--" + f.name.replace("_", "-")
         h = _with_default(f.metadata.get("help", ""), default, tp is bool)
         if tp is bool:
@@ -135,14 +138,8 @@ def parse_config(cls: Type[C], argv: Sequence[str] | None = None, prog: str | No
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):  # list/tuple options left unset keep the dataclass default
         if f.name in ns and ns[f.name] is None and typing.get_origin(_base_type(hints[f.name])) in (list, tuple):
-            if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-                ns[f.name] = f.default_factory()  # type: ignore[misc]
-            elif f.default is not dataclasses.MISSING:
-                ns[f.name] = f.default
-    for k, v in list(ns.items()):
-        if isinstance(v, list) and typing.get_origin(_base_type(hints[k])) is tuple:
-            ns[k] = tuple(v)
-    cfg = cls(**ns)
+            ns[f.name] = _default(f)
+    cfg = cls(**_tuples(cls, ns))
     validate(cfg)
     return cfg
 
@@ -193,14 +190,7 @@ def upgrade_dict(cls: Any, d: dict) -> dict:
 
 def config_from_dict(cls: Type[C], d: dict) -> C:
     names = {f.name for f in dataclasses.fields(cls) if f.init}
-    hints = typing.get_type_hints(cls)
-    kw = {}
-    for k, v in upgrade_dict(cls, d).items():
-        if k in names:
-            if isinstance(v, list) and typing.get_origin(_base_type(hints[k])) is tuple:
-                v = tuple(v)
-            kw[k] = v
-    return cls(**kw)
+    return cls(**_tuples(cls, {k: v for k, v in upgrade_dict(cls, d).items() if k in names}))
 
 
 def save_config(cfg: Any, path: str | Path) -> None:

@@ -1,4 +1,5 @@
-"""OOD detectors as objects (the pytorch-ood API) and the one detector registry.
+"""OOD detectors as objects (the pytorch-ood API) and the one detector registry (docs/architecture.md, "Adding a
+detector").
 
 A detector wraps a model and turns a batch of **model inputs** into per-input anomaly scores, **higher = more
 anomalous**::
@@ -7,13 +8,6 @@ anomalous**::
     det.fit(loader)                   # optional: detectors with ``requires_fit`` learn from (x, y) batches
     scores = det.predict(x)           # Tensor[B]
     scores = det.predict_features(z)  # where it applies: from the logits / features the model already gave
-
-The method packages own their detectors and register them here with their metadata: the classifier package
-(MSP, max logit, energy, cross-entropy to uniform, and pytorch-ood's detectors when it is installed) and the
-density package (bits/dim, likelihood ratio, complexity-corrected likelihood).  Tools look detectors up by name
-(:func:`get_detector`), build one for a model with :meth:`DetectorEntry.build`, fit it on the in-distribution
-training set when ``needs_fit``, and feed it the model's inputs.  pytorch-ood detectors satisfy the same API
-(``fit`` / ``predict``) and are registered as they are.
 """
 from __future__ import annotations
 

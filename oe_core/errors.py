@@ -1,12 +1,9 @@
 """User-facing errors and the CLI wrapper that turns them into one clear line.
 
-Every problem caused by the user's input (missing data, unknown names, bad
-config values, a checkpoint of the wrong kind, ...) raises :class:`OEError`
-(or a subclass).  CLI entry points run through :func:`cli_main`, which prints
-``error: <message>`` on stderr and exits with code 2 -- no traceback unless
-``--debug`` is given.  A closed output pipe (``tool | head``) ends with exit code
-141 and Ctrl-C with 130 (the shell's codes for SIGPIPE and SIGINT), each with one
-line on stderr and no traceback.
+Every problem caused by the user's input (missing data, unknown names, bad config values, a checkpoint of the
+wrong kind, ...) raises :class:`OEError` (or a subclass).  CLI entry points run through :func:`cli_main`, which
+prints ``error: <message>`` on stderr and exits with code 2 -- no traceback unless ``--debug`` is given.  A closed
+output pipe (``tool | head``) ends with exit code 141 and Ctrl-C with 130, each with one line on stderr.
 """
 from __future__ import annotations
 
@@ -75,10 +72,8 @@ class Preempted(Exception):
 
 
 def cli_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
-    """Run ``main(argv)``; turn :class:`OEError` into ``error: ...`` and exit code 2.
-
-    ``--debug`` anywhere in ``argv`` re-raises so the full traceback shows.
-    """
+    """Run ``main(argv)``; turn :class:`OEError` into ``error: ...`` and exit code 2 (see the module docstring for
+    the other codes).  ``--debug`` anywhere in ``argv`` re-raises so the full traceback shows."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     shown = warnings.formatwarning
@@ -90,27 +85,18 @@ def cli_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str]
     except Preempted as e:
         print(str(e), file=sys.stderr)
         return EXIT_PREEMPTED
-    except NonFiniteLossError as e:
+    except (OEError, BrokenPipeError, KeyboardInterrupt) as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_NONFINITE
-    except OEError as e:
-        if debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return EXIT_USER_ERROR
-    except BrokenPipeError:
-        if debug:
-            raise
-        _silence_stdout()
-        print("stopped: the output pipe was closed", file=sys.stderr)
-        return EXIT_BROKEN_PIPE
-    except KeyboardInterrupt:
-        if debug:
-            raise
-        print("interrupted (Ctrl-C)", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        if isinstance(e, BrokenPipeError):
+            _silence_stdout()
+            line, code = "stopped: the output pipe was closed", EXIT_BROKEN_PIPE
+        elif isinstance(e, KeyboardInterrupt):
+            line, code = "interrupted (Ctrl-C)", EXIT_INTERRUPTED
+        else:
+            line, code = f"error: {e}", EXIT_NONFINITE if isinstance(e, NonFiniteLossError) else EXIT_USER_ERROR
+        print(line, file=sys.stderr)
+        return code
     finally:
         warnings.formatwarning = shown
     return int(rc or 0)

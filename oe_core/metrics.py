@@ -1,41 +1,23 @@
 """OOD-detection metrics in float64, computed from the exact ROC curve (never through a sigmoid).
 
-Conventions (the reference's ``get_measures(out_score, in_score)``):
+Conventions (the reference's ``get_measures(out_score, in_score)``): every score is oriented so that **higher =
+more anomalous**; **OOD is the positive class** (TPR: the fraction of OOD samples at or above a threshold, FPR: of
+in-distribution (ID) samples); every metric is a fraction in [0, 1].  The curve is evaluated at every *distinct*
+score, so ties move together and are never split by input order.  Unlike torchmetrics, scores outside [0, 1] are
+used as they are (a sigmoid turns large energies or log-likelihoods into ties).
 
-* Every score is oriented so that **higher = more anomalous**.
-* **OOD is the positive class.** TPR (recall) is the fraction of OOD samples at or above a
-  threshold, FPR the fraction of in-distribution (ID) samples at or above it.
-* Every metric is returned as a fraction in [0, 1] (tables multiply by 100).
-* The curve is evaluated at every *distinct* score (ties move together), so tied scores are
-  never split by input order; all arithmetic is in float64.  Unlike torchmetrics, scores outside
-  [0, 1] are used as they are -- never squashed through a sigmoid (which turns large energies or
-  log-likelihoods into ties).
+:func:`auroc` equals ``sklearn.roc_auc_score`` with OOD labelled 1, :func:`aupr_out` (the paper's "AUPR")
+``sklearn.average_precision_score``.  :func:`fpr_at_tpr`, the FPR when ``tpr`` (95%) of OOD is caught, has three
+published rules:
 
-Metrics:
-
-* :func:`auroc` -- area under the ROC curve (trapezoids; equals ``sklearn.roc_auc_score`` with
-  OOD labelled 1, and P(s_out > s_in) + P(s_out = s_in)/2).
-* :func:`aupr_out` -- average precision with OOD positive: the paper's "AUPR"
-  (``sklearn.average_precision_score``); chance level is the OOD share of the pool.
-* :func:`aupr_in` -- average precision with ID positive and the scores negated.
-* :func:`fpr_at_tpr` -- the FPR when ``tpr`` (95%) of OOD is caught; three published rules:
-
-  ``"closest"`` (the reference's ``fpr_and_fdr_at_recall``; HOE, torch-uncertainty): over the
-      curve points from the highest threshold down to the first that reaches full recall, take
-      the point whose recall is nearest to ``tpr``; among equally near points, the one with the
-      most false positives (the reference's ``argmin`` over the reversed arrays).  The reference
-      also appends a sentinel (recall 1, 0 false positives) that can never win this tie-break
-      against the real full-recall point, so it is not needed here.
-  ``"first_geq"`` (OpenOOD, pytorch-ood): the FPR at the highest threshold whose TPR >= ``tpr``,
-      i.e. the smallest FPR with TPR >= ``tpr``.  (OpenOOD reads sklearn's ``roc_curve`` with
-      ``drop_intermediate=True``, which can very rarely skip a collinear point; this uses every
-      point.)
-  ``"interp"`` (ood-metrics): FPR linearly interpolated in TPR along the ROC curve (starting at
-      (0, 0)), as ``np.interp(tpr, TPR, FPR)`` reads it: where the curve runs flat exactly at
-      TPR = ``tpr``, the *largest* FPR of that flat stretch.
-
-* :func:`detection_error` -- min over thresholds of 0.5 (1 - TPR) + 0.5 FPR (at most 0.5).
-* :func:`ood_metrics` -- all of the above as one dict.
+  ``"closest"`` (the reference's ``fpr_and_fdr_at_recall``; HOE, torch-uncertainty): over the curve points from
+      the highest threshold down to the first with full recall, the point whose recall is nearest to ``tpr``; among
+      equally near points, the one with the most false positives (the reference's ``argmin`` over reversed
+      arrays; its sentinel point can never win that tie-break, so it is left out).
+  ``"first_geq"`` (OpenOOD, pytorch-ood): the smallest FPR with TPR >= ``tpr`` (over every point; OpenOOD's
+      ``drop_intermediate=True`` can very rarely skip a collinear one).
+  ``"interp"`` (ood-metrics): FPR linearly interpolated in TPR along the curve from (0, 0), as ``np.interp(tpr,
+      TPR, FPR)``: where the curve runs flat exactly at TPR = ``tpr``, the *largest* FPR of that stretch.
 """
 from __future__ import annotations
 
@@ -70,11 +52,8 @@ def as_scores(x: Any, name: str = "scores") -> np.ndarray:
 
 @dataclass(frozen=True)
 class RocCurve:
-    """The ROC curve at every distinct score, thresholds descending (``score >= threshold`` is OOD).
-
-    ``tps``/``fps`` count OOD/ID samples at or above each threshold; the implicit starting point
-    (threshold above every score: 0 TP, 0 FP) is not stored.
-    """
+    """The ROC curve at every distinct score, thresholds descending (``score >= threshold`` is OOD); ``tps``/``fps``
+    count OOD/ID samples at or above each threshold (the starting point, 0 TP and 0 FP, is not stored)."""
 
     thresholds: np.ndarray
     tps: np.ndarray
@@ -121,7 +100,7 @@ def _auroc(curve: RocCurve) -> float:
 
 
 def auroc(in_scores: Any, out_scores: Any) -> float:
-    """Area under the ROC curve with OOD positive (0.5 = chance, 1 = perfect separation)."""
+    """Area under the ROC curve with OOD positive: P(s_out > s_in) + P(s_out = s_in)/2 (0.5 = chance)."""
     return _auroc(roc_curve(in_scores, out_scores))
 
 
@@ -184,10 +163,8 @@ def _check_rule(rule: str) -> str:
 
 
 def fpr_at_tpr(in_scores: Any, out_scores: Any, tpr: float = 0.95, rule: str = "closest") -> float:
-    """Fraction of ID samples flagged as OOD when ``tpr`` of the OOD samples are caught.
-
-    ``rule`` is one of :data:`FPR_RULES` (see the module docstring); ``"closest"`` is the paper's.
-    """
+    """Fraction of ID samples flagged as OOD when ``tpr`` of the OOD samples are caught, by ``rule``, one of
+    :data:`FPR_RULES` (see the module docstring); ``"closest"`` is the paper's."""
     tpr, rule = _check_tpr(tpr), _check_rule(rule)
     return _FPR_RULES[rule](roc_curve(in_scores, out_scores), tpr)
 

@@ -1,8 +1,5 @@
-"""``Registry``: the generic name -> entry table with metadata (in the spirit of timm's model registry).
-
-Every registry of the suite is one instance of it: the dataset registry (:mod:`oe_core.data.registry`), the
-detector registry (:mod:`oe_core.detectors`) and the registries of the packages built on the core.
-"""
+"""``Registry``: the generic name -> entry table with metadata (in the spirit of timm's model registry) that every
+registry of the suite is an instance of (datasets, detectors, the packages' own)."""
 from __future__ import annotations
 
 import fnmatch

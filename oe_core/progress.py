@@ -9,13 +9,10 @@ T = TypeVar("T")
 
 def progress_bar(items: Iterable[T], desc: str, enabled: bool = True, total: Optional[int] = None, *,
                  initial: int = 0, terminal_only: bool = True):
-    """``items`` wrapped in a tqdm bar on stderr, cleared when done.  Iterate over it as over ``items``; it also
-    has tqdm's ``set_postfix`` and ``close`` (no-ops when the bar is off).
-
-    The bar is off when ``enabled`` is false, and, with ``terminal_only`` (the default), when stderr is not a
-    terminal (a log file or pipe gets no bar, so error output stays one line).  The training engine passes
-    ``terminal_only=False``: its epoch bars also go to run logs (cluster logs, and the GPU check, which reads
-    the step count from them).  ``initial``: items already done (a resumed epoch's first step)."""
+    """``items`` wrapped in a tqdm bar on stderr, cleared when done (tqdm's ``set_postfix`` and ``close`` are no-ops
+    when the bar is off).  Off when ``enabled`` is false and, with ``terminal_only``, when stderr is not a terminal;
+    the engine's epoch bars pass ``terminal_only=False`` so they also reach run logs.  ``initial``: items already
+    done (a resumed epoch's first step)."""
     from tqdm.auto import tqdm
     disable = (None if terminal_only else False) if enabled else True
     return tqdm(items, desc=desc, total=total, initial=initial, dynamic_ncols=True, leave=False, file=sys.stderr,

@@ -1,18 +1,15 @@
 """The reference OOD evaluation protocol (``CIFAR/test.py``) as one function.
 
-All ID test scores are used once; each of ``num_to_avg`` trials draws ``len(in_scores) // ratio``
-OOD scores without replacement (all of them when fewer are available), computes every metric of
-:func:`oe_core.metrics.ood_metrics`, and the result is the trial mean with ``np.std``
-(population, ``ddof=0``) as the spread, as in the reference.
+All ID test scores are used once; each of ``num_to_avg`` trials draws ``len(in_scores) // ratio`` OOD scores without
+replacement (all of them when fewer are available), computes every metric of :func:`oe_core.metrics.ood_metrics`,
+and the result is the trial mean with ``np.std`` (population, ``ddof=0``) as the spread, as in the reference.
 
 Deliberate differences from the reference:
 
-* Trials are seeded: trial ``t`` draws with ``numpy.random.default_rng((seed, t))``, so results are
-  reproducible and the first ``k`` trials of a longer run equal a ``k``-trial run.  The reference
-  sets no seeds and redraws the subsets unseeded.
-* The subsample has exactly ``len(in_scores) // ratio`` scores.  The reference takes whole test
-  batches of 200 and stops after ``n // 200`` of them (e.g. 5,200 rather than 5,206 for SVHN's
-  ``26,032 // 5``); for the CIFAR test sets (10,000 // 5 = 2,000) the two agree.
+* Trials are seeded: trial ``t`` draws with ``numpy.random.default_rng((seed, t))``, so results are reproducible
+  and the first ``k`` trials of a longer run equal a ``k``-trial run.  The reference redraws unseeded.
+* The subsample has exactly ``len(in_scores) // ratio`` scores.  The reference takes whole test batches of 200 and
+  stops after ``n // 200`` of them (5,200 rather than 5,206 for SVHN's ``26,032 // 5``; the same for CIFAR).
 """
 from __future__ import annotations
 

@@ -20,8 +20,9 @@ from density_oe import ema as ema_module
 from density_oe.ema import EMA, fused_lerp_
 from density_oe.train import main
 from oe_core.run import cuda_graph
-from oe_core.run.cuda_graph import CudaGraph, ReplayByCalling, StepGraph, TensorLR, resolve_cuda_graphs
+from oe_core.run.cuda_graph import CudaGraph, StepGraph, TensorLR, resolve_cuda_graphs
 from oe_core.run.checkpoint import load_checkpoint
+from tests.replay_by_calling import ReplayByCalling
 from tests.test_density_train import BASELINE
 
 CPU = torch.device("cpu")

@@ -48,6 +48,7 @@ def test_run_writes_config_metrics_and_checkpoint(tmp_path):
     ck = load_checkpoint(tmp_path / "r")
     assert ck["kind"] == "toy" and ck["position"] == {"epoch": 3, "step": 0, "global_step": 18}
     assert ck["meta"]["versions"]["torch"] == torch.__version__
+    assert (ck["meta"]["kind"], ck["meta"]["epoch"], ck["meta"]["step"]) == ("toy", 3, 18)   # the header's position
 
 
 

@@ -1,10 +1,6 @@
-"""``python -m oe_core.data``: list the registered datasets, where their files go, where they come from (URL, pinned
-hash or lock-file hash, evaluation subset); with ``--check --data-root DIR``, also build every split and report
-which are present (and intact: fetched sets are re-hashed against ``DIR/oe-data.lock``) under DIR -- exit code 1
-when any listed split is missing or changed.
-
-``python -m oe_core.data fetch NAME[:SPLIT]... --data-root DIR`` (or ``fetch --all-paper``) downloads datasets
-(:mod:`oe_core.data.fetch`); ``scripts/get_data.sh`` is its shell face.
+"""``python -m oe_core.data``: list the registered datasets, where their files go and where they come from; with
+``--check --data-root DIR``, also which splits are present and intact under DIR (exit code 1 when any listed split
+is missing or changed).  ``python -m oe_core.data fetch`` downloads datasets (:mod:`oe_core.data.fetch`).
 """
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""An in-memory dataset over a uint8 image array (N, H, W, 3), following the data contract.
-
-Without a transform an item is ``(torch.uint8 tensor (3, H, W), target)``; with one,
-the transform receives the image as an RGB ``PIL.Image``.
-"""
+"""An in-memory dataset over a uint8 image array (N, H, W, 3), following the data contract: without a transform an
+item is ``(torch.uint8 tensor (3, H, W), target)``; with one, the transform receives an RGB ``PIL.Image``."""
 from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
@@ -31,11 +28,8 @@ def check_image_array(images: np.ndarray, what: str) -> None:
 
 
 class UInt8ImageArray(Dataset):
-    """Dataset over ``images`` (N, H, W, 3) uint8 with ``targets`` (N ints, or one int for all).
-
-    ``images`` may be any array view (a memory map, a transposed view); items are
-    copied out one at a time.  ``classes`` optionally names the class indices.
-    """
+    """Dataset over ``images`` (N, H, W, 3) uint8, any array view (a memory map, a transposed view; items are
+    copied out one at a time), with ``targets`` (N ints, or one int for all); ``classes`` may name the classes."""
 
     def __init__(self, images: np.ndarray, targets: Sequence[int] | np.ndarray | int,
                  transform: Optional[Callable] = None, classes: Optional[Sequence[str]] = None):
@@ -49,9 +43,7 @@ class UInt8ImageArray(Dataset):
                 raise DataError(f"UInt8ImageArray: targets must be {n} integers (one per image), "
                                 f"got {t.dtype} array of shape {t.shape}")
             t = t.astype(np.int64)
-        self.images = images
-        self.targets = t
-        self.transform = transform
+        self.images, self.targets, self.transform = images, t, transform
         self.classes = list(classes) if classes is not None else None
 
     def __len__(self) -> int:

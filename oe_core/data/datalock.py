@@ -6,10 +6,8 @@ One JSON file under the data root, written atomically::
      "files":   {"<published file name>": {"url", "sha256", "bytes", "pinned"}},
      "targets": {"<path under the root>": {"dataset", "source", "sha256", "files", "bytes"}}}
 
-``files`` records the sha256 of every downloaded file.  Where the source publishes no hash, the first fetch records
-it here and every later fetch of that file must match it.  ``targets`` records a digest of what was placed under
-the root (:func:`tree_digest`: the file's sha256, or a sha256 over a folder's sorted relative paths and file
-hashes), so ``python -m oe_core.data --check`` finds a fetched set that changed since.
+``files``: the sha256 of every downloaded file (where the source publishes no hash, every later fetch must match
+it).  ``targets``: a digest of what was placed (:func:`tree_digest`), so ``--check`` finds a set that changed.
 """
 from __future__ import annotations
 

@@ -1,22 +1,9 @@
 """``python -m oe_core.data fetch``: download a dataset's published files with pooch, check them, and place them in
-the layout the loaders read -- whole, verified and unpacked, or not at all.
+the layout the loaders read -- whole, verified and unpacked, or not at all (docs/paper.md, "Fetching").
 
-For each :class:`~oe_core.data.sources.Source` of a dataset:
-
-1. **Already there?**  A target recorded in the lock file (:mod:`oe_core.data.datalock`) is re-hashed; it is kept
-   when it matches (nothing is downloaded) and refused when it changed.  A target the suite did not fetch (e.g. an
-   earlier ``--download``) is left alone.
-2. **Download** into the staging folder ``<root>/.oe-fetch/`` with pooch (``pooch.create(...).fetch``): the file
-   streams into a temporary file, its hash is checked -- the md5 the source publishes (pinned through torchvision
-   for CIFAR, SVHN, DTD and Places365), else the sha256 an earlier fetch recorded -- and only then is it renamed to
-   its name.  Failed transfers are retried (``retries``); a file that fails its hash is deleted.
-3. **Place**: a plain file is renamed to its target; an archive is unpacked (tar, with tarfile's ``data`` filter,
-   which refuses absolute paths, links out of the folder and device files) into a fresh folder in the staging area,
-   its digest is recorded in the lock file, and the folder is renamed to its target in one step.
-
-So an interrupted fetch leaves only ``.oe-fetch/`` (a hidden folder no loader reads) and the loaders see a data set
-either whole or not at all.  A rerun reuses the files already downloaded and verified, removes half-unpacked
-folders and temporary files, and downloads the rest again from the start.
+For each :class:`~oe_core.data.sources.Source`: a target recorded in the lock file (:mod:`.datalock`) is re-hashed
+and kept, or refused if it changed; else the file is downloaded into ``<root>/.oe-fetch/``, checked, an archive
+unpacked there (tarfile's ``data`` filter), its digest recorded, and the result renamed to its target in one step.
 """
 from __future__ import annotations
 
@@ -84,8 +71,7 @@ def _bar(desc: str, enabled: bool, unit: str = "B"):
     if not enabled or not sys.stderr.isatty():
         return None
     from tqdm.auto import tqdm
-    # a byte bar starts with a total (pooch tests the bar's truth, which a bar without a total refuses, then sets
-    # the Content-Length as its total)
+    # a byte bar starts with a total: pooch tests the bar's truth (refused without one), then sets Content-Length
     return tqdm(desc=desc, unit=unit, unit_scale=unit == "B", total=1 if unit == "B" else None, dynamic_ncols=True,
                 leave=False, file=sys.stderr)
 
@@ -232,11 +218,9 @@ def _exclusive(root: Path) -> Iterator[None]:
 
 def fetch_dataset(spec: str, root: str | Path, *, mirror: str = "", retries: int = 2,
                   progress: bool = True) -> FetchResult:
-    """Fetch dataset ``spec`` (``NAME`` or ``NAME:SPLIT``) into ``root`` (see the module docstring).
-
-    Raises :class:`DataError` (one line) for a withdrawn or unfetchable set, an HTTP error, a hash mismatch, a
-    failed transfer, or a fetched set that changed since.
-    """
+    """Fetch dataset ``spec`` (``NAME`` or ``NAME:SPLIT``) into ``root`` (see the module docstring); one-line
+    :class:`DataError` for a withdrawn or unfetchable set, an HTTP error, a hash mismatch, a failed transfer, or a
+    fetched set that changed since."""
     entry, split = parse_spec(spec)
     why = cannot_fetch(entry)
     if why:
@@ -274,19 +258,17 @@ def _fetch(entry: DatasetEntry, split: str, root: Path, mirror: str, retries: in
             file_record = {"url": src.url, "sha256": file_sha256(path), "bytes": path.stat().st_size,
                            "pinned": src.pinned_by()}
             target.parent.mkdir(parents=True, exist_ok=True)
+            placed = path
             if src.is_archive:
                 unpacked = staging / f"unpack-{entry.name}"
                 unpacked.mkdir()
                 placed = _unpack(entry, src, path, unpacked, progress)
-                lock.record(src.filename, file_record, src.target,
-                            {"dataset": entry.name, "source": src.filename, **tree_digest(placed)})
-                os.replace(placed, target)
+            lock.record(src.filename, file_record, src.target,
+                        {"dataset": entry.name, "source": src.filename, **tree_digest(placed)})
+            os.replace(placed, target)
+            if src.is_archive:
                 shutil.rmtree(unpacked, ignore_errors=True)
                 path.unlink()
-            else:
-                lock.record(src.filename, file_record, src.target,
-                            {"dataset": entry.name, "source": src.filename, **tree_digest(path)})
-                os.replace(path, target)
             result.placed.append(src.target)
             _log(f"{entry.name}: {src.target} ready")
     finally:

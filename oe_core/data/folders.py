@@ -1,34 +1,13 @@
 """Natural-image OOD test sets stored as image folders: Textures (DTD), Places365, LSUN, iSUN, and any folder of
 the user's own images (``folder,path=DIR``).
 
-Every image is converted to RGB, resized so its shorter side is ``size`` and
-center-cropped to ``size`` x ``size`` (the reference's ``Resize(32)`` +
-``CenterCrop(32)``); any user ``transform`` gets that cropped PIL image.
-Targets are ``-1``.
-
-Deliberate differences from the reference (documented):
-
-* Images are found by walking the folder recursively (sorted by relative path,
-  hidden files skipped) instead of ``torchvision.datasets.ImageFolder``; class
-  subfolders are allowed but not required, so flat exports work too (DTD's
-  ``images/<class>/`` and ODIN's tarballs both load).
-* LSUN: the reference reads the official LSUN ``test`` lmdb through its own
-  loader; we read an image folder exported from it (``lsun/``).  ODIN's
-  LSUN-crop tarball is a *different* set (pre-cropped 32x32 patches); it loads
-  too, but its numbers are not comparable with the paper's LSUN column.
-* iSUN is not used by the reference at all; it is provided for comparison with
-  the ODIN line of work, as are ODIN's LSUN crop and resize sets (``lsun-crop``,
-  ``lsun-resize``).
-* Places365: the reference's ``places365/test_subset`` is undocumented (its issue #2).
-  ``python -m oe_core.data fetch places365`` takes the 10,000 images of the
-  Places365-Standard validation set (``val_256.tar``, 36,500 images at 256x256) listed
-  in ``subsets/places365_val_10k.txt`` (:data:`PLACES365_SUBSET`: the indices drawn
-  by ``numpy.random.default_rng(365).choice(36500, 10000, replace=False) + 1``, sorted);
-  10,000 is the size later work (energy-based OOD) reports for its Places365 set.
+Images are found recursively (sorted by relative path, hidden names skipped), converted to RGB, resized so their
+shorter side is ``size`` and center-cropped to ``size`` x ``size`` (the reference's ``Resize(32)`` +
+``CenterCrop(32)``); a user ``transform`` gets that cropped PIL image.  Targets are ``-1``.  How this differs from
+the reference (LSUN, iSUN, the Places365 subset :data:`PLACES365_SUBSET`): docs/paper.md.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -60,21 +39,15 @@ def find_images(name: str, folder: Path, display: str = "") -> list[Path]:
 
 
 class ImageFiles(Dataset):
-    """Image files resized (shorter side) and center-cropped to ``size``; target ``-1``.
-
-    An unreadable file raises :class:`DataError` naming it -- or, with ``collect_errors`` set (what scoring
-    does), yields a black image and is recorded in :attr:`bad`, so one pass finds every bad file
-    (:meth:`check_bad` then names them all in one error).
-    """
+    """Image files resized (shorter side) and center-cropped to ``size``; target ``-1``.  An unreadable file raises
+    :class:`DataError` naming it, or, with ``collect_errors`` set, yields a black image and is recorded in
+    :attr:`bad`, so one pass finds every bad file (:meth:`check_bad` names them all in one error)."""
 
     def __init__(self, files: list[Path], size: int = 32, transform: Optional[Callable] = None,
                  name: str = "images"):
         if size < 1:
             raise OEError(f"dataset {name!r}: size must be >= 1, got {size}")
-        self.files = list(files)
-        self.size = size
-        self.transform = transform
-        self.name = name
+        self.files, self.size, self.transform, self.name = list(files), size, transform, name
         self.collect_errors = False
         self.bad: dict[str, str] = {}
 
@@ -109,17 +82,6 @@ class ImageFiles(Dataset):
         return (to_uint8_tensor(img) if self.transform is None else self.transform(img)), -1
 
 
-@dataclass(frozen=True)
-class _FolderSet:
-    name: str
-    subdir: str
-    description: str
-    files: str
-    url: str
-    tags: tuple[str, ...] = ()
-    sources: tuple[Source, ...] = ()
-
-
 PLACES365_SUBSET = EvalSubset(
     "places365-val-10k", "places365_val_10k.txt",
     "8915ae2df1b4ccdd2aeccaadced6d8f76c5978c83610344d8cf3f99a7c907e92", 10000,
@@ -132,50 +94,45 @@ def _odin(filename: str, dropbox_id: str, target: str) -> Source:
     return Source(filename, f"https://www.dropbox.com/s/{dropbox_id}/{filename}?dl=1", target=target)
 
 
-_FOLDER_SETS = (
-    _FolderSet("textures", "dtd/images", "Describable Textures (DTD), 5,640 images of 47 texture classes",
-               "dtd/images/ (extract dtd-r1.0.1.tar.gz)", "https://www.robots.ox.ac.uk/~vgg/data/dtd/",
-               ("paper-ood",),
-               (Source("dtd-r1.0.1.tar.gz", "https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz",
-                       target="dtd", pin=torchvision_md5("DTD._MD5"), archive_dir="dtd"),)),
-    _FolderSet("places365", "places365", "Places365 scenes (the reference's places365/test_subset is "
-               "undocumented; fetch takes the evaluation subset places365-val-10k)",
-               "places365/ (image folder; the reference's places365/test_subset)", "http://places2.csail.mit.edu/",
-               ("paper-ood",),
-               (Source("val_256.tar", "http://data.csail.mit.edu/places/places365/val_256.tar", target="places365",
-                       pin=torchvision_md5("Places365._IMAGES_META.val,True.1"), archive_dir="val_256",
-                       members=PLACES365_SUBSET),)),
-    _FolderSet("lsun", "lsun", "LSUN scenes, official test set exported from lmdb to images (the reference's LSUN)",
-               "lsun/ (images exported from the LSUN test lmdb)",
-               "http://dl.yf.io/lsun/scenes/test_lmdb.zip (export with github.com/fyu/lsun; no fetch: the export "
-               "needs lmdb); ODIN's crop and resize sets: lsun-crop, lsun-resize", ("paper-ood",)),
-    _FolderSet("lsun-crop", "lsun_crop", "LSUN (crop): ODIN's 10,000 random 32x32 crops of LSUN test images "
-               "(not the reference's LSUN)", "lsun_crop/ (ODIN's LSUN.tar.gz)",
-               "https://www.dropbox.com/s/fhtsw1m3qxlwj6h/LSUN.tar.gz", (),
-               (_odin("LSUN.tar.gz", "fhtsw1m3qxlwj6h", "lsun_crop"),)),
-    _FolderSet("lsun-resize", "lsun_resize", "LSUN (resize): ODIN's 10,000 LSUN test images downsampled to 32x32 "
-               "(not the reference's LSUN)", "lsun_resize/ (ODIN's LSUN_resize.tar.gz)",
-               "https://www.dropbox.com/s/moqh2wh8696c3yl/LSUN_resize.tar.gz", (),
-               (_odin("LSUN_resize.tar.gz", "moqh2wh8696c3yl", "lsun_resize"),)),
-    _FolderSet("isun", "isun", "iSUN (as used by ODIN; not used by the reference)",
-               "isun/ (extract ODIN's iSUN.tar.gz and name the folder isun)",
-               "https://www.dropbox.com/s/ssz7qxfqae0cca5/iSUN.tar.gz", (),
-               (_odin("iSUN.tar.gz", "ssz7qxfqae0cca5", "isun"),)),
-)
-
-
-def _folder_builder(spec: _FolderSet) -> Callable:
+def _folder_set(name: str, subdir: str, description: str, files: str, url: str, tags: tuple[str, ...] = (),
+                sources: tuple[Source, ...] = ()) -> None:
+    """Register the OOD test set ``name``: the images under ``<data root>/subdir``."""
     def build(root: Path, split: str, transform: Optional[Callable], download: bool, *,
               size: int = 32) -> ImageFiles:
-        return ImageFiles(find_images(spec.name, root / spec.subdir), size, transform, spec.name)
+        return ImageFiles(find_images(name, root / subdir), size, transform, name)
 
-    build.__doc__ = f"{spec.description}: images under ``{spec.subdir}/``, Resize(size) + CenterCrop(size)."
-    return build
+    build.__doc__ = f"{description}: images under ``{subdir}/``, Resize(size) + CenterCrop(size)."
+    register_dataset(name, splits=("test",), description=description, files=files, url=url, role="ood", tags=tags,
+                     sources=sources)(build)
 
 
-for _spec in _FOLDER_SETS:
-    register_dataset(_spec.name, splits=("test",), description=_spec.description, files=_spec.files,
-                     url=_spec.url, role="ood", tags=_spec.tags, sources=_spec.sources)(_folder_builder(_spec))
+_folder_set("textures", "dtd/images", "Describable Textures (DTD), 5,640 images of 47 texture classes",
+            "dtd/images/ (extract dtd-r1.0.1.tar.gz)", "https://www.robots.ox.ac.uk/~vgg/data/dtd/", ("paper-ood",),
+            (Source("dtd-r1.0.1.tar.gz", "https://www.robots.ox.ac.uk/~vgg/data/dtd/download/dtd-r1.0.1.tar.gz",
+                    target="dtd", pin=torchvision_md5("DTD._MD5"), archive_dir="dtd"),))
+_folder_set("places365", "places365", "Places365 scenes (the reference's places365/test_subset is "
+            "undocumented; fetch takes the evaluation subset places365-val-10k)",
+            "places365/ (image folder; the reference's places365/test_subset)", "http://places2.csail.mit.edu/",
+            ("paper-ood",),
+            (Source("val_256.tar", "http://data.csail.mit.edu/places/places365/val_256.tar", target="places365",
+                    pin=torchvision_md5("Places365._IMAGES_META.val,True.1"), archive_dir="val_256",
+                    members=PLACES365_SUBSET),))
+_folder_set("lsun", "lsun", "LSUN scenes, official test set exported from lmdb to images (the reference's LSUN)",
+            "lsun/ (images exported from the LSUN test lmdb)",
+            "http://dl.yf.io/lsun/scenes/test_lmdb.zip (export with github.com/fyu/lsun; no fetch: the export "
+            "needs lmdb); ODIN's crop and resize sets: lsun-crop, lsun-resize", ("paper-ood",))
+_folder_set("lsun-crop", "lsun_crop", "LSUN (crop): ODIN's 10,000 random 32x32 crops of LSUN test images "
+            "(not the reference's LSUN)", "lsun_crop/ (ODIN's LSUN.tar.gz)",
+            "https://www.dropbox.com/s/fhtsw1m3qxlwj6h/LSUN.tar.gz", (),
+            (_odin("LSUN.tar.gz", "fhtsw1m3qxlwj6h", "lsun_crop"),))
+_folder_set("lsun-resize", "lsun_resize", "LSUN (resize): ODIN's 10,000 LSUN test images downsampled to 32x32 "
+            "(not the reference's LSUN)", "lsun_resize/ (ODIN's LSUN_resize.tar.gz)",
+            "https://www.dropbox.com/s/moqh2wh8696c3yl/LSUN_resize.tar.gz", (),
+            (_odin("LSUN_resize.tar.gz", "moqh2wh8696c3yl", "lsun_resize"),))
+_folder_set("isun", "isun", "iSUN (as used by ODIN; not used by the reference)",
+            "isun/ (extract ODIN's iSUN.tar.gz and name the folder isun)",
+            "https://www.dropbox.com/s/ssz7qxfqae0cca5/iSUN.tar.gz", (),
+            (_odin("iSUN.tar.gz", "ssz7qxfqae0cca5", "isun"),))
 
 
 @register_dataset("folder", splits=("test",), description="any folder of your own images (recursive; jpg, png, "

@@ -27,9 +27,8 @@ def check_same_shape(out_set: Dataset, out_name: str, shape: tuple, in_name: str
 
 
 class InOutBatches:
-    """In-distribution batches (global ``batch_size``, shuffled per epoch), zipped with outlier batches
-    (global ``oe_batch_size``, ``outlier_sampling`` = ``block`` as the reference, or ``shuffle``) if
-    ``outliers`` is given."""
+    """In-distribution batches (global ``batch_size``, shuffled per epoch), zipped with outlier batches (global
+    ``oe_batch_size``, ``outlier_sampling``: ``block`` as the reference, or ``shuffle``) if ``outliers`` is given."""
 
     def __init__(self, train_set: Dataset, batch_size: int, *, seed: int, rank: int, world_size: int,
                  device: torch.device, num_workers: int, drop_last: bool = False,

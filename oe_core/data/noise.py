@@ -1,37 +1,14 @@
 """Synthetic OOD test sets: Gaussian, Rademacher, Blobs (the reference's) and Uniform.
 
-Constructions, in [-1, 1], per image of shape (size, size, 3):
-
-* ``gaussian``:   ``clip(N(0, 0.5^2), -1, 1)``
-* ``rademacher``: ``Bernoulli(0.5) * 2 - 1``
-* ``blobs``:      ``Bernoulli(0.7)``, Gaussian blur with sigma 1.5 over all three axes
-  (channel axis included: ``skimage.filters.gaussian(..., channel_axis=None)``, the
-  reference's ``multichannel=False``), values < 0.75 set to 0, then ``* 2 - 1``
-* ``uniform``:    ``U[-1, 1]`` (the reference's ``--validate`` set)
-
-Images are generated lazily and independently: image ``i`` comes from
-``numpy.random.default_rng([seed, crc32(kind), i])``, so a set is deterministic
-under ``seed``, any ``n`` is instant to build, and image ``i`` does not depend on
-``n``.  The default ``n = 20000`` is the reference's CIFAR noise pool
-(2,000 per trial x 10 trials).
-
-Deliberate differences from the reference (documented):
-
-* Values are stored as uint8, quantised from [-1, 1] by ``round((x + 1) * 127.5)``,
-  so every dataset follows one contract and density models can score noise; the
-  suite's :func:`~oe_core.data.transforms.to_unit_range` maps them back within
-  1/255 (exactly for Rademacher and for the Blobs background).  The reference
-  feeds float32 values.
-* The reference draws one array for the whole pool from the global NumPy RNG
-  without a seed; we draw per image from a seeded generator.
-
-The entries have ``normalize=False``: like the reference, feed these to
-classifiers as raw [-1, 1] values (``to_unit_range``), not mean/std-normalised.
+Each kind's construction, in [-1, 1], is in its function's docstring (``gaussian_noise``, ...).  Image ``i``
+comes from ``numpy.random.default_rng([seed, crc32(kind), i])``: a set is deterministic under ``seed`` and image
+``i`` does not depend on ``n`` (default: the reference's pool of 20,000).  Images are stored as uint8,
+``round((x + 1) * 127.5)``; the entries have ``normalize=False``: feed them to classifiers as raw [-1, 1] values
+(``to_unit_range``), as the reference does.  Differences from the reference: docs/paper.md.
 """
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -61,8 +38,8 @@ def rademacher_noise(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def blobs_from_mask(mask: np.ndarray) -> np.ndarray:
-    """Blur a {0, 1} (H, W, 3) mask with sigma 1.5 over all three axes, zero values < 0.75,
-    map to [-1, 1] with ``* 2 - 1``."""
+    """Blur a {0, 1} (H, W, 3) mask with sigma 1.5 over all three axes (channel axis included, the reference's
+    ``multichannel=False``), zero values < 0.75, map to [-1, 1] with ``* 2 - 1``."""
     x = gaussian_blur(mask.astype(np.float64), sigma=1.5, channel_axis=None)
     x[x < 0.75] = 0.0
     return x * 2 - 1
@@ -74,7 +51,7 @@ def blobs_noise(rng: np.random.Generator, size: int) -> np.ndarray:
 
 
 def uniform_noise(rng: np.random.Generator, size: int) -> np.ndarray:
-    """``U[-1, 1]`` of shape (size, size, 3)."""
+    """``U[-1, 1]`` of shape (size, size, 3) (the reference's ``--validate`` set)."""
     return rng.uniform(-1.0, 1.0, (size, size, 3))
 
 
@@ -86,12 +63,7 @@ class NoiseImages(Dataset):
         if n < 1 or size < 1 or seed < 0:
             raise OEError(f"dataset {kind!r}: need n >= 1, size >= 1 and seed >= 0 (got n={n}, size={size}, "
                           f"seed={seed})")
-        self.kind = kind
-        self.make = make
-        self.n = n
-        self.size = size
-        self.seed = seed
-        self.transform = transform
+        self.kind, self.make, self.n, self.size, self.seed, self.transform = kind, make, n, size, seed, transform
         self._stream = zlib.crc32(kind.encode())
 
     def __len__(self) -> int:
@@ -108,31 +80,19 @@ class NoiseImages(Dataset):
         return image_item(self.image(index), self.transform), -1
 
 
-@dataclass(frozen=True)
-class _NoiseSet:
-    name: str
-    make: Callable[[np.random.Generator, int], np.ndarray]
-    description: str
-    tags: tuple[str, ...]
-
-
-_NOISE_SETS = (
-    _NoiseSet("gaussian", gaussian_noise, "Gaussian noise clip(N(0, 0.5^2), -1, 1)", ("paper-ood",)),
-    _NoiseSet("rademacher", rademacher_noise, "Rademacher noise, each value -1 or 1", ("paper-ood",)),
-    _NoiseSet("blobs", blobs_noise, "Blobs: blurred Bernoulli(0.7), thresholded at 0.75", ("paper-ood",)),
-    _NoiseSet("uniform", uniform_noise, "Uniform noise U[-1, 1] (the reference's validation set)", ("validation",)),
-)
-
-
-def _noise_builder(spec: _NoiseSet) -> Callable:
+def _noise_set(name: str, make: Callable[[np.random.Generator, int], np.ndarray], description: str,
+               tags: tuple[str, ...]) -> None:
+    """Register the noise set ``name``: ``make(rng, size)`` draws one image in [-1, 1]."""
     def build(root: Any, split: str, transform: Optional[Callable], download: bool, *,
               n: int = DEFAULT_POOL, size: int = 32, seed: int = 0) -> NoiseImages:
-        return NoiseImages(spec.name, spec.make, n, size, seed, transform)
+        return NoiseImages(name, make, n, size, seed, transform)
 
-    build.__doc__ = f"{spec.description}; ``n`` images of ``size`` x ``size``, deterministic under ``seed``."
-    return build
+    build.__doc__ = f"{description}; ``n`` images of ``size`` x ``size``, deterministic under ``seed``."
+    register_dataset(name, splits=("test",), description=description, role="noise", normalize=False,
+                     needs_root=False, tags=tags)(build)
 
 
-for _spec in _NOISE_SETS:
-    register_dataset(_spec.name, splits=("test",), description=_spec.description, role="noise",
-                     normalize=False, needs_root=False, tags=_spec.tags)(_noise_builder(_spec))
+_noise_set("gaussian", gaussian_noise, "Gaussian noise clip(N(0, 0.5^2), -1, 1)", ("paper-ood",))
+_noise_set("rademacher", rademacher_noise, "Rademacher noise, each value -1 or 1", ("paper-ood",))
+_noise_set("blobs", blobs_noise, "Blobs: blurred Bernoulli(0.7), thresholded at 0.75", ("paper-ood",))
+_noise_set("uniform", uniform_noise, "Uniform noise U[-1, 1] (the reference's validation set)", ("validation",))

@@ -1,20 +1,11 @@
 """Exactly resumable batch samplers for in-distribution and outlier data (single or multi-process).
 
-Both yield lists of dataset indices (use them as a DataLoader's ``batch_sampler``).
-Their order is a pure function of ``(seed, epoch, step)``:
-
-* randomness comes from a ``torch.Generator`` seeded from ``(seed, stream, epoch)``
-  through ``numpy.random.SeedSequence`` (``stream`` keeps the in-distribution and
-  outlier samplers independent under the same seed);
-* ``set_epoch(e)`` selects the epoch (and resets the start step to 0);
-  ``set_start(k)`` then skips the epoch's first ``k`` batches without touching
-  any data, so a run resumed at step ``k`` sees exactly the batches it would
-  have seen;
-* ``batch_size`` is the *global* batch: with ``world_size > 1``, rank ``r``
-  yields its contiguous chunk ``[r*b/w, (r+1)*b/w)`` of every global batch, so the
-  ranks together see exactly the batches of a one-process run.  A shorter last
-  batch of ``m`` images is split as evenly as possible (the first ``m % w`` ranks
-  get one extra image).
+Both yield lists of dataset indices (a DataLoader's ``batch_sampler``), in an order that is a pure function of
+``(seed, epoch, step)``: the randomness comes from a ``torch.Generator`` seeded from ``(seed, stream, epoch)``
+(``stream`` keeps the two samplers independent); ``set_epoch(e)`` selects the epoch and ``set_start(k)`` then skips
+its first ``k`` batches without touching any data.  ``batch_size`` is the *global* batch: with ``world_size > 1``,
+rank ``r`` yields its contiguous chunk ``[r*b/w, (r+1)*b/w)`` of every global batch (a shorter last batch of ``m``
+images: the first ``m % w`` ranks get one more), so the ranks together see the batches of a one-process run.
 """
 from __future__ import annotations
 
@@ -58,13 +49,8 @@ class _ResumableBatchSampler(Sampler):
                 f"{type(self).__name__}: need 0 <= rank < world_size, got rank={rank}, world_size={world_size}")
         require(batch_size % world_size == 0,
                 f"{type(self).__name__}: global batch_size {batch_size} is not divisible by world_size {world_size}")
-        self.n = n
-        self.batch_size = batch_size
-        self.seed = seed
-        self.rank = rank
-        self.world_size = world_size
-        self.epoch = 0
-        self.start = 0
+        self.n, self.batch_size, self.seed, self.rank, self.world_size = n, batch_size, seed, rank, world_size
+        self.epoch = self.start = 0
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose batches to yield; resets the start step to 0."""
@@ -93,8 +79,7 @@ class InBatchSampler(_ResumableBatchSampler):
     def __init__(self, n: int, batch_size: int, *, seed: int, shuffle: bool = True, drop_last: bool = False,
                  rank: int = 0, world_size: int = 1):
         super().__init__(n, batch_size, seed, rank, world_size)
-        self.shuffle = shuffle
-        self.drop_last = drop_last
+        self.shuffle, self.drop_last = shuffle, drop_last
         tail = n % batch_size
         require(not drop_last or n >= batch_size,
                 f"InBatchSampler: drop_last with {n} examples < batch_size {batch_size} leaves no batch")
@@ -114,22 +99,16 @@ class InBatchSampler(_ResumableBatchSampler):
 
 
 class OutlierBatchSampler(_ResumableBatchSampler):
-    """``steps_per_epoch`` full batches of outliers per epoch.
-
-    ``mode="block"`` (the reference): the epoch reads one contiguous block, in order,
-    starting at an offset drawn uniformly from ``0..n-1`` per (seed, epoch) and
-    wrapping modulo ``n``.  ``mode="shuffle"``: a fresh permutation per epoch; when an
-    epoch needs more than ``n`` images, further permutations are drawn from the same
-    epoch generator, one per pass over the data.
-    """
+    """``steps_per_epoch`` full batches of outliers per epoch.  ``mode="block"`` (the reference): one contiguous
+    block, in order, from an offset drawn uniformly from ``0..n-1`` per (seed, epoch), wrapping modulo ``n``.
+    ``mode="shuffle"``: a fresh permutation per epoch, and one more from the same generator per further pass."""
 
     def __init__(self, n: int, batch_size: int, steps_per_epoch: int, *, mode: str = "block", seed: int,
                  rank: int = 0, world_size: int = 1):
         super().__init__(n, batch_size, seed, rank, world_size)
         require(steps_per_epoch >= 1, f"OutlierBatchSampler: steps_per_epoch must be >= 1, got {steps_per_epoch}")
         require(mode in OUTLIER_MODES, f"OutlierBatchSampler: mode {mode!r} is not one of {list(OUTLIER_MODES)}")
-        self.steps_per_epoch = steps_per_epoch
-        self.mode = mode
+        self.steps_per_epoch, self.mode = steps_per_epoch, mode
 
     def __len__(self) -> int:
         return self.steps_per_epoch

@@ -1,15 +1,8 @@
-"""Where a dataset's files come from: the published files, their pinned hashes, and evaluation subsets.
+"""Where a dataset's files come from (the registry's ``sources``, read by :mod:`oe_core.data.fetch`).
 
-These are metadata of the dataset registry (:class:`~oe_core.data.registry.DatasetEntry` ``sources`` and
-``withdrawn``); ``python -m oe_core.data fetch`` reads them (:mod:`oe_core.data.fetch`).
-
-* :class:`Source`: one published file (an archive or a plain file), its URL, where it lands under the data root, and
-  its hash where the source publishes one.  Pinned hashes are read from where they are published at the moment they
-  are needed -- torchvision's tables for CIFAR, SVHN, DTD and Places365 (``pin=torchvision_md5(...)``) -- so the
-  suite keeps no second copy of them.  A source without a pinned hash is checked against the hash the first fetch
-  recorded in the data root's lock file (:mod:`oe_core.data.datalock`).
-* :class:`EvalSubset`: an index list shipped with the suite (``oe_core/data/subsets/``) and its sha256: the images of
-  a larger published set that the evaluation uses.
+:class:`Source`: one published file and the md5 its source publishes, read when needed from where it is published
+(``pin=torchvision_md5(...)``), so the suite keeps no second copy.  :class:`EvalSubset`: an index list shipped in
+``oe_core/data/subsets/`` with its sha256, the images of a larger published set that the evaluation uses.
 """
 from __future__ import annotations
 
@@ -79,12 +72,9 @@ class EvalSubset:
 
 @dataclass(frozen=True)
 class Source:
-    """One published file of a dataset.
-
-    ``target`` is the path under the data root that the loader reads: the file itself, or the folder an archive's
-    ``archive_dir`` becomes (``archive_dir=None``: the archive's single top-level folder, or everything in it).
-    ``members``: take only these files of the archive (an evaluation subset).
-    """
+    """One published file of a dataset.  ``target``: the path under the data root that the loader reads, the file
+    itself or the folder an archive's ``archive_dir`` becomes (``None``: the archive's single top-level folder, or
+    everything in it); ``members``: take only these files of the archive (an evaluation subset)."""
 
     filename: str                        # the published file name (also its name on a mirror)
     url: str
@@ -106,6 +96,4 @@ class Source:
 
     def url_from(self, mirror: str = "") -> str:
         """The URL to fetch from: ``mirror/filename`` when a mirror is given (a URL or a local folder)."""
-        if not mirror:
-            return self.url
-        return mirror.rstrip("/") + "/" + self.filename
+        return mirror.rstrip("/") + "/" + self.filename if mirror else self.url

@@ -1,25 +1,9 @@
 """Tiny Images outlier sets: the "300K Random Images" ``.npy`` and the 80M ``tiny_images.bin``.
 
-Both yield target ``-1`` and open their file lazily in each process (DataLoader
-workers reopen it instead of receiving a pickled copy of the data).
-
-Deliberate differences from the reference's ``TinyImages`` loader (documented):
-
-* The per-epoch random offset and the wrap-around live in
-  :class:`~oe_core.data.samplers.OutlierBatchSampler` (mode ``"block"``), not in
-  the dataset; the sampler wraps modulo the true image count, so the reference's
-  off-by-one (wrapping modulo 79,302,016 with a length of 79,302,017) is gone.
-* An index on the CIFAR-overlap list is replaced *deterministically*: draw
-  ``j`` uniformly from all images with ``numpy.random.default_rng([seed, index])``
-  and redraw until ``j`` is not excluded (the reference redraws with the global
-  ``np.random`` inside DataLoader workers).  The same index always maps to the
-  same replacement for a given ``seed``.
-* The image count comes from the file size (``size // 3072``), so truncated
-  copies (e.g. the "first 50k images" the authors suggest when the full file is
-  unavailable) and small test files work; entries of the exclusion list beyond
-  the file's last image are ignored.
-* The 300K ``.npy`` has no loader in the original repository; any ``(N, 32, 32, 3)``
-  uint8 array is accepted (the published file has N = 300,000).
+Both yield target ``-1`` and open their file lazily in each process (DataLoader workers reopen it instead of
+receiving a pickled copy of the data).  The 80M set counts its images from the file size and replaces the images on
+the CIFAR-overlap list deterministically under ``seed``; the per-epoch offset and the wrap-around live in
+:class:`~oe_core.data.samplers.OutlierBatchSampler`.  How this differs from the reference: docs/paper.md.
 """
 from __future__ import annotations
 
@@ -57,9 +41,7 @@ class TinyImages300K(Dataset):
     """The "300K Random Images" array, memory-mapped read-only (never read whole)."""
 
     def __init__(self, path: Path, transform: Optional[Callable] = None, name: str = "tinyimages300k"):
-        self.path = Path(path)
-        self.name = name
-        self.transform = transform
+        self.path, self.name, self.transform = Path(path), name, transform
         self._array: Optional[np.ndarray] = _open_npy(name, self.path)
         self._len = len(self._array)
 
@@ -109,11 +91,8 @@ def bin_image_count(name: str, path: Path) -> int:
 
 
 class TinyImages80M(Dataset):
-    """``tiny_images.bin``: 3072 bytes per image, read by seeking, reshaped (32, 32, 3) in
-    Fortran order (the file is MATLAB column-major), as the reference does.
-
-    ``excluded`` holds sorted 0-based indices to replace (see the module docstring).
-    """
+    """``tiny_images.bin``: 3072 bytes per image, read by seeking, reshaped (32, 32, 3) in Fortran order (the file
+    is MATLAB column-major), as the reference does; ``excluded``: sorted 0-based indices to replace."""
 
     def __init__(self, path: Path, excluded: Optional[np.ndarray] = None, seed: int = 0,
                  transform: Optional[Callable] = None, name: str = "tinyimages80m"):
@@ -123,8 +102,7 @@ class TinyImages80M(Dataset):
         self.excluded = np.zeros(0, dtype=np.int64) if excluded is None else np.asarray(excluded, dtype=np.int64)
         if len(self.excluded) >= self._len:
             raise data_error(name, self.path.parent, f"every one of the {self._len} images is on the exclusion list")
-        self.seed = seed
-        self.transform = transform
+        self.seed, self.transform = seed, transform
         self._file: Optional[BinaryIO] = None
         self._pid: Optional[int] = None
 
@@ -139,7 +117,8 @@ class TinyImages80M(Dataset):
         return k < len(self.excluded) and int(self.excluded[k]) == i
 
     def source_index(self, index: int) -> int:
-        """The image actually read for ``index``: itself, or its deterministic replacement."""
+        """The image actually read for ``index``: itself, or, if excluded, the first ``j`` drawn uniformly with
+        ``numpy.random.default_rng([seed, index])`` that is not."""
         if not self._is_excluded(index):
             return index
         rng = np.random.default_rng([self.seed, index])

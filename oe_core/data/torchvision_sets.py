@@ -1,14 +1,7 @@
-"""CIFAR-10, CIFAR-100 and SVHN through torchvision's own classes (integrity checks, download).
-
-torchvision reads and verifies the files (md5 of every file); the decoded arrays
-are then served through :class:`~oe_core.data.arrays.UInt8ImageArray`, so items
-follow the suite's contract (uint8 (3, 32, 32) tensors without a transform).
-Any failure inside torchvision (missing or corrupt file, checksum mismatch,
-truncated pickle/.mat, failed download) becomes one :class:`DataError` that names
-the dataset, the folder, the expected files and where to get them.
-
-On-disk layout under the data root: ``cifar-10-batches-py/``, ``cifar-100-python/``
-(torchvision's own folders) and ``svhn/{train,test,extra}_32x32.mat``.
+"""CIFAR-10, CIFAR-100 and SVHN through torchvision's own classes, which read, verify (md5) and download the
+files under the data root (``cifar-10-batches-py/``, ``cifar-100-python/``, ``svhn/{train,test,extra}_32x32.mat``).
+Items follow the suite's contract (:class:`~oe_core.data.arrays.UInt8ImageArray`); any failure inside torchvision
+becomes one :class:`DataError` naming the dataset, the folder, the expected files and where to get them.
 """
 from __future__ import annotations
 
@@ -25,8 +18,7 @@ from .arrays import UInt8ImageArray
 from .registry import data_error, register_dataset
 from .sources import Source, torchvision_md5
 
-# What torchvision (and the pickle / .mat readers under it) raise on missing, corrupt or
-# undownloadable files.
+# what torchvision (and the pickle / .mat readers under it) raise on missing, corrupt or undownloadable files
 _LOAD_ERRORS = (RuntimeError, OSError, EOFError, pickle.UnpicklingError, ValueError, KeyError,
                 TypeError, IndexError, AttributeError, MatReadError, DataError)
 
@@ -92,10 +84,8 @@ def build_cifar100(root: Path, split: str, transform: Optional[Callable], downlo
                   files="svhn/{train,test,extra}_32x32.mat", url="http://ufldl.stanford.edu/housenumbers/",
                   role="id", num_classes=10, can_download=True, tags=_PAPER_OOD, sources=_SVHN_SOURCES)
 def build_svhn(root: Path, split: str, transform: Optional[Callable], download: bool) -> UInt8ImageArray:
-    """SVHN via ``torchvision.datasets.SVHN`` (which maps the .mat label 10 to digit 0).
-
-    The reference applies ``Resize(32)`` to SVHN test images, a no-op at 32x32.
-    """
+    """SVHN via ``torchvision.datasets.SVHN`` (which maps the .mat label 10 to digit 0); the reference's
+    ``Resize(32)`` of SVHN test images is a no-op at 32x32."""
     folder = root / "svhn"
     filename = SVHN.split_list[split][1]
 

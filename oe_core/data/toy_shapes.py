@@ -1,12 +1,7 @@
 """``toy-shapes``: a tiny seeded 10-class set of coloured shapes for tests and quick demos.
 
-Each image has a dark grey noisy background and one filled square or disc whose
-*colour* is the class (10 well-separated RGB colours, jittered by +-20 per
-channel); shape, size (a third to two thirds of the side) and position are random.
-A small WRN learns it to high accuracy in a few epochs on a CPU, which is what
-tests of the training loop need.  Registered (role "id") on ``import oe_core.data``;
-options ``size`` (default 16), ``seed`` (default 0) and ``n`` (default 512 train /
-256 test images).
+One filled square or disc on a dark noisy background, whose *colour* is the class: a small WRN learns it in a few
+epochs on a CPU.  Options ``size`` (default 16), ``seed`` (default 0) and ``n`` (default 512 train / 256 test).
 """
 from __future__ import annotations
 

@@ -1,22 +1,9 @@
 """Image transforms: uint8 conversion, batch augmentation on any device, input scaling.
 
-Datasets hand out ``torch.uint8`` images (3, H, W); batches stay uint8 until they
-reach the device, where the model-specific scaling happens:
-
-* classifiers: :func:`normalize` with the reference's CIFAR mean/std
-  (``[125.3, 123.0, 113.9] / 255`` and ``[63.0, 62.1, 66.7] / 255``, also used for
-  CIFAR-100);
-* density models and the raw noise sets: :func:`to_unit_range` (``x / 127.5 - 1``).
-
-Deliberate difference from the original code: augmentation (``RandomCrop(32,
-padding=4)`` + horizontal flip) runs on uint8 *batches* in the main process
-(:func:`random_crop_flip`, randomness from one ``torch.Generator``) instead of as
-PIL transforms inside DataLoader workers.  That makes runs bitwise resumable
-(the generator state is checkpointed with the run) and keeps data uint8 until
-the device.  The reference flips before cropping for in-distribution images and
-crops before flipping for outliers; with symmetric zero padding both orders give
-the same distribution (flipping a crop at offset ``o`` equals cropping the
-flipped image at ``2 * padding - o``), so one function serves both.
+Batches stay uint8 until they reach the device, where classifiers :func:`normalize` them with the reference's
+CIFAR mean/std (also for CIFAR-100) and density models and the raw noise sets take :func:`to_unit_range`.
+Augmentation runs on uint8 batches with one ``torch.Generator`` (:func:`random_crop_flip`), not as PIL transforms
+in DataLoader workers: a deliberate difference from the reference (docs/paper.md).
 """
 from __future__ import annotations
 
@@ -49,15 +36,11 @@ def _check_uint8(x: torch.Tensor, where: str, batch: bool = False) -> None:
 
 def random_crop_flip(x: torch.Tensor, padding: int = 4, generator: Optional[torch.Generator] = None,
                      flip: bool = True) -> torch.Tensor:
-    """Random ``padding``-pixel zero-padded crop back to (H, W) plus a random horizontal flip.
-
-    ``x`` is a uint8 batch (B, C, H, W) on any device; the result has the same shape,
-    dtype and device.  Per image, the crop offsets are uniform on ``0..2*padding`` and
-    the flip happens with probability 1/2 (``flip=False`` disables it; ``padding=0``
-    gives flips only, the reference's SVHN outlier augmentation).  The random draws
-    come from ``generator`` (on the generator's device, so results do not depend on
-    ``x``'s device), drawn in a fixed order: offsets (B, 2) then flips (B,).
-    """
+    """Random ``padding``-pixel zero-padded crop back to (H, W) plus a random horizontal flip, of a uint8 batch
+    ``x`` (B, C, H, W) on any device (same shape, dtype and device out).  Per image, the crop offsets are uniform on
+    ``0..2*padding`` and the flip happens with probability 1/2 (``flip=False``: never; ``padding=0``: flips only, the
+    reference's SVHN outlier augmentation).  The draws come from ``generator`` on its own device (so results do not
+    depend on ``x``'s), in a fixed order: offsets (B, 2) then flips (B,)."""
     _check_uint8(x, "random_crop_flip", batch=True)
     if padding < 0:
         raise OEError(f"random_crop_flip: padding must be >= 0, got {padding}")

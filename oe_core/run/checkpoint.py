@@ -1,4 +1,4 @@
-"""Checkpoints: atomic, checksummed, typed, and loadable without running code.
+"""Checkpoints: atomic, checksummed, typed, and loadable without running code (docs/runs.md).
 
 File layout (format 2)::
 
@@ -6,22 +6,10 @@ File layout (format 2)::
     {"sha256": <hex of blob>, "bytes": <len of blob>, "meta": {...}}\\n     one line of JSON
     <blob>                                                                   torch.save of the state
 
-The state (kind, config, model, optimizer, scheduler, task state, position, RNG states, history) holds only
-what ``torch.load(weights_only=True)`` accepts: dicts, lists, tuples, strings, numbers, ``None`` and tensors.
-:func:`save_checkpoint` checks that before writing.
-
-Reading never runs code from the file. Loading checks the first line, parses the JSON
-header, verifies the length and the checksum of the blob, and only then unpacks the blob with
-``weights_only=True``. A file that holds pickled Python objects is refused with
-:class:`~oe_core.errors.UnsafeFileError`.
-
-Format 1 (``torch.save`` of ``{"format", "sha256", "meta", "blob"}``, written before format 2) still loads
-the same safe way. Its RNG state held numpy arrays, so numpy's array constructor is the one extra type
-allowed for those files. The next save writes format 2.
-
-Saving writes the new file completely before moving the previous one to ``checkpoint.prev.pt``.
-Loading a run folder falls back to the previous file when the latest one is corrupt, but never over a file
-of the wrong kind or one that holds pickled objects.
+The state holds only what ``torch.load(weights_only=True)`` accepts, checked before writing; loading checks the
+header, the blob's length and checksum, and only then unpacks the blob with ``weights_only=True`` (pickled objects
+raise :class:`UnsafeFileError`).  Format 1 (``torch.save`` of ``{"format", "sha256", "meta", "blob"}``) loads the
+same way, with numpy's array constructor allowed for its RNG state.
 """
 from __future__ import annotations
 
@@ -90,11 +78,8 @@ def assert_plain(obj: Any, where: str = "state") -> None:
 
 
 def save_checkpoint(folder: str | Path, state: dict, *, kind: str, step: int, epoch: int) -> Path:
-    """Write ``state`` to ``folder/checkpoint.pt``; the previous one becomes ``checkpoint.prev.pt``.
-
-    The new file is written completely (and fsynced) under a temporary name first. Only then are the files
-    rotated, so a failing write (full disk, kill) leaves both existing checkpoints untouched.
-    """
+    """Write ``state`` to ``folder/checkpoint.pt``; the previous one becomes ``checkpoint.prev.pt``.  The files are
+    rotated only once the new one is complete and fsynced, so a failing write leaves both untouched."""
     assert_plain(state)
     folder = Path(folder)
     buf = io.BytesIO()
@@ -112,11 +97,6 @@ def save_checkpoint(folder: str | Path, state: dict, *, kind: str, step: int, ep
     return path
 
 
-def _unsafe(path: Path) -> UnsafeFileError:
-    return UnsafeFileError(f"{str(path)!r} holds pickled Python objects, which can run code when loaded; the "
-                           "suite reads only tensors, numbers, strings and plain containers and refused it")
-
-
 def _corrupt(path: Path, why: str) -> CheckpointError:
     return CheckpointError(f"checkpoint {str(path)!r} is corrupt or truncated ({why})")
 
@@ -127,7 +107,9 @@ def _safe_load(data: bytes, path: Path, map_location: Any, extra_types: list = (
         with torch.serialization.safe_globals(list(extra_types)):
             return torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
     except pickle.UnpicklingError:
-        raise _unsafe(path) from None
+        raise UnsafeFileError(f"{str(path)!r} holds pickled Python objects, which can run code when loaded; the "
+                              "suite reads only tensors, numbers, strings and plain containers and refused it"
+                              ) from None
     except Exception as e:  # truncated zip, not a torch file, ...
         raise _corrupt(path, f"{type(e).__name__}: {one_line(e, 160)}") from None
 
@@ -217,20 +199,15 @@ def _read_file(path: Path, expect_kind: Optional[str] = None, map_location: Any 
     if expect_kind is not None and kind != expect_kind:
         raise CheckpointKindError(f"checkpoint {str(path)!r} holds a {kind} model, but a {expect_kind} model "
                                   "is needed")
-    state["meta"] = header["meta"]
-    state["sha256"] = header["sha256"]
-    state["path"] = str(path)
+    state.update(meta=header["meta"], sha256=header["sha256"], path=str(path))
     return state
 
 
 def load_checkpoint(path: str | Path, expect_kind: Optional[str] = None, map_location: Any = "cpu") -> dict:
-    """Read and verify a checkpoint file, or the latest good one in a run folder.
-
-    Given a folder, tries ``checkpoint.pt`` and falls back (with a warning) to ``checkpoint.prev.pt`` when the
-    latest is missing or corrupt. A wrong kind or a file holding pickled objects is never fallen back over.
-    A ``model.safetensors`` written by :mod:`.release` (a file, or a folder holding no checkpoint but one) loads as
-    a state with the same keys (its scoring weights as ``model``).
-    """
+    """Read and verify a checkpoint file, or the latest good one in a run folder: ``checkpoint.pt``, falling back
+    (with a warning) to ``checkpoint.prev.pt`` when it is missing or corrupt, never over a wrong kind or pickled
+    objects.  A ``model.safetensors`` (a file, or a folder holding no checkpoint but one) loads as a state with the
+    same keys (its scoring weights as ``model``)."""
     path = Path(path)
     if not path.is_dir():
         return _read_file(path, expect_kind, map_location)

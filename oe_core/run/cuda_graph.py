@@ -1,49 +1,13 @@
-"""Whole-step CUDA graphs: a fixed-shape step (forward, loss, backward, optimizer step, EMA update; or a scoring
-forward) captured once and replayed, so that one step costs one graph launch instead of thousands of kernel
-launches from Python (where the PixelCNN++ step is host-bound: docs/performance.md, "GPU").
+"""Whole-step CUDA graphs: a fixed-shape step (a whole train step, or a scoring forward) captured once and replayed.
 
-:class:`StepGraph` wraps ``fn(*tensors) -> outputs``, as the PyTorch docs' "whole-network capture" does it:
-
-1. the first ``warmup`` calls run ``fn`` eagerly (on a side stream on CUDA); they are real steps;
-2. the next call captures ``fn`` on static input buffers on the device, then replays the graph once (capturing
-   executes nothing) -- also a real step;
-3. every later call copies its inputs straight into the static buffers (one copy per tensor: a pinned host batch
-   goes host -> static buffer with ``non_blocking``, never through a temporary device tensor) and replays.  The
-   outputs are the graph's static tensors, overwritten by the next call.
-
-Inputs may be on the host or on the device: eager calls (warm-up, fallback, a shape that differs from the captured
-one, e.g. a last partial batch) move them to the device first.  If capture fails, one warning says why and every
-call runs eagerly from then on.  What ``fn`` must respect (else capture fails or, worse, replays stale values): no
-host synchronisation (``.item()``, ``float(t)``, printing tensors), no CPU tensors, every value that changes
-between steps held in a device tensor updated in place outside the graph (the learning rate: :class:`TensorLR`;
-the EMA weight: the ``advance()`` of a task's :class:`~oe_core.run.task.StepUpdate`), and random numbers from the
-default CUDA generator (dropout), which graphs support: each replay draws fresh numbers from the generator's
-current seed and offset.
-
-Capture, as torch 2.14's ``torch/cuda/graphs.py`` does it, and what :class:`CudaGraph` adds:
-
-* ``torch.cuda.graph.__enter__`` synchronises, empties the device cache and the pinned-host cache
-  (``torch._C._host_emptyCache``), enters its stream context, then ``capture_begin``.  In the default ``"global"``
-  capture error mode a CUDA call from any other host thread -- the DataLoader's pin-memory thread allocating
-  pinned memory for the next batch (its cache was just emptied) -- is refused and invalidates the capture, and the
-  loader re-raises the error at the next batch (PyTorch #175425, LibreYOLO PR #681).  :class:`CudaGraph`
-  captures in ``"thread_local"`` mode: only the capturing thread is restricted; the pin-memory thread touches only
-  its own pinned buffers, nothing of the capture stream.
-* ``torch.cuda.graph.__exit__`` calls ``capture_end()`` *before* it leaves its stream context: when the capture
-  was invalidated, ``capture_end`` raises and the thread stays on the capture stream.  :class:`CudaGraph` enters
-  the same stream in an outer ``torch.cuda.stream`` context of its own, whose exit restores the caller's stream
-  whatever the inner exit did, and then ``reset()`` s the graph, which (torch 2.14 ``CUDAGraph.h``:
-  ``capturing_to_pool_``, ``allocated_pool_``) ends the allocator's routing into the graph's private pool and
-  releases it.
-
-The engine's train step goes through :class:`CapturedStep`, the captured one of the two step runners
-(:mod:`.step`): it runs when :func:`why_not_captured` finds nothing against it (the task's ``train_step`` marked
-:func:`capturable`, no DDP, ``--on-nonfinite stop``) and ``--cuda-graphs`` (:func:`resolve_cuda_graphs`) allows it.
-
-The CUDA specifics sit in :class:`CudaGraph`; :class:`ReplayByCalling` is a stand-in with the same interface that
-"replays" by calling ``fn`` again, so the bookkeeping (warm-up, static buffers, shapes, fallback) and the step
-functions written for capture are tested on CPUs (``tests/test_cuda_graph.py`` also runs :class:`CudaGraph` itself
-against a fake ``torch.cuda`` that fails the way torch's does).
+:class:`StepGraph` wraps ``fn(*tensors) -> outputs``: the first ``warmup`` calls run ``fn`` eagerly, the next captures
+it on static device buffers and replays it once, and every later call copies its inputs into those buffers and replays;
+the outputs are the graph's static tensors, overwritten by the next call.  Another shape (a last partial batch) runs
+eagerly; a failed capture warns once and every call runs eagerly.  ``fn`` must not synchronise with the host
+(``.item()``, ``float(t)``) or use CPU tensors, must hold every value that changes between steps in a device tensor
+updated in place outside the graph (:class:`TensorLR`, the ``advance()`` of a :class:`~oe_core.run.task.StepUpdate`),
+and draws random numbers from the default CUDA generator only.  How capture is made robust, and how it is tested on
+CPUs: docs/architecture.md, "CUDA graphs".
 """
 from __future__ import annotations
 
@@ -61,14 +25,12 @@ from .task import StepContext, StepUpdate
 F = TypeVar("F", bound=Callable)
 
 CHOICES = ("auto", "on", "off")
-
-
-CAPTURE_ERROR_MODE = "thread_local"   # see the module docstring: "global" loses to the pin-memory thread
+CAPTURE_ERROR_MODE = "thread_local"   # "global" loses to the DataLoader's pin-memory thread (docs/architecture.md)
 
 
 class CudaGraph:
     """``torch.cuda.CUDAGraph`` behind the :class:`StepGraph` interface: warm-up and capture on one side stream,
-    capture in ``thread_local`` error mode inside an outer stream context (see the module docstring)."""
+    capture in ``thread_local`` error mode inside an outer stream context."""
 
     def __init__(self, device: torch.device):
         self.device = device
@@ -85,9 +47,8 @@ class CudaGraph:
         return out
 
     def capture(self, fn: Callable[[], Any]) -> Any:
-        """Capture ``fn``, replay it once (capturing runs nothing) and return its static outputs.  On any failure
-        the caller's stream is current again, the graph and its private memory pool are released, and the error
-        is raised."""
+        """Capture ``fn``, replay it once (capturing runs nothing) and return its static outputs.  On any failure the
+        caller's stream is current again, the graph and its memory pool are released, and the error is raised."""
         caller = torch.cuda.current_stream(self.device)
         torch.cuda.synchronize(self.device)
         try:
@@ -106,39 +67,7 @@ class CudaGraph:
         self.graph.replay()
 
 
-class ReplayByCalling:
-    """CPU stand-in for :class:`CudaGraph` (tests): "capture" runs ``fn`` and keeps its outputs as the static ones;
-    "replay" runs ``fn`` again on the static inputs and copies its outputs into them."""
-
-    def __init__(self, device: torch.device):
-        self.fn: Optional[Callable[[], Any]] = None
-        self.out: Any = None
-        self.captures = self.replays = 0
-
-    def warmup(self, fn: Callable[[], Any]) -> Any:
-        return fn()
-
-    def capture(self, fn: Callable[[], Any]) -> Any:
-        self.fn, self.captures = fn, self.captures + 1
-        self.out = fn()
-        return self.out
-
-    def replay(self) -> None:
-        assert self.fn is not None
-        self.replays += 1
-        fresh, _ = tree_flatten(self.fn())
-        static, _ = tree_flatten(self.out)
-        for s, f in zip(static, fresh):
-            if isinstance(s, torch.Tensor):
-                s.copy_(f)
-
-
-BACKENDS: dict[str, type] = {"cuda": CudaGraph}
-
-
-def graph_backend(device: torch.device) -> Optional[type]:
-    """The graph class for ``device``'s type (``None``: no CUDA graphs there)."""
-    return BACKENDS.get(device.type)
+BACKENDS: dict[str, type] = {"cuda": CudaGraph}     # device type -> graph class
 
 
 def _signature(tree: Any) -> list:
@@ -149,16 +78,17 @@ def _signature(tree: Any) -> list:
 
 
 class StepGraph:
-    """``fn`` captured as one graph after ``warmup`` eager calls; see the module docstring."""
+    """``fn`` captured as one graph after ``warmup`` eager calls (the module docstring says what ``fn`` must
+    respect)."""
 
     def __init__(self, fn: Callable[..., Any], device: torch.device, warmup: int = 3, name: str = "step",
                  backend: Optional[type] = None):
         self.fn, self.device, self.warmup, self.name = fn, device, warmup, name
-        self.backend = backend or graph_backend(device)
+        self.backend = backend or BACKENDS.get(device.type)
         self.calls = 0
         self.graph: Any = None
         self._runner: Any = None                  # the backend instance (warm-up stream, then the graph)
-        self.static_in: Any = None
+        self.static_in: Any = None                # the graph's input and output buffers
         self.static_out: Any = None
         self._signature: Optional[list] = None
         self.failed: Optional[str] = None if self.backend is not None else f"no CUDA graphs on {device.type}"
@@ -222,8 +152,7 @@ def resolve_cuda_graphs(choice: str, device: torch.device, why_not: Optional[str
         raise ValueError(f"cuda_graphs must be one of {CHOICES}, got {choice!r}")
     if choice == "off":
         return False
-    reason = why_not or (None if graph_backend(device) is not None else f"they need a CUDA device, not "
-                                                                          f"{device.type}")
+    reason = why_not or (None if device.type in BACKENDS else f"they need a CUDA device, not {device.type}")
     if reason is None:
         return True
     if choice == "on":
@@ -232,13 +161,10 @@ def resolve_cuda_graphs(choice: str, device: torch.device, why_not: Optional[str
 
 
 class TensorLR:
-    """The learning rates of ``optimizer`` mirrored in 0-dim float32 device tensors, for a captured optimizer step.
-
-    The param groups and the LR scheduler keep float learning rates (the schedule, the checkpoints and eager runs
-    are unchanged); :meth:`sync` copies them into the tensors before each step (outside the graph: one small
-    host-to-device fill per group), and the optimizer step runs inside :meth:`for_step`, which puts the tensors in
-    the groups for the call, so a fused/capturable Adam captured there reads the current value at every replay
-    instead of the one frozen at capture."""
+    """The learning rates of ``optimizer`` mirrored in 0-dim float32 device tensors, for a captured optimizer step:
+    the param groups and the scheduler keep floats; :meth:`sync` copies them into the tensors before each step
+    (outside the graph), and :meth:`for_step` puts the tensors in the groups for the step, so a captured Adam reads
+    the current learning rate at every replay instead of the one frozen at capture."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device):
         self.optimizer = optimizer
@@ -267,9 +193,9 @@ class TensorLR:
 
 
 def capturable(train_step: F) -> F:
-    """Marks a task's ``train_step`` as written for capture: no host synchronisation (its logs are device tensors),
-    no CPU tensors, every per-step value in a device tensor (see the module docstring); the engine may then run
-    the whole step as one CUDA graph.  An override of a marked ``train_step`` is not marked unless it says so."""
+    """Marks a task's ``train_step`` as written for capture (what :class:`StepGraph` needs of ``fn``; its logs are
+    device tensors); the engine may then run the whole step as one CUDA graph.  An override of a marked
+    ``train_step`` is not marked unless it says so."""
     train_step.capturable = True  # type: ignore[attr-defined]
     return train_step
 
@@ -287,10 +213,9 @@ def why_not_captured(train_step: Callable, kind: str, ddp: bool, on_nonfinite: s
 
 class CapturedStep:
     """The step runner (:mod:`.step`) that captures forward, loss, backward, optimizer step and the device half of
-    the task's update as one graph (:class:`StepGraph`), after its eager warm-up steps.  Outside the graph, before
-    each replay: the learning rate into its device tensor (:class:`TensorLR`) and the update's host half; after
-    it: the schedule.  ``forward`` (the task's ``train_step`` on the engine's model) is run while warming up and
-    capturing; replays repeat what it did, so it must be the same computation at every step."""
+    the task's update as one graph (:class:`StepGraph`).  Outside the graph, before each replay: the learning rate
+    (:class:`TensorLR`) and the update's host half; after it: the schedule.  Replays repeat what ``forward`` did
+    at capture, so it must be the same computation at every step."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
                  update: Optional[StepUpdate], device: torch.device, name: str = "train step"):

@@ -1,32 +1,11 @@
-"""The one run engine both trainers share: devices, DDP, checkpoints, logging, resume, preemption.
+"""The one run engine both trainers share: :class:`Engine` runs a :class:`Task` in four phases, restore, wrap, epochs
+and finish (docs/architecture.md, "The training loop"; what a run survives: docs/runs.md).
 
-A trainer is a :class:`Task` (what a model, an optimizer, a batch and a loss are); :class:`Engine` runs it:
-
-* run folder ``cfg.out`` with ``config.json`` (the resolved config), ``metrics.csv``/``metrics.json`` (one row
-  per epoch) and ``checkpoint.pt`` (+ ``checkpoint.prev.pt``), written atomically; when the last epoch is done,
-  ``model.safetensors`` (the scoring weights) and the task's model card ``README.md`` (:mod:`.release`);
-* resume: rerunning the same command on the same folder continues from the checkpoint, exactly: model,
-  optimizer, scheduler, task state (EMA, ...), data position (epoch, step) and RNG states are restored, and the
-  randomness of every step is derived from ``(seed, epoch, step, rank)`` so data order, augmentation and dropout
-  do not depend on where a run was interrupted;
-* preemption: SIGTERM/SIGINT finish the current step, write a checkpoint and raise :class:`Preempted`
-  (exit code 75 through :func:`oe_core.errors.cli_main`);
-* the loss and logs stay on the device and are read back every ``--read-every`` steps, before every checkpoint
-  and at each epoch's end (:mod:`.readback`: no host wait per step, the same sums as per-step reading);
-* non-finite losses stop the run naming the step (at the readback, before any checkpoint is written), or skip the
-  batch (``--on-nonfinite skip``, which reads every step); non-finite weights are never written;
-* one trainer per run folder: an exclusive lock (:mod:`.lock`) for the whole run; a second trainer on a busy
-  folder stops with one line naming it and the holder's pid (exit code 2);
-* DDP under ``torchrun`` (one process per device), bf16 autocast, channels_last, optional ``torch.compile``;
-* on CUDA, the whole train step (forward, loss, backward, optimizer step, EMA update) captured once as a CUDA graph
-  and replayed (``--cuda-graphs``, :class:`.cuda_graph.CapturedStep`), for tasks whose ``train_step`` is written for
-  it (:func:`.cuda_graph.capturable`).
-
-:meth:`Engine.run` is the loop, in four phases: **restore** (the checkpoint, the task's model, optimizer and
-schedule at the checkpoint's position), **wrap** (DDP, ``torch.compile``, the step runner: eager or CUDA graph,
-:mod:`.step`), the **epochs** (each step: the task's ``train_step`` through the step runner, then readback,
-progress, preemption and periodic checkpoints; each epoch's end: evaluation, metrics, checkpoint) and **finish**
-(``model.safetensors`` and the model card).
+A run folder ``cfg.out`` holds ``config.json``, ``metrics.csv``/``metrics.json``, ``checkpoint.pt`` (+ ``.prev``), all
+written atomically, and at the end ``model.safetensors`` and the model card (:mod:`.release`).  Rerunning the same
+command resumes exactly (every step's randomness derives from ``(seed, epoch, step, rank)``); SIGTERM/SIGINT checkpoint
+and raise :class:`Preempted`; a non-finite loss stops the run naming the step or skips the batch; non-finite weights are
+never written; one trainer per folder (a lock).
 """
 from __future__ import annotations
 
@@ -109,7 +88,6 @@ class Engine:
         self.out = Path(self.cfg.out)
         self.history: list[dict] = []
 
-    # ------------------------------------------------------------------ the loop
     def run(self) -> dict:
         """The whole run: restore, wrap, the epochs, finish (under the run folder's lock, and DDP under torchrun).
         Returns the last epoch's row."""
@@ -154,7 +132,6 @@ class Engine:
         finally:
             lock.release()
 
-    # ------------------------------------------------------------------ restore
     def _restore(self, dist: DistInfo, device: torch.device) -> TrainState:
         """Phase 1: the task's data, model, optimizer and schedule, at the run folder's checkpoint (resume) or at
         the start; writes ``config.json``."""
@@ -200,8 +177,7 @@ class Engine:
         """The run folder's checkpoint when resuming (``None``: start afresh), refused if its config differs."""
         cfg = self.cfg
         if dist.is_main:
-            # temporary files of atomic writes (checkpoint, config, metrics) that a kill -9 cut short; safe to
-            # delete because the run lock keeps every other trainer out of this folder
+            # temporary files of atomic writes a kill -9 cut short (the run lock keeps other trainers out)
             for stale in self.out.glob(".*.tmp"):
                 stale.unlink(missing_ok=True)
         if not (cfg.resume and has_checkpoint(self.out)):
@@ -217,7 +193,6 @@ class Engine:
                               f"({'; '.join(diff)}); use a new --out, or --no-resume to start over")
         return saved
 
-    # ------------------------------------------------------------------ wrap
     def _wrap(self, state: TrainState) -> EagerStep | CapturedStep:
         """Phase 2: the model in its DDP and ``torch.compile`` wrappers, and the step runner (:mod:`.step`): the
         whole step captured as one CUDA graph where it can be (``--cuda-graphs``), else eager."""
@@ -237,7 +212,6 @@ class Engine:
         return EagerStep(state.model, state.optimizer, state.scheduler, update,
                          skip_nonfinite=cfg.on_nonfinite == "skip")
 
-    # ------------------------------------------------------------------ epochs
     def _start_epoch(self, state: TrainState):
         """Phase 3, an epoch's start: the model in training mode, and its remaining steps' batches (each with the
         step's position in the context and its seed set) in the epoch's progress bar."""
@@ -335,7 +309,6 @@ class Engine:
             row["nonfinite_skipped"] = partial["skipped"]
         return row
 
-    # ------------------------------------------------------------------ finish
     def _finish(self, state: TrainState) -> dict:
         """Phase 4: the scoring weights as ``model.safetensors`` and the model card (rank 0); the last row."""
         task = self.task
@@ -346,7 +319,6 @@ class Engine:
             write_release(self.out, done, task.model_card(done))
         return self.history[-1] if self.history else {}
 
-    # ------------------------------------------------------------------ checkpoints
     def _checkpoint(self, state: TrainState) -> Path:
         """A checkpoint at the state's position (rank 0 writes it; every rank waits for it)."""
         path = self.out / "checkpoint.pt"
@@ -356,23 +328,20 @@ class Engine:
         barrier()
         return path
 
-    def _state(self, model, optimizer, scheduler, epoch, step, global_step, partial) -> dict:
+    def _save(self, model, optimizer, scheduler, epoch, step, global_step, partial) -> Path:
         model_sd = model.state_dict()
         assert_finite_state(model_sd)
         eval_sd = self.task.eval_state_dict(model)
         if eval_sd is not None:
             assert_finite_state(eval_sd, "evaluation")
-        return {"kind": self.task.kind, "config": config_to_dict(self.cfg), "model": model_sd,
-                "eval_model": eval_sd, "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                "task": self.task.state_dict(),
-                "position": {"epoch": epoch, "step": step, "global_step": global_step},
-                "partial": partial, "rng": rng_state(), "history": self.history}
+        state = {"kind": self.task.kind, "config": config_to_dict(self.cfg), "model": model_sd,
+                 "eval_model": eval_sd, "optimizer": optimizer.state_dict(),
+                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                 "task": self.task.state_dict(),
+                 "position": {"epoch": epoch, "step": step, "global_step": global_step},
+                 "partial": partial, "rng": rng_state(), "history": self.history}
+        return save_checkpoint(self.out, state, kind=self.task.kind, step=global_step, epoch=epoch)
 
-    def _save(self, *args) -> Path:
-        state = self._state(*args)
-        pos = state["position"]
-        return save_checkpoint(self.out, state, kind=self.task.kind, step=pos["global_step"], epoch=pos["epoch"])
 
 
 def _sum_over_ranks(partial: dict, device: torch.device) -> dict:

@@ -1,8 +1,5 @@
-"""Per-epoch metric history, written as ``metrics.csv`` and ``metrics.json`` beside the checkpoint.
-
-The history lives in the checkpoint too, so a resumed run rewrites exactly the rows it had (no duplicates,
-no rows from epochs that were lost).
-"""
+"""Per-epoch metric history, written as ``metrics.csv`` and ``metrics.json`` beside the checkpoint.  It lives in the
+checkpoint too, so a resumed run rewrites exactly the rows it had (no duplicates, no rows of lost epochs)."""
 from __future__ import annotations
 
 import csv

@@ -1,17 +1,8 @@
-"""The per-step loss and logs of a run, kept on the device and read back to the host in one transfer every
-``read_every`` steps (and before every checkpoint, at the end of each epoch and on preemption), instead of one host
-wait per step (``float(loss)`` blocks the host until the device has finished the step, so the host cannot queue the
-next one; on a GPU the PixelCNN++ step is host-bound up to batch 128).
-
-Each step leaves one small float64 vector on the device (the loss and the task's tensor logs, two kernels, no
-wait); a readback stacks them and copies them to the host at once.  The engine then accounts for the steps in
-their order, exactly as it did step by step: the running sums are Python floats, added to in the same order from
-the same float32 values converted exactly to float64, so the epoch means are bit-identical to per-step reading.
-
-The non-finite policy is kept: ``--on-nonfinite stop`` raises at the readback, naming the first non-finite step
-(its epoch, step and global step); every readback happens before a checkpoint is written, so no checkpoint holds
-weights updated after that step, and the last checkpoint is intact.  ``--on-nonfinite skip`` must know the loss
-before the update, so the engine reads it at every step in that mode (and captures no CUDA graph).
+"""The per-step loss and logs of a run, kept on the device as one small float64 vector a step and read back to the
+host in one transfer every ``read_every`` steps (and before every checkpoint, at each epoch's end and on
+preemption), instead of one host wait per step.  The engine adds the read-back values to its sums in step order, so
+the epoch means are bit-identical to per-step reading; ``--on-nonfinite stop`` raises at the readback, before any
+checkpoint is written; ``--on-nonfinite skip`` needs the loss before the update, so it reads every step.
 """
 from __future__ import annotations
 

@@ -1,18 +1,9 @@
-"""Weights anyone can load: ``model.safetensors`` and a model card ``README.md`` beside a run's ``config.json``.
+"""Weights anyone can load: ``model.safetensors`` and a model card ``README.md`` beside a run's ``config.json``
+(docs/usage.md, "Conventions").
 
-Every finished run folder gets them (the engine writes them when the last epoch ends; the analysis tools' export
-writes them for existing run folders, the density package's port for imported weights):
-
-* ``model.safetensors`` holds the run's **scoring weights** -- the evaluation weights when the run keeps them (the
-  density baseline's EMA), else the trained ones; ``config.json``'s ``eval_weights`` says which -- as a plain state
-  dict that ``safetensors.torch.load_file`` reads.  Its metadata carries the kind, the resolved config, which weights
-  they are and the image size, so the suite's own tools (``--ckpt``, ``--init``, the evaluation, the
-  density scorer) load the file alone, through :func:`~oe_core.run.checkpoint.load_checkpoint`.
-* ``README.md`` says what was trained, on which data, with which config, the final metrics, and the few lines of
-  plain PyTorch and safetensors that rebuild the model from the model class, ``config.json`` and the weights.
-
-safetensors files hold tensors and a JSON header only: loading one never runs code.  The training checkpoint
-(``checkpoint.pt``, format 2) stays what resume reads.
+``model.safetensors`` holds the run's scoring weights (:func:`scoring_weights`) as a plain state dict; its metadata
+carries the kind, the resolved config, which weights they are and the image size, so the suite's tools load the
+file alone through :func:`~oe_core.run.checkpoint.load_checkpoint`.  Loading a safetensors file never runs code.
 """
 from __future__ import annotations
 
@@ -86,10 +77,8 @@ def _image_size(state: dict) -> Optional[list[int]]:
 
 def safetensors_state(path: str | Path, expect_kind: Optional[str] = None) -> dict:
     """A suite ``model.safetensors`` as the state :func:`~oe_core.run.checkpoint.load_checkpoint` returns (kind,
-    config, model, task.image_size, sha256, path), so every loader of checkpoints takes it unchanged.
-
-    A safetensors file without the suite's metadata raises :class:`NotACheckpointError` (a plain state dict: the
-    tools that take those read it with :func:`read_safetensors`)."""
+    config, model, task.image_size, sha256, path), so every loader of checkpoints takes it unchanged.  Without the
+    suite's metadata (a plain state dict: :func:`read_safetensors`) it raises :class:`NotACheckpointError`."""
     path = Path(path)
     tensors, meta = read_safetensors(path)
     kind = meta.get("kind")

@@ -1,7 +1,5 @@
-"""Preemption: SIGTERM/SIGINT set a flag; the engine finishes the step, checkpoints and exits.
-
-A second SIGINT (Ctrl-C twice) interrupts at once.
-"""
+"""Preemption: SIGTERM/SIGINT set a flag; the engine finishes the step, checkpoints and exits.  A second SIGINT
+(Ctrl-C twice) interrupts at once."""
 from __future__ import annotations
 
 import signal

@@ -1,14 +1,9 @@
 """One optimizer step, as the engine's loop calls it: ``step(batch, ctx, forward) -> (loss, logs)``.
 
-``forward(batch) -> (loss, logs)`` is the task's ``train_step`` on the engine's (wrapped) model; a runner adds the
-rest of the step: backward, the optimizer step, the learning-rate schedule and the task's
-:meth:`~oe_core.run.task.Task.step_update` (an EMA).  Two runners, one interface:
-
-* :class:`EagerStep` (here) runs it as written, every step;
-* :class:`~oe_core.run.cuda_graph.CapturedStep` captures forward to EMA as one CUDA graph and replays it.
-
-The loss comes back as a device tensor (:mod:`.readback` reads it later), or ``None`` when ``--on-nonfinite skip``
-dropped the batch before the update.
+``forward(batch) -> (loss, logs)`` is the task's ``train_step`` on the engine's model; a step runner adds backward,
+the optimizer step, the schedule and the task's :meth:`~oe_core.run.task.Task.step_update`: :class:`EagerStep` as
+written, :class:`~oe_core.run.cuda_graph.CapturedStep` as one CUDA graph.  The loss comes back as a device tensor,
+or ``None`` when ``--on-nonfinite skip`` dropped the batch before the update.
 """
 from __future__ import annotations
 

@@ -56,9 +56,8 @@ class StepUpdate(Protocol):
 
 
 class Task(abc.ABC):
-    """What one kind of training is. Subclasses: the classifier and density trainers.
-
-    A ``train_step`` written for CUDA-graph capture says so with :func:`oe_core.run.cuda_graph.capturable`."""
+    """What one kind of training is (the classifier and density trainers).  A ``train_step`` written for CUDA-graph
+    capture says so with :func:`oe_core.run.cuda_graph.capturable`."""
 
     kind: str = ""
 

@@ -1,10 +1,8 @@
 """``--tensorboard``: the run's scalars as TensorBoard events in ``OUT/tensorboard`` (an optional dependency).
 
-Per optimizer step (x axis: the global step): ``step/loss``, ``step/lr`` and the task's per-step logs (e.g.
-``step/train_bpd``); per epoch (x axis: the epoch): every number of the epoch's ``metrics.csv`` row as
-``epoch/<column>``.  A resumed run appends to the same folder, with the same steps as an uninterrupted run
-(steps logged after the last checkpoint of an interrupted run are logged again; TensorBoard shows the latest).
-Needs ``pip install tensorboard`` (or ``pip install -e ".[tensorboard]"``).
+Per optimizer step (x: the global step) ``step/loss``, ``step/lr`` and the task's per-step logs; per epoch every
+number of the epoch's ``metrics.csv`` row as ``epoch/<column>``.  A resumed run appends to the same folder (steps
+after the last checkpoint of an interrupted run are logged again; TensorBoard shows the latest).
 """
 from __future__ import annotations
 

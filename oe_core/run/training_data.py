@@ -1,7 +1,5 @@
-"""The data both trainers train on: their shared outlier options (:class:`OutlierOptions`, a base of both configs)
-and their one data set-up (:func:`open_training_data`): the training and test sets, the training stream of
-in-distribution batches zipped with outlier batches (:class:`~oe_core.data.loaders.InOutBatches`), the test
-loader."""
+"""The data both trainers train on: their shared outlier options (:class:`OutlierOptions`) and their one data
+set-up (:func:`open_training_data`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,10 +17,8 @@ SAMPLING = ("block", "shuffle")
 
 @dataclass
 class OutlierOptions:
-    """The Outlier Exposure options both trainers share: which outlier set and how each epoch draws from it.  A
-    base class of both configs, so the flags (``--outliers``, ``--outlier-sampling``) and ``config.json`` fields
-    are these names.  (The outlier batch size, ``--oe-batch-size``, stays with each trainer: the classifier's is
-    the reference's 256, the density trainer's follows its in-distribution batch.)"""
+    """The Outlier Exposure options both trainers share (a base class of both configs): which outlier set and how
+    each epoch draws from it.  ``--oe-batch-size`` stays with each trainer, whose defaults differ."""
 
     outliers: str = help_field("tinyimages80m", "OE outlier dataset (any registered name; the paper uses 80 Million "
                                                 "Tiny Images, tinyimages300k is the smaller subset); not used in "
@@ -56,9 +52,8 @@ class TrainingData:
     loading: dict
 
     def test_loader_of(self, name: str, images: int) -> DataLoader:
-        """A loader like the test loader over the first ``images`` images of another set, ``NAME`` or
-        ``NAME:SPLIT``, opened as the training set was and checked to hold images of the training images' shape
-        (the density trainer's ``--track-ood`` sets)."""
+        """A loader like the test loader over the first ``images`` images of another set, ``NAME`` or ``NAME:SPLIT``,
+        opened as the training set was and checked to hold images of the training images' shape."""
         set_name, _, split = name.partition(":")
         ds = open_dataset(set_name, split or None, **self.options)
         check_same_shape(ds, name, self.shape, self.dataset)
@@ -74,13 +69,11 @@ def _in_order(ds: Dataset, images: int, loading: dict) -> DataLoader:
 
 def open_training_data(cfg, ctx: StepContext, *, image_shape: Callable[[Dataset], tuple] = first_image_shape,
                        drop_last: bool = False, test_images: int = 0) -> TrainingData:
-    """A trainer's data, from its config (``dataset``, ``image_size``, the :class:`OutlierOptions`,
-    ``oe_batch_size``, ``batch_size``, ``test_batch_size``, ``seed``, ``data_root``, ``download``,
-    ``num_workers``): the training and test splits of ``cfg.dataset``; ``image_shape(train_set)``, the shape
-    every image must have (a trainer's check of the images it can take, raising one clear error); with outliers
-    (``cfg.uses_outliers``), ``cfg.outliers`` checked to have that shape; the training stream for this rank
-    (``drop_last``: without the last partial batch); the test loader over the first ``test_images`` test images
-    (0: all)."""
+    """A trainer's data, from its config (``dataset``, ``image_size``, the :class:`OutlierOptions`, the batch sizes,
+    ``seed``, ``data_root``, ``download``, ``num_workers``): the training and test splits of ``cfg.dataset``; the
+    shape every image must have, ``image_shape(train_set)`` (which may raise one clear error), that the outliers
+    are checked to have; the training stream of in-distribution batches zipped with outlier batches for this rank
+    (``drop_last``: without the last partial batch); the test loader over the first ``test_images`` (0: all)."""
     options = dict(root=cfg.data_root, download=cfg.download, size=cfg.image_size)
     train_set = open_dataset(cfg.dataset, "train", **options)
     test_set = open_dataset(cfg.dataset, "test", **options)
