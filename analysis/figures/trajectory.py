@@ -21,11 +21,13 @@ def trajectory_figure(curves: dict[str, Sequence[dict]], ood: str) -> Figure:
             by_bpd.plot(bpd, au, marker="o", markersize=3, linewidth=1.0, label=label)
         for ax in (by_step, by_bpd):
             ax.axhline(50.0, color="grey", linewidth=0.6, linestyle="--")
-            ax.set_ylabel(f"AUROC of bits/dim, {ood} (%)")
+            ax.set_ylabel("bits/dim AUROC (%)")
             ax.set_ylim(0, 100)
         by_step.set_xlabel("training step")
         by_bpd.set_xlabel("test bits/dim (lower: better trained)")
         by_bpd.invert_xaxis()   # training moves right in both panels
         by_step.legend()
-        fig.suptitle(f"Does the likelihood's failure on {ood} survive training? (below 50%: OOD looks more likely)")
+        fig.suptitle(f"Does the likelihood's failure on {ood} survive training?\n"
+                     f"(AUROC of bits/dim, {ood} vs the test images; below 50%: {ood} looks more likely)",
+                     fontsize="medium")
     return fig
