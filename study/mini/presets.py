@@ -3,7 +3,7 @@ a preset (:data:`FAMILIES`).  Adding a density family to the study: a :class:`Fa
 :class:`Preset`; the report reads the same table."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 
@@ -75,21 +75,22 @@ PRESETS: dict[str, Preset] = {
 
 @dataclass(frozen=True)
 class FamilyRuns:
-    """How the mini-study trains one density family at a preset."""
+    """How the mini-study trains one density family at a preset: values of the density trainer's config fields
+    (``density_oe/config.py``), which the study turns into options with :func:`study.commands.run_argv`."""
 
-    model: list[str]          # model and batch options of both runs
-    baseline_only: list[str]  # options of the baseline run only (its EMA: the OE fine-tune scores its trained weights)
-    epochs: int
-    oe_epochs: int
-    oe_only: list[str] = field(default_factory=list)  # options of the OE fine-tune only
+    model: dict               # fields of both runs: the network and the batch
+    baseline: dict            # fields of the baseline only (its epochs; its EMA: the OE fine-tune scores its
+                              # trained weights)
+    oe_tune: dict             # fields of the OE fine-tune only
     oe_steps: int = 0         # cap on OE steps per epoch (0: full epochs)
     bf16: bool = True         # trains under the study's bf16 autocast where it runs (False: always float32)
 
 
 def _pixelcnn_runs(p: Preset) -> FamilyRuns:
-    return FamilyRuns(["--nr-filters", str(p.pcnn_filters), "--nr-resnet", str(p.pcnn_resnet), "--nr-logistic-mix",
-                       str(p.pcnn_mix), "--batch-size", str(p.pcnn_batch)],
-                      ["--ema-decay", str(p.pcnn_ema)], p.pcnn_epochs, p.pcnn_oe_epochs, oe_steps=p.pcnn_oe_steps)
+    return FamilyRuns({"nr_filters": p.pcnn_filters, "nr_resnet": p.pcnn_resnet, "nr_logistic_mix": p.pcnn_mix,
+                       "batch_size": p.pcnn_batch},
+                      {"epochs": p.pcnn_epochs, "ema_decay": p.pcnn_ema}, {"epochs": p.pcnn_oe_epochs},
+                      oe_steps=p.pcnn_oe_steps)
 
 
 def _glow_runs(p: Preset) -> FamilyRuns:
@@ -97,27 +98,27 @@ def _glow_runs(p: Preset) -> FamilyRuns:
     diverge) and initialises actnorm on 4 batches; its log-determinants are sums over every pixel, so it trains in
     float32."""
     steps_per_epoch = p.limit_steps or 5000 // p.glow_batch  # the mini ID sets' train splits have 5000 images
-    return FamilyRuns(["--arch", "glow", "--glow-levels", str(p.glow_levels), "--glow-steps", str(p.glow_steps),
-                       "--glow-hidden", str(p.glow_hidden), "--batch-size", str(p.glow_batch)],
-                      ["--init-batch-size", str(4 * p.glow_batch), "--warmup-steps", str(steps_per_epoch),
-                       "--ema-decay", str(p.glow_ema)], p.glow_epochs, p.glow_oe_epochs, bf16=False)
+    return FamilyRuns({"glow_levels": p.glow_levels, "glow_steps": p.glow_steps, "glow_hidden": p.glow_hidden,
+                       "batch_size": p.glow_batch},
+                      {"epochs": p.glow_epochs, "init_batch_size": 4 * p.glow_batch, "warmup_steps": steps_per_epoch,
+                       "ema_decay": p.glow_ema}, {"epochs": p.glow_oe_epochs}, bf16=False)
 
 
 def _diffusion_runs(p: Preset) -> FamilyRuns:
     """The diffusion model: the U-Net in bf16 where the study runs it (the bound stays float32), VDM's one t-draw per
     image in the baseline and ``diffusion_oe_t_samples`` in the OE fine-tune."""
-    return FamilyRuns(["--arch", "diffusion", "--diffusion-channels", str(p.diffusion_channels),
-                       "--diffusion-levels", str(p.diffusion_levels), "--diffusion-blocks", str(p.diffusion_blocks),
-                       "--diffusion-t-samples", str(p.diffusion_t_samples), "--batch-size", str(p.diffusion_batch)],
-                      ["--ema-decay", str(p.diffusion_ema)], p.diffusion_epochs, p.diffusion_oe_epochs,
-                      oe_only=["--diffusion-train-t-samples", str(p.diffusion_oe_t_samples)],
+    return FamilyRuns({"diffusion_channels": p.diffusion_channels, "diffusion_levels": p.diffusion_levels,
+                       "diffusion_blocks": p.diffusion_blocks, "diffusion_t_samples": p.diffusion_t_samples,
+                       "batch_size": p.diffusion_batch},
+                      {"epochs": p.diffusion_epochs, "ema_decay": p.diffusion_ema},
+                      {"epochs": p.diffusion_oe_epochs, "diffusion_train_t_samples": p.diffusion_oe_t_samples},
                       oe_steps=p.diffusion_oe_steps)
 
 
 @dataclass(frozen=True)
 class Family:
-    """A density family of the mini-study: its run label, display name, likelihood-study folder under eval/ and
-    how it is trained."""
+    """A density family of the mini-study (its key in :data:`FAMILIES` is its ``--arch``): its run label, display
+    name, likelihood-study folder under eval/ and how it is trained."""
 
     label: str
     display: str
