@@ -17,7 +17,7 @@ from study.mini import study as mini_study
 from study.mini.presets import FAMILIES, PRESETS
 from study.mini_benchmark.versions import BENCHMARKS, get_benchmark
 
-ALL_FAMILIES = ("pixelcnn", "glow", "diffusion")
+ALL_FAMILIES = ("pixelcnn", "glow", "diffusion", "vae")
 ROOT = Path("/runs/demo")
 # the study's own options that reach the trainers: the defaults, and every one set away from them
 OPTIONS = {"defaults": {}, "set": {"device": "cpu", "seed": 7, "progress": False, "fresh": True, "amp": "bf16"}}
@@ -51,6 +51,10 @@ def _density(family: str, p) -> tuple[dict, dict, dict, int, bool]:
                  "batch_size": p.glow_batch},
                 {"epochs": p.glow_epochs, "ema_decay": p.glow_ema, "init_batch_size": 4 * p.glow_batch,
                  "warmup_steps": p.limit_steps or 5000 // p.glow_batch}, {"epochs": p.glow_oe_epochs}, 0, False)
+    if family == "vae":
+        return ({"vae_levels": p.vae_levels, "vae_hidden": p.vae_hidden, "vae_latent": p.vae_latent,
+                 "batch_size": p.vae_batch}, {"epochs": p.vae_epochs, "ema_decay": p.vae_ema},
+                {"epochs": p.vae_oe_epochs}, p.vae_oe_steps, True)
     assert family == "diffusion"
     return ({"diffusion_channels": p.diffusion_channels, "diffusion_levels": p.diffusion_levels,
              "diffusion_blocks": p.diffusion_blocks, "diffusion_t_samples": p.diffusion_t_samples,
@@ -110,7 +114,7 @@ def test_every_command_of_the_study_reads_back_to_its_values(preset, bench):
     steps = _steps(preset, bench, OPTIONS["set"])
     assert {s.module for s in steps} == {"classifiers_oe.train", "density_oe.train", "analysis.evaluate",
                                          "analysis.compare", "analysis.figures", "analysis.svhn_likelihood",
-                                         "analysis.trajectory"}
+                                         "analysis.trajectory", "analysis.bound_gap"}
     for step in steps:
         cfg = parse_config(step.config, step.argv)
         assert {k: getattr(cfg, k) for k in step.values} == step.values, step.name

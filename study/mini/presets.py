@@ -3,7 +3,8 @@ a preset (:data:`FAMILIES`).  Adding a density family to the study: a :class:`Fa
 :class:`Preset`; the report reads the same table."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 
@@ -50,6 +51,17 @@ class Preset:
     diffusion_ema: float = 0.995
     diffusion_t_samples: int = 16    # t-draws per image when scoring
     diffusion_oe_t_samples: int = 4  # t-draws per image in the OE fine-tune (a noisy bound biases the hinge)
+    vae_epochs: int = 4
+    vae_oe_epochs: int = 1
+    vae_oe_steps: int = 80           # cap on OE fine-tuning steps per epoch (0: full epochs)
+    vae_levels: int = 2              # the small VAE of docs/vae.md: 2 halvings, 16 channels, 4 latent channels
+    vae_hidden: int = 16
+    vae_latent: int = 4
+    vae_batch: int = 32
+    vae_ema: float = 0.995
+    vae_regret_images: int = 50      # images per set through Likelihood Regret (100 Adam steps each: docs/vae.md)
+    vae_gap_images: int = 100        # images per set of the bound gap
+    vae_gap_k: int = 64              # samples of its tight bound (the ELBO is the loose one)
 
 
 PRESETS: dict[str, Preset] = {
@@ -58,7 +70,8 @@ PRESETS: dict[str, Preset] = {
                    pcnn_epochs=1, pcnn_oe_epochs=1, pcnn_filters=8, pcnn_resnet=1, pcnn_mix=2, pcnn_batch=32, pcnn_ema=0.9,
                    limit_steps=4, num_to_avg=2, glow_epochs=1, glow_steps=1, glow_hidden=4, glow_ema=0.9,
                    diffusion_epochs=1, diffusion_channels=8, diffusion_t_samples=2, diffusion_oe_t_samples=2,
-                   diffusion_ema=0.9),
+                   diffusion_ema=0.9, vae_epochs=1, vae_hidden=4, vae_latent=2, vae_ema=0.9, vae_regret_images=20,
+                   vae_gap_images=20, vae_gap_k=8),
     # the main job (timings: docs/results.md); the classifier's OE length and learning rate were chosen on
     # validation sets (python -m study.mini.select; docs/mini_benchmark.md)
     "default": Preset(size=16, n_test=1000, n_ood=500, cls_epochs=5, cls_oe_epochs=4, cls_oe_lr=0.01, cls_depth=16,
@@ -84,6 +97,9 @@ class FamilyRuns:
     oe_tune: dict             # fields of the OE fine-tune only
     oe_steps: int = 0         # cap on OE steps per epoch (0: full epochs)
     bf16: bool = True         # trains under the study's bf16 autocast where it runs (False: always float32)
+    detector_images: int = 0  # images per set scored by the family's own detectors (Family.detectors)
+    gap_images: int = 0       # images per set of the bound gap (Family.bound_gap) ...
+    gap_k: int = 0            # ... and the samples of its tight bound
 
 
 def _pixelcnn_runs(p: Preset) -> FamilyRuns:
@@ -115,6 +131,15 @@ def _diffusion_runs(p: Preset) -> FamilyRuns:
                       oe_steps=p.diffusion_oe_steps)
 
 
+def _vae_runs(p: Preset) -> FamilyRuns:
+    """The VAE: trained on the ELBO (``vae_iw_samples`` 1, the default) and OE-tuned on it; its Likelihood Regret
+    and bound gap on the first images of each set only (both are costly: docs/vae.md)."""
+    return FamilyRuns({"vae_levels": p.vae_levels, "vae_hidden": p.vae_hidden, "vae_latent": p.vae_latent,
+                       "batch_size": p.vae_batch}, {"epochs": p.vae_epochs, "ema_decay": p.vae_ema},
+                      {"epochs": p.vae_oe_epochs}, oe_steps=p.vae_oe_steps, detector_images=p.vae_regret_images,
+                      gap_images=p.vae_gap_images, gap_k=p.vae_gap_k)
+
+
 @dataclass(frozen=True)
 class Family:
     """A density family of the mini-study (its key in :data:`FAMILIES` is its ``--arch``): its run label, display
@@ -124,8 +149,17 @@ class Family:
     display: str
     folder: str
     runs: Callable[[Preset], FamilyRuns]
+    detectors: dict = field(default_factory=dict)  # its own detectors -> column titles: scored, beside bits/dim,
+                                                   # on the first FamilyRuns.detector_images of each set
+    bound_gap: bool = False   # the bound gap of its baseline and OE runs (analysis.bound_gap: needs an encoder)
+
+    def extra_folders(self, eval_dir: Path) -> tuple[Path, Path]:
+        """Where its own detectors (their table in ``compare/``) and its bound gap go under ``eval/``."""
+        return eval_dir / f"detectors_{self.label}", eval_dir / f"bound_gap_{self.label}"
 
 
 FAMILIES = {"pixelcnn": Family("pcnn", "PixelCNN++", "likelihood", _pixelcnn_runs),
             "glow": Family("glow", "Glow", "likelihood_glow", _glow_runs),
-            "diffusion": Family("diff", "Diffusion", "likelihood_diffusion", _diffusion_runs)}
+            "diffusion": Family("diff", "Diffusion", "likelihood_diffusion", _diffusion_runs),
+            "vae": Family("vae", "VAE", "likelihood_vae", _vae_runs,
+                          detectors={"likelihood_regret": "Likelihood Regret"}, bound_gap=True)}

@@ -8,10 +8,13 @@ paper's graph builds its commands):
 
 1. classifier baseline, then OE fine-tuning on ``mini-outliers``         (``python -m classifiers_oe.train``)
 2. small PixelCNN++ baseline, then OE fine-tuning with the margin loss   (``python -m density_oe.train``);
-   with ``--models pixelcnn glow`` (preset ``full``) also a small Glow, trained and OE-tuned the same way
+   with ``--models pixelcnn glow`` (preset ``full``) also a small Glow, trained and OE-tuned the same way (and
+   so for ``diffusion`` and ``vae``)
 3. MSP and bits-per-dim detectors before and after OE on the OOD suite   (``python -m analysis.evaluate``)
 4. the comparison table, every figure, the digits-vs-photos likelihood study, the AUROC-over-training trajectory
    (``analysis.compare``, ``analysis.figures``, ``analysis.svhn_likelihood``, ``analysis.trajectory``)
+5. a family's own detectors (the VAE's Likelihood Regret) beside its bits/dim on the first images of each set,
+   and its bound gap (``analysis.evaluate``, ``analysis.compare``, ``analysis.bound_gap``)
 
 and writes ``<out>/report.md`` (:mod:`study.mini.report`) with the tables and figures embedded, the findings stated
 from the measured numbers, and the wall time, CPU time and peak memory of every step.  Presets
@@ -70,8 +73,9 @@ class StudyConfig:
     fresh: bool = help_field(False, "retrain everything (default: finished runs in --out are reused, "
                                     "interrupted ones resumed)")
     models: list[str] = help_field([], "density model families to train, OE-tune and evaluate: pixelcnn, glow, "
-                                       "diffusion (empty: the preset's; default and tiny: pixelcnn; full: pixelcnn "
-                                       "glow)")
+                                       "diffusion, vae (the VAE adds Likelihood Regret on the first images of each "
+                                       "set and the bound gap; empty: the preset's; default and tiny: pixelcnn; "
+                                       "full: pixelcnn glow)")
 
     def validate(self) -> None:
         require(self.threads >= 0, f"--threads must be >= 0, got {self.threads}")
@@ -110,10 +114,11 @@ class Study:
     amp: str = "none"
     steps: list[StepRecord] = field(default_factory=list)
 
-    def spec(self, name: str, split: Optional[str] = None, ood: bool = False) -> str:
+    def spec(self, name: str, split: Optional[str] = None, ood: bool = False, n: int = 0) -> str:
+        """``name[:split],size=...,n=...``: the preset's images of a set (``n``: fewer)."""
         p = self.preset
         s = f"{name}:{split}" if split else name
-        return f"{s},size={p.size},n={(p.n_ood or p.n_test) if ood else p.n_test}"
+        return f"{s},size={p.size},n={n or ((p.n_ood or p.n_test) if ood else p.n_test)}"
 
     def run(self, name: str, module: str, main: Callable[[Sequence[str]], object], argv: list[str]) -> None:
         command = f"python -m {module} " + shlex.join(argv)
@@ -218,18 +223,57 @@ def study_steps(study: Study, bench: MiniBenchmark, families: Sequence[str]) -> 
     steps.append(Step("AUROC-over-training trajectory", "analysis.trajectory", TrajectoryConfig, {
         "runs": [f"{FAMILIES[f].display}={runs[FAMILIES[f].label]}" for f in families], "ood": TRACKED_OOD,
         "out": str(ev / "trajectory")}))
+    for family in families:
+        steps += _family_extras(study, bench, family, runs)
+    return steps
+
+
+def _family_extras(study: Study, bench: MiniBenchmark, family: str, runs: dict[str, str]) -> list[Step]:
+    """A family's own detectors beside its bits/dim, on the first images of each set (they are costly), and its
+    bound gap (ELBO against a tight importance-weighted bound, before and after OE)."""
+    from analysis.bound_gap import BoundGapConfig
+    from analysis.compare import CompareConfig
+    from analysis.evaluate import EvaluateConfig
+
+    fam, cfg, p = FAMILIES[family], study.cfg, study.preset
+    r, (det_dir, gap_dir) = fam.runs(p), fam.extra_folders(study.root / "eval")
+    label, steps = fam.label, []
+    if fam.detectors:
+        n = r.detector_images
+        steps.append(Step(f"{', '.join(fam.detectors.values())} ({fam.display}, first {n} images per set)",
+                          "analysis.evaluate", EvaluateConfig, {
+                              "ckpt": [f"{k}={runs[k]}" for k in (label, f"{label}_oe")],
+                              "detectors": ["bpd", *fam.detectors], "id_dataset": study.spec(bench.id_set, "test", n=n),
+                              "ood": [study.spec(s, ood=True, n=n) for s in bench.ood_sets],
+                              "num_to_avg": p.num_to_avg, "device": cfg.device, "out": str(det_dir),
+                              "progress": cfg.progress, "strict": True}))
+        columns = [f"BPP ({fam.display})={label}:bpd", f"BPP+OE ({fam.display})={label}_oe:bpd"]
+        columns += [f"{title}{oe} ({fam.display})={label}{suffix}:{det}" for det, title in fam.detectors.items()
+                    for oe, suffix in (("", ""), ("+OE", "_oe"))]
+        steps.append(Step(f"{', '.join(fam.detectors.values())} table ({fam.display})", "analysis.compare",
+                          CompareConfig, {"results": [str(det_dir / "results.json")], "columns": columns,
+                                          "out": str(det_dir / "compare")}))
+    if fam.bound_gap:
+        steps.append(Step(f"bound gap ({fam.display}, first {r.gap_images} images per set)", "analysis.bound_gap",
+                          BoundGapConfig, {
+                              "baseline": runs[label], "oe": runs[f"{label}_oe"],
+                              "id_dataset": study.spec(bench.id_set, "test"),
+                              "ood": [study.spec(s, ood=True) for s in bench.ood_sets], "k_large": r.gap_k,
+                              "limit": r.gap_images, "device": cfg.device, "out": str(gap_dir),
+                              "progress": cfg.progress}))
     return steps
 
 
 def _tool_mains() -> dict[str, Callable[[Sequence[str]], object]]:
     """Module -> ``main`` of every tool the study runs (in this process)."""
-    from analysis import compare, evaluate, svhn_likelihood, trajectory
+    from analysis import bound_gap, compare, evaluate, svhn_likelihood, trajectory
     from analysis.figures import __main__ as figures
     from classifiers_oe import train as cls_train
     from density_oe import train as density_train
     return {"classifiers_oe.train": cls_train.main, "density_oe.train": density_train.main,
             "analysis.evaluate": evaluate.main, "analysis.compare": compare.main, "analysis.figures": figures.main,
-            "analysis.svhn_likelihood": svhn_likelihood.main, "analysis.trajectory": trajectory.main}
+            "analysis.svhn_likelihood": svhn_likelihood.main, "analysis.trajectory": trajectory.main,
+            "analysis.bound_gap": bound_gap.main}
 
 
 def run_study(cfg: StudyConfig) -> Path:
