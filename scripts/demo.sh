@@ -5,6 +5,7 @@
 #
 #   scripts/demo.sh                    default preset (wall times: docs/results.md)
 #   scripts/demo.sh --preset full      a larger PixelCNN++ trained longer plus a small Glow
+#   scripts/demo.sh --models vae       the VAE, with Likelihood Regret and the bound gap (docs/vae.md)
 #   scripts/demo.sh --help             every option (python -m study.mini --help)
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 export MPLBACKEND=Agg

@@ -58,6 +58,16 @@ def config_argv(cls: Type[C], values: Mapping[str, Any], always: Iterable[str] =
     return argv
 
 
+IDENTITY = ("arch", "mode", "dataset", "data_root", "init", "out")  # what makes a run this run: always passed
+
+
+def run_argv(cls: Type[C], values: Mapping[str, Any]) -> list[str]:
+    """The options of ``cls``'s tool for ``values``: the :data:`IDENTITY` fields among them always, the others
+    where they differ from the defaults (:func:`config_argv`).  The paper's graph and the mini-study build every
+    command with it."""
+    return config_argv(cls, values, always=[k for k in IDENTITY if k in values])
+
+
 def tool_cmd(py: str, module: str, argv: Sequence[str]) -> list[str]:
     """``[py, -m, module, *argv]``: how every tool of the suite is started."""
     return [py, "-m", module, *argv]

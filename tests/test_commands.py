@@ -6,7 +6,7 @@ import pytest
 from classifiers_oe.config import ClassifierConfig
 from density_oe.config import DensityConfig
 from oe_core.cli_config import parse_config
-from study.commands import config_argv, option_argv, resolve, tool_cmd
+from study.commands import IDENTITY, config_argv, option_argv, resolve, run_argv, tool_cmd
 
 
 def test_only_what_differs_from_the_modes_defaults_is_passed():
@@ -39,3 +39,12 @@ def test_flags_and_bad_field_names():
     assert tool_cmd("py", "density_oe.score", ["--ckpt", "r"]) == ["py", "-m", "density_oe.score", "--ckpt", "r"]
     with pytest.raises(KeyError, match="ClassifierConfig has no field 'lr_dcay'"):
         config_argv(ClassifierConfig, {"lr_dcay": 1})
+
+
+def test_a_runs_identity_is_passed_even_at_its_defaults():
+    """The paper's graph and the mini-study build every command with ``run_argv``: the run's identity always."""
+    assert IDENTITY == ("arch", "mode", "dataset", "data_root", "init", "out")
+    values = {"arch": "pixelcnn", "mode": "baseline", "dataset": "cifar10", "out": "r", "lr": 1e-3, "seed": 2}
+    assert run_argv(DensityConfig, values) == ["--arch", "pixelcnn", "--mode", "baseline", "--dataset", "cifar10",
+                                               "--out", "r", "--seed", "2"]   # lr 1e-3: the baseline's default
+    assert run_argv(ClassifierConfig, {"lr": 0.1, "depth": 16}) == ["--depth", "16"]   # no identity field given

@@ -7,22 +7,14 @@ import pytest
 
 from study.mini import study as mini_study
 
+from tests.mini_family import check_family_report, run_tiny_study
+
 
 @pytest.mark.slow
 def test_mini_study_trains_oe_tunes_and_reports_the_diffusion_family(tmp_path, monkeypatch):
-    monkeypatch.setenv("OE_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "study"
-    assert mini_study.main(["--preset", "tiny", "--models", "diffusion", "--out", str(out), "--no-progress",
-                            "--device", "cpu"]) == 0
-    report = (out / "report.md").read_text()
-    for finding in ("**(a, Diffusion) Does the baseline Diffusion find", "**(a, Diffusion, after OE) Does OE fix it?**",
-                    "**(b) Does OE raise the mean AUROC of the Diffusion (bpd)?**"):
-        assert finding in report, finding
+    out, report = run_tiny_study(tmp_path, monkeypatch, "diffusion")
+    check_family_report(out, report, "diffusion")
     assert "| OOD set | MSP | MSP+OE | BPP (Diffusion) | BPP+OE (Diffusion) |" in report
-    images = [line.split("](")[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
-    assert "eval/likelihood_diffusion/bpd_histogram.png" in images and all((out / p).is_file() for p in images)
-    likelihood = json.loads((out / "eval" / "likelihood_diffusion" / "likelihood.json").read_text())
-    assert [r["model"] for r in likelihood["rows"]] == ["Baseline (diff)", "OE (diff_oe)"]
     tiny = mini_study.PRESETS["tiny"]
     base, oe = (json.loads((out / run / "config.json").read_text()) for run in ("diff", "diff_oe"))
     assert base["arch"] == oe["arch"] == "diffusion" and oe["init"] == str(out / "diff")

@@ -51,6 +51,9 @@ def set_auroc(ev: Evaluation, model: str, detector: str, dataset: str) -> float:
 FAMILY_LABELS = {name: (f.label, f.display) for name, f in FAMILIES.items()}
 
 
+NALISNICK = {"Glow": "Glow", "VAE": "VAEs"}  # families Nalisnick et al. (2019) show the failure for, as they name them
+
+
 def _both_or_part(by_mean: bool, by_rank: bool) -> str:
     """Yes when the mean bits/dim and the ranking (AUROC against chance) agree that it holds, No when both say it
     does not, Partly when they disagree (a tail of very likely or unlikely images moves the mean, not the ranks)."""
@@ -84,7 +87,9 @@ def _likelihood_findings(likelihood: dict, label: str, name: str, paper: bool) -
             f"test image; AUROC of bpd as the OOD score {100 * base['auroc_bpd']:.1f}% "
             f"({'below' if by_rank else 'above'} chance). "
             + (("This is the paper's CIFAR-10 vs SVHN failure (SVHN 2.98 vs CIFAR-10 3.06 bpd)." if paper else
-                "This is the failure Nalisnick et al. (2019) report for Glow on CIFAR-10 vs SVHN.")
+                f"This is the failure Nalisnick et al. (2019) report for {NALISNICK[name]} on CIFAR-10 vs SVHN."
+                if name in NALISNICK else "This is the CIFAR-10 vs SVHN failure Nalisnick et al. (2019) report "
+                f"for PixelCNN, Glow and VAEs, here for the {name}.")
                if answer == "Yes" else
                "The failure does not show at this scale in this run." if answer == "No" else
                _split_note("the failure", by_rank, "below")))
@@ -96,7 +101,7 @@ def _likelihood_findings(likelihood: dict, label: str, name: str, paper: bool) -
             f"{oe['ood_mean_bpd']:.3f} bits/dim on mini-svhn vs {oe['id_mean_bpd']:.3f} on the in-distribution test set; "
             f"AUROC {100 * base['auroc_bpd']:.1f}% -> {100 * oe['auroc_bpd']:.1f}%"
             + (" (paper: SVHN AUROC 15.8% -> 75.8%, SVHN bpd 2.98 -> 3.43)." if paper else
-               " (the same loss, margin and outliers as for PixelCNN++; no published number for Glow).")
+               f" (the same loss, margin and outliers as for PixelCNN++; no published number for {name}).")
             + ("" if answer != "Partly" else " " + _split_note("the fix", by_rank, "above")))
     return out
 
@@ -147,6 +152,76 @@ def findings(ev: Evaluation, likelihoods: dict[str, dict], root: Optional[Path] 
     return out
 
 
+def _regret_finding(ev: Evaluation, label: str, name: str, detector: str, title: str, images: int) -> str:
+    """(c) for a family's own detector: does it separate the outliers better than the family's bits/dim, on the
+    same images, before and after OE."""
+    auroc = {(d, m): mean_auroc(ev, m, d) for d in ("bpd", detector) for m in (label, f"{label}_oe")}
+    if not all(np.isfinite(v) for v in auroc.values()):
+        return ""
+    better = auroc[(detector, label)] > auroc[("bpd", label)]
+    return (f"**(c, {name}) Does {title} separate the outliers better than the {name}'s bits/dim?** "
+            f"{'Yes' if better else 'No'}: mean AUROC over {len(ev.group(label, detector))} OOD sets on the first "
+            f"{images} images of each set, {title} {100 * auroc[(detector, label)]:.1f}% against bits/dim "
+            f"{100 * auroc[('bpd', label)]:.1f}%; after OE {100 * auroc[(detector, f'{label}_oe')]:.1f}% against "
+            f"{100 * auroc[('bpd', f'{label}_oe')]:.1f}%.")
+
+
+def _gap_finding(gap: dict, name: str) -> str:
+    """(d): did OE lower the outliers' likelihood, or mainly widen the gap between the ELBO and the tight bound
+    (``analysis.bound_gap``'s verdict per OOD set, counted)."""
+    from analysis.bound_gap import GAP_SHARE_MAINLY
+
+    k_small, k_large = gap["settings"]["k_small"], gap["settings"]["k_large"]
+    changes = [(e["oe_change_small"], e["oe_change_large"]) for e in gap["sets"] if not e["in_distribution"]]
+    raised = [(d0, d1) for d0, d1 in changes if d0 > 0]
+    widened = sum((d0 - d1) / d0 > GAP_SHARE_MAINLY for d0, d1 in raised)
+    lowered = len(raised) - widened
+    answer = ("No rise to explain" if not raised else "Mainly the likelihood" if lowered > widened else
+              "Mainly the bound gap" if widened > lowered else "Split")
+    return (f"**(d, {name}) Did OE lower the outliers' likelihood, or only loosen the bound on them?** {answer}: OE "
+            f"raised the outliers' L_{k_small} bits/dim relative to the inliers' on {len(raised)} of {len(changes)} "
+            f"OOD sets; on {lowered} of them the tight bound L_{k_large} moved with it (the likelihood fell), on "
+            f"{widened} more than half of the rise is in the gap between the two bounds "
+            f"(first {gap['settings']['limit']} images per set; per set: the bound-gap table below).")
+
+
+def extra_findings(root: Path, families: Sequence[str], preset) -> list[str]:
+    """(c) and (d) of the families with their own detectors or a bound gap (the VAE), from their outputs."""
+    out = []
+    for family in families:
+        fam = FAMILIES[family]
+        det_dir, gap_dir = fam.extra_folders(root / "eval")
+        if fam.detectors and (det_dir / "results.json").is_file():
+            ev = Evaluation.load(det_dir / "results.json")
+            images = fam.runs(preset).detector_images
+            out += [f for d, t in fam.detectors.items() if (f := _regret_finding(ev, fam.label, fam.display, d, t,
+                                                                                   images))]
+        if fam.bound_gap and (gap_dir / "bound_gap.json").is_file():
+            out.append(_gap_finding(json.loads((gap_dir / "bound_gap.json").read_text()), fam.display))
+    return out
+
+
+def _extras_section(root: Path, families: Sequence[str]) -> list[str]:
+    """The tables of the families' own detectors and their bound gaps."""
+    lines = []
+    for family in families:
+        fam = FAMILIES[family]
+        det_dir, gap_dir = fam.extra_folders(root / "eval")
+        if fam.detectors and (det_dir / "compare" / "compare.md").is_file():
+            titles = ", ".join(fam.detectors.values())
+            lines += [f"## {titles} beside the {fam.display}'s bits/dim", "",
+                      f"On the first images of each set only ({titles} re-optimises per image: docs/vae.md); the "
+                      "bits/dim columns are scored on the same images.", "",
+                      (det_dir / "compare" / "compare.md").read_text().strip(), ""]
+        if fam.bound_gap and (gap_dir / "bound_gap.md").is_file():
+            lines += [f"## Did OE move the {fam.display}'s likelihood or its bound? The bound gap", "",
+                      "The OE loss pushes a bound on the outliers' likelihood down; a VAE can do that by making its "
+                      "encoder worse on them. Each model scores every set with the ELBO and with a tight "
+                      "importance-weighted bound (`analysis.bound_gap`).", "",
+                      (gap_dir / "bound_gap.md").read_text().strip(), ""]
+    return lines
+
+
 def model_rows(root: Path) -> list[str]:
     """One line per trained model: its final test metrics from the run's metrics.json."""
     lines = ["| run | epochs | final test metrics |", "|---|---|---|"]
@@ -194,7 +269,7 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
     ev = Evaluation.load(ev_dir / "results.json")
     folders = {f: ev_dir / FAMILIES[f].folder for f in families}
     likelihoods = {f: json.loads((d / "likelihood.json").read_text()) for f, d in folders.items()}
-    found = findings(ev, likelihoods, root)
+    found = findings(ev, likelihoods, root) + extra_findings(root, families, preset)
     sections = []
     for f, d in folders.items():
         heading = [f"**{FAMILY_LABELS[f][1]}**", ""] if len(folders) > 1 else []
@@ -238,6 +313,7 @@ def write_report(root: Path, cfg, preset, steps: Sequence, total_seconds: float,
         "",
         *sections,
         *_trajectory_section(ev_dir / "trajectory", root),
+        *_extras_section(root, families),
         "## Figures",
         "",
         *_embed(ev_dir / "figures", root),

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from oe_core.errors import OEError
-from study.commands import config_argv, resolve, tool_cmd
+from study.commands import config_argv, resolve, run_argv, tool_cmd
 
 from .recipe import (DENSITY, EXTRA_DENSITY, MODE_WORDS, OOD_SETS, PRETTY, SCORE_SETS, SET_IMAGES, TEST_SPLIT_SETS,
                      TRAIN_IMAGES, WRN_MODES, eval_name, run_name, score_name)
@@ -22,7 +22,6 @@ from .recipe import (DENSITY, EXTRA_DENSITY, MODE_WORDS, OOD_SETS, PRETTY, SCORE
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPTS = ROOT / "scripts"
-IDENTITY = ("arch", "mode", "dataset", "data_root", "init", "out")  # always passed: what makes the run this run
 
 
 @dataclass
@@ -76,7 +75,7 @@ class _Graph:
               extra: list[str], deps: list[str], case: str) -> None:
         run = f"{self.out}/{name}"
         values = {**values, "data_root": self.data, "out": run, **recipe}
-        argv = config_argv(cls, values, always=[k for k in IDENTITY if k in values]) + extra
+        argv = run_argv(cls, values) + extra
         cfg = resolve(cls, argv)    # as the trainer will read it: epochs and batches from its config
         per_step = (cfg.batch_size + cfg.oe_batch_size) / cfg.batch_size if cfg.mode != "baseline" else 1
         sets = [[cfg.dataset, "train"], [cfg.dataset, "test"]]
