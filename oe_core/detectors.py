@@ -86,11 +86,9 @@ DETECTORS: Registry[DetectorEntry] = Registry("detector")
 def register_detector(name: str, *, kind: str, units: str, paper_name: str, description: str,
                       **meta: Any) -> Callable:
     """Decorator registering a detector class (or factory) ``build_fn(model, **options)`` as ``name``."""
-
     def wrap(build_fn: Callable) -> Callable:
         DETECTORS.add(name, DetectorEntry(name, kind, build_fn, units, paper_name, description, **meta))
         return build_fn
-
     return wrap
 
 
