@@ -1,9 +1,6 @@
-"""Weights anyone can load: ``model.safetensors`` and a model card ``README.md`` beside a run's ``config.json``
-(docs/usage.md, "Conventions").
-
-``model.safetensors`` holds the run's scoring weights (:func:`scoring_weights`) as a plain state dict; its metadata
-carries the kind, the resolved config, which weights they are and the image size, so the suite's tools load the
-file alone through :func:`~oe_core.run.checkpoint.load_checkpoint`.  Loading a safetensors file never runs code.
+"""Weights anyone can load: ``model.safetensors`` (the scoring weights as a plain state dict; its metadata holds
+kind, config, which weights and the image size, so :func:`~oe_core.run.checkpoint.load_checkpoint` reads the file
+alone, running no code) and a model card ``README.md`` beside a run's ``config.json`` (docs/usage.md).
 """
 from __future__ import annotations
 
