@@ -1,8 +1,6 @@
 """OOD detectors as objects (the pytorch-ood API) and the one detector registry (docs/architecture.md, "Adding a
-detector").
-
-A detector wraps a model and turns a batch of **model inputs** into per-input anomaly scores, **higher = more
-anomalous**::
+detector"): a detector wraps a model and turns a batch of **model inputs** into per-input anomaly scores, **higher =
+more anomalous**::
 
     det = MSP(model)                  # the classifier package's; any nn.Module giving logits
     det.fit(loader)                   # optional: detectors with ``requires_fit`` learn from (x, y) batches
