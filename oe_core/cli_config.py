@@ -1,11 +1,9 @@
 """Configs are dataclasses with the paper's defaults; the CLI is generated from them.
 
-Each field documents itself through :func:`help_field`.  :func:`parse_config` builds an ``argparse`` parser from
-the dataclass (``--field-name value``, booleans as ``--flag/--no-flag``), validates the result (choices, then the
-dataclass's ``validate()``) and returns the instance.  :func:`save_config` writes the resolved config beside a
-run's results.  Renamed options keep working for a while: ``help_field(..., deprecated=("old-name",))`` adds
-``--old-name`` as an alias that warns, and a config class's ``RENAMED = {"old_field": "new_field"}`` maps the field
-names of configs saved before the rename (:func:`config_from_dict`, :func:`upgrade_dict`).
+:func:`parse_config` builds an ``argparse`` parser from the dataclass's :func:`help_field` fields (``--field-name
+value``, booleans as ``--flag/--no-flag``), validates the result (choices, then the dataclass's ``validate()``) and
+returns the instance; :func:`save_config` writes it beside a run's results.  Renamed options keep working: the
+field's ``deprecated=("old-name",)`` and the class's ``RENAMED = {"old_field": "new_field"}`` (:func:`upgrade_dict`).
 """
 from __future__ import annotations
 
@@ -43,10 +41,9 @@ def help_field(default: Any, help: str, choices: Sequence[Any] | None = None,
 
 
 def _base_type(tp: Any) -> Any:
-    origin = typing.get_origin(tp)
-    if origin is typing.Union:
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return _base_type(args[0])
+    """``tp`` without ``Optional``."""
+    if typing.get_origin(tp) is typing.Union:
+        return _base_type(next(a for a in typing.get_args(tp) if a is not type(None)))
     return tp
 
 
@@ -93,9 +90,8 @@ def _with_default(help: str, default: Any, is_bool: bool) -> str:
 
 
 def build_parser(cls: Type[C], prog: str | None = None, description: str | None = None) -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog=prog, description=description or (cls.__doc__ or "").strip(),
-        formatter_class=argparse.HelpFormatter)
+    parser = _Parser(prog=prog, description=description or (cls.__doc__ or "").strip(),
+                     formatter_class=argparse.HelpFormatter)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         if not f.init:

@@ -1,8 +1,6 @@
 """OOD detectors as objects (the pytorch-ood API) and the one detector registry (docs/architecture.md, "Adding a
-detector").
-
-A detector wraps a model and turns a batch of **model inputs** into per-input anomaly scores, **higher = more
-anomalous**::
+detector"): a detector wraps a model and turns a batch of **model inputs** into per-input anomaly scores, **higher =
+more anomalous**::
 
     det = MSP(model)                  # the classifier package's; any nn.Module giving logits
     det.fit(loader)                   # optional: detectors with ``requires_fit`` learn from (x, y) batches
@@ -86,11 +84,9 @@ DETECTORS: Registry[DetectorEntry] = Registry("detector")
 def register_detector(name: str, *, kind: str, units: str, paper_name: str, description: str,
                       **meta: Any) -> Callable:
     """Decorator registering a detector class (or factory) ``build_fn(model, **options)`` as ``name``."""
-
     def wrap(build_fn: Callable) -> Callable:
         DETECTORS.add(name, DetectorEntry(name, kind, build_fn, units, paper_name, description, **meta))
         return build_fn
-
     return wrap
 
 

@@ -1,9 +1,5 @@
-"""User-facing errors and the CLI wrapper that turns them into one clear line.
-
-Every problem caused by the user's input (missing data, unknown names, bad config values, a checkpoint of the
-wrong kind, ...) raises :class:`OEError` (or a subclass).  CLI entry points run through :func:`cli_main`, which
-prints ``error: <message>`` on stderr and exits with code 2 -- no traceback unless ``--debug`` is given.  A closed
-output pipe (``tool | head``) ends with exit code 141 and Ctrl-C with 130, each with one line on stderr.
+"""User-facing errors (:class:`OEError` and its subclasses: every problem caused by the user's input) and
+:func:`cli_main`, which turns them into one line on stderr with the exit codes below.
 """
 from __future__ import annotations
 
@@ -72,8 +68,8 @@ class Preempted(Exception):
 
 
 def cli_main(main: Callable[[Sequence[str] | None], object], argv: Sequence[str] | None = None) -> int:
-    """Run ``main(argv)``; turn :class:`OEError` into ``error: ...`` and exit code 2 (see the module docstring for
-    the other codes).  ``--debug`` anywhere in ``argv`` re-raises so the full traceback shows."""
+    """Run ``main(argv)``; an :class:`OEError` becomes ``error: <message>`` on stderr and exit code 2 (no traceback
+    unless ``--debug`` is in ``argv``), a closed output pipe exit code 141, Ctrl-C 130, each with one line."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     shown = warnings.formatwarning

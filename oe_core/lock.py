@@ -1,15 +1,9 @@
-"""Exclusive ``flock`` locks: one trainer per run folder, one reproduce run per ``--out``.
+"""Exclusive ``flock`` locks: one trainer per run folder (``<out>/run.lock``, held for the whole run; a second one
+stops at once with :class:`RunFolderBusy`, exit code 2), one reproduce run per ``--out`` (docs/runs.md).
 
-One trainer per run folder: an exclusive ``flock`` on ``<out>/run.lock`` held for the whole run.
-
-A second trainer started on a busy folder (a SLURM requeue while the old job still runs, a second launch with
-other options) stops at once with :class:`RunFolderBusy` -- one line naming the folder and the holder's pid, exit
-code 2 through :func:`oe_core.errors.cli_main` -- instead of interleaving two runs' checkpoints.
-
-The kernel releases a ``flock`` when the last descriptor of the open file goes away, so the lock ends with the
-process on every exit (normal, error, SIGTERM, kill -9).  The file itself stays behind holding the last holder's
-pid; a stale file from a dead process does not block, because only a live lock does.  The file is never deleted:
-deleting it would let a third process lock a new file while the second still holds the old one.
+The kernel releases a ``flock`` with the last descriptor of the open file, so the lock ends with the process on
+every exit (kill -9 too) and a stale file never blocks.  The file stays behind holding the last holder's note; it is
+never deleted (a third process could then lock a new file while the second still holds the old one).
 """
 from __future__ import annotations
 
@@ -60,12 +54,9 @@ def lock_holder(path: Path) -> Optional[str]:
 
 
 class FileLock:
-    """``with FileLock(path, holder, busy):`` holds an exclusive, non-blocking ``flock`` on ``path``.
-
-    ``holder`` is the note written into the file while it is held (``{pid}`` becomes this process's pid), for
-    :func:`lock_holder` and for the refusal of a second process; ``busy(note)`` builds the error that refusal
-    raises.  :meth:`note` appends to the holder note while the lock is held.
-    """
+    """``with FileLock(path, holder, busy):`` holds an exclusive, non-blocking ``flock`` on ``path``; ``holder`` is
+    the note written into the file while it is held (``{pid}``: this process's pid), ``busy(note)`` the error a
+    second process gets."""
 
     def __init__(self, path: str | Path, holder: str, busy: Callable[[str], OEError]):
         self.path = Path(path)

@@ -149,23 +149,20 @@ _FPR_RULES: dict[str, Callable[[RocCurve, float], float]] = {
     "closest": _fpr_closest, "first_geq": _fpr_first_geq, "interp": _fpr_interp}
 
 
-def _check_tpr(tpr: float) -> float:
+def _check_tpr(tpr: float, rule: str = "closest") -> tuple[float, str]:
+    """``(tpr, rule)`` checked: ``tpr`` in (0, 1], ``rule`` one of :data:`FPR_RULES`."""
     tpr = float(tpr)
     if not 0.0 < tpr <= 1.0:
         raise OEError(f"tpr must be in (0, 1], got {tpr}")
-    return tpr
-
-
-def _check_rule(rule: str) -> str:
     if rule not in _FPR_RULES:
         raise OEError(f"unknown FPR rule {rule!r}; rules: {', '.join(FPR_RULES)}")
-    return rule
+    return tpr, rule
 
 
 def fpr_at_tpr(in_scores: Any, out_scores: Any, tpr: float = 0.95, rule: str = "closest") -> float:
     """Fraction of ID samples flagged as OOD when ``tpr`` of the OOD samples are caught, by ``rule``, one of
     :data:`FPR_RULES` (see the module docstring); ``"closest"`` is the paper's."""
-    tpr, rule = _check_tpr(tpr), _check_rule(rule)
+    tpr, rule = _check_tpr(tpr, rule)
     return _FPR_RULES[rule](roc_curve(in_scores, out_scores), tpr)
 
 
@@ -175,27 +172,21 @@ def _detection_error(curve: RocCurve) -> float:
 
 
 def detection_error(in_scores: Any, out_scores: Any) -> float:
-    """min over thresholds of 0.5 (1 - TPR) + 0.5 FPR (equal class priors), including the
-    trivial thresholds (both give 0.5)."""
+    """min over thresholds of 0.5 (1 - TPR) + 0.5 FPR (equal class priors), trivial thresholds (0.5) included."""
     return _detection_error(roc_curve(in_scores, out_scores))
 
 
 def fpr_key(tpr: float = 0.95) -> str:
     """The result-dict key of the FPR metric: ``"fpr95"`` for ``tpr=0.95``."""
-    return f"fpr{round(_check_tpr(tpr) * 100, 6):g}"
+    return f"fpr{round(_check_tpr(tpr)[0] * 100, 6):g}"
 
 
 def ood_metrics(in_scores: Any, out_scores: Any, tpr: float = 0.95, rule: str = "closest") -> dict[str, float]:
-    """All metrics as fractions: ``fpr95`` (key from :func:`fpr_key`), ``auroc``, ``aupr_out``
-    (the paper's AUPR), ``aupr_in`` and ``detection_error``."""
-    tpr, rule = _check_tpr(tpr), _check_rule(rule)
+    """All metrics as fractions: ``fpr95`` (key from :func:`fpr_key`), ``auroc``, ``aupr_out`` (the paper's AUPR),
+    ``aupr_in`` and ``detection_error``."""
+    tpr, rule = _check_tpr(tpr, rule)
     s_in = as_scores(in_scores, "in_scores")
     s_out = as_scores(out_scores, "out_scores")
     curve = roc_curve(s_in, s_out)
-    return {
-        fpr_key(tpr): _FPR_RULES[rule](curve, tpr),
-        "auroc": _auroc(curve),
-        "aupr_out": _average_precision(curve),
-        "aupr_in": _average_precision(roc_curve(-s_out, -s_in)),
-        "detection_error": _detection_error(curve),
-    }
+    return {fpr_key(tpr): _FPR_RULES[rule](curve, tpr), "auroc": _auroc(curve), "aupr_out": _average_precision(curve),
+            "aupr_in": _average_precision(roc_curve(-s_out, -s_in)), "detection_error": _detection_error(curve)}

@@ -80,3 +80,19 @@ def test_registry_rejects_bad_requests(tmp_path):
         get_dataset("places365")
     with pytest.raises(DataError, match="does not exist"):
         get_dataset("places365", root=tmp_path / "nowhere")
+
+
+def test_options_of_a_builder_by_its_signature(monkeypatch):
+    """A builder that takes ``**kwargs`` (as a plugin's may) gets every option and is generated at any size; one
+    without ``size=`` has a fixed size, and ``--image-size`` says so."""
+    from oe_core.data.registry import DATASETS, open_dataset, register_dataset, takes_size
+    from oe_core.errors import ConfigError
+    monkeypatch.setattr(DATASETS, "_entries", dict(DATASETS._entries))
+    seen = {}
+    register_dataset("any-kw", splits=("test",), description="x", needs_root=False)(
+        lambda root, split, transform, download, **kw: seen.update(kw) or [0])
+    assert takes_size("any-kw") and takes_size("gaussian") and not takes_size("cifar10")
+    open_dataset("any-kw", size=7, options={"colour": "red"})
+    assert seen == {"size": 7, "colour": "red"}
+    with pytest.raises(ConfigError, match="'cifar10' has a fixed image size"):
+        open_dataset("cifar10", size=7)

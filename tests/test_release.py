@@ -101,6 +101,8 @@ def test_a_density_run_releases_its_ema_weights_and_plain_pytorch_gets_the_same_
     assert all(torch.equal(weights[k], v) for k, v in state["eval_model"].items())       # the EMA ...
     assert any(not torch.equal(weights[k], v) for k, v in state["model"].items())         # ... not the trained ones
     assert "EMA 0.8" in (folder / "README.md").read_text()
+    size = [int(s) for s in state["task"]["image_size"]]          # the trained size travels in the metadata
+    assert len(size) == 2 and load_checkpoint(folder / "model.safetensors")["task"] == {"image_size": size}
     x = torch.randint(0, 256, (3, 3, 8, 8)).float() / 127.5 - 1
     torch.save(x, tmp_path / "x.pt")
     run_card(folder, f"\nimport torch\nx = torch.load({str(tmp_path / 'x.pt')!r})\n"

@@ -233,3 +233,15 @@ def test_data_that_runs_out_before_the_epochs_steps_stops_the_run_naming_them(tm
     cfg = parse_config(ToyConfig, ["--out", str(tmp_path), "--no-progress", "--num-workers", "0"])
     with pytest.raises(OEError, match="ran out after 2 of 6 steps in epoch 1"):
         Engine(Short(cfg)).run()
+
+
+def test_history_columns_in_order_of_first_appearance(tmp_path):
+    """metrics.csv: every column any row has, in the order they first appear (a later row's new column last),
+    floats as %.6g; metrics.json: the rows as they are."""
+    from oe_core.run.history import write_history
+    rows = [{"epoch": 1, "train_loss": 1 / 3, "lr": 0.1}, {"epoch": 2, "train_loss": 0.25, "test_error": 0.5,
+                                                           "lr": 0.01}]
+    write_history(tmp_path, rows)
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines == ["epoch,train_loss,lr,test_error", "1,0.333333,0.1,", "2,0.25,0.01,0.5"]
+    assert json.loads((tmp_path / "metrics.json").read_text()) == rows

@@ -95,12 +95,10 @@ def describe(entry: DatasetEntry) -> list[str]:
              + (f"; {entry.num_classes} classes" if entry.num_classes else "")
              + ("" if entry.normalize else "; fed raw in [-1, 1], not mean/std-normalised") + "]",
              f"    {entry.description}"]
-    if entry.needs_root:
-        lines.append(f"    files: <data-root>/{entry.files}")
-        lines.append(f"    get:   {entry.url}" + ("  (or --download)" if entry.can_download else ""))
-    else:
-        lines.append("    files: none (generated)")
-    return lines
+    if not entry.needs_root:
+        return lines + ["    files: none (generated)"]
+    return lines + [f"    files: <data-root>/{entry.files}",
+                    f"    get:   {entry.url}" + ("  (or --download)" if entry.can_download else "")]
 
 
 def _fetched_splits(entry: DatasetEntry, lock: DataLock) -> tuple[str, ...]:

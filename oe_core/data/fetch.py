@@ -66,14 +66,17 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _bar(desc: str, enabled: bool, unit: str = "B"):
-    """A tqdm bar on stderr (``None`` when off or stderr is not a terminal)."""
+@contextmanager
+def _bar(desc: str, enabled: bool, unit: str = "B") -> Iterator[Optional[object]]:
+    """A tqdm bar on stderr, closed at the end (``None`` when off or stderr is not a terminal)."""
     if not enabled or not sys.stderr.isatty():
-        return None
+        yield None
+        return
     from tqdm.auto import tqdm
     # a byte bar starts with a total: pooch tests the bar's truth (refused without one), then sets Content-Length
-    return tqdm(desc=desc, unit=unit, unit_scale=unit == "B", total=1 if unit == "B" else None, dynamic_ncols=True,
-                leave=False, file=sys.stderr)
+    with tqdm(desc=desc, unit=unit, unit_scale=unit == "B", total=1 if unit == "B" else None, dynamic_ncols=True,
+              leave=False, file=sys.stderr) as bar:
+        yield bar
 
 
 def _downloader(name: str, url: str, progress: Optional[object]) -> Callable:
@@ -105,14 +108,6 @@ def _quiet_pooch() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _known_hash(src: Source, lock: DataLock) -> Optional[str]:
-    pinned = src.pinned_md5()
-    if pinned:
-        return f"md5:{pinned}"
-    recorded = lock.file(src.filename)
-    return f"sha256:{recorded['sha256']}" if recorded else None
-
-
 def _download(entry: DatasetEntry, src: Source, staging: Path, lock: DataLock, mirror: str, retries: int,
               progress: bool) -> tuple[Path, bool]:
     """The verified download of ``src`` in ``staging`` and whether it was transferred now (``False``: an earlier,
@@ -121,7 +116,8 @@ def _download(entry: DatasetEntry, src: Source, staging: Path, lock: DataLock, m
     import requests
 
     url = src.url_from(mirror)
-    known = _known_hash(src, lock)
+    recorded = lock.file(src.filename)
+    known = (f"md5:{src.pinned_md5()}" if src.pinned_md5() else f"sha256:{recorded['sha256']}" if recorded else None)
     path = staging / src.filename
     if path.is_file():   # pooch renames a download to its name only when it is whole and verified
         algorithm, _, digest = (known or ":").partition(":")
@@ -129,11 +125,10 @@ def _download(entry: DatasetEntry, src: Source, staging: Path, lock: DataLock, m
             return path, False
         path.unlink()
     _log(f"{entry.name}: fetching {url}")
-    bar = _bar(f"{entry.name}: {src.filename}", progress)
     registry = pooch.create(path=str(staging), base_url="", registry={src.filename: known},
                             urls={src.filename: url}, retry_if_failed=retries)
     try:
-        with _quiet_pooch():
+        with _bar(f"{entry.name}: {src.filename}", progress) as bar, _quiet_pooch():
             registry.fetch(src.filename, downloader=_downloader(entry.name, url, bar))
     except requests.HTTPError as e:
         status = e.response.status_code if e.response is not None else "?"
@@ -147,9 +142,6 @@ def _download(entry: DatasetEntry, src: Source, staging: Path, lock: DataLock, m
     except (requests.RequestException, OSError) as e:
         raise DataError(f"dataset {entry.name!r}: the transfer of {url} failed ({type(e).__name__}: "
                         f"{one_line(e, 160)}); run the same command again to retry") from None
-    finally:
-        if bar is not None:
-            bar.close()
     return path, True
 
 
@@ -157,10 +149,9 @@ def _unpack(entry: DatasetEntry, src: Source, archive: Path, into: Path, progres
     """Unpack ``archive`` into the fresh folder ``into``; returns the folder that becomes the target."""
     wanted = set(src.members.names()) if src.members is not None else None
     prefix = src.archive_dir.rstrip("/") + "/" if src.archive_dir else ""
-    bar = _bar(f"{entry.name}: unpacking {archive.name}", progress, unit="file")
     found = set()
     try:
-        with tarfile.open(archive) as tar:
+        with _bar(f"{entry.name}: unpacking {archive.name}", progress, "file") as bar, tarfile.open(archive) as tar:
             for member in tar:
                 if wanted is not None:
                     base = member.name.rsplit("/", 1)[-1]
@@ -173,9 +164,6 @@ def _unpack(entry: DatasetEntry, src: Source, archive: Path, into: Path, progres
     except (tarfile.TarError, OSError, EOFError) as e:
         raise DataError(f"dataset {entry.name!r}: cannot unpack {archive.name} ({type(e).__name__}: "
                         f"{one_line(e, 160)})") from None
-    finally:
-        if bar is not None:
-            bar.close()
     if wanted is not None and found != wanted:
         missing = sorted(wanted - found)
         raise DataError(f"dataset {entry.name!r}: {archive.name} lacks {len(missing)} of the {len(wanted)} images "

@@ -1,10 +1,8 @@
 """Natural-image OOD test sets stored as image folders: Textures (DTD), Places365, LSUN, iSUN, and any folder of
-the user's own images (``folder,path=DIR``).
-
-Images are found recursively (sorted by relative path, hidden names skipped), converted to RGB, resized so their
+the user's own images (``folder,path=DIR``).  Images (:func:`find_images`) are converted to RGB, resized so their
 shorter side is ``size`` and center-cropped to ``size`` x ``size`` (the reference's ``Resize(32)`` +
-``CenterCrop(32)``); a user ``transform`` gets that cropped PIL image.  Targets are ``-1``.  How this differs from
-the reference (LSUN, iSUN, the Places365 subset :data:`PLACES365_SUBSET`): docs/paper.md.
+``CenterCrop(32)``); a user ``transform`` gets that PIL image; targets are ``-1``.  Differences from the reference
+(LSUN, iSUN, the Places365 subset :data:`PLACES365_SUBSET`): docs/paper.md.
 """
 from __future__ import annotations
 

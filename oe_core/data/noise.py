@@ -1,10 +1,7 @@
-"""Synthetic OOD test sets: Gaussian, Rademacher, Blobs (the reference's) and Uniform.
-
-Each kind's construction, in [-1, 1], is in its function's docstring (``gaussian_noise``, ...).  Image ``i``
-comes from ``numpy.random.default_rng([seed, crc32(kind), i])``: a set is deterministic under ``seed`` and image
-``i`` does not depend on ``n`` (default: the reference's pool of 20,000).  Images are stored as uint8,
-``round((x + 1) * 127.5)``; the entries have ``normalize=False``: feed them to classifiers as raw [-1, 1] values
-(``to_unit_range``), as the reference does.  Differences from the reference: docs/paper.md.
+"""Synthetic OOD test sets: Gaussian, Rademacher, Blobs (the reference's) and Uniform, each constructed in [-1, 1]
+by its function (``gaussian_noise``, ...) and stored as uint8 (:func:`quantise`; ``normalize=False``: classifiers
+get raw [-1, 1] values, as in the reference).  Image ``i`` comes from ``numpy.random.default_rng([seed, crc32(kind),
+i])``, so it does not depend on ``n``.  Differences from the reference: docs/paper.md.
 """
 from __future__ import annotations
 

@@ -1,19 +1,9 @@
-"""Dataset plugins: modules of other packages that register datasets (``register_dataset``) into the registry,
-found without ``oe_core`` naming them.
-
-Two routes, read the first time a dataset name is not found and whenever the datasets are listed (never at import):
-
-* the entry points of the group :data:`ENTRY_POINT_GROUP` of the installed distributions, each naming a module,
-  declared in the plugin's ``pyproject.toml``::
-
-      [project.entry-points."oe_suite.datasets"]
-      mysets = "mypackage.datasets"
-
-* the modules named in ``$OE_DATASET_MODULES`` (:data:`MODULES_ENV`; comma separated), for source trees that are
-  not pip-installed.
-
-Importing a plugin's module registers its datasets.  A plugin that fails to import is one :class:`ConfigError`
-naming the plugin, where it was declared and why it failed (raised again at every later look-up).
+"""Dataset plugins: modules of other packages that register datasets into the registry, found without ``oe_core``
+naming them, the first time a dataset name is not found and whenever the datasets are listed (never at import):
+the entry points of the group :data:`ENTRY_POINT_GROUP` (``[project.entry-points."oe_suite.datasets"]`` in the
+plugin's ``pyproject.toml``: ``mysets = "mypackage.datasets"``), then the modules named in ``$OE_DATASET_MODULES``
+(comma separated; for source trees that are not pip-installed).  A plugin that fails to import is one
+:class:`ConfigError` naming it, where it was declared and why (raised again at every later look-up).
 """
 from __future__ import annotations
 
@@ -32,9 +22,7 @@ MODULES_ENV = "OE_DATASET_MODULES"
 
 @dataclass(frozen=True)
 class Plugin:
-    """A module to import: its entry point name (or the module, for ``$OE_DATASET_MODULES``), where it was declared
-    and how it is imported."""
-
+    """A module to import: its entry point name (or the module), where it was declared and how it is imported."""
     name: str
     module: str
     declared: str

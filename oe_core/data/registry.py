@@ -1,10 +1,8 @@
 """The dataset registry: one entry per dataset name, with where its files go.
 
-Every dataset returned by :func:`get_dataset` yields ``(image, target)`` pairs.
-Without a ``transform`` the image is a ``torch.uint8`` tensor of shape
-``(3, H, W)`` (values 0..255); with one, the transform receives a
-``PIL.Image`` in RGB mode (as torchvision datasets do).  ``target`` is the
-class index for labelled in-distribution sets and ``-1`` for OOD/outlier sets.
+Every dataset :func:`get_dataset` returns yields ``(image, target)``: without a ``transform`` the image is a
+``torch.uint8`` tensor ``(3, H, W)`` (0..255), with one the transform receives an RGB ``PIL.Image`` (as torchvision
+datasets do); ``target`` is the class index for labelled in-distribution sets and ``-1`` for OOD/outlier sets.
 """
 from __future__ import annotations
 
@@ -76,19 +74,16 @@ DATASETS = DatasetRegistry("dataset")
 
 def register_dataset(name: str, *, splits, description, **meta) -> Callable:
     """Decorator: ``@register_dataset("cifar10", splits=("train", "test"), ...)`` on a builder."""
-
     def wrap(builder: Callable) -> Callable:
         DATASETS.add(name, DatasetEntry(name=name, builder=builder, splits=tuple(splits),
                                         description=description, **meta))
         return builder
-
     return wrap
 
 
 def data_error(name: str, path: str | Path, problem: str) -> DataError:
-    """The one clear error for missing/corrupt data of dataset ``name``: what is wrong, where
-    it looked, what it expects under the data root, where to get it and whether
-    ``download=True`` / ``--download`` can fetch it."""
+    """The one clear error for missing/corrupt data of dataset ``name``: what is wrong, where it looked, what it
+    expects under the data root, where to get it and whether ``download=True`` / ``--download`` can fetch it."""
     entry = DATASETS.get(name)
     how = ("pass download=True / --download to fetch it" if entry.can_download
            else f"fetch it with `python -m oe_core.data fetch {name} --data-root DIR`" if entry.sources
@@ -97,9 +92,15 @@ def data_error(name: str, path: str | Path, problem: str) -> DataError:
                      f"under the data root; get it from {entry.url}; {how}]")
 
 
+def _params(name: str) -> Optional[dict]:
+    """The builder's parameters (``None``: it takes any keyword)."""
+    params = inspect.signature(DATASETS.get(name).builder).parameters
+    return None if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()) else params
+
+
 def _check_options(entry: DatasetEntry, kwargs: dict) -> None:
-    params = inspect.signature(entry.builder).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+    params = _params(entry.name)
+    if params is None:
         return
     fixed = {"root", "split", "transform", "download"}
     unknown = sorted(k for k in kwargs if k not in params or k in fixed)
@@ -118,10 +119,9 @@ def list_datasets(pattern: str = "*") -> list[str]:
 
 def get_dataset(name: str, split: Optional[str] = None, root: str | Path | None = None,
                 transform: Optional[Callable] = None, download: bool = False, **kwargs):
-    """Build a registered dataset.  Raises :class:`DataError` with the path looked in,
-    the file expected and where to get it when the data is missing or corrupt, and
-    :class:`OEError` for an unknown split or an option the dataset does not take.
-    With ``download=True`` a downloadable dataset's root is created if needed."""
+    """Build a registered dataset.  :class:`DataError` (the path looked in, the file expected, where to get it) for
+    missing or corrupt data, :class:`OEError` for an unknown split or an option the dataset does not take.  With
+    ``download=True`` a downloadable dataset's root is created if needed."""
     entry = DATASETS.get(name)
     split = split or entry.default_split
     if split not in entry.splits:
@@ -143,18 +143,15 @@ def get_dataset(name: str, split: Optional[str] = None, root: str | Path | None 
 
 def takes_size(name: str) -> bool:
     """Whether dataset ``name`` is generated at a chosen image side (its builder takes ``size=``)."""
-    params = inspect.signature(DATASETS.get(name).builder).parameters
-    return "size" in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    params = _params(name)
+    return params is None or "size" in params
 
 
 def open_dataset(name: str, split: Optional[str] = None, *, root: str | Path | None = None, download: bool = False,
                  size: int = 0, options: Optional[dict] = None, limit: int = 0):
-    """:func:`get_dataset` as every tool calls it: trainers, scorers and the evaluation.
-
-    An empty ``root`` means none.  ``size`` is the ``--image-size`` option (0 keeps the dataset's own), passed on
-    as ``size=`` to generated sets.  ``options`` are further builder options, e.g. the ``KEY=VALUE`` parts of an
-    evaluation's dataset spec.  ``limit > 0`` keeps the first ``limit`` images.
-    """
+    """:func:`get_dataset` as every tool calls it: an empty ``root`` means none; ``size`` is ``--image-size`` (0 keeps
+    the dataset's own), passed as ``size=`` to generated sets; ``options`` are further builder options (the
+    ``KEY=VALUE`` parts of an evaluation's dataset spec); ``limit > 0`` keeps the first ``limit`` images."""
     kwargs = dict(options or {})
     if size:
         if not takes_size(name):

@@ -73,8 +73,8 @@ class _ResumableBatchSampler(Sampler):
 
 
 class InBatchSampler(_ResumableBatchSampler):
-    """Batches over ``n`` in-distribution examples: a fresh permutation per epoch (``shuffle``)
-    or the identity order; ``__len__`` is the number of steps per epoch."""
+    """Batches over ``n`` in-distribution examples: a fresh permutation per epoch (``shuffle``) or the identity
+    order; ``__len__`` is the number of steps per epoch."""
 
     def __init__(self, n: int, batch_size: int, *, seed: int, shuffle: bool = True, drop_last: bool = False,
                  rank: int = 0, world_size: int = 1):

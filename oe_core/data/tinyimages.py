@@ -1,9 +1,6 @@
-"""Tiny Images outlier sets: the "300K Random Images" ``.npy`` and the 80M ``tiny_images.bin``.
-
-Both yield target ``-1`` and open their file lazily in each process (DataLoader workers reopen it instead of
-receiving a pickled copy of the data).  The 80M set counts its images from the file size and replaces the images on
-the CIFAR-overlap list deterministically under ``seed``; the per-epoch offset and the wrap-around live in
-:class:`~oe_core.data.samplers.OutlierBatchSampler`.  How this differs from the reference: docs/paper.md.
+"""Tiny Images outlier sets: the "300K Random Images" ``.npy`` and the 80M ``tiny_images.bin``; target ``-1``, each
+file opened lazily in each process (DataLoader workers reopen it instead of receiving a pickled copy).  How the 80M
+set's count, CIFAR-overlap replacement and per-epoch offset differ from the reference: docs/paper.md.
 """
 from __future__ import annotations
 
@@ -96,8 +93,7 @@ class TinyImages80M(Dataset):
 
     def __init__(self, path: Path, excluded: Optional[np.ndarray] = None, seed: int = 0,
                  transform: Optional[Callable] = None, name: str = "tinyimages80m"):
-        self.path = Path(path)
-        self.name = name
+        self.path, self.name = Path(path), name
         self._len = bin_image_count(name, self.path)
         self.excluded = np.zeros(0, dtype=np.int64) if excluded is None else np.asarray(excluded, dtype=np.int64)
         if len(self.excluded) >= self._len:
@@ -166,8 +162,7 @@ def build_tinyimages300k(root: Path, split: str, transform: Optional[Callable], 
                              f"{BIN_80M} and {CIFAR_IDXS_80M} under the data root)"))
 def build_tinyimages80m(root: Path, split: str, transform: Optional[Callable], download: bool, *,
                         exclude_cifar: bool = True, seed: int = 0) -> TinyImages80M:
-    """``tiny_images.bin``; with ``exclude_cifar`` the 1-based ``80mn_cifar_idxs.txt`` beside it
-    lists images to replace (deterministically under ``seed``)."""
+    """``tiny_images.bin``; with ``exclude_cifar`` the images ``80mn_cifar_idxs.txt`` lists are replaced."""
     path = root / BIN_80M
     count = bin_image_count("tinyimages80m", path)
     excluded = read_exclusions("tinyimages80m", root / CIFAR_IDXS_80M, count) if exclude_cifar else None

@@ -48,35 +48,26 @@ def _load(name: str, folder: Path, expected: list[str], download: bool, make: Ca
         raise data_error(name, folder, f"{problem}: {type(e).__name__}: {e}") from e
 
 
-def _cifar(name: str, cls: type, root: Path, split: str, transform: Optional[Callable],
-           download: bool) -> UInt8ImageArray:
-    folder = root / cls.base_folder
-    expected = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+def _cifar_set(name: str, cls: type, num_classes: int, description: str, files: str, url: str) -> None:
+    """Register ``name``: torchvision's ``cls`` (CIFAR10 or CIFAR100, fine labels) over its folder under the root."""
+    def build(root: Path, split: str, transform: Optional[Callable], download: bool) -> UInt8ImageArray:
+        def make() -> UInt8ImageArray:
+            ds = cls(str(root), train=(split == "train"), download=download)
+            return UInt8ImageArray(ds.data, np.asarray(ds.targets, dtype=np.int64), transform, classes=ds.classes)
 
-    def make() -> UInt8ImageArray:
-        ds = cls(str(root), train=(split == "train"), download=download)
-        return UInt8ImageArray(ds.data, np.asarray(ds.targets, dtype=np.int64), transform, classes=ds.classes)
+        expected = [f for f, _ in cls.train_list + cls.test_list] + [cls.meta["filename"]]
+        return _load(name, root / cls.base_folder, expected, download, make)
 
-    return _load(name, folder, expected, download, make)
-
-
-@register_dataset("cifar10", splits=("train", "test"), description="CIFAR-10 (50k train / 10k test, 10 classes)",
-                  files="cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta)",
-                  url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz", role="id", num_classes=10,
-                  can_download=True, tags=_PAPER_OOD, sources=(_cifar_source(CIFAR10),))
-def build_cifar10(root: Path, split: str, transform: Optional[Callable], download: bool) -> UInt8ImageArray:
-    """CIFAR-10 via ``torchvision.datasets.CIFAR10``."""
-    return _cifar("cifar10", CIFAR10, root, split, transform, download)
+    build.__doc__ = f"{description} via ``torchvision.datasets.{cls.__name__}``."
+    register_dataset(name, splits=("train", "test"), description=description, files=files, url=url, role="id",
+                     num_classes=num_classes, can_download=True, tags=_PAPER_OOD, sources=(_cifar_source(cls),))(build)
 
 
-@register_dataset("cifar100", splits=("train", "test"),
-                  description="CIFAR-100 (50k train / 10k test, 100 fine classes)",
-                  files="cifar-100-python/ (train, test, meta)",
-                  url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz", role="id", num_classes=100,
-                  can_download=True, tags=_PAPER_OOD, sources=(_cifar_source(CIFAR100),))
-def build_cifar100(root: Path, split: str, transform: Optional[Callable], download: bool) -> UInt8ImageArray:
-    """CIFAR-100 (fine labels) via ``torchvision.datasets.CIFAR100``."""
-    return _cifar("cifar100", CIFAR100, root, split, transform, download)
+_cifar_set("cifar10", CIFAR10, 10, "CIFAR-10 (50k train / 10k test, 10 classes)",
+           "cifar-10-batches-py/ (data_batch_1..5, test_batch, batches.meta)",
+           "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz")
+_cifar_set("cifar100", CIFAR100, 100, "CIFAR-100 (50k train / 10k test, 100 fine classes)",
+           "cifar-100-python/ (train, test, meta)", "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz")
 
 
 @register_dataset("svhn", splits=("train", "test", "extra"),

@@ -1,9 +1,8 @@
 """Image transforms: uint8 conversion, batch augmentation on any device, input scaling.
 
-Batches stay uint8 until they reach the device, where classifiers :func:`normalize` them with the reference's
-CIFAR mean/std (also for CIFAR-100) and density models and the raw noise sets take :func:`to_unit_range`.
-Augmentation runs on uint8 batches with one ``torch.Generator`` (:func:`random_crop_flip`), not as PIL transforms
-in DataLoader workers: a deliberate difference from the reference (docs/paper.md).
+Batches stay uint8 until they reach the device: classifiers :func:`normalize` them with the reference's CIFAR
+mean/std (also for CIFAR-100), density models and the raw noise sets take :func:`to_unit_range`.  Augmentation runs
+on uint8 batches (:func:`random_crop_flip`), not as PIL transforms in workers (docs/paper.md).
 """
 from __future__ import annotations
 

@@ -8,5 +8,5 @@ from .seed import derive_seed, seed_everything
 from .task import StepContext, Task
 
 __all__ = ["Engine", "Task", "StepContext", "unwrap", "RunConfig", "load_checkpoint", "save_checkpoint",
-           "has_checkpoint", "resolve_device", "autocast", "cpu_flags", "cpu_model", "native_bf16", "DistInfo", "dist_info_from_env",
-           "derive_seed", "seed_everything"]
+           "has_checkpoint", "resolve_device", "autocast", "cpu_flags", "cpu_model", "native_bf16", "DistInfo",
+           "dist_info_from_env", "derive_seed", "seed_everything"]

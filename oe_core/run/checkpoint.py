@@ -6,10 +6,9 @@ File layout (format 2)::
     {"sha256": <hex of blob>, "bytes": <len of blob>, "meta": {...}}\\n     one line of JSON
     <blob>                                                                   torch.save of the state
 
-The state holds only what ``torch.load(weights_only=True)`` accepts, checked before writing; loading checks the
-header, the blob's length and checksum, and only then unpacks the blob with ``weights_only=True`` (pickled objects
-raise :class:`UnsafeFileError`).  Format 1 (``torch.save`` of ``{"format", "sha256", "meta", "blob"}``) loads the
-same way, with numpy's array constructor allowed for its RNG state.
+The state holds only what ``torch.load(weights_only=True)`` accepts (checked before writing), and loading checks
+header, length and checksum before it unpacks the blob that way.  Format 1 (``torch.save`` of ``{"format", "sha256",
+"meta", "blob"}``) loads the same way, with numpy's array constructor allowed for its RNG state.
 """
 from __future__ import annotations
 
@@ -166,8 +165,7 @@ def checkpoint_format(path: str | Path) -> Optional[int]:
     if head == MAGIC:
         return 2
     if head.startswith(_ZIP):
-        # a torch zip archive: format 1 names itself in the archive's pickle (read as bytes, never unpickled;
-        # the tensors of a large weights file are not read).  _read_v1 then verifies the whole file.
+        # a torch zip: format 1 names itself in the archive's pickle (read as bytes, never unpickled)
         try:
             with zipfile.ZipFile(path) as z:
                 pkl = next((n for n in z.namelist() if n.endswith("/data.pkl") or n == "data.pkl"), None)

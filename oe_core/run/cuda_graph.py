@@ -1,13 +1,11 @@
 """Whole-step CUDA graphs: a fixed-shape step (a whole train step, or a scoring forward) captured once and replayed.
 
-:class:`StepGraph` wraps ``fn(*tensors) -> outputs``: the first ``warmup`` calls run ``fn`` eagerly, the next captures
-it on static device buffers and replays it once, and every later call copies its inputs into those buffers and replays;
-the outputs are the graph's static tensors, overwritten by the next call.  Another shape (a last partial batch) runs
-eagerly; a failed capture warns once and every call runs eagerly.  ``fn`` must not synchronise with the host
-(``.item()``, ``float(t)``) or use CPU tensors, must hold every value that changes between steps in a device tensor
-updated in place outside the graph (:class:`TensorLR`, the ``advance()`` of a :class:`~oe_core.run.task.StepUpdate`),
-and draws random numbers from the default CUDA generator only.  How capture is made robust, and how it is tested on
-CPUs: docs/architecture.md, "CUDA graphs".
+:class:`StepGraph` wraps ``fn(*tensors) -> outputs``: ``warmup`` eager calls, one capture on static device buffers,
+then replays, whose outputs are the graph's static tensors (overwritten by the next call); another shape (a last
+partial batch) runs eagerly, and a failed capture warns once and runs eagerly from then on.  ``fn`` must not
+synchronise with the host (``.item()``) or use CPU tensors, must hold every value that changes between steps in a
+device tensor updated in place outside the graph (:class:`TensorLR`, ``StepUpdate.advance()``), and draws random
+numbers from the default CUDA generator only.  Capture and its CPU tests: docs/architecture.md, "CUDA graphs".
 """
 from __future__ import annotations
 
@@ -145,9 +143,8 @@ class StepGraph:
 
 
 def resolve_cuda_graphs(choice: str, device: torch.device, why_not: Optional[str] = None) -> bool:
-    """Whether to capture: ``auto`` is on where the device has CUDA graphs and nothing rules them out
-    (``why_not``: a reason they cannot be used here, e.g. DDP); ``on`` asks for them and warns once (and runs
-    eagerly) where they cannot be used; ``off`` never."""
+    """Whether to capture: ``auto`` where the device has CUDA graphs and ``why_not`` (e.g. DDP) does not rule them
+    out; ``on`` the same, warning once where they cannot be used; ``off`` never."""
     if choice not in CHOICES:
         raise ValueError(f"cuda_graphs must be one of {CHOICES}, got {choice!r}")
     if choice == "off":
@@ -161,10 +158,9 @@ def resolve_cuda_graphs(choice: str, device: torch.device, why_not: Optional[str
 
 
 class TensorLR:
-    """The learning rates of ``optimizer`` mirrored in 0-dim float32 device tensors, for a captured optimizer step:
-    the param groups and the scheduler keep floats; :meth:`sync` copies them into the tensors before each step
-    (outside the graph), and :meth:`for_step` puts the tensors in the groups for the step, so a captured Adam reads
-    the current learning rate at every replay instead of the one frozen at capture."""
+    """The learning rates of ``optimizer`` mirrored in 0-dim float32 device tensors, so a captured step reads the
+    current rate at every replay: :meth:`sync` copies the groups' floats in before each step (outside the graph),
+    :meth:`for_step` puts the tensors in the groups for the step."""
 
     def __init__(self, optimizer: torch.optim.Optimizer, device: torch.device):
         self.optimizer = optimizer
@@ -213,9 +209,8 @@ def why_not_captured(train_step: Callable, kind: str, ddp: bool, on_nonfinite: s
 
 class CapturedStep:
     """The step runner (:mod:`.step`) that captures forward, loss, backward, optimizer step and the device half of
-    the task's update as one graph (:class:`StepGraph`).  Outside the graph, before each replay: the learning rate
-    (:class:`TensorLR`) and the update's host half; after it: the schedule.  Replays repeat what ``forward`` did
-    at capture, so it must be the same computation at every step."""
+    the task's update as one graph; outside it, before each replay the learning rate and the update's host half,
+    after it the schedule.  ``forward`` must be the same computation at every step."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
                  update: Optional[StepUpdate], device: torch.device, name: str = "train step"):

@@ -1,11 +1,9 @@
 """The one run engine both trainers share: :class:`Engine` runs a :class:`Task` in four phases, restore, wrap, epochs
-and finish (docs/architecture.md, "The training loop"; what a run survives: docs/runs.md).
+and finish (docs/architecture.md, "The training loop"; the run folder: docs/usage.md; what a run survives:
+docs/runs.md).
 
-A run folder ``cfg.out`` holds ``config.json``, ``metrics.csv``/``metrics.json``, ``checkpoint.pt`` (+ ``.prev``), all
-written atomically, and at the end ``model.safetensors`` and the model card (:mod:`.release`).  Rerunning the same
-command resumes exactly (every step's randomness derives from ``(seed, epoch, step, rank)``); SIGTERM/SIGINT checkpoint
-and raise :class:`Preempted`; a non-finite loss stops the run naming the step or skips the batch; non-finite weights are
-never written; one trainer per folder (a lock).
+Rerunning the same command resumes exactly (every step's randomness derives from ``(seed, epoch, step, rank)``);
+SIGTERM/SIGINT checkpoint and raise :class:`Preempted`; non-finite weights are never written.
 """
 from __future__ import annotations
 
@@ -60,8 +58,7 @@ def _epoch_sums() -> dict:
 
 @dataclasses.dataclass
 class TrainState:
-    """What the phases of :meth:`Engine.run` hand on: the model (and, after the wrap phase, its wrapped form for
-    training), optimizer and schedule, the run's position, and the current epoch's running sums."""
+    """What the phases of :meth:`Engine.run` hand on: model, optimizer, schedule, position, the epoch's sums."""
 
     ctx: StepContext
     model: nn.Module
@@ -359,8 +356,8 @@ def _sum_over_ranks(partial: dict, device: torch.device) -> dict:
 
 
 class _CompileFallback(nn.Module):
-    """Calls the compiled module (or function); if compiling fails (at the first call, where torch.compile
-    fails), warns once and runs the eager one from then on."""
+    """Calls the compiled module (or function); if compiling fails (at the first call), warns once and runs the
+    eager one from then on."""
 
     def __init__(self, module: nn.Module | Callable):
         super().__init__()

@@ -11,11 +11,7 @@ from ..atomic import atomic_write_text
 
 
 def write_history(folder: Path, rows: list[dict]) -> None:
-    cols: list[str] = []
-    for r in rows:
-        for k in r:
-            if k not in cols:
-                cols.append(k)
+    cols = list(dict.fromkeys(k for r in rows for k in r))    # every column, in order of first appearance
     buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=cols)
     w.writeheader()

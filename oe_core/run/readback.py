@@ -1,8 +1,6 @@
-"""The per-step loss and logs of a run, kept on the device as one small float64 vector a step and read back to the
-host in one transfer every ``read_every`` steps (and before every checkpoint, at each epoch's end and on
-preemption), instead of one host wait per step.  The engine adds the read-back values to its sums in step order, so
-the epoch means are bit-identical to per-step reading; ``--on-nonfinite stop`` raises at the readback, before any
-checkpoint is written; ``--on-nonfinite skip`` needs the loss before the update, so it reads every step.
+"""The per-step loss and logs of a run, kept on the device as one small float64 vector a step and read back in one
+transfer every ``read_every`` steps (and before every checkpoint), instead of one host wait per step; the engine
+adds them to its sums in step order, so the epoch means equal per-step reading bit for bit.
 """
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""Weights anyone can load: ``model.safetensors`` and a model card ``README.md`` beside a run's ``config.json``
-(docs/usage.md, "Conventions").
-
-``model.safetensors`` holds the run's scoring weights (:func:`scoring_weights`) as a plain state dict; its metadata
-carries the kind, the resolved config, which weights they are and the image size, so the suite's tools load the
-file alone through :func:`~oe_core.run.checkpoint.load_checkpoint`.  Loading a safetensors file never runs code.
+"""Weights anyone can load: ``model.safetensors`` (the scoring weights as a plain state dict; its metadata holds
+kind, config, which weights and the image size, so :func:`~oe_core.run.checkpoint.load_checkpoint` reads the file
+alone, running no code) and a model card ``README.md`` beside a run's ``config.json`` (docs/usage.md).
 """
 from __future__ import annotations
 
@@ -41,7 +38,6 @@ def is_safetensors(path: str | Path) -> bool:
 def read_safetensors(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """The tensors and the metadata of a safetensors file (one-line :class:`CheckpointError` if it is damaged)."""
     from safetensors import safe_open
-
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             meta = dict(f.metadata() or {})
@@ -56,6 +52,7 @@ def suite_safetensors(path: str | Path) -> bool:
     if not is_safetensors(path):
         return False
     from safetensors import safe_open
+
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             return bool((f.metadata() or {}).get("kind"))
@@ -68,11 +65,6 @@ def scoring_weights(state: dict) -> tuple[dict[str, torch.Tensor], str]:
     if state.get("eval_model"):
         return state["eval_model"], "eval_model"
     return state["model"], "model"
-
-
-def _image_size(state: dict) -> Optional[list[int]]:
-    size = (state.get("task") or {}).get("image_size")
-    return [int(s) for s in size] if size else None
 
 
 def safetensors_state(path: str | Path, expect_kind: Optional[str] = None) -> dict:
@@ -136,11 +128,12 @@ def write_release(folder: str | Path, state: dict, card: ModelCard) -> Path:
 
     folder = Path(folder)
     weights, which = scoring_weights(state)
+    size = (state.get("task") or {}).get("image_size")
     # safetensors stores each tensor once, contiguous: copies drop shared storage and channels_last strides
     tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in weights.items() if torch.is_tensor(v)}
     meta = {"format": "pt", "kind": str(state["kind"]), "config": json.dumps(state["config"], sort_keys=True),
-            "weights": which, "image_size": json.dumps(_image_size(state)), "model_class": card.model_class,
-            "oe_suite": __version__}
+            "weights": which, "image_size": json.dumps([int(s) for s in size] if size else None),
+            "model_class": card.model_class, "oe_suite": __version__}
     path = folder / WEIGHTS
     atomic_write_bytes(path, save(tensors, metadata=meta))
     atomic_write_text(folder / CARD, card.render())

@@ -1,9 +1,6 @@
-"""One optimizer step, as the engine's loop calls it: ``step(batch, ctx, forward) -> (loss, logs)``.
-
-``forward(batch) -> (loss, logs)`` is the task's ``train_step`` on the engine's model; a step runner adds backward,
-the optimizer step, the schedule and the task's :meth:`~oe_core.run.task.Task.step_update`: :class:`EagerStep` as
-written, :class:`~oe_core.run.cuda_graph.CapturedStep` as one CUDA graph.  The loss comes back as a device tensor,
-or ``None`` when ``--on-nonfinite skip`` dropped the batch before the update.
+"""One optimizer step, as the engine's loop calls it: ``step(batch, ctx, forward) -> (loss, logs)``, where
+``forward(batch)`` is the task's ``train_step`` (docs/architecture.md, "The training loop").  The loss comes back as
+a device tensor, or ``None`` when ``--on-nonfinite skip`` dropped the batch before the update.
 """
 from __future__ import annotations
 

@@ -46,9 +46,9 @@ class StepContext:
 
 
 class StepUpdate(Protocol):
-    """Work after every optimizer step (an EMA of the weights, as the density trainer's), in two halves so that a
-    captured CUDA graph can run the device half: ``advance()`` does the host bookkeeping (it runs before the
-    step's device work), ``apply(model)`` the device work, with no host values."""
+    """Work after every optimizer step (an EMA of the weights), in two halves so that a CUDA graph can capture the
+    device half: ``advance()``, the host bookkeeping, runs before the step's device work; ``apply(model)`` is the
+    device work, with no host values."""
 
     def advance(self) -> None: ...
 
@@ -110,7 +110,6 @@ class Task(abc.ABC):
         return "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
 
     def model_card(self, state: dict) -> ModelCard:
-        """The model card of a finished run (``state``: kind, config, model, eval_model, task, history); written
-        with ``model.safetensors`` (:mod:`.release`)."""
+        """The model card of a finished run (``state``: kind, config, model, eval_model, task, history)."""
         return ModelCard(f"{self.kind} model", "Trained with the OE study suite.", {"config": "config.json"},
                          final_metrics(state["history"], ()))

@@ -1,8 +1,7 @@
 """``--tensorboard``: the run's scalars as TensorBoard events in ``OUT/tensorboard`` (an optional dependency).
 
-Per optimizer step (x: the global step) ``step/loss``, ``step/lr`` and the task's per-step logs; per epoch every
-number of the epoch's ``metrics.csv`` row as ``epoch/<column>``.  A resumed run appends to the same folder (steps
-after the last checkpoint of an interrupted run are logged again; TensorBoard shows the latest).
+Per optimizer step ``step/loss``, ``step/lr`` and the task's per-step logs; per epoch each number of the
+``metrics.csv`` row as ``epoch/<column>``.  A resumed run appends (steps after the last checkpoint appear twice).
 """
 from __future__ import annotations
 
