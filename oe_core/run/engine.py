@@ -96,11 +96,12 @@ class Engine:
             if state.epoch >= cfg.epochs and dist.is_main:
                 print(f"{self.out}: already trained for {cfg.epochs} epochs", file=sys.stderr)
             state.scalars = ScalarLog(self.out, cfg.tensorboard and dist.is_main)
+            forward = lambda b: task.train_step(state.train_model, b, ctx)  # noqa: E731  (the task's step)
             with PreemptionGuard() as guard, contextlib.closing(state.scalars):
                 while state.epoch < cfg.epochs:             # 3. the epochs
                     with self._start_epoch(state) as batches:
                         for batch in batches:
-                            loss, logs = step(batch, ctx, lambda b: task.train_step(state.train_model, b, ctx))
+                            loss, logs = step(batch, ctx, forward)
                             self._after_step(state, loss, logs, batches, guard)
                     self._end_epoch(state, step.epoch_info(), guard)
             return self._finish(state)                      # 4. finish: model.safetensors, model card
