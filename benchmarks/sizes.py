@@ -35,6 +35,20 @@ class DiffusionShape:
         return f"C={self.channels}, L={self.levels}, N={self.blocks}"
 
 
+@dataclass(frozen=True)
+class VAEShape:
+    """A VAE (:mod:`density_oe.vae.model`): stride-2 levels, first-level channels, latent channels, and the samples
+    K of the importance-weighted bound it trains and scores with (1: the ELBO)."""
+
+    levels: int
+    hidden: int
+    latent: int
+    iw_samples: int = 1
+
+    def label(self) -> str:
+        return f"L={self.levels}, C={self.hidden}, Z={self.latent}, K={self.iw_samples}"
+
+
 PAPER = PixelCNNShape(160, 5)
 SMALL = PixelCNNShape(32, 2)
 
@@ -59,6 +73,7 @@ class Sizes:
     linear_score_batch: int
     matmul_sizes: tuple[int, ...]    # square matmul sizes for the peak
     diffusion: DiffusionShape = DiffusionShape(128, 3, 2)   # scripts/density_cifar10_diffusion_baseline.sh's
+    vae: VAEShape = VAEShape(3, 64, 16, 1)   # scripts/density_cifar10_vae_baseline.sh's, and the K its scores use
 
     def shape(self, which: str) -> PixelCNNShape:
         return {"small": self.small, "paper": self.paper}[which]
@@ -74,7 +89,7 @@ PROFILES: dict[str, Sizes] = {
     "quick": Sizes(image=8, small=PixelCNNShape(8, 1), paper=PixelCNNShape(16, 1), small_batch=4, paper_batch=2,
                    score_batch=2, oe_shape="small", oe_batch=2, loss_batch=4, wrn_depth=10, wrn_batch=(4, 8),
                    linear_batches=(1, 2, 4), linear_images=(4, 8, 16), linear_score_batch=4, matmul_sizes=(64, 128),
-                   diffusion=DiffusionShape(8, 2, 1)),
+                   diffusion=DiffusionShape(8, 2, 1), vae=VAEShape(2, 4, 2, 1)),
 }
 
 

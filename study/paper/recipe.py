@@ -59,7 +59,7 @@ DENSITY = {
     "glow": Family("Glow", baseline={"batch_size": 512, "lr": 1e-3, "warmup_steps": 970, "lr_decay": 1.0}),
     # the Likelihood Regret code's recipe (train_pixel.py)
     "vae": Family("VAE", baseline={"batch_size": 128, "lr": 3e-4, "lr_decay": 1.0, "epochs": 200},
-                  detectors=("likelihood_regret",),
+                  train_case="vae_train", score_case="vae_score", detectors=("likelihood_regret",),
                   eval_words=" (bits/dim and Likelihood Regret), the bound gap (ELBO vs IWAE-256)", bound_gap=True),
     # VDM's CIFAR-10 optimiser settings; 4 t-draws per image in the OE fine-tune (a hinge of a noisy bound)
     "diffusion": Family("Diffusion", baseline={"batch_size": 128, "lr": 2e-4, "beta1": 0.9, "beta2": 0.99,
