@@ -133,6 +133,12 @@ def test_plan_with_the_vae(tmp_path, capsys):
     base = trained(tmp_path, "--vae")["cifar10_vae_baseline"]
     assert (base.batch_size, base.lr, base.lr_decay, base.epochs) == (128, 3e-4, 1, 200)
     assert "cifar10_vae_eval" in text and "likelihood_regret" in text and "analysis.bound_gap" in text
+    # the training and score nodes are estimated from the vae_train / vae_score rows; the evaluation is not
+    for node in ("cifar10_vae_baseline", "cifar10_vae_oe_tune", "score_cifar10_vae_baseline",
+                 "score_cifar10_vae_oe_tune"):
+        line = next(ln for ln in text.splitlines() if f". {node}  [" in ln)
+        assert "est: n/a" not in line and "est: " in line, line
+    assert "(+ 1 nodes without a measured rate)" in text
 
 
 def trained(tmp_path, *flags: str) -> dict:
@@ -330,6 +336,7 @@ def test_estimates_and_epochs_come_from_the_trainers_configs(tmp_path, monkeypat
     assert g["cifar10_pixelcnn_baseline"].estimate == ["train_paper", 300 * 50000]
     assert g["cifar10_pixelcnn_oe_tune"].estimate == ["train_paper", 2 * 50000 * 2]   # 64 in + 64 outliers
     assert g["cifar10_diffusion_baseline"].estimate == ["diffusion_train", 300 * 50000]
+    assert g["cifar10_vae_baseline"].estimate == ["vae_train", 200 * 50000]
     assert graph("--wrn-args", "--epochs 4")["cifar100_wrn_oe_scratch"].estimate == ["wrn_oe_step", 4 * 50000 * 3]
     monkeypatch.setitem(clf_config.MODE_DEFAULTS, "oe_tune", {"epochs": 7, "lr": 0.001})
     monkeypatch.setitem(density_config.MODE_DEFAULTS, "baseline", {**density_config.MODE_DEFAULTS["baseline"],
