@@ -74,6 +74,8 @@ class Sizes:
     matmul_sizes: tuple[int, ...]    # square matmul sizes for the peak
     diffusion: DiffusionShape = DiffusionShape(128, 3, 2)   # scripts/density_cifar10_diffusion_baseline.sh's
     vae: VAEShape = VAEShape(3, 64, 16, 1)   # scripts/density_cifar10_vae_baseline.sh's, and the K its scores use
+    regret_batch: int = 2                    # images per Likelihood Regret call
+    regret_steps: int = 100                  # encoder Adam steps per image (the paper's 100)
 
     def shape(self, which: str) -> PixelCNNShape:
         return {"small": self.small, "paper": self.paper}[which]
@@ -85,11 +87,12 @@ PROFILES: dict[str, Sizes] = {
                  linear_images=(16, 32, 64), linear_score_batch=16, matmul_sizes=(1024, 2048)),
     "gpu": Sizes(image=32, small=SMALL, paper=PAPER, small_batch=32, paper_batch=64, score_batch=256, oe_shape="paper",
                  oe_batch=16, loss_batch=64, wrn_depth=40, wrn_batch=(128, 256), linear_batches=(8, 16, 32, 64),
-                 linear_images=(512, 1024, 2048), linear_score_batch=128, matmul_sizes=(4096, 8192)),
+                 linear_images=(512, 1024, 2048), linear_score_batch=128, matmul_sizes=(4096, 8192), regret_batch=64),
     "quick": Sizes(image=8, small=PixelCNNShape(8, 1), paper=PixelCNNShape(16, 1), small_batch=4, paper_batch=2,
                    score_batch=2, oe_shape="small", oe_batch=2, loss_batch=4, wrn_depth=10, wrn_batch=(4, 8),
                    linear_batches=(1, 2, 4), linear_images=(4, 8, 16), linear_score_batch=4, matmul_sizes=(64, 128),
-                   diffusion=DiffusionShape(8, 2, 1), vae=VAEShape(2, 4, 2, 1)),
+                   diffusion=DiffusionShape(8, 2, 1), vae=VAEShape(2, 4, 2, 1),
+                   regret_steps=5),
 }
 
 

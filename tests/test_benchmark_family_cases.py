@@ -4,6 +4,7 @@ CIFAR-10 scripts' runs, and ``reproduce --plan`` estimates those runs from their
 asserted."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -18,7 +19,7 @@ from benchmarks.sizes import PROFILES
 from benchmarks.workload import BASE, FAST, BenchContext
 from density_oe.config import DensityConfig
 from density_oe.units import bits_per_dim
-from density_oe.vae import VAE, VAEConfig
+from density_oe.vae import VAE, VAEConfig, regret
 from oe_core.cli_config import parse_config
 from study import paper as R
 from study.paper.estimates import BENCH_DIR, estimate_s
@@ -29,17 +30,20 @@ QUICK = BenchContext(device=torch.device("cpu"), amp="none", sizes=PROFILES["qui
 
 def test_vae_cases_run_through_the_harness_without_the_port(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["--quick", "--cases", "vae_train", "vae_score", "--no-linearity", "--repeats", "1", "--threads", "1",
-                 "--port-dir", str(tmp_path / "no-port-here"), "--json", str(out)]) == 0
+    assert main(["--quick", "--cases", "vae_regret", "vae_train", "vae_score", "--no-linearity", "--repeats", "1",
+                 "--threads", "1", "--port-dir", str(tmp_path / "no-port-here"), "--json", str(out)]) == 0
     results = json.loads(out.read_text())
-    assert list(results["cases"]) == ["vae_train", "vae_score"] and results["port"] is None
-    label = PROFILES["quick"].vae.label()
+    assert list(results["cases"]) == ["vae_train", "vae_score", "vae_regret"] and results["port"] is None
+    quick = PROFILES["quick"]
+    images = {"vae_train": quick.paper_batch, "vae_score": quick.score_batch, "vae_regret": quick.regret_batch}
     for name, case in results["cases"].items():
-        assert case["baseline"] == PLAIN and label in case["detail"]
-        assert case["images_per_call"] == (PROFILES["quick"].paper_batch if name == "vae_train"
-                                           else PROFILES["quick"].score_batch)
-        assert case[FAST]["flops_per_call"] == case[BASE]["flops_per_call"] > 0   # the same network, the same work
-    assert "vae_score" in capsys.readouterr().out
+        assert quick.vae.label() in case["detail"] and case["images_per_call"] == images[name]
+        assert case[FAST]["flops_per_call"] > 0 and case[BASE]["flops_per_call"] > 0
+        if name != "vae_regret":      # the same network, the same work (vmap's grouped convolutions count apart)
+            assert case["baseline"] == PLAIN and case[FAST]["flops_per_call"] == case[BASE]["flops_per_call"]
+    assert "authors' loop" in results["cases"]["vae_regret"]["baseline"]
+    assert f"{quick.regret_steps} steps per image" in results["cases"]["vae_regret"]["detail"]
+    assert "vae_regret" in capsys.readouterr().out
 
 
 def test_vae_score_variants_give_the_bits_per_dim_of_the_sized_vae():
@@ -74,6 +78,28 @@ def test_vae_train_variants_take_the_same_optimizer_step_on_the_elbo():
         assert first.item() == pytest.approx(elbo_bpd.item(), rel=1e-6), v
         assert second.item() < first.item(), v
     assert losses[FAST][1].item() == pytest.approx(losses[BASE][1].item(), rel=1e-5)
+
+
+def test_vae_regret_variants_give_the_same_scores(monkeypatch):
+    """The detector (batched, vmap) and the authors' one-image loop score alike, over 30 steps; the heads are made
+    non-zero, as after training (at initialisation q(z|x) = p(z) is already optimal and every regret is 0)."""
+    untrained = vae_cases.vae_model
+
+    def trained_like(ctx):
+        model = untrained(ctx)
+        with torch.no_grad():
+            for head in (model.encoder.head.conv, model.decoder.head.conv):
+                head.weight.normal_(0, 0.5, generator=torch.Generator().manual_seed(3))
+        return model
+
+    monkeypatch.setattr(vae_cases, "vae_model", trained_like)
+    work = CASES.get("vae_regret").build(dataclasses.replace(QUICK, sizes=dataclasses.replace(QUICK.sizes,
+                                                                                                regret_steps=30)))
+    fast, base = work.variants[FAST]()(), work.variants[BASE]()()
+    assert fast.shape == base.shape == (PROFILES["quick"].regret_batch,)
+    assert bool((fast > 1e-4).all())
+    torch.testing.assert_close(fast, base, rtol=2e-3, atol=1e-6)
+    assert PROFILES["cpu"].regret_steps == PROFILES["gpu"].regret_steps == regret.STEPS == 100   # the paper's
 
 
 def _graph(tmp_path, *flags: str) -> dict:

@@ -3,8 +3,6 @@ torch.optim.Adam, batch 1), ~0 where the encoder is already optimal, positive wh
 unchanged, batch independence, and analysis.evaluate --detectors likelihood_regret."""
 from __future__ import annotations
 
-import copy
-
 import numpy as np
 import pytest
 import torch
@@ -12,39 +10,15 @@ import torch
 from analysis.evaluate import main as evaluate_main
 from analysis.results import Evaluation
 from analysis.cached_scores import stored_scores
+from benchmarks.vae_cases import authors_regret_after as reference_after   # the authors' loop
 from density_oe.glow import Glow, GlowConfig
 from density_oe.vae import regret
-from density_oe.vae.bounds import elbo
 from density_oe.vae.regret import LikelihoodRegret, regret_nats
 from oe_core.detectors import get_detector
 from oe_core.errors import OEError, cli_main
 from oe_core.run import save_checkpoint
 from tests.test_glow_detectors import glow_ckpt
 from tests.vae_toys import TINY, LinearEncoder, LinearGaussianVAE, images, linear_data, tiny_vae
-
-
-def reference_after(model, x: torch.Tensor, steps: int) -> torch.Tensor:
-    """The authors' loop, one image at a time: a deep copy of the encoder, torch.optim.Adam(lr 2e-4, betas
-    (0.9, 0.999), weight decay 5e-5), the one-sample analytic-KL ELBO, decoder frozen; then L_K."""
-    out = []
-    for i in range(len(x)):
-        xi = x[i:i + 1]
-        enc = copy.deepcopy(model.encoder)
-        opt = torch.optim.Adam(enc.parameters(), lr=2e-4, betas=(0.9, 0.999), weight_decay=5e-5)
-        g = torch.Generator().manual_seed(regret.DRAW_SEED)                    # the detector's per-step draws
-        for _ in range(steps):
-            mu, logvar = enc(xi)
-            mu, logvar = mu.to(torch.promote_types(mu.dtype, torch.float32)), logvar.to(mu.dtype)
-            eps = torch.randn((1, 1, *mu.shape[1:]), generator=g, dtype=mu.dtype)
-            loss = -elbo(lambda z: model.log_likelihood(z, xi), mu, logvar, eps).sum()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        with torch.no_grad():
-            mu, logvar = enc(xi)
-            mu, logvar = mu.to(torch.promote_types(mu.dtype, torch.float32)), logvar.to(mu.dtype)
-            out.append(model.bound(xi, mu, logvar, model.eval_noise(model.iw_samples, mu)))
-    return torch.cat(out)
 
 
 def test_batched_regret_equals_the_authors_one_image_loop():
