@@ -16,19 +16,11 @@ import json
 from pathlib import Path
 from typing import Optional
 
-from ..atomic import atomic_write_text
+from ..atomic import atomic_write_text, file_sha256
 from ..errors import DataError
 
 LOCK_FILE = "oe-data.lock"
 FORMAT = "oe-data-lock/1"
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def tree_digest(path: Path) -> dict:
