@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from ..errors import DataError, OEError, one_line
+from ..progress import progress_bar
 from .datalock import DataLock, file_sha256, tree_digest, verify_target
 from .registry import DATASETS, DatasetEntry, dataset_info
 from .sources import Source
@@ -68,15 +69,11 @@ def _log(message: str) -> None:
 
 @contextmanager
 def _bar(desc: str, enabled: bool, unit: str = "B") -> Iterator[Optional[object]]:
-    """A tqdm bar on stderr, closed at the end (``None`` when off or stderr is not a terminal)."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    from tqdm.auto import tqdm
+    """A :func:`~oe_core.progress.progress_bar` updated by hand, closed at the end (``None`` when off or stderr is
+    not a terminal)."""
     # a byte bar starts with a total: pooch tests the bar's truth (refused without one), then sets Content-Length
-    with tqdm(desc=desc, unit=unit, unit_scale=unit == "B", total=1 if unit == "B" else None, dynamic_ncols=True,
-              leave=False, file=sys.stderr) as bar:
-        yield bar
+    with progress_bar(None, desc, enabled, 1 if unit == "B" else None, unit=unit, unit_scale=unit == "B") as bar:
+        yield None if bar.disable else bar
 
 
 def _downloader(name: str, url: str, progress: Optional[object]) -> Callable:
