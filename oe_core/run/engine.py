@@ -341,7 +341,6 @@ class Engine:
         return save_checkpoint(self.out, state, kind=self.task.kind, step=global_step, epoch=epoch)
 
 
-
 def _sum_over_ranks(partial: dict, device: torch.device) -> dict:
     """The epoch's loss/log sums over all ranks (so the CSV reports the global mean, not rank 0's)."""
     import torch.distributed as tdist
