@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 from ..errors import DataError, OEError, one_line
+from ..lock import flocked
 from ..progress import progress_bar
 from .datalock import DataLock, file_sha256, tree_digest, verify_target
 from .registry import DATASETS, DatasetEntry, dataset_info
@@ -188,17 +189,10 @@ def _exclusive(root: Path) -> Iterator[None]:
     """One fetch at a time per data root: an exclusive ``flock`` on the root folder itself, which ends with the
     process.  Not :class:`oe_core.lock.FileLock`: its lock file stays behind by design, and a fetch that fails
     promises to leave nothing in the data root."""
-    import fcntl
-
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise DataError(f"another fetch into {str(root)!r} is running; wait for it to end") from None
+    with flocked(root) as taken:
+        if not taken:
+            raise DataError(f"another fetch into {str(root)!r} is running; wait for it to end")
         yield
-    finally:
-        os.close(fd)
 
 
 def fetch_dataset(spec: str, root: str | Path, *, mirror: str = "", retries: int = 2,
