@@ -37,7 +37,7 @@ def tree_digest(path: Path) -> dict:
 
 
 class DataLock:
-    """The lock file of one data root (read at construction; :meth:`save` writes it back atomically)."""
+    """The lock file of one data root (read at construction; :meth:`record` writes it back atomically)."""
 
     def __init__(self, root: Path):
         self.path = Path(root) / LOCK_FILE
@@ -67,9 +67,6 @@ class DataLock:
     def record(self, filename: str, file_record: dict, target: str, target_record: dict) -> None:
         self.data["files"][filename] = file_record
         self.data["targets"][target] = target_record
-        self.save()
-
-    def save(self) -> None:
         atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True) + "\n")
 
 
