@@ -42,12 +42,12 @@ from oe_core.detectors import DETECTORS, Detector, DetectorEntry, detectors_for,
 from oe_core.errors import ConfigError, DataError, OEError, cli_main
 from oe_core.metrics import FPR_RULES
 from oe_core.outputs import check_writable_folder
-from oe_core.protocol import evaluate_protocol
 from oe_core.run import resolve_device
 
 from .score_cache import ScoreCache, ScoreKey
 from .datasets import DatasetSpec, ood_suite
 from .load_model import ClassifierModel, DensityModel, ScoringModel, load_model
+from .protocol import evaluate_protocol
 from .results import Evaluation, SetResult, evaluation_tables, relative_to, write_evaluation
 from .cached_scores import BoundDetector, cached_scores, read_or_recompute
 

@@ -23,13 +23,13 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from oe_core.cli_config import help_field, parse_config, require
 from oe_core.data import open_dataset
 from oe_core.data.registry import takes_size
-from oe_core.data.resized import RESIZE_NAME, Resized
 from oe_core.errors import cli_main
 from oe_core.outputs import check_writable_file
 from oe_core.run import resolve_device
 from oe_core.atomic import atomic_write_bytes
 
 from .archs import arch_for_model
+from .resize import RESIZE_NAME, Resized
 from .scorer import Scorer
 from .shapes import image_shape
 from .weights import image_size_for, load_density_model

@@ -1,9 +1,10 @@
 """Atomic file writes: temporary file in the same folder, fsync, rename, fsync the folder.
 
-A reader never sees a half-written file: either the old content or the new one.
+A reader never sees a half-written file: either the old content or the new one.  Also :func:`file_sha256`.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -47,3 +48,12 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes (read in 1 MiB chunks), in hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -10,8 +10,9 @@ from __future__ import annotations
 import errno
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 from .errors import OEError
 
@@ -35,22 +36,30 @@ def _read_note(path: Path, default: str) -> str:
     return default
 
 
-def lock_holder(path: Path) -> Optional[str]:
-    """The note of ``path``'s live holder, or ``None`` when no live process holds its lock."""
+@contextmanager
+def flocked(path: str | Path, exclusive: bool = True) -> Iterator[bool]:
+    """Tries a non-blocking ``flock`` on ``path`` (a file or a folder, opened read-only) and yields whether it was
+    taken; the lock ends with the ``with`` block."""
     import fcntl
 
-    if not path.exists():
-        return None
     fd = os.open(path, os.O_RDONLY)
     try:
         try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            taken = True
         except OSError:
-            return _read_note(path, "a process")
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return None
+            taken = False
+        yield taken
     finally:
         os.close(fd)
+
+
+def lock_holder(path: Path) -> Optional[str]:
+    """The note of ``path``'s live holder, or ``None`` when no live process holds its lock."""
+    if not path.exists():
+        return None
+    with flocked(path, exclusive=False) as free:
+        return None if free else _read_note(path, "a process")
 
 
 class FileLock:

@@ -3,7 +3,7 @@ registry of the suite is an instance of (datasets, detectors, the packages' own)
 from __future__ import annotations
 
 import fnmatch
-from typing import Generic, Iterator, TypeVar
+from typing import Generic, TypeVar
 
 from .errors import OEError
 
@@ -36,9 +36,3 @@ class Registry(Generic[E]):
 
     def __contains__(self, name: object) -> bool:
         return str(name).lower() in self._entries
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def __len__(self) -> int:
-        return len(self._entries)

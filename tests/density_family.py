@@ -13,7 +13,7 @@ from oe_core.cli_config import parse_config
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import Preempted
 from oe_core.run import Engine, StepContext, load_checkpoint
-from oe_core.run.distributed import DistInfo
+from oe_core.run.device import DistInfo
 from tests.faults import preempting
 from tests.test_density_train import history
 

@@ -10,10 +10,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from analysis.score_cache import ScoreCache, ScoreKey
 from analysis.datasets import DatasetSpec
 from analysis.evaluate import EvaluateConfig, main, run_evaluation
+from analysis.protocol import trial_subsample
 from analysis.results import Evaluation, evaluation_tables, write_evaluation
 from analysis.tables import latex_escape
 from oe_core.errors import OEError, cli_main
-from oe_core.protocol import trial_subsample
 from tests.test_metrics import loop_fpr_closest
 
 ID = "cifar10"

@@ -57,7 +57,7 @@ def test_step_graph_warms_up_captures_once_and_replays_on_static_buffers():
     fn = Counter()
     g = StepGraph(fn, CPU, warmup=2, backend=ReplayByCalling)
     outs = [g(torch.full((3,), float(i))) for i in range(5)]
-    assert g.captured and g.graph.captures == 1 and g.graph.replays == 2     # calls 1-2 eager, 3 capture, 4-5 replay
+    assert g.status == "captured" and g.graph.captures == 1 and g.graph.replays == 2     # calls 1-2 eager, 3 capture, 4-5 replay
     assert fn.calls == 5 and float(fn.total) == 3 * sum(range(5))          # every call did its work once
     assert outs[-1] is outs[-2] and outs[-1][0].tolist() == [8.0] * 3       # static outputs, overwritten
     assert float(outs[-1][1]["sum"]) == 12.0
@@ -75,7 +75,7 @@ def test_a_failed_capture_warns_once_and_runs_eagerly_from_then_on():
     g = StepGraph(fn, CPU, warmup=1, name="train step", backend=FailingCapture)
     with pytest.warns(UserWarning, match="CUDA graph capture of the train step failed .*running it eagerly") as seen:
         outs = [g(torch.ones(2)) for _ in range(4)]
-    assert len(seen) == 1 and not g.captured and fn.calls == 4
+    assert len(seen) == 1 and g.status != "captured" and fn.calls == 4
     assert all(o[0].tolist() == [2.0, 2.0] for o in outs)
 
 
@@ -93,7 +93,7 @@ def test_a_capture_that_fails_during_capture_falls_back_for_that_step_and_after(
     g = StepGraph(fn, CPU, warmup=2, name="train step", backend=FailsDuringCapture)
     with pytest.warns(UserWarning, match="capture of the train step failed .*not permitted when stream is capturing"):
         outs = [g(torch.full((2,), float(i))) for i in range(5)]
-    assert not g.captured and g.status.startswith("eager: RuntimeError") and g._runner is None
+    assert g.status.startswith("eager: RuntimeError") and g._runner is None
     assert fn.calls == 2 + 1 + 1 + 2                     # warm-up, the failed capture, its eager step, 2 eager
     assert [o[0].tolist() for o in outs] == [[2.0 * i] * 2 for i in range(5)]
     assert g.static_in is None and g.static_out is None   # nothing of the failed capture kept
@@ -214,7 +214,7 @@ def test_capture_survives_the_pin_memory_thread(monkeypatch):
         warnings.simplefilter("error")
         for i in range(3):
             g(torch.ones(2))
-    assert g.captured and g.status == "captured" and fake.replays == 2 and not fake.thread_errors
+    assert g.status == "captured" and fake.replays == 2 and not fake.thread_errors
     assert fake.current == "default"
 
 
@@ -235,7 +235,7 @@ def test_a_capture_that_fails_restores_the_stream_and_releases_the_graph(monkeyp
     with pytest.warns(UserWarning, match="previous error during capture"):
         outs = [g(torch.full((2,), float(i))) for i in range(4)]
     assert fake.current == "default" and fake.resets == 1 and fake.mode is None
-    assert not g.captured and fn.calls == 1 + 1 + 1 + 2 and fake.replays == 0
+    assert g.status != "captured" and fn.calls == 1 + 1 + 1 + 2 and fake.replays == 0
     assert [o[0].tolist() for o in outs] == [[2.0 * i] * 2 for i in range(4)]
 
 

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from oe_core.data import dataset_info, get_dataset
-from oe_core.data.toy_shapes import PALETTE
 from oe_core.errors import ConfigError
+from study.mini_benchmark.toy_shapes import PALETTE
 
 
 def arrays(ds) -> tuple[np.ndarray, np.ndarray]:

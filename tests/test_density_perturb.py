@@ -13,7 +13,7 @@ from density_oe.train import DensityTask, main
 from oe_core.cli_config import parse_config
 from oe_core.errors import cli_main
 from oe_core.run import StepContext
-from oe_core.run.distributed import dist_info_from_env
+from oe_core.run.device import dist_info_from_env
 
 ARGS = ["--dataset", "mini-id", "--image-size", "8", "--nr-resnet", "1", "--nr-filters", "8", "--nr-logistic-mix",
         "2", "--num-workers", "0", "--no-progress", "--device", "cpu", "--batch-size", "64", "--epochs", "1",

@@ -10,10 +10,10 @@ from PIL import Image
 
 from density_oe import sample, score
 from density_oe.pixelcnn.model import PixelCNNConfig, PixelCNNpp
+from density_oe.resize import resize_uint8
 from density_oe.weights import load_density_model
 from oe_core.cli_config import config_to_dict
 from oe_core.data import get_dataset
-from oe_core.data.resized import resize_uint8
 from oe_core.data.transforms import to_unit_range
 from oe_core.errors import cli_main
 from oe_core.run import save_checkpoint

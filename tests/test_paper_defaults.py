@@ -11,10 +11,10 @@ import json
 
 import numpy as np
 
+from analysis import protocol
 from analysis.evaluate import EvaluateConfig, main
-from oe_core import protocol
+from analysis.protocol import evaluate_protocol
 from oe_core.cli_config import parse_config
-from oe_core.protocol import evaluate_protocol
 from tests.test_analysis_evaluate import classifier_ckpt
 
 PAPER_RATIO, PAPER_TRIALS = 5, 10

@@ -3,7 +3,9 @@ terminal, the training engine's epoch bars go to run logs too (cluster logs, ``b
 the step count (from the resumed step on) and the newest loss."""
 from __future__ import annotations
 
+import io
 import re
+import sys
 import time
 
 import pytest
@@ -26,6 +28,25 @@ def test_a_tool_bar_is_off_when_stderr_is_not_a_terminal(capsys):
 def test_a_bar_switched_off_writes_nothing_even_where_logs_get_bars(capsys):
     assert list(progress_bar(range(3), "x", enabled=False, terminal_only=False)) == [0, 1, 2]
     assert capsys.readouterr().err == ""
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_fetch_bars_follow_progress_and_the_terminal(monkeypatch):
+    """``fetch``'s bars are this helper's: a byte bar (with the total pooch needs) and a file bar on a terminal,
+    none with ``--no-progress`` or where stderr is not a terminal."""
+    from oe_core.data.fetch import _bar
+    monkeypatch.setattr(sys, "stderr", _Terminal())
+    with _bar("x", True) as byte_bar, _bar("y", True, "file") as file_bar:
+        assert (byte_bar.total, byte_bar.unit, file_bar.total, file_bar.unit) == (1, "B", None, "file")
+    with _bar("x", False) as off:
+        assert off is None
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    with _bar("x", True) as not_a_terminal:
+        assert not_a_terminal is None
 
 
 def _slowly(items, seconds=0.12):

@@ -1,12 +1,12 @@
-"""oe_core.protocol: the reference's 1:5 subsample, trials, seeding and population std."""
+"""analysis.protocol: the reference's 1:5 subsample, trials, seeding and population std."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
+from analysis.protocol import evaluate_protocol, trial_subsample
 from oe_core.errors import OEError
 from oe_core.metrics import ood_metrics
-from oe_core.protocol import evaluate_protocol, trial_subsample
 
 
 def _data(n_in=500, n_out=1000, seed=0):

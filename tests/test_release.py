@@ -193,3 +193,16 @@ def test_every_density_family_rebuilds_from_a_run_config(name):
     built = arch.build.from_config(json.loads(json.dumps(config_to_dict(cfg))))
     expected = arch.build(cfg.model_config)
     assert {k: v.shape for k, v in built.state_dict().items()} == {k: v.shape for k, v in expected.state_dict().items()}
+
+
+def test_a_safetensors_file_loads_with_the_sha256_of_all_its_bytes(tmp_path):
+    """The state a ``model.safetensors`` loads as carries the file's sha256, read in 1 MiB chunks: a file of
+    several chunks hashes whole."""
+    import hashlib
+
+    from oe_core.run.release import ModelCard, write_release
+    state = {"kind": "classifier", "config": {"arch": "wrn"}, "model": {"w": torch.arange(600_000.0)},
+             "eval_model": None, "task": {}}
+    path = write_release(tmp_path, state, ModelCard("t", "s", {}))
+    assert path.stat().st_size > 2 << 20
+    assert load_checkpoint(path)["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()

@@ -3,7 +3,7 @@ dataset (the contract of its items: :mod:`oe_core.data.registry`); ``python -m o
 this package registers its own datasets; dataset plugins (:mod:`oe_core.data.plugins`) are imported on the first
 unknown name and when the datasets are listed.
 """
-from . import folders, noise, tinyimages, torchvision_sets, toy_shapes  # noqa: F401  (registration)
+from . import folders, noise, tinyimages, torchvision_sets  # noqa: F401  (registration)
 from .arrays import UInt8ImageArray
 from .registry import (DATASETS, DatasetEntry, dataset_info, get_dataset, list_datasets, open_dataset,
                        register_dataset)

@@ -13,8 +13,8 @@ from typing import Optional, Sequence
 from ..cli_config import help_field, parse_config, require
 from ..errors import EXIT_USER_ERROR, DataError, OEError, cli_main
 from . import DatasetEntry, dataset_info, get_dataset, list_datasets
-from .datalock import LOCK_FILE, DataLock
-from .fetch import MIRROR_ENV, cannot_fetch, check_fetched, fetch_dataset, fetchable_names, parse_spec
+from .fetch import (LOCK_FILE, MIRROR_ENV, DataLock, cannot_fetch, check_fetched, fetch_dataset, fetchable_names,
+                    parse_spec)
 
 
 @dataclass

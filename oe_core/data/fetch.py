@@ -1,12 +1,14 @@
 """``python -m oe_core.data fetch``: download a dataset's published files with pooch, check them, and place them in
 the layout the loaders read -- whole, verified and unpacked, or not at all (docs/paper.md, "Fetching").
 
-For each :class:`~oe_core.data.sources.Source`: a target recorded in the lock file (:mod:`.datalock`) is re-hashed
+For each :class:`~oe_core.data.sources.Source`: a target recorded in the lock file (:class:`DataLock`) is re-hashed
 and kept, or refused if it changed; else the file is downloaded into ``<root>/.oe-fetch/``, checked, an archive
 unpacked there (tarfile's ``data`` filter), its digest recorded, and the result renamed to its target in one step.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import sys
@@ -16,13 +18,84 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
+from ..atomic import atomic_write_text, file_sha256
 from ..errors import DataError, OEError, one_line
-from .datalock import DataLock, file_sha256, tree_digest, verify_target
+from ..lock import flocked
+from ..progress import progress_bar
 from .registry import DATASETS, DatasetEntry, dataset_info
 from .sources import Source
 
 STAGING = ".oe-fetch"
 MIRROR_ENV = "OE_DATA_MIRROR"
+LOCK_FILE = "oe-data.lock"
+FORMAT = "oe-data-lock/1"
+
+
+def tree_digest(path: Path) -> dict:
+    """``{"sha256", "files", "bytes"}`` of a file, or of a folder (every file under it, by relative path)."""
+    path = Path(path)
+    if path.is_file():
+        return {"sha256": file_sha256(path), "files": 1, "bytes": path.stat().st_size}
+    h, count, size = hashlib.sha256(), 0, 0
+    for p in sorted((p for p in path.rglob("*") if p.is_file()), key=lambda p: p.relative_to(path).as_posix()):
+        h.update(f"{p.relative_to(path).as_posix()}\t{file_sha256(p)}\n".encode())
+        count += 1
+        size += p.stat().st_size
+    return {"sha256": h.hexdigest(), "files": count, "bytes": size}
+
+
+class DataLock:
+    """The data root's lock file, ``oe-data.lock``: what the fetch downloaded and placed (read at construction;
+    :meth:`record` writes it back atomically).  One JSON file under the data root::
+
+        {"format": "oe-data-lock/1",
+         "files":   {"<published file name>": {"url", "sha256", "bytes", "pinned"}},
+         "targets": {"<path under the root>": {"dataset", "source", "sha256", "files", "bytes"}}}
+
+    ``files``: the sha256 of every downloaded file (where the source publishes no hash, every later fetch must match
+    it).  ``targets``: a digest of what was placed (:func:`tree_digest`), so ``--check`` finds a set that changed."""
+
+    def __init__(self, root: Path):
+        self.path = Path(root) / LOCK_FILE
+        self.data = {"format": FORMAT, "files": {}, "targets": {}}
+        if self.path.is_file():
+            try:
+                data = json.loads(self.path.read_text())
+                assert data.get("format") == FORMAT and isinstance(data.get("files"), dict)
+                assert isinstance(data.get("targets"), dict)
+            except (OSError, ValueError, AssertionError, AttributeError):
+                raise DataError(f"the data lock file {str(self.path)!r} is unreadable or not an {FORMAT} file; "
+                                "move it away to record the hashes anew") from None
+            self.data = data
+
+    def file(self, filename: str) -> Optional[dict]:
+        return self.data["files"].get(filename)
+
+    def target(self, target: str) -> Optional[dict]:
+        return self.data["targets"].get(target)
+
+    def targets_of(self, dataset: str) -> dict[str, dict]:
+        return {t: rec for t, rec in self.data["targets"].items() if rec.get("dataset") == dataset}
+
+    def datasets(self) -> list[str]:
+        return sorted({rec["dataset"] for rec in self.data["targets"].values()})
+
+    def record(self, filename: str, file_record: dict, target: str, target_record: dict) -> None:
+        self.data["files"][filename] = file_record
+        self.data["targets"][target] = target_record
+        atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True) + "\n")
+
+
+def verify_target(root: Path, target: str, record: dict) -> str:
+    """'' when ``root/target`` still matches its record, else what differs."""
+    path = Path(root) / target
+    if not path.exists():
+        return "missing"
+    now = tree_digest(path)
+    if now["sha256"] != record["sha256"]:
+        return (f"changed since it was fetched ({now['files']} files, {now['bytes']} bytes now; "
+                f"{record['files']} files, {record['bytes']} bytes recorded)")
+    return ""
 
 
 @dataclass
@@ -68,15 +141,11 @@ def _log(message: str) -> None:
 
 @contextmanager
 def _bar(desc: str, enabled: bool, unit: str = "B") -> Iterator[Optional[object]]:
-    """A tqdm bar on stderr, closed at the end (``None`` when off or stderr is not a terminal)."""
-    if not enabled or not sys.stderr.isatty():
-        yield None
-        return
-    from tqdm.auto import tqdm
+    """A :func:`~oe_core.progress.progress_bar` updated by hand, closed at the end (``None`` when off or stderr is
+    not a terminal)."""
     # a byte bar starts with a total: pooch tests the bar's truth (refused without one), then sets Content-Length
-    with tqdm(desc=desc, unit=unit, unit_scale=unit == "B", total=1 if unit == "B" else None, dynamic_ncols=True,
-              leave=False, file=sys.stderr) as bar:
-        yield bar
+    with progress_bar(None, desc, enabled, 1 if unit == "B" else None, unit=unit, unit_scale=unit == "B") as bar:
+        yield None if bar.disable else bar
 
 
 def _downloader(name: str, url: str, progress: Optional[object]) -> Callable:
@@ -191,17 +260,10 @@ def _exclusive(root: Path) -> Iterator[None]:
     """One fetch at a time per data root: an exclusive ``flock`` on the root folder itself, which ends with the
     process.  Not :class:`oe_core.lock.FileLock`: its lock file stays behind by design, and a fetch that fails
     promises to leave nothing in the data root."""
-    import fcntl
-
-    fd = os.open(root, os.O_RDONLY)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            raise DataError(f"another fetch into {str(root)!r} is running; wait for it to end") from None
+    with flocked(root) as taken:
+        if not taken:
+            raise DataError(f"another fetch into {str(root)!r} is running; wait for it to end")
         yield
-    finally:
-        os.close(fd)
 
 
 def fetch_dataset(spec: str, root: str | Path, *, mirror: str = "", retries: int = 2,

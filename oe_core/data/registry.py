@@ -42,15 +42,10 @@ class DatasetRegistry(Registry[DatasetEntry]):
     """The registry of datasets: a name it does not hold, and every listing, first imports the dataset plugins
     (:mod:`oe_core.data.plugins`)."""
 
-    def _holds(self, name: object) -> bool:
-        return super().__contains__(name)
-
     def get(self, name: str) -> DatasetEntry:
-        if not self._holds(name):
-            load_plugins()
-            if not self._holds(name):
-                raise OEError(f"unknown dataset {name!r}; known: {', '.join(self.names(plugins=False))}; "
-                              f"{where_plugins_come_from()}")
+        if name not in self:   # (imports the plugins when the name is not registered yet)
+            raise OEError(f"unknown dataset {name!r}; known: {', '.join(self.names(plugins=False))}; "
+                          f"{where_plugins_come_from()}")
         return super().get(name)
 
     def names(self, pattern: str = "*", plugins: bool = True) -> list[str]:
@@ -60,13 +55,9 @@ class DatasetRegistry(Registry[DatasetEntry]):
         return super().names(pattern)
 
     def __contains__(self, name: object) -> bool:
-        if not self._holds(name):
+        if not super().__contains__(name):
             load_plugins()
-        return self._holds(name)
-
-    def __len__(self) -> int:
-        load_plugins()
-        return super().__len__()
+        return super().__contains__(name)
 
 
 DATASETS = DatasetRegistry("dataset")

@@ -1,8 +1,7 @@
 """Run plumbing shared by both trainers: the engine, checkpoints, devices, DDP, seeds."""
 from .checkpoint import has_checkpoint, load_checkpoint, save_checkpoint
 from .config import RunConfig
-from .device import autocast, cpu_flags, cpu_model, native_bf16, resolve_device
-from .distributed import DistInfo, dist_info_from_env
+from .device import DistInfo, autocast, cpu_flags, cpu_model, dist_info_from_env, native_bf16, resolve_device
 from .engine import Engine, unwrap
 from .seed import derive_seed, seed_everything
 from .task import StepContext, Task

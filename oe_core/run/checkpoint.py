@@ -177,7 +177,6 @@ def checkpoint_format(path: str | Path) -> Optional[int]:
 
 def _read_file(path: Path, expect_kind: Optional[str] = None, map_location: Any = "cpu") -> dict:
     """Read and verify one checkpoint file. Raises :class:`CheckpointError` (or a subclass) naming the file."""
-    path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
     if is_safetensors(path):  # a run's model.safetensors (tensors and a JSON header: nothing to unpickle)

@@ -92,10 +92,6 @@ class StepGraph:
         self.failed: Optional[str] = None if self.backend is not None else f"no CUDA graphs on {device.type}"
 
     @property
-    def captured(self) -> bool:
-        return self.graph is not None
-
-    @property
     def status(self) -> str:
         """``captured``, ``warming up`` (no capture attempted yet) or ``eager: <why>`` (failed or unavailable)."""
         if self.graph is not None:

@@ -28,8 +28,8 @@ from ..progress import progress_bar
 from .checkpoint import assert_finite_state, has_checkpoint, load_checkpoint, save_checkpoint
 from .config import RunConfig
 from .cuda_graph import CapturedStep, resolve_cuda_graphs, why_not_captured
-from .device import native_bf16, resolve_device
-from .distributed import DistInfo, any_rank, barrier, dist_info_from_env, init_distributed, shutdown_distributed
+from .device import (DistInfo, any_rank, barrier, dist_info_from_env, init_distributed, native_bf16, resolve_device,
+                     shutdown_distributed)
 from .history import write_history
 from .readback import StepReadback
 from .release import write_release
@@ -339,7 +339,6 @@ class Engine:
                  "position": {"epoch": epoch, "step": step, "global_step": global_step},
                  "partial": partial, "rng": rng_state(), "history": self.history}
         return save_checkpoint(self.out, state, kind=self.task.kind, step=global_step, epoch=epoch)
-
 
 
 def _sum_over_ranks(partial: dict, device: torch.device) -> dict:

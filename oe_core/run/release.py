@@ -4,7 +4,6 @@ alone, running no code) and a model card ``README.md`` beside a run's ``config.j
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from typing import Any, Optional
 import torch
 
 from .. import __version__
-from ..atomic import atomic_write_bytes, atomic_write_text
+from ..atomic import atomic_write_bytes, atomic_write_text, file_sha256
 from ..errors import CheckpointError, CheckpointKindError, NotACheckpointError, one_line
 
 WEIGHTS = "model.safetensors"
@@ -84,13 +83,9 @@ def safetensors_state(path: str | Path, expect_kind: Optional[str] = None) -> di
         size = json.loads(meta.get("image_size") or "null")
     except (KeyError, ValueError):
         raise CheckpointError(f"{str(path)!r}: its metadata holds no readable config") from None
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
     return {"kind": kind, "config": config, "model": tensors, "eval_model": None,
             "task": {"image_size": size} if size else {}, "history": [], "meta": meta,
-            "sha256": h.hexdigest(), "path": str(path)}
+            "sha256": file_sha256(path), "path": str(path)}
 
 
 @dataclass

@@ -11,8 +11,7 @@ import torch
 from torch import nn
 
 from .config import RunConfig
-from .device import autocast
-from .distributed import DistInfo
+from .device import DistInfo, autocast
 from .release import ModelCard, final_metrics
 from .seed import derive_seed
 

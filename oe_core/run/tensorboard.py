@@ -1,7 +1,5 @@
-"""``--tensorboard``: the run's scalars as TensorBoard events in ``OUT/tensorboard`` (an optional dependency).
-
-Per optimizer step ``step/loss``, ``step/lr`` and the task's per-step logs; per epoch each number of the
-``metrics.csv`` row as ``epoch/<column>``.  A resumed run appends (steps after the last checkpoint appear twice).
+"""``--tensorboard``: the run's scalars as TensorBoard events in ``OUT/tensorboard`` (an optional dependency; the tags:
+docs/usage.md).  A resumed run appends (steps after the last checkpoint appear twice).
 """
 from __future__ import annotations
 

@@ -1,18 +1,19 @@
-"""The data both trainers train on: their shared outlier options (:class:`OutlierOptions`) and their one data
-set-up (:func:`open_training_data`)."""
+"""The data both trainers train on: their shared outlier options (:class:`OutlierOptions`), their one data
+set-up (:func:`open_training_data`) and its training stream (:class:`InOutBatches`): in-distribution batches, zipped
+with OE outlier batches, built on the resumable samplers (:mod:`oe_core.data.samplers`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterable, Optional
 
+import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from ..cli_config import help_field
 from ..data import open_dataset
-from ..data.loaders import InOutBatches, check_same_shape, loader_options
+from ..data.samplers import OUTLIER_MODES, InBatchSampler, OutlierBatchSampler
+from ..errors import DataError
 from .task import StepContext
-
-SAMPLING = ("block", "shuffle")
 
 
 @dataclass
@@ -25,12 +26,58 @@ class OutlierOptions:
                                                 "baseline mode")
     outlier_sampling: str = help_field("block", "block: each epoch reads a contiguous block of outliers from a "
                                                 "random offset (the OE reference code); shuffle: a fresh random "
-                                                "subset each epoch", choices=SAMPLING)
+                                                "subset each epoch", choices=OUTLIER_MODES)
 
     @property
     def uses_outliers(self) -> bool:
         """Every mode of both trainers but ``baseline`` trains with outliers (each config has its ``mode``)."""
         return self.mode != "baseline"  # type: ignore[attr-defined]
+
+
+def loader_options(num_workers: int, device: torch.device) -> dict:
+    """DataLoader options: worker processes kept alive across epochs, pinned memory for GPUs."""
+    return dict(num_workers=num_workers, pin_memory=device.type == "cuda", persistent_workers=num_workers > 0)
+
+
+def check_same_shape(out_set: Dataset, out_name: str, shape: tuple, in_name: str) -> None:
+    got = tuple(out_set[0][0].shape)
+    if got != tuple(shape):
+        raise DataError(f"outlier images of {out_name!r} have shape {got}, the in-distribution images of "
+                        f"{in_name!r} {tuple(shape)}")
+
+
+class InOutBatches:
+    """In-distribution batches (global ``batch_size``, shuffled per epoch), zipped with outlier batches (global
+    ``oe_batch_size``, ``outlier_sampling``: ``block`` as the reference, or ``shuffle``) if ``outliers`` is given."""
+
+    def __init__(self, train_set: Dataset, batch_size: int, *, seed: int, rank: int, world_size: int,
+                 device: torch.device, num_workers: int, drop_last: bool = False,
+                 outliers: Optional[Dataset] = None, oe_batch_size: int = 0, outlier_sampling: str = "block"):
+        opts = loader_options(num_workers, device)
+        self.in_sampler = InBatchSampler(len(train_set), batch_size, seed=seed, shuffle=True, drop_last=drop_last,
+                                         rank=rank, world_size=world_size)
+        self.in_loader = DataLoader(train_set, batch_sampler=self.in_sampler, **opts)
+        self.out_sampler: Optional[OutlierBatchSampler] = None
+        self.out_loader: Optional[DataLoader] = None
+        if outliers is not None:
+            self.out_sampler = OutlierBatchSampler(len(outliers), oe_batch_size, len(self.in_sampler),
+                                                   mode=outlier_sampling, seed=seed, rank=rank,
+                                                   world_size=world_size)
+            self.out_loader = DataLoader(outliers, batch_sampler=self.out_sampler, **opts)
+
+    def __len__(self) -> int:
+        return len(self.in_sampler)
+
+    def epoch(self, epoch: int, start_step: int) -> Iterable:
+        """Exactly the batches of ``epoch`` from ``start_step`` on, for this rank: ``((x_in, y_in), outliers)``,
+        ``outliers`` a batch or ``None``."""
+        self.in_sampler.set_epoch(epoch)  # set_epoch resets the start, so set_start comes after it
+        self.in_sampler.set_start(start_step)
+        if self.out_loader is None:
+            return ((batch, None) for batch in self.in_loader)
+        self.out_sampler.set_epoch(epoch)
+        self.out_sampler.set_start(start_step)
+        return zip(self.in_loader, self.out_loader)
 
 
 def first_image_shape(train_set: Dataset) -> tuple[int, ...]:

@@ -1,4 +1,5 @@
-"""``toy-shapes``: a tiny seeded 10-class set of coloured shapes for tests and quick demos.
+"""``toy-shapes``: a tiny seeded 10-class set of coloured shapes for tests and quick demos (registered with the mini
+benchmark's sets, by the same plugin).
 
 One filled square or disc on a dark noisy background, whose *colour* is the class: a small WRN learns it in a few
 epochs on a CPU.  Options ``size`` (default 16), ``seed`` (default 0) and ``n`` (default 512 train / 256 test).
@@ -10,9 +11,9 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..errors import ConfigError
-from .arrays import UInt8ImageArray
-from .registry import register_dataset
+from oe_core.data.arrays import UInt8ImageArray
+from oe_core.data.registry import register_dataset
+from oe_core.errors import ConfigError
 
 PALETTE = np.array([[230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200], [245, 130, 48],
                     [145, 30, 180], [70, 240, 240], [240, 50, 230], [250, 190, 190], [255, 255, 255]],

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import OEError
-from .metrics import as_scores, ood_metrics
+from oe_core.errors import OEError
+from oe_core.metrics import as_scores, ood_metrics
 
 
 @dataclass(frozen=True)
