@@ -15,11 +15,8 @@ buildings and food).  Photographs of people and animals, graphics and abstract a
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -27,7 +24,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from oe_core.cli_config import help_field, parse_config, require
-from oe_core.errors import ConfigError, cli_main
+from oe_core.errors import cli_main
+
+from .deb_photos import save_jpeg, thumbnail, unpack_debs
 
 
 @dataclass(frozen=True)
@@ -148,27 +147,6 @@ class MakeConfig:
         require(50 <= self.quality <= 100, f"--quality must be in [50, 100], got {self.quality}")
 
 
-def _deb_for(package: str, folder: Path) -> Path:
-    found = sorted(folder.glob(f"{package}_*.deb"))
-    if not found:
-        if shutil.which("apt-get") is None:
-            raise ConfigError(f"no {package}_*.deb in {str(folder)!r} and no apt-get to download it; "
-                              f"pass --debs with the Debian package files")
-        subprocess.run(["apt-get", "download", package], cwd=folder, check=True, capture_output=True)
-        found = sorted(folder.glob(f"{package}_*.deb"))
-    return found[-1]
-
-
-def thumbnail(src: Path, side: int):
-    """The whole photo as RGB, shrunk (antialiased) so that its shorter side is ``side`` pixels."""
-    from PIL import Image
-    with Image.open(src) as im:
-        im = im.convert("RGB")
-        scale = side / min(im.size)
-        size = (max(side, round(im.width * scale)), max(side, round(im.height * scale)))
-        return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
-
-
 _CC = {"CC-BY-4.0": "https://creativecommons.org/licenses/by/4.0/",
        "CC-BY-SA-4.0": "https://creativecommons.org/licenses/by-sa/4.0/"}
 
@@ -197,20 +175,13 @@ def make(cfg: MakeConfig) -> Path:
     (out / "licenses").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="mini_photos_") as tmp:
         debs = Path(cfg.debs) if cfg.debs else Path(tmp)
-        versions, roots = {}, {}
-        for package in sorted({s.package for s in SHIPPED}):
-            deb = _deb_for(package, debs)
-            versions[package] = re.sub(r"%3a", ":", deb.name.split("_")[1])
-            roots[package] = Path(tmp) / "x" / package
-            roots[package].mkdir(parents=True)
-            subprocess.run(["dpkg-deb", "-x", str(deb), str(roots[package])], check=True)
+        versions, roots = unpack_debs((s.package for s in SHIPPED), debs, Path(tmp))
         photos = []
         for s in SHIPPED:
             thumb = thumbnail(roots[s.package] / s.path, cfg.side)
             rel = f"photos/{s.name}.jpg"
-            thumb.save(out / rel, "JPEG", quality=cfg.quality, optimize=True)  # no EXIF: nothing copied over
             photos.append({"name": s.name, "class": s.cls, "file": rel,
-                           "sha256": hashlib.sha256((out / rel).read_bytes()).hexdigest(),
+                           "sha256": save_jpeg(thumb, out, rel, cfg.quality),
                            "source": f"Debian package {s.package} {versions[s.package]}: /{s.path}",
                            "author": s.author, "license": s.license, "size": list(thumb.size)})
         for name, cls in BUNDLED.items():
