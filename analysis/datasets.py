@@ -28,6 +28,8 @@ DEFAULT_SUITES: dict[str, tuple[str, ...]] = {
                 "mini-faces"),
     "mini3-id": ("gaussian", "rademacher", "blobs", "mini-textures", "mini-svhn", "mini-svhn-saturated",
                  "mini-faces"),
+    "mini4-id": ("gaussian", "rademacher", "blobs", "mini-textures", "mini-svhn", "mini-svhn-saturated",
+                 "mini-faces"),
 }
 
 # Names printed in tables and figures (the paper's spelling); other sets print as registered.

@@ -138,6 +138,7 @@ def test_ctrl_c_during_sampling_ends_quietly(tmp_path):
 
 @pytest.mark.parametrize("module", TOOLS + ["density_oe.train", "classifiers_oe.train", "benchmarks.run",
                                     "benchmarks.profile", "study.mini_benchmark.make_v3_photos",
+                                    "study.mini_benchmark.make_v4_photos",
                                     "study.mini.select"])
 def test_help_states_each_default_once(capsys, module):
     with pytest.raises(SystemExit):

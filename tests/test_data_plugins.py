@@ -17,7 +17,7 @@ from oe_core.data.plugins import ENTRY_POINT_GROUP, MODULES_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
 MINI_SETS = ["mini-faces", "mini-id", "mini-outliers", "mini-svhn", "mini-svhn-saturated", "mini-textures",
-             "mini-val-outliers", "mini3-id"]
+             "mini-val-outliers", "mini3-id", "mini4-id"]
 
 # in the child: the installed distributions declare exactly the entry points in ENTRY_POINTS (none unless set), so
 # the test does not depend on how (or whether) this tree is installed

@@ -40,7 +40,7 @@ class SelectConfig:
     candidates: list[str] = help_field(["2@0.001", "2@0.01", "4@0.01"],
                                        "OE fine-tunes to compare, each EPOCHS@LR")
     epochs: int = help_field(5, "baseline epochs")
-    benchmark: str = help_field(DEFAULT_BENCHMARK, "mini benchmark version (v2, v3): its in-distribution val "
+    benchmark: str = help_field(DEFAULT_BENCHMARK, "mini benchmark version (v2, v3, v4): its in-distribution val "
                                 "split, OE set and validation OOD set are used", choices=tuple(BENCHMARKS))
     size: int = help_field(16, "image side")
     depth: int = help_field(16, "WRN depth")

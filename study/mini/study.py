@@ -58,8 +58,9 @@ class StudyConfig:
                                          "Glow; tiny: seconds, for CI (measured times: docs/results.md)",
                              choices=tuple(PRESETS))
     benchmark: str = help_field(DEFAULT_BENCHMARK, "mini benchmark version: v2 (crops of 8 photos, one class each; "
-                                "test crops of the training photos) or v3 (43 photos in 3 scene classes, whole "
-                                "photos held out for val and test); see docs/mini_benchmark.md",
+                                "test crops of the training photos), v3 (43 photos in 3 scene classes, whole "
+                                "photos held out for val and test) or v4 (323 photos in 8 classes, held out "
+                                "likewise); see docs/mini_benchmark.md",
                                 choices=tuple(BENCHMARKS))
     device: str = help_field("auto", "cpu, cuda or auto")
     amp: str = help_field("auto", "precision of the trainers (Glow always trains in float32): bf16 autocast "

@@ -2,7 +2,7 @@
 
 ``get_benchmark("v3")`` -> :class:`MiniBenchmark`; ``python -m study.mini --benchmark`` and
 ``python -m study.mini.select --benchmark`` pick one.  Version 2 (:data:`DEFAULT_BENCHMARK`) is the demo's default;
-version 3 holds whole photographs out of training (``docs/mini_benchmark.md``).
+versions 3 and 4 hold whole photographs out of training (``docs/mini_benchmark.md``).
 """
 from __future__ import annotations
 
@@ -34,12 +34,16 @@ BENCHMARKS: dict[str, MiniBenchmark] = {
                         "in-distribution `mini3-id` = crops of 43 freely licensed photographs in 3 scene classes "
                         "(plants, landscapes, objects), each photograph in exactly one of train / val / test, so "
                         "the test images come from photographs never trained on"),
+    "v4": MiniBenchmark("v4", "mini4-id", "mini-outliers", "mini-val-outliers", _OOD,
+                        "in-distribution `mini4-id` = crops of 323 freely licensed photographs in 8 classes "
+                        "(animals, buildings, energy, landscapes, objects, plants, tools, underwater), each "
+                        "photograph in exactly one of train / val / test"),
 }
 DEFAULT_BENCHMARK = "v2"
 
 
 def get_benchmark(name: str) -> MiniBenchmark:
-    """The mini benchmark version ``name`` (``v2``, ``v3``)."""
+    """The mini benchmark version ``name`` (``v2``, ``v3``, ``v4``)."""
     if name not in BENCHMARKS:
         raise ConfigError(f"unknown mini benchmark {name!r}; known: {', '.join(BENCHMARKS)}")
     return BENCHMARKS[name]
