@@ -139,18 +139,18 @@ def test_benchmark_versions_and_a_bad_name(tmp_path, capsys):
     for b in BENCHMARKS.values():  # every set each version names is registered, in the role it plays
         assert dataset_info(b.id_set).role == "id" and dataset_info(b.outliers).role == "outlier"
         assert all(dataset_info(s) for s in b.ood_sets)
-    with pytest.raises(ConfigError, match="unknown mini benchmark 'v9'; known: v2, v3"):
+    with pytest.raises(ConfigError, match="unknown mini benchmark 'v9'; known: v2, v3, v4"):
         get_benchmark("v9")
     from study.mini import study as mini_study
     from oe_core.errors import cli_main
     assert cli_main(mini_study.main, ["--benchmark", "v9", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
-    assert "argument --benchmark: invalid choice: 'v9' (choose from 'v2', 'v3')" in err
+    assert "argument --benchmark: invalid choice: 'v9' (choose from 'v2', 'v3', 'v4')" in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o").exists()
 
 
-@pytest.mark.parametrize("benchmark, id_set", [("v3", "mini3-id"), ("v2", "mini-id")])
+@pytest.mark.parametrize("benchmark, id_set", [("v3", "mini3-id"), ("v4", "mini4-id"), ("v2", "mini-id")])
 def test_the_study_trains_and_scores_on_the_chosen_version(tmp_path, monkeypatch, benchmark, id_set):
     from study.mini import study as mini_study
     calls = []
@@ -199,7 +199,8 @@ def test_the_shipped_manifest_is_what_the_maker_writes(tmp_path):
     assert thumb.size == (160, 64) and thumb.mode == "RGB"      # whole photo, aspect kept, shorter side 64
 
 
-def test_mini_select_chooses_on_the_chosen_versions_validation_sets(tmp_path, monkeypatch):
+@pytest.mark.parametrize("benchmark, id_set", [("v3", "mini3-id"), ("v4", "mini4-id")])
+def test_mini_select_chooses_on_the_chosen_versions_validation_sets(tmp_path, monkeypatch, benchmark, id_set):
     from study.mini import select as mini_select
     from classifiers_oe import train as cls_train
     from study.mini_benchmark import sets as mini
@@ -212,9 +213,9 @@ def test_mini_select_chooses_on_the_chosen_versions_validation_sets(tmp_path, mo
                                                  ["mini-val-outliers", "uniform noise", "pair means", "jigsaw",
                                                   "speckle", "pixelate", "inverted"]}}
     monkeypatch.setattr(mini_select, "score", lambda *a, **k: row)
-    table = mini_select.run_select(mini_select.SelectConfig(benchmark="v3", candidates=["1@0.01"], size=8, n_val=12,
-                                                            work=str(tmp_path / "w")))
-    assert set(seen) == {("mini3-id", "val"), ("mini-val-outliers", "val")}        # never a test split
-    assert all(a[a.index("--dataset") + 1] == "mini3-id" for a in argvs)
+    table = mini_select.run_select(mini_select.SelectConfig(benchmark=benchmark, candidates=["1@0.01"], size=8,
+                                                            n_val=12, work=str(tmp_path / "w")))
+    assert set(seen) == {(id_set, "val"), ("mini-val-outliers", "val")}        # never a test split
+    assert all(a[a.index("--dataset") + 1] == id_set for a in argvs)
     assert argvs[1][argvs[1].index("--outliers") + 1] == "mini-outliers"
-    assert table.startswith("MSP on validation data (mini3-id val vs validation OOD sets")
+    assert table.startswith(f"MSP on validation data ({id_set} val vs validation OOD sets")

@@ -28,15 +28,22 @@ def read_rcc(data: bytes, where: str = "the .rcc file") -> dict[str, bytes]:
     node_size = 14 if version == 1 else 22
     out: dict[str, bytes] = {}
 
+    def need(end: int) -> None:
+        if end > len(data):
+            raise DataError(f"{where} is corrupt (an entry ends at byte {end}, past the end, {len(data)})")
+
     def name_at(offset: int) -> str:
+        need(names + offset + 6)
         (length,) = struct.unpack(">H", data[names + offset:names + offset + 2])
         start = names + offset + 6          # past the length and the u32 hash
+        need(start + 2 * length)
         return data[start:start + 2 * length].decode("utf-16-be")
 
     def walk(index: int, prefix: str, depth: int) -> None:
         if depth > 64:
             raise DataError(f"{where}: the resource tree is deeper than 64 levels (corrupt)")
         at = tree + index * node_size
+        need(at + node_size)
         name_offset, flags = struct.unpack(">IH", data[at:at + 6])
         path = f"{prefix}{name_at(name_offset)}" if index else ""
         if flags & _DIR:
@@ -45,7 +52,9 @@ def read_rcc(data: bytes, where: str = "the .rcc file") -> dict[str, bytes]:
                 walk(child, f"{path}/" if path else "", depth + 1)
             return
         (offset,) = struct.unpack(">I", data[at + 10:at + 14])
+        need(blobs + offset + 4)
         (size,) = struct.unpack(">I", data[blobs + offset:blobs + offset + 4])
+        need(blobs + offset + 4 + size)
         blob = data[blobs + offset + 4:blobs + offset + 4 + size]
         if flags & _ZSTD:
             raise DataError(f"{where}: {path!r} is zstd-compressed, which this reader does not handle")
