@@ -219,3 +219,11 @@ def test_mini_select_chooses_on_the_chosen_versions_validation_sets(tmp_path, mo
     assert all(a[a.index("--dataset") + 1] == id_set for a in argvs)
     assert argvs[1][argvs[1].index("--outliers") + 1] == "mini-outliers"
     assert table.startswith(f"MSP on validation data ({id_set} val vs validation OOD sets")
+
+
+def test_the_held_out_photographs_are_the_documented_ones():
+    """docs/mini_benchmark.md ("Version 3", "The set") names v3's test photographs; the split rule shared with
+    version 4 (photo_manifest.photo_splits) must keep them."""
+    assert split_photos("test") == {"plants": ["mate_blinds", "mate_raindrops", "mate_twowings"],
+                                    "landscapes": ["lomiri_aitzgorri", "lomiri_bridge", "plasma_kite"],
+                                    "objects": ["lomiri_wine", "motorcycle", "rocket"]}
