@@ -6,6 +6,7 @@ Needs Debian's ``apt-get download`` and ``dpkg-deb`` (or the ``.deb`` files in a
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -57,6 +58,12 @@ def thumbnail_at_most(src, side: int):
         if min(im.size) <= side:
             return im.convert("RGB")
     return thumbnail(src, side)
+
+
+def write_record(out: Path, manifest: dict, attribution: str) -> None:
+    """Write ``out/manifest.json`` and ``out/LICENSES.md`` (the attribution table)."""
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
+    (out / "LICENSES.md").write_text(attribution)
 
 
 def save_jpeg(img, out: Path, rel: str, quality: int) -> str:

@@ -15,7 +15,6 @@ buildings and food).  Photographs of people and animals, graphics and abstract a
 """
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import tempfile
@@ -26,7 +25,7 @@ from typing import Optional, Sequence
 from oe_core.cli_config import help_field, parse_config, require
 from oe_core.errors import cli_main
 
-from .deb_photos import save_jpeg, thumbnail, unpack_debs
+from .deb_photos import save_jpeg, thumbnail, unpack_debs, write_record
 
 
 @dataclass(frozen=True)
@@ -190,8 +189,7 @@ def make(cfg: MakeConfig) -> Path:
     for lic in LICENSE_TEXTS:
         shutil.copyfile(f"/usr/share/common-licenses/{lic}", out / "licenses" / f"{lic}.txt")
     manifest = {"classes": ["plants", "landscapes", "objects"], "side": cfg.side, "photos": photos}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
-    (out / "LICENSES.md").write_text(attribution(manifest))
+    write_record(out, manifest, attribution(manifest))
     return out
 
 

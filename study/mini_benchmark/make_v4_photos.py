@@ -31,7 +31,7 @@ from typing import Optional, Sequence
 from oe_core.cli_config import help_field, parse_config, require
 from oe_core.errors import DataError, cli_main
 
-from .deb_photos import save_jpeg, thumbnail_at_most, unpack_debs
+from .deb_photos import save_jpeg, thumbnail_at_most, unpack_debs, write_record
 from .qt_rcc import read_rcc
 
 HERE = Path(__file__).resolve().parent
@@ -192,8 +192,7 @@ def make(cfg: MakeConfig) -> Path:
         shutil.copyfile(roots["lxqt-themes"] / "usr/share/lxqt/wallpapers/License",
                         out / "licenses" / "lxqt-wallpapers-credits.txt")
     manifest = {"classes": list(CLASSES), "side": cfg.side, "photos": photos}
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n")
-    (out / "LICENSES.md").write_text(attribution(manifest))
+    write_record(out, manifest, attribution(manifest))
     return out
 
 
