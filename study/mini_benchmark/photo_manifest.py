@@ -85,7 +85,7 @@ def photo_splits(manifest: dict, label: str) -> dict[str, str]:
     return out
 
 
-@functools.lru_cache(maxsize=512)
+@functools.lru_cache(maxsize=64)
 def _load(folder: Path, label: str, name: str) -> np.ndarray:
     entry = next(p for p in load_manifest(folder, label)["photos"] if p["name"] == name)
     if "bundled" in entry:
