@@ -77,12 +77,15 @@ PRESETS: dict[str, Preset] = {
     "default": Preset(size=16, n_test=1000, n_ood=500, cls_epochs=5, cls_oe_epochs=4, cls_oe_lr=0.01, cls_depth=16,
                       cls_width=2, pcnn_epochs=4, pcnn_oe_epochs=1, pcnn_oe_steps=80, pcnn_filters=32,
                       pcnn_resnet=1, pcnn_mix=5, pcnn_batch=32, pcnn_ema=0.995),
-    # a larger PixelCNN++ trained twice as long, full OE epochs, plus a small Glow; the classifier's OE length
-    # chosen on validation sets for its 10-epoch baseline (python -m study.mini.select; docs/mini_benchmark.md)
+    # every density family: a larger PixelCNN++ trained twice as long, full OE epochs, a small Glow, the diffusion
+    # model and the VAE; the classifier's OE length chosen on validation sets for its 10-epoch baseline (python -m
+    # study.mini.select; docs/mini_benchmark.md); the diffusion model's epochs, scoring t-draws and OE steps and the
+    # VAE's epochs and OE steps chosen on validation sets within the 30-minute budget (docs/diffusion.md, docs/vae.md)
     "full": Preset(size=16, n_test=1000, cls_epochs=10, cls_oe_epochs=8, cls_oe_lr=0.01, cls_depth=16,
                    cls_width=2, pcnn_epochs=8, pcnn_oe_epochs=1, pcnn_filters=48, pcnn_resnet=2, pcnn_mix=5,
-                   pcnn_batch=32, pcnn_ema=0.995, models=("pixelcnn", "glow"), glow_epochs=8, glow_steps=4,
-                   glow_hidden=32),
+                   pcnn_batch=32, pcnn_ema=0.995, models=("pixelcnn", "glow", "diffusion", "vae"), glow_epochs=8,
+                   glow_steps=4, glow_hidden=32, diffusion_epochs=8, diffusion_t_samples=8, diffusion_oe_steps=120,
+                   vae_epochs=27, vae_oe_steps=160),
 }
 
 

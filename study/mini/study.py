@@ -8,8 +8,8 @@ paper's graph builds its commands):
 
 1. classifier baseline, then OE fine-tuning on ``mini-outliers``         (``python -m classifiers_oe.train``)
 2. small PixelCNN++ baseline, then OE fine-tuning with the margin loss   (``python -m density_oe.train``);
-   with ``--models pixelcnn glow`` (preset ``full``) also a small Glow, trained and OE-tuned the same way (and
-   so for ``diffusion`` and ``vae``)
+   with ``--models pixelcnn glow diffusion vae`` (preset ``full``) also a small Glow, a diffusion model and a VAE,
+   each trained and OE-tuned the same way
 3. MSP and bits-per-dim detectors before and after OE on the OOD suite   (``python -m analysis.evaluate``)
 4. the comparison table, every figure, the digits-vs-photos likelihood study, the AUROC-over-training trajectory
    (``analysis.compare``, ``analysis.figures``, ``analysis.svhn_likelihood``, ``analysis.trajectory``)
@@ -19,7 +19,7 @@ paper's graph builds its commands):
 and writes ``<out>/report.md`` (:mod:`study.mini.report`) with the tables and figures embedded, the findings stated
 from the measured numbers, and the wall time, CPU time and peak memory of every step.  Presets
 (:mod:`study.mini.presets`): ``default`` (the main job), ``full`` (a larger PixelCNN++ trained longer, plus a small
-Glow), ``tiny`` (a CI-sized run of the same code path); their measured times are in ``docs/results.md``.
+Glow, a diffusion model and a VAE), ``tiny`` (a CI-sized run of the same code path); their measured times are in ``docs/results.md``.
 ``--amp auto`` (the default) trains in bf16 autocast where the CPU or GPU computes bf16 natively (likelihoods and
 the density head stay float32; the report says which precision ran); evaluation scores in float32.
 """
@@ -55,7 +55,7 @@ class StudyConfig:
 
     out: str = help_field("runs/demo", "folder for every run, table, figure and report.md")
     preset: str = help_field("default", "default: the main job; full: a larger PixelCNN++ trained longer plus a small "
-                                         "Glow; tiny: seconds, for CI (measured times: docs/results.md)",
+                                         "Glow, a diffusion model and a VAE; tiny: seconds, for CI (measured times: docs/results.md)",
                              choices=tuple(PRESETS))
     benchmark: str = help_field(DEFAULT_BENCHMARK, "mini benchmark version: v2 (crops of 8 photos, one class each; "
                                 "test crops of the training photos), v3 (43 photos in 3 scene classes, whole "
@@ -76,7 +76,7 @@ class StudyConfig:
     models: list[str] = help_field([], "density model families to train, OE-tune and evaluate: pixelcnn, glow, "
                                        "diffusion, vae (the VAE adds Likelihood Regret on the first images of each "
                                        "set and the bound gap; empty: the preset's; default and tiny: pixelcnn; "
-                                       "full: pixelcnn glow)")
+                                       "full: all four)")
 
     def validate(self) -> None:
         require(self.threads >= 0, f"--threads must be >= 0, got {self.threads}")
